@@ -1,0 +1,12 @@
+"""Wiring of the matcher service: which queues it consumes and what runs beside them."""
+
+from __future__ import annotations
+
+from services.matcher.handler import MatcherHandler
+from shared.amqp.topology import MATCHER_QUEUE
+from shared.service import Runtime
+
+
+async def setup(runtime: Runtime) -> None:
+    runtime.consume(MATCHER_QUEUE, MatcherHandler(runtime))
+

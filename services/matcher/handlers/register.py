@@ -1,0 +1,137 @@
+"""melding.register: store the melding, find the match, decide who is told."""
+
+from __future__ import annotations
+
+from shared.contract.errors import ErrorCode
+from shared.contract.inbound import MeldingRegister, Youth, normalise_surname
+from shared.dates import amsterdam_date, inform_targets
+from shared.db.audit import audit
+from shared.index import repository as repo
+from shared.index.deadlines import expiry_date
+from shared.index.domain import (
+    AlreadyRegistered,
+    Contact,
+    MemberSector,
+    choose_lead,
+    decide_registration,
+)
+from shared.index.lifecycle import lead_changed_message
+from shared.index.notices import match_event, notify_message, participant
+from shared.pseudonym import Pseudonymizer
+from services.matcher.context import Context
+
+
+
+
+def identity_of(youth: Youth, pseudonyms: Pseudonymizer) -> bytes:
+    if youth.bsn is not None:
+        return pseudonyms.youth_by_bsn(youth.bsn)
+    assert youth.surname is not None and youth.sex is not None
+    return pseudonyms.youth_without_bsn(normalise_surname(youth.surname), youth.birth_date, youth.sex)
+
+
+async def register(ctx: Context, msg: MeldingRegister) -> None:
+    conn = ctx.uow.conn
+    if await repo.ref_used(conn, ctx.partner_id, msg.melding_ref):
+        ctx.reject(
+            msg.melding_ref,
+            ErrorCode.DUPLICATE_REF,
+            "melding_ref",
+            "this melding_ref was used before by your organisation; choose a new one",
+        )
+        return
+    identity = identity_of(msg.youth, ctx.pseudonyms)
+    youth = await repo.lock_or_create_youth(
+        conn,
+        identity,
+        has_bsn=msg.youth.bsn is not None,
+        birth_date=msg.youth.birth_date,
+        municipality=msg.youth.municipality,
+    )
+    existing = await repo.meldingen_of_youth(conn, youth.id)
+    decision = decide_registration(ctx.partner_id, existing)
+    if isinstance(decision, AlreadyRegistered):
+        ctx.reject(
+            msg.melding_ref,
+            ErrorCode.ALREADY_REGISTERED,
+            "youth",
+            f"your organisation already has an active melding on this youth: {decision.existing_ref}",
+        )
+        await repo.delete_youth_if_empty(conn, youth.id)
+        return
+    await repo.update_youth_facts(
+        conn, youth.id, birth_date=msg.youth.birth_date, municipality=msg.youth.municipality
+    )
+    reported_on = amsterdam_date(msg.reported_at)
+    new = await repo.insert_melding(
+        conn,
+        youth_id=youth.id,
+        partner_id=ctx.partner_id,
+        melding_ref=msg.melding_ref,
+        reported_at=msg.reported_at,
+        reporter=Contact(msg.reporter.name, str(msg.reporter.email), msg.reporter.phone),
+        expires_on=expiry_date(msg.reported_at),
+        inform_targets=inform_targets(msg.youth.birth_date, reported_on),
+    )
+    youth_ref = ctx.pseudonyms.audit_ref(identity)
+    await audit(
+        conn, "registered", ctx.partner_id, melding_ref=msg.melding_ref, youth_ref=youth_ref, at=ctx.now
+    )
+    ctx.accept(msg.melding_ref, inform=list(inform_targets(msg.youth.birth_date, reported_on)))
+    if not decision.is_match:
+        return
+
+    group = await repo.open_group(conn, youth.id)
+    if group is not None:
+        match_id, lead_id = group.id, group.lead_melding_id
+        await repo.add_members(conn, match_id, [new.id])
+    else:
+        match_id = await repo.create_group(conn, youth.id, ctx.now, live=decision.forms_live_group)
+        lead_id = None
+        await repo.add_members(conn, match_id, [new.id, *(m.id for m in decision.counterparts)])
+    await repo.mark_archive_signalled(conn, decision.archived_used)
+
+    lead_assigned = False
+    if lead_id is None and decision.forms_live_group:
+        priority = ctx.region.region.regie_priority
+        active = [new, *(m for m in decision.counterparts if m.active)]
+        lead_id = choose_lead(
+            [s.value for s in priority] if priority else None,
+            [MemberSector(m.id, participant(ctx.region, m).sector, m.registered_at) for m in active],
+        )
+        if lead_id is not None:
+            await repo.set_lead(conn, match_id, lead_id, ctx.now)
+            lead_assigned = True
+
+    involved = [new, *decision.counterparts]
+    lead_melding = next((m for m in involved if m.id == lead_id), None)
+    if lead_melding is None and lead_id is not None:
+        lead_melding = next((m for m in existing if m.id == lead_id), None)
+    # Ingest checked the code against the region; the youth now lives there.
+    municipality = ctx.region.municipalities_by_code[msg.youth.municipality]
+    event = match_event(
+        match_id=match_id,
+        newcomer=participant(ctx.region, new),
+        counterparts=[participant(ctx.region, m) for m in decision.counterparts],
+        lead=participant(ctx.region, lead_melding) if lead_melding else None,
+        municipality=municipality,
+    )
+    ctx.uow.emit(notify_message(event))
+    for melding in involved:
+        await audit(
+            conn,
+            "signalled",
+            melding.partner_id,
+            melding_ref=melding.melding_ref,
+            youth_ref=youth_ref,
+            match_id=match_id,
+            at=ctx.now,
+        )
+    if lead_assigned:
+        members = await repo.active_members(conn, match_id)
+        ctx.uow.emit(
+            await lead_changed_message(
+                conn, ctx.region, match_id, members, lead_id, youth_id=youth.id, escalated=False
+            )
+        )
+

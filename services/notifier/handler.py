@@ -1,0 +1,96 @@
+"""The notifier: fans events out into partner notices and e-mail jobs, and delivers
+e-mail. Notices and e-mails travel separately, so SMTP trouble never holds up a
+partner's notice."""
+
+from __future__ import annotations
+
+from email.message import EmailMessage
+from email.utils import formatdate
+
+import pydantic
+
+from services.notifier.mailer import Mailer
+from services.notifier.templates import TEMPLATES
+from shared.amqp.consumer import Delivery, PoisonMessage
+from shared.amqp.topology import EMAIL_KEY, INTERNAL_EXCHANGE, OUTBOUND_EXCHANGE
+from shared.envelopes import EmailJob, NotifyEvent
+from shared.logs import get_logger
+from shared.service import Runtime
+
+log = get_logger(__name__)
+
+MESSAGE_ID_DOMAIN = "verwijsindex.invalid"
+
+
+class FanOutHandler:
+    def __init__(self, runtime: Runtime) -> None:
+        self._rt = runtime
+
+    async def __call__(self, delivery: Delivery) -> None:
+        try:
+            event = NotifyEvent.model_validate_json(delivery.message.body)
+        except pydantic.ValidationError as exc:
+            raise PoisonMessage("not a valid notify event") from exc
+        # Publish everything, then ack: a redelivery republishes with the same ids,
+        # which partners and the e-mail step drop as duplicates.
+        for notice in event.notices:
+            await self._rt.publisher.publish(
+                OUTBOUND_EXCHANGE,
+                notice.partner_id,
+                _json(notice.body),
+                message_id=str(notice.message_id),
+                message_type=notice.message_type,
+                correlation_id=str(event.event_id),
+            )
+        for job in event.emails:
+            await self._rt.publisher.publish(
+                INTERNAL_EXCHANGE,
+                EMAIL_KEY,
+                job.model_dump_json().encode(),
+                message_id=str(job.message_id),
+                message_type=f"email.{job.template}",
+                correlation_id=str(event.event_id),
+            )
+        log.info("notify_fanned_out", notices=len(event.notices), emails=len(event.emails))
+
+
+def _json(body: object) -> bytes:
+    import json
+
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def render(job: EmailJob, sender: str) -> EmailMessage:
+    subject, text = TEMPLATES[job.template](job.data)
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = job.to
+    message["Subject"] = subject
+    message["Date"] = formatdate(localtime=False)
+    message["Message-ID"] = f"<{job.message_id}@{MESSAGE_ID_DOMAIN}>"
+    message.set_content(text)
+    return message
+
+
+class EmailHandler:
+    """Send, then record. A crash between the two sends the e-mail again with the same
+    Message-ID (documented: at-least-once for e-mail)."""
+
+    def __init__(self, runtime: Runtime, mailer: Mailer) -> None:
+        self._rt = runtime
+        self._mailer = mailer
+
+    async def __call__(self, delivery: Delivery) -> None:
+        try:
+            job = EmailJob.model_validate_json(delivery.message.body)
+        except pydantic.ValidationError as exc:
+            raise PoisonMessage("not a valid e-mail job") from exc
+        key = str(job.message_id)
+        if await self._rt.pool.fetchval("SELECT true FROM sent_email WHERE message_id = $1", key):
+            log.info("email_already_sent", template=job.template)
+            return
+        await self._mailer.send(render(job, self._rt.settings.mail_from))
+        await self._rt.pool.execute(
+            "INSERT INTO sent_email (message_id) VALUES ($1) ON CONFLICT DO NOTHING", key
+        )
+        log.info("email_sent", template=job.template)

@@ -1,0 +1,124 @@
+"""The e-mails, in Dutch for professionals. Each template gets only what the matcher
+put in the job: contact data of professionals and melding references, never anything
+that identifies the youth."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+Rendered = tuple[str, str]  # (subject, plain-text body)
+
+_FOOTER = (
+    "\n\nDit bericht komt van de Verwijsindex van de regio. De Verwijsindex bewaart geen"
+    "\ninhoud over de zorg of het signaal; neem voor afstemming rechtstreeks contact op met"
+    "\nde genoemde professionals. Antwoorden op dit bericht worden niet gelezen.\n"
+)
+
+
+def _contact_lines(person: dict[str, Any]) -> list[str]:
+    reporter = person["reporter"]
+    lines = [
+        f"- {person['organisation']} ({person['sector']})",
+        f"  Contactpersoon: {reporter['name']}",
+        f"  E-mail: {reporter['email']}",
+    ]
+    if reporter.get("phone"):
+        lines.append(f"  Telefoon: {reporter['phone']}")
+    if person.get("melding_ref"):
+        lines.append(f"  Hun kenmerk: {person['melding_ref']}")
+    if person.get("archived"):
+        lines.append("  Let op: deze melding is gearchiveerd (eerder afgesloten).")
+    return lines
+
+
+def _people(people: list[dict[str, Any]]) -> str:
+    return "\n".join(line for p in people for line in _contact_lines(p))
+
+
+def match_reporter(d: dict[str, Any]) -> Rendered:
+    subject = f"Match in de Verwijsindex voor uw melding {d['melding_ref']}"
+    body = (
+        "Geachte collega,\n\n"
+        f"Op de jeugdige van uw melding met kenmerk {d['melding_ref']} ({d['organisation']})"
+        " is ook een melding gedaan door een andere organisatie. Neem contact met elkaar op"
+        " om uw hulp af te stemmen en af te spreken wie de regie neemt.\n\n"
+        "Betrokken professionals:\n"
+        f"{_people(d['counterparts'])}\n\n"
+        f"Matchnummer: {d['match_id']}"
+    )
+    return subject, body + _FOOTER
+
+
+def match_coordinator(d: dict[str, Any]) -> Rendered:
+    subject = f"Nieuwe match in de Verwijsindex ({d['municipality']})"
+    body = (
+        "Geachte matchregisseur,\n\n"
+        f"Er is een match ontstaan op een jeugdige die in {d['municipality']} woont."
+        " De volgende professionals zijn over elkaar geïnformeerd; wilt u nagaan of zij"
+        " contact hebben gehad en wie de regie neemt?\n\n"
+        f"{_people(d['participants'])}\n\n"
+        f"Matchnummer: {d['match_id']}"
+    )
+    return subject, body + _FOOTER
+
+
+def lead_coordinator(d: dict[str, Any]) -> Rendered:
+    lead = d["lead"]
+    subject = f"Regie vastgelegd voor match {d['match_id']}"
+    body = (
+        "Geachte matchregisseur,\n\n"
+        f"In match {d['match_id']} ({d['municipality']}) heeft {lead['organisation']} de regie."
+        f" Contactpersoon: {lead['reporter']['name']}, {lead['reporter']['email']}.\n\n"
+        "Betrokken professionals:\n"
+        f"{_people(d['participants'])}"
+    )
+    return subject, body + _FOOTER
+
+
+def regie_escalation(d: dict[str, Any]) -> Rendered:
+    subject = f"Geen regie in match {d['match_id']}: actie gevraagd"
+    body = (
+        "Geachte matchregisseur,\n\n"
+        f"In match {d['match_id']} ({d['municipality']}) heeft binnen de afgesproken termijn"
+        " geen organisatie de regie genomen. Wilt u met de betrokken professionals afspreken"
+        " wie de regie neemt?\n\n"
+        "Betrokken professionals:\n"
+        f"{_people(d['participants'])}"
+    )
+    return subject, body + _FOOTER
+
+
+def youth_moved_coordinator(d: dict[str, Any]) -> Rendered:
+    subject = f"Verhuizing naar {d['municipality']}: jeugdige met lopende meldingen"
+    body = (
+        "Geachte matchregisseur,\n\n"
+        f"Een jeugdige met lopende meldingen in de Verwijsindex is verhuisd naar"
+        f" {d['municipality']}. De betrokken professionals zijn op de hoogte gebracht:\n\n"
+        f"{_people(d['participants'])}"
+    )
+    return subject, body + _FOOTER
+
+
+def inform_reminder(d: dict[str, Any]) -> Rendered:
+    who = {"youth": "de jeugdige", "parents": "de ouders/wettelijk vertegenwoordigers"}
+    targets = " en ".join(who[t] for t in d["inform"])
+    subject = f"Herinnering: informeer over melding {d['melding_ref']}"
+    body = (
+        "Geachte collega,\n\n"
+        f"Voor uw melding met kenmerk {d['melding_ref']} is nog niet vastgelegd dat"
+        f" {targets} over de melding {'zijn' if len(d['inform']) > 1 else 'is'} geïnformeerd,"
+        " en ook niet dat en waarom dat is uitgesteld. Wilt u dit doen en het in uw systeem"
+        " vastleggen (bericht melding.informed)?"
+    )
+    return subject, body + _FOOTER
+
+
+TEMPLATES: dict[str, Callable[[dict[str, Any]], Rendered]] = {
+    "match_reporter": match_reporter,
+    "match_coordinator": match_coordinator,
+    "lead_coordinator": lead_coordinator,
+    "regie_escalation": regie_escalation,
+    "youth_moved_coordinator": youth_moved_coordinator,
+    "inform_reminder": inform_reminder,
+}

@@ -1,0 +1,28 @@
+"""Wiring of the retention service: which queues it consumes and what runs beside them."""
+
+from __future__ import annotations
+
+import asyncio
+
+from services.retention.sweep import Sweep
+from shared.clock import utcnow
+from shared.logs import get_logger
+from shared.service import Runtime
+
+log = get_logger(__name__)
+
+
+async def setup(runtime: Runtime) -> None:
+    async def sweep_forever() -> None:
+        while True:
+            try:
+                region = await runtime.region.get()
+                await Sweep(runtime.pool, runtime.outbox, region, runtime.pseudonyms).run(utcnow())
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a failed sweep is retried at the next tick
+                log.error("sweep_failed", error=f"{type(exc).__name__}: {exc}"[:300])
+            await asyncio.sleep(runtime.settings.retention_interval_seconds)
+
+    runtime.background(sweep_forever)
+

@@ -1,0 +1,13 @@
+"""A robust (auto-reconnecting) broker connection, named so it can be found in
+`rabbitmqctl list_connections`."""
+
+from __future__ import annotations
+
+import aio_pika
+from aio_pika.abc import AbstractRobustConnection
+
+
+async def connect(amqp_url: str, name: str) -> AbstractRobustConnection:
+    return await aio_pika.connect_robust(
+        amqp_url, client_properties={"connection_name": name}, reconnect_interval=2
+    )

@@ -1,0 +1,219 @@
+"""The consumer runtime: manual acks, bounded prefetch, retry with backoff, parking.
+
+A handler that returns normally has made its outcome durable; the message is acked.
+A handler that raises is retried through the work queue's delay queues (the attempt
+count travels in a header); after the last delay the message is parked whole, with
+the error in its headers, for an operator to replay. If even that publish fails the
+message is requeued, and the quorum queue's delivery limit parks it as a last resort.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aio_pika
+import pydantic
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
+
+from shared.amqp.publisher import Publisher
+from shared.amqp.topology import parked_queue, retry_queue
+from shared.logs import get_logger, message_context
+
+ATTEMPT_HEADER = "x-vi-attempt"
+ERROR_HEADER = "x-vi-error"
+USER_ID_HEADER = "x-vi-user-id"
+ROUTING_KEY_HEADER = "x-vi-routing-key"
+QUEUE_HEADER = "x-vi-queue"
+
+log = get_logger(__name__)
+
+
+class PoisonMessage(Exception):
+    """A message that can never succeed: park it at once instead of retrying."""
+
+
+def describe_error(exc: BaseException) -> str:
+    """A short, safe description: pydantic errors would otherwise echo the input."""
+    if isinstance(exc, pydantic.ValidationError):
+        locs = ", ".join(
+            ".".join(str(p) for p in e["loc"]) + f" ({e['type']})"
+            for e in exc.errors(include_input=False, include_url=False)
+        )
+        return f"ValidationError: {locs}"[:500]
+    return f"{type(exc).__name__}: {exc}"[:500]
+
+
+@dataclass(frozen=True)
+class Delivery:
+    message: AbstractIncomingMessage
+    service_user: str
+
+    @property
+    def headers(self) -> dict[str, Any]:
+        return dict(self.message.headers or {})
+
+    @property
+    def _from_runtime(self) -> bool:
+        # Only the services' own login can set this user_id (the broker checks it), so
+        # headers on such a message were written by the runtime, never by a partner.
+        return self.message.user_id == self.service_user and USER_ID_HEADER in self.headers
+
+    @property
+    def attempt(self) -> int:
+        value = self.headers.get(ATTEMPT_HEADER, 0) if self._from_runtime else 0
+        return int(value) if isinstance(value, int) else 0
+
+    @property
+    def seen_before(self) -> bool:
+        """True when this very message may have been handled before (broker redelivery
+        or our own retry), as opposed to a fresh publish."""
+        return bool(self.message.redelivered) or self.attempt > 0
+
+    @property
+    def user_id(self) -> str | None:
+        if self._from_runtime:
+            original = self.headers.get(USER_ID_HEADER)
+            return original if isinstance(original, str) and original else None
+        return self.message.user_id
+
+    @property
+    def routing_key(self) -> str:
+        if self._from_runtime:
+            original = self.headers.get(ROUTING_KEY_HEADER)
+            if isinstance(original, str):
+                return original
+        return self.message.routing_key or ""
+
+    def copy_for_runtime(self, **headers: Any) -> aio_pika.Message:
+        """The same message, re-published by the runtime (retry, park, dead letter)."""
+        msg = self.message
+        merged = self.headers
+        merged.setdefault(USER_ID_HEADER, self.user_id or "")
+        merged.setdefault(ROUTING_KEY_HEADER, self.routing_key)
+        merged.update(headers)
+        return aio_pika.Message(
+            msg.body,
+            headers=merged,
+            content_type=msg.content_type,
+            content_encoding=msg.content_encoding,
+            message_id=msg.message_id,
+            correlation_id=msg.correlation_id,
+            timestamp=msg.timestamp,
+            type=msg.type,
+            app_id=msg.app_id,
+            user_id=self.service_user,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        )
+
+
+Handler = Callable[[Delivery], Awaitable[None]]
+OutcomeHook = Callable[[str, str, float], None]
+
+
+class Consumer:
+    def __init__(
+        self,
+        connection: AbstractRobustConnection,
+        publisher: Publisher,
+        queue_name: str,
+        handler: Handler,
+        *,
+        prefetch: int,
+        retry_delays_ms: tuple[int, ...],
+        service_user: str,
+        on_outcome: OutcomeHook | None = None,
+    ) -> None:
+        self._connection = connection
+        self._publisher = publisher
+        self.queue_name = queue_name
+        self._handler = handler
+        self._prefetch = prefetch
+        self._delays = retry_delays_ms
+        self._service_user = service_user
+        self._on_outcome = on_outcome
+        self._channel: AbstractChannel | None = None
+        self._consumer_tag: str | None = None
+        self._in_flight: set[asyncio.Task[None]] = set()
+
+    @property
+    def running(self) -> bool:
+        return self._consumer_tag is not None and self._channel is not None and not self._channel.is_closed
+
+    async def start(self) -> None:
+        self._channel = await self._connection.channel()
+        await self._channel.set_qos(prefetch_count=self._prefetch)
+        queue = await self._channel.get_queue(self.queue_name, ensure=True)
+        self._consumer_tag = await queue.consume(self._on_message)
+
+    async def stop(self, drain_timeout: float = 30.0) -> None:
+        """Stop taking new messages, let in-flight ones finish, then close."""
+        if self._channel is not None and self._consumer_tag is not None:
+            queue = await self._channel.get_queue(self.queue_name, ensure=False)
+            await queue.cancel(self._consumer_tag)
+            self._consumer_tag = None
+        if self._in_flight:
+            await asyncio.wait(self._in_flight, timeout=drain_timeout)
+        if self._channel is not None and not self._channel.is_closed:
+            await self._channel.close()
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._in_flight.add(task)
+        try:
+            await self._process(Delivery(message, self._service_user))
+        finally:
+            if task is not None:
+                self._in_flight.discard(task)
+
+    async def _process(self, delivery: Delivery) -> None:
+        msg = delivery.message
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with message_context(
+            message_id=msg.message_id,
+            correlation_id=msg.correlation_id or msg.message_id,
+            queue=self.queue_name,
+            attempt=delivery.attempt,
+        ):
+            try:
+                await self._handler(delivery)
+            except Exception as exc:
+                outcome = await self._retry_or_park(delivery, exc)
+            else:
+                await msg.ack()
+                outcome = "ok"
+            if self._on_outcome is not None:
+                self._on_outcome(self.queue_name, outcome, loop.time() - started)
+
+    async def _retry_or_park(self, delivery: Delivery, exc: Exception) -> str:
+        error = describe_error(exc)
+        attempt = delivery.attempt
+        poison = isinstance(exc, PoisonMessage)
+        try:
+            if not poison and attempt < len(self._delays):
+                delay = self._delays[attempt]
+                log.warning("handler_failed_retrying", error=error, retry_in_ms=delay)
+                copy = delivery.copy_for_runtime(
+                    **{ATTEMPT_HEADER: attempt + 1, ERROR_HEADER: error, QUEUE_HEADER: self.queue_name}
+                )
+                await self._publisher.publish_message("", retry_queue(self.queue_name, delay), copy)
+                outcome = "retried"
+            else:
+                log.error("handler_failed_parked", error=error, poison=poison)
+                copy = delivery.copy_for_runtime(
+                    **{ATTEMPT_HEADER: attempt + 1, ERROR_HEADER: error, QUEUE_HEADER: self.queue_name}
+                )
+                await self._publisher.publish_message("", parked_queue(self.queue_name), copy)
+                outcome = "parked"
+        except Exception as publish_exc:
+            # Could not hand the message on: give it back to the broker. The delivery
+            # limit on the work queue parks it if this keeps happening.
+            log.error("retry_publish_failed", error=describe_error(publish_exc))
+            await delivery.message.nack(requeue=True)
+            return "requeued"
+        await delivery.message.ack()
+        return outcome

@@ -1,0 +1,84 @@
+"""A small client for the RabbitMQ management HTTP API (users, permissions, queue
+figures). Blocking urllib calls run in a thread; the API is used by operators' tools,
+the demo and the tests, never on a message's path."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from typing import Any
+from urllib.error import HTTPError
+from urllib.parse import quote, urlsplit
+from urllib.request import Request, urlopen
+
+
+class ManagementError(RuntimeError):
+    pass
+
+
+class Management:
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        self._base = f"{parts.scheme}://{parts.hostname}:{parts.port or 15672}/api"
+        creds = f"{parts.username or 'guest'}:{parts.password or 'guest'}".encode()
+        self._auth = "Basic " + base64.b64encode(creds).decode()
+
+    def _call(self, method: str, path: str, body: Any = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        request = Request(  # noqa: S310 - the URL is the operator's own setting
+            self._base + path,
+            data=data,
+            method=method,
+            headers={"Authorization": self._auth, "Content-Type": "application/json"},
+        )
+        try:
+            with urlopen(request, timeout=10) as response:  # noqa: S310
+                raw = response.read()
+        except HTTPError as exc:
+            if method == "DELETE" and exc.code == 404:
+                return None
+            raise ManagementError(
+                f"RabbitMQ management API {method} {path}: HTTP {exc.code} {exc.reason}"
+            ) from None
+        except OSError as exc:
+            raise ManagementError(
+                f"cannot reach the RabbitMQ management API at {self._base}: {exc}. "
+                "Is the management plugin enabled (rabbitmq-plugins enable rabbitmq_management)?"
+            ) from None
+        return json.loads(raw) if raw else None
+
+    async def call(self, method: str, path: str, body: Any = None) -> Any:
+        return await asyncio.to_thread(self._call, method, path, body)
+
+    async def put_vhost(self, vhost: str) -> None:
+        await self.call("PUT", f"/vhosts/{quote(vhost, safe='')}", {})
+
+    async def delete_vhost(self, vhost: str) -> None:
+        await self.call("DELETE", f"/vhosts/{quote(vhost, safe='')}")
+
+    async def put_user(self, name: str, password: str, tags: str = "") -> None:
+        await self.call("PUT", f"/users/{quote(name, safe='')}", {"password": password, "tags": tags})
+
+    async def delete_user(self, name: str) -> None:
+        await self.call("DELETE", f"/users/{quote(name, safe='')}")
+
+    async def set_permissions(
+        self, vhost: str, user: str, *, configure: str, write: str, read: str
+    ) -> None:
+        await self.call(
+            "PUT",
+            f"/permissions/{quote(vhost, safe='')}/{quote(user, safe='')}",
+            {"configure": configure, "write": write, "read": read},
+        )
+
+    async def queues(self, vhost: str) -> list[dict[str, Any]]:
+        result = await self.call("GET", f"/queues/{quote(vhost, safe='')}")
+        return list(result or [])
+
+
+def partner_permissions(partner_id: str) -> dict[str, str]:
+    """What a partner's broker login may do: publish to vi.inbound, read its own
+    mailbox, declare nothing."""
+    escaped = partner_id.replace(".", r"\.").replace("-", r"\-")
+    return {"configure": "^$", "write": r"^vi\.inbound$", "read": rf"^partner\.{escaped}$"}

@@ -1,0 +1,140 @@
+"""Outbound messages: what the system publishes to a partner's mailbox.
+
+None of these carries a BSN, a surname or a birth date: a youth is named only by the
+recipient's own ``melding_ref``. Serialise with :func:`dump_json` so that every
+publisher produces the same bytes for the same message.
+"""
+
+from datetime import datetime
+from typing import Annotated, Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+
+from shared.contract.errors import ErrorItem
+from shared.dates import InformTarget
+
+Sector = Literal[
+    "jeugdhulp",
+    "jgz",
+    "zorg",
+    "onderwijs",
+    "wmo",
+    "werk_inkomen",
+    "politie_justitie",
+    "gemeente",
+]
+ReceiptStatus = Literal["accepted", "rejected", "duplicate"]
+EndReason = Literal["expired", "age_limit", "deceased", "erased"]
+
+
+class OutboundBase(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ReporterContact(OutboundBase):
+    """How to reach a reporter; ``phone`` is ``null`` when none was given."""
+
+    name: str
+    email: str
+    phone: str | None = None
+
+
+class Counterpart(OutboundBase):
+    partner: str
+    organisation: str
+    sector: Sector
+    reporter: ReporterContact
+    registered_at: datetime
+    archived: bool = False
+
+
+class LeadInfo(OutboundBase):
+    partner: str
+    organisation: str
+    reporter: ReporterContact
+
+
+class Receipt(OutboundBase):
+    """The answer to one inbound message.
+
+    ``inform`` is present only on an accepted ``melding.register``; otherwise the
+    field is left out of the JSON rather than sent as ``null``.
+    """
+
+    type: Literal["receipt"] = "receipt"
+    in_reply_to: str | None
+    status: ReceiptStatus
+    melding_ref: str | None = None
+    errors: list[ErrorItem] = Field(default_factory=list)
+    inform: list[InformTarget] | None = Field(default=None, exclude_if=lambda v: v is None)
+
+    @model_validator(mode="after")
+    def _errors_match_status(self) -> "Receipt":
+        # Catches wiring mistakes early: a rejection must say why, and only an
+        # accepted registration tells whom to inform.
+        if (self.status == "rejected") != bool(self.errors):
+            raise ValueError("errors must be given exactly when status is rejected")
+        if self.inform is not None and self.status != "accepted":
+            raise ValueError("inform belongs only on an accepted receipt")
+        return self
+
+
+class MatchNotice(OutboundBase):
+    type: Literal["match.notice"] = "match.notice"
+    match_id: str
+    melding_ref: str
+    counterparts: list[Counterpart] = Field(min_length=1)
+    lead: LeadInfo | None = None
+
+
+class RegieNotice(OutboundBase):
+    type: Literal["regie.notice"] = "regie.notice"
+    match_id: str
+    melding_ref: str
+    lead: LeadInfo | None
+    escalated: bool = False
+
+
+class MeldingEnded(OutboundBase):
+    type: Literal["melding.ended"] = "melding.ended"
+    melding_ref: str
+    reason: EndReason
+
+
+class InformReminder(OutboundBase):
+    type: Literal["inform.reminder"] = "inform.reminder"
+    melding_ref: str
+    inform: list[InformTarget] = Field(min_length=1)
+
+
+class YouthMoved(OutboundBase):
+    type: Literal["youth.moved"] = "youth.moved"
+    melding_ref: str
+    municipality: str
+
+
+OutboundMessage = Annotated[
+    Receipt | MatchNotice | RegieNotice | MeldingEnded | InformReminder | YouthMoved,
+    Field(discriminator="type"),
+]
+
+OUTBOUND_TYPES: Final[dict[str, type[OutboundBase]]] = {
+    "receipt": Receipt,
+    "match.notice": MatchNotice,
+    "regie.notice": RegieNotice,
+    "melding.ended": MeldingEnded,
+    "inform.reminder": InformReminder,
+    "youth.moved": YouthMoved,
+}
+
+_OUTBOUND_ADAPTER: Final[TypeAdapter[OutboundMessage]] = TypeAdapter(OutboundMessage)
+
+
+def dump_json(model: BaseModel) -> bytes:
+    """Compact UTF-8 JSON; ``null`` stays ``null`` except for fields marked to be left out."""
+    return model.model_dump_json().encode("utf-8")
+
+
+def load_outbound(body: bytes) -> OutboundMessage:
+    """Parse an outbound message body (for tests and partner simulators)."""
+    return _OUTBOUND_ADAPTER.validate_json(body)

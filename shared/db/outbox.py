@@ -1,0 +1,165 @@
+"""The transactional outbox.
+
+Messages to publish are written as rows in the same transaction as the state change.
+After commit the writer publishes its own rows at once (the fast path) and deletes
+them; a relay in every service sweeps rows older than a grace period, so a process
+that died between commit and publish loses nothing. The row's `message_id` is the
+AMQP message_id, so a row published twice is a duplicate delivery, never a second
+effect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+
+from shared.amqp.publisher import Publisher
+from shared.logs import get_logger
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    exchange: str
+    routing_key: str
+    body: bytes
+    message_type: str
+    message_id: uuid.UUID
+    correlation_id: str | None = None
+
+
+@dataclass(frozen=True)
+class PendingRow:
+    id: int
+    message: OutboundMessage
+
+
+async def write(
+    conn: asyncpg.Connection[Any], messages: Sequence[OutboundMessage]
+) -> list[PendingRow]:
+    if not messages:
+        return []
+    ids = await conn.fetch(
+        """INSERT INTO outbox (message_id, exchange, routing_key, body, message_type, correlation_id)
+           SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bytea[], $5::text[], $6::text[])
+           RETURNING id""",
+        [m.message_id for m in messages],
+        [m.exchange for m in messages],
+        [m.routing_key for m in messages],
+        [m.body for m in messages],
+        [m.message_type for m in messages],
+        [m.correlation_id for m in messages],
+    )
+    return [PendingRow(r["id"], m) for r, m in zip(ids, messages, strict=True)]
+
+
+async def _publish_all(publisher: Publisher, messages: Sequence[OutboundMessage]) -> None:
+    await asyncio.gather(
+        *(
+            publisher.publish(
+                m.exchange,
+                m.routing_key,
+                m.body,
+                message_id=str(m.message_id),
+                correlation_id=m.correlation_id,
+                message_type=m.message_type,
+            )
+            for m in messages
+        )
+    )
+
+
+@dataclass
+class UnitOfWork:
+    """One transaction and the messages it will publish once committed."""
+
+    conn: asyncpg.Connection[Any]
+    messages: list[OutboundMessage] = field(default_factory=list)
+
+    def emit(self, *messages: OutboundMessage) -> None:
+        self.messages.extend(messages)
+
+
+class Outbox:
+    def __init__(
+        self, pool: asyncpg.Pool[Any], publisher: Publisher, *, grace_seconds: float = 5.0
+    ) -> None:
+        self._pool = pool
+        self._publisher = publisher
+        self._grace = grace_seconds
+
+    @asynccontextmanager
+    async def unit_of_work(self) -> AsyncIterator[UnitOfWork]:
+        """A transaction whose emitted messages are written to the outbox before commit
+        and published right after it."""
+        async with self._pool.acquire() as conn:
+            async with conn.transaction():
+                uow = UnitOfWork(conn)
+                yield uow
+                pending = await write(conn, uow.messages)
+            await self.dispatch(pending)
+
+    async def dispatch(self, rows: Sequence[PendingRow]) -> None:
+        """Fast path after commit. A failure is logged, not raised: the relay retries."""
+        if not rows:
+            return
+        try:
+            await _publish_all(self._publisher, [r.message for r in rows])
+            await self._pool.execute(
+                "DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r.id for r in rows]
+            )
+        except Exception as exc:
+            log.warning("outbox_dispatch_deferred", error=f"{type(exc).__name__}: {exc}"[:300])
+
+    async def relay_once(self, *, batch: int = 500, grace_seconds: float | None = None) -> int:
+        """Publish and delete up to `batch` rows older than the grace period."""
+        grace = self._grace if grace_seconds is None else grace_seconds
+        async with self._pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                """SELECT id, message_id, exchange, routing_key, body, message_type, correlation_id
+                   FROM outbox WHERE created_at <= now() - make_interval(secs => $1)
+                   ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED""",
+                grace,
+                batch,
+            )
+            if not rows:
+                return 0
+            await _publish_all(
+                self._publisher,
+                [
+                    OutboundMessage(
+                        r["exchange"],
+                        r["routing_key"],
+                        r["body"],
+                        r["message_type"],
+                        r["message_id"],
+                        r["correlation_id"],
+                    )
+                    for r in rows
+                ],
+            )
+            await conn.execute(
+                "DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows]
+            )
+            return len(rows)
+
+    async def backlog(self) -> int:
+        return int(await self._pool.fetchval("SELECT count(*) FROM outbox"))
+
+    async def relay_forever(self, interval: float = 1.0) -> None:
+        while True:
+            try:
+                while await self.relay_once() > 0:
+                    pass
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("outbox_relay_failed", error=f"{type(exc).__name__}: {exc}"[:300])
+            await asyncio.sleep(interval)

@@ -1,0 +1,42 @@
+"""The asyncpg pool, with JSON codecs so jsonb columns come back as Python values."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import asyncpg
+
+# Errors after which a fresh connection may well succeed (a restarted database).
+TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.InterfaceError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.SerializationError,
+    asyncpg.exceptions.DeadlockDetectedError,
+    ConnectionError,
+    OSError,
+)
+
+
+async def _init_connection(conn: asyncpg.Connection[Any]) -> None:
+    for kind in ("json", "jsonb"):
+        await conn.set_type_codec(
+            kind, encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
+        )
+
+
+async def create_pool(dsn: str, *, size: int = 10) -> asyncpg.Pool[Any]:
+    pool = await asyncpg.create_pool(
+        dsn, min_size=1, max_size=size, init=_init_connection, command_timeout=60
+    )
+    assert pool is not None
+    return pool
+
+
+async def connect(dsn: str) -> asyncpg.Connection[Any]:
+    """A single connection with the same codecs as the pool (for the CLI)."""
+    conn = await asyncpg.connect(dsn)
+    await _init_connection(conn)
+    return conn

@@ -1,0 +1,125 @@
+"""How a melding ends, and what follows for its match group and lead.
+
+Shared by the matcher (withdraw, death), the retention sweep (expiry, 23rd birthday,
+archive purge) and the operator CLI (erasure). The caller holds the youth's row lock.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from shared.db.audit import audit
+from shared.db.outbox import OutboundMessage
+from shared.index import repository as repo
+from shared.index.deadlines import archive_purge_date
+from shared.index.domain import MemberSector, StoredMelding, choose_lead
+from shared.index.notices import ended_event, notify_message, participant, regie_event
+from shared.region.model import RegionConfig
+
+# Ended by these reasons a melding is kept in the archive for 5 years; by any other
+# reason it is purged at once (domain rule 7).
+ARCHIVING_REASONS = frozenset({"risk_ended", "expired"})
+# The owner is told with melding.ended unless it ended the melding itself.
+NOTIFIED_REASONS = frozenset({"expired", "age_limit", "deceased", "erased"})
+
+
+async def end_melding(
+    conn: repo.Conn,
+    region: RegionConfig,
+    melding: StoredMelding,
+    *,
+    youth_id: int,
+    youth_ref: str,
+    reason: str,
+    actor: str,
+    now: datetime,
+) -> list[OutboundMessage]:
+    """End one melding (active or archived). Returns the messages to emit."""
+    out: list[OutboundMessage] = []
+    group = await repo.group_of_melding(conn, melding.id)
+    if reason in ARCHIVING_REASONS and melding.active:
+        await conn.execute(
+            """UPDATE melding SET state = 'archived', ended_at = $2, end_reason = $3,
+                   purge_on = $4, archive_signalled = false,
+                   informed = NULL, informed_on = NULL, deferred_reason = NULL
+               WHERE id = $1""",
+            melding.id,
+            now,
+            reason,
+            archive_purge_date(now),
+        )
+        action = "archived"
+    else:
+        await conn.execute("DELETE FROM melding WHERE id = $1", melding.id)
+        action = "purged"
+    await audit(
+        conn,
+        action,
+        actor,
+        melding_ref=melding.melding_ref,
+        youth_ref=youth_ref,
+        detail={"partner": melding.partner_id, "reason": reason},
+        at=now,
+    )
+    if melding.active and reason in NOTIFIED_REASONS:
+        out.append(notify_message(ended_event(melding, reason)))
+    if group is not None and melding.active:
+        out.extend(await after_member_left(conn, region, group, melding, youth_id=youth_id, now=now))
+    await repo.delete_youth_if_empty(conn, youth_id)
+    return out
+
+
+async def after_member_left(
+    conn: repo.Conn,
+    region: RegionConfig,
+    group: repo.Group,
+    left: StoredMelding,
+    *,
+    youth_id: int,
+    now: datetime,
+) -> list[OutboundMessage]:
+    remaining = await repo.active_members(conn, group.id)
+    if len(remaining) < 2:
+        await repo.end_group(conn, group.id, now)
+        return []
+    if group.lead_melding_id != left.id:
+        return []
+    # The lead's melding ended: clear it, and with a priority list assign a new one.
+    new_lead = choose_lead(
+        region.region.regie_priority and [s.value for s in region.region.regie_priority],
+        [MemberSector(m.id, participant(region, m).sector, m.registered_at) for m in remaining],
+    )
+    await repo.set_lead(conn, group.id, None, now)
+    if new_lead is not None:
+        await repo.set_lead(conn, group.id, new_lead, now)
+    return [
+        await lead_changed_message(
+            conn, region, group.id, remaining, new_lead, youth_id=youth_id, escalated=False
+        )
+    ]
+
+
+async def lead_changed_message(
+    conn: repo.Conn,
+    region: RegionConfig,
+    match_id: object,
+    members: list[StoredMelding],
+    lead_melding_id: int | None,
+    *,
+    youth_id: int,
+    escalated: bool,
+) -> OutboundMessage:
+    municipality_code = await repo.youth_municipality(conn, youth_id)
+    municipality = region.municipalities_by_code.get(municipality_code)
+    people = [participant(region, m) for m in members]
+    lead = next((p for p in people if p.melding.id == lead_melding_id), None)
+    template = "regie_escalation" if escalated else ("lead_coordinator" if lead else None)
+    event = regie_event(
+        match_id=match_id,  # type: ignore[arg-type]
+        members=people,
+        lead=lead,
+        escalated=escalated,
+        municipality=municipality,  # type: ignore[arg-type]
+        coordinator_template=template if municipality else None,
+    )
+    return notify_message(event)

@@ -1,0 +1,50 @@
+"""Structured JSON logs (structlog) with per-message context.
+
+Context (service, message id, correlation id) lives in contextvars, so every line
+written while a message is handled carries it without passing a logger around.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import structlog
+
+_configured = False
+
+
+def configure_logging(service: str, level: str = "info") -> None:
+    global _configured
+    logging.basicConfig(stream=sys.stderr, format="%(message)s", level=level.upper())
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            structlog.processors.JSONRenderer(),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelNamesMapping()[level.upper()]
+        ),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(service=service)
+    _configured = True
+
+
+def get_logger(name: str | None = None) -> Any:
+    return structlog.get_logger(name)
+
+
+@contextmanager
+def message_context(**values: Any) -> Iterator[None]:
+    """Bind message_id / correlation_id (and the like) for the duration of one message."""
+    with structlog.contextvars.bound_contextvars(**values):
+        yield

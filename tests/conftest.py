@@ -1,0 +1,223 @@
+"""Fixtures: every test gets its own vhost and its own database (cloned from a
+template migrated once per session), on the real RabbitMQ and PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+
+from services.ingest.app import setup as ingest_setup
+from services.matcher.app import setup as matcher_setup
+from services.notifier.app import setup as notifier_setup
+from shared.amqp.connection import connect
+from shared.amqp.management import Management, partner_permissions
+from shared.amqp.topology import declare_core, declare_partner_queues
+from shared.db import migrate
+from shared.db.pool import connect as connect_db
+from shared.region.model import RegionConfig, parse_region
+from shared.region.store import store_region
+from shared.service import Runtime
+from shared.settings import Settings
+from tests.support import (
+    PARTNER_PASSWORD,
+    PartnerClient,
+    RegionUnderTest,
+    amqp_url,
+    region_document,
+)
+
+BASE = Settings.from_env()
+SETUPS: dict[str, Callable[[Runtime], Awaitable[None]]] = {
+    "ingest": ingest_setup,
+    "matcher": matcher_setup,
+    "notifier": notifier_setup,
+}
+
+
+def _db_url(name: str) -> str:
+    return urlunsplit(urlsplit(BASE.database_url)._replace(path=f"/{name}"))
+
+
+def _admin_url() -> str:
+    return _db_url("postgres")
+
+
+@pytest.fixture(scope="session")
+def management() -> Management:
+    return Management(BASE.management_url)
+
+
+@pytest.fixture(scope="session")
+async def user_prefix(management: Management) -> AsyncIterator[str]:
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    doc = region_document(prefix)
+    users = [p["broker_user"] for p in doc["partner"]]
+    for user in users:
+        await management.put_user(user, PARTNER_PASSWORD)
+    yield prefix
+    for user in users:
+        await management.delete_user(user)
+
+
+@pytest.fixture(scope="session")
+async def template_db() -> AsyncIterator[str]:
+    name = f"vi_tmpl_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(_admin_url())
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        await migrate.upgrade(_db_url(name))
+        yield name
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+async def apply_region(test_region: RegionUnderTest, document: dict[str, Any]) -> RegionConfig:
+    config = parse_region(document)
+    connection = await connect(test_region.settings.amqp_url, "test-setup")
+    try:
+        async with connection.channel() as channel:
+            await declare_core(
+                channel,
+                retry_delays_ms=test_region.settings.retry_delays_ms,
+                delivery_limit=test_region.settings.delivery_limit,
+            )
+            await declare_partner_queues(channel, [p.id for p in config.partner])
+    finally:
+        await connection.close()
+    conn = await connect_db(test_region.settings.database_url)
+    try:
+        await store_region(conn, config)
+    finally:
+        await conn.close()
+    test_region.region = config
+    return config
+
+
+@pytest.fixture
+async def test_region(
+    request: pytest.FixtureRequest,
+    management: Management,
+    user_prefix: str,
+    template_db: str,
+    tmp_path: Path,
+) -> AsyncIterator[RegionUnderTest]:
+    suffix = uuid.uuid4().hex[:10]
+    vhost = f"vi-test-{suffix}"
+    database = f"vi_test_{suffix}"
+    await management.put_vhost(vhost)
+    service_user = BASE.service_broker_user
+    await management.set_permissions(vhost, service_user, configure=".*", write=".*", read=".*")
+    document = region_document(user_prefix)
+    for partner in document["partner"]:
+        await management.set_permissions(
+            vhost, partner["broker_user"], **partner_permissions(partner["id"])
+        )
+    admin = await asyncpg.connect(_admin_url())
+    await admin.execute(f'CREATE DATABASE "{database}" TEMPLATE "{template_db}"')
+    parts = urlsplit(BASE.amqp_url)
+    settings = Settings(
+        amqp_url=amqp_url(
+            BASE.amqp_url,
+            user=parts.username or "guest",
+            password=parts.password or "guest",
+            vhost=vhost,
+        ),
+        database_url=_db_url(database),
+        management_url=BASE.management_url,
+        mail_dir=tmp_path / "mail",
+        pseudonym_key="test-pseudonym-key",
+        retry_delays_ms=(100, 300),
+        outbox_grace_seconds=0.5,
+        config_reload_seconds=0.2,
+        prefetch=32,
+    )
+    region = RegionUnderTest(settings, vhost, database, parse_region(document), user_prefix, tmp_path / "mail")
+    await apply_region(region, document)
+    try:
+        yield region
+    finally:
+        await management.delete_vhost(vhost)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        await admin.close()
+
+
+@dataclass
+class System:
+    """Services running in-process against the test region."""
+
+    region: RegionUnderTest
+    runtimes: list[Runtime] = field(default_factory=list)
+
+    async def start(self, name: str, *, setup: Callable[[Runtime], Awaitable[None]] | None = None, settings: Settings | None = None) -> Runtime:
+        runtime = await Runtime.open(f"test-{name}", settings or self.region.settings)
+        await (setup or SETUPS[name])(runtime)
+        await runtime.start()
+        self.runtimes.append(runtime)
+        return runtime
+
+    async def stop(self, runtime: Runtime) -> None:
+        self.runtimes.remove(runtime)
+        await runtime.close()
+
+    async def close(self) -> None:
+        for runtime in reversed(self.runtimes):
+            await runtime.close()
+        self.runtimes.clear()
+
+
+@pytest.fixture
+async def system(test_region: RegionUnderTest) -> AsyncIterator[System]:
+    running = System(test_region)
+    try:
+        yield running
+    finally:
+        await running.close()
+
+
+@pytest.fixture
+async def pipeline(system: System) -> System:
+    """Ingest, matcher and notifier running (one replica each)."""
+    for name in ("ingest", "matcher", "notifier"):
+        await system.start(name)
+    return system
+
+
+@pytest.fixture
+async def partners(test_region: RegionUnderTest) -> AsyncIterator[dict[str, PartnerClient]]:
+    clients = {}
+    for partner in test_region.region.partner:
+        client = PartnerClient(partner.id, partner.broker_user, test_region.partner_url(partner.id))
+        await client.start()
+        clients[partner.id] = client
+    try:
+        yield clients
+    finally:
+        for client in clients.values():
+            await client.close()
+
+
+@pytest.fixture
+async def db(test_region: RegionUnderTest) -> AsyncIterator[asyncpg.Connection[Any]]:
+    conn = await connect_db(test_region.settings.database_url)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "integration" in str(item.path.parent):
+            item.add_marker(pytest.mark.integration)
+
+
+os.environ.setdefault("VI_LOG_LEVEL", "warning")
