@@ -265,7 +265,8 @@ class TestTimestampsAndDates:
             )
 
     @pytest.mark.parametrize(
-        "text", ["2014-5-1", "2014-05-01T00:00:00", "2014-02-30", "20140501", 20140501, "3000-01-01"]
+        "text",
+        ["2014-5-1", "2014-05-01T00:00:00", "2014-02-30", "20140501", 20140501, "3000-01-01"],
     )
     def test_refused_dates(self, text: object) -> None:
         with pytest.raises(ValidationError) as exc:

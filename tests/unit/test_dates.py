@@ -17,15 +17,11 @@ class TestAmsterdamDate:
         assert amsterdam_date(datetime(2026, 6, 30, 21, 59, tzinfo=timezone.utc)) == date(
             2026, 6, 30
         )
-        assert amsterdam_date(datetime(2026, 6, 30, 22, 0, tzinfo=timezone.utc)) == date(
-            2026, 7, 1
-        )
+        assert amsterdam_date(datetime(2026, 6, 30, 22, 0, tzinfo=timezone.utc)) == date(2026, 7, 1)
 
     def test_other_offsets_are_converted(self) -> None:
         new_york = timezone(timedelta(hours=-5))
-        assert amsterdam_date(datetime(2026, 11, 28, 19, 0, tzinfo=new_york)) == date(
-            2026, 11, 29
-        )
+        assert amsterdam_date(datetime(2026, 11, 28, 19, 0, tzinfo=new_york)) == date(2026, 11, 29)
 
     def test_naive_datetime_is_refused(self) -> None:
         with pytest.raises(ValueError):

@@ -99,7 +99,10 @@ def test_population_register_may_report_a_move() -> None:
 @pytest.mark.parametrize(
     ("routing_key", "body"),
     [
-        ("melding.withdraw", {"type": "melding.withdraw", "melding_ref": "R", "reason": "unjustified"}),
+        (
+            "melding.withdraw",
+            {"type": "melding.withdraw", "melding_ref": "R", "reason": "unjustified"},
+        ),
         ("regie.claim", {"type": "regie.claim", "melding_ref": "R"}),
         (
             "melding.informed",
@@ -264,7 +267,10 @@ def test_bsn_checksum_on_register() -> None:
                 "moved_at": "2026-11-01T00:00:00Z",
             },
         ),
-        ("person.deceased", {"type": "person.deceased", "bsn": "123456789", "died_on": "2026-11-01"}),
+        (
+            "person.deceased",
+            {"type": "person.deceased", "bsn": "123456789", "died_on": "2026-11-01"},
+        ),
     ],
 )
 def test_bsn_checksum_on_person_messages(routing_key: str, body: dict[str, Any]) -> None:
