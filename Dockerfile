@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # One image for every Verwijsindex process: the four services
 # (`python -m services.<name>`) and the operator CLI (`verwijsindex ...`).
 FROM python:3.11.11-slim-bookworm
@@ -23,6 +22,7 @@ COPY services ./services
 COPY cli ./cli
 COPY region ./region
 RUN pip install --no-cache-dir . \
+ && rm -rf build ./*.egg-info \
  && mkdir -p /app/var/mail \
  && chown -R verwijsindex:verwijsindex /app/var
 

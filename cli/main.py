@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from cli.db import db
+from cli.demo import demo
 from cli.region import region
 from cli.retention import retention
 from cli.schema import schema
@@ -20,5 +21,5 @@ def main() -> None:
     """
 
 
-for command in (db, region, retention, schema):
+for command in (db, demo, region, retention, schema):
     main.add_command(command)

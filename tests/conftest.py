@@ -195,7 +195,7 @@ async def pipeline(system: System) -> System:
 async def partners(test_region: RegionUnderTest) -> AsyncIterator[dict[str, PartnerClient]]:
     clients = {}
     for partner in test_region.region.partner:
-        client = PartnerClient(partner.id, partner.broker_user, test_region.partner_url(partner.id))
+        client = PartnerClient(test_region.partner_url(partner.id), partner.id, partner.broker_user)
         await client.start()
         clients[partner.id] = client
     try:

@@ -4,20 +4,16 @@ running in-process against it, and partner clients that log in as partners do.""
 from __future__ import annotations
 
 import asyncio
-import json
-import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
-import aio_pika
-from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
-
-from shared.amqp.topology import INBOUND_EXCHANGE, partner_queue
-from shared.region.model import RegionConfig, parse_region
+from shared.contract.validation import example_bsn
+from shared.partner_client import PartnerClient, Received
+from shared.region.model import RegionConfig
 from shared.settings import Settings
 
 PARTNER_PASSWORD = "test-partner-secret"
@@ -50,90 +46,6 @@ def region_document(user_prefix: str, **rules: Any) -> dict[str, Any]:
             for pid, name, sector, roles in partners
         ],
     }
-
-
-@dataclass
-class Received:
-    body: dict[str, Any]
-    message_id: str | None
-    correlation_id: str | None
-    raw: AbstractIncomingMessage
-
-
-@dataclass
-class PartnerClient:
-    """A partner's system: its own broker login, publishing with user_id set."""
-
-    partner_id: str
-    broker_user: str
-    url: str
-    connection: AbstractRobustConnection | None = None
-    _channel: Any = None
-    _inbox: asyncio.Queue[Received] = field(default_factory=asyncio.Queue)
-
-    async def start(self) -> None:
-        self.connection = await aio_pika.connect_robust(
-            self.url, client_properties={"connection_name": f"test-partner-{self.partner_id}"}
-        )
-        self._channel = await self.connection.channel(publisher_confirms=True)
-        queue = await self._channel.get_queue(partner_queue(self.partner_id), ensure=False)
-
-        async def on_message(message: AbstractIncomingMessage) -> None:
-            await message.ack()
-            await self._inbox.put(
-                Received(json.loads(message.body), message.message_id, message.correlation_id, message)
-            )
-
-        await queue.consume(on_message)
-
-    async def close(self) -> None:
-        if self.connection is not None:
-            await self.connection.close()
-
-    async def send(
-        self,
-        body: dict[str, Any] | bytes,
-        *,
-        message_id: str | None = "auto",
-        routing_key: str | None = None,
-        user_id: str | None = "self",
-    ) -> str | None:
-        raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-        key = routing_key or (body.get("type", "") if isinstance(body, dict) else "")
-        mid = str(uuid.uuid4()) if message_id == "auto" else message_id
-        exchange = await self._channel.get_exchange(INBOUND_EXCHANGE, ensure=False)
-        await exchange.publish(
-            aio_pika.Message(
-                raw,
-                message_id=mid,
-                user_id=self.broker_user if user_id == "self" else user_id,
-                content_type="application/json",
-                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            ),
-            routing_key=key,
-        )
-        return mid
-
-    async def next(self, timeout: float = 10.0) -> Received:
-        return await asyncio.wait_for(self._inbox.get(), timeout)
-
-    async def collect(self, count: int, timeout: float = 15.0) -> list[Received]:
-        return [await self.next(timeout) for _ in range(count)]
-
-    async def quiet(self, seconds: float = 0.5) -> list[Received]:
-        """Whatever else arrives within `seconds` (expected: nothing)."""
-        extra = []
-        try:
-            while True:
-                extra.append(await asyncio.wait_for(self._inbox.get(), seconds))
-        except TimeoutError:
-            return extra
-
-    async def receipt_for(self, message_id: str | None, timeout: float = 10.0) -> Received:
-        while True:
-            got = await self.next(timeout)
-            if got.body.get("type") == "receipt" and got.body.get("in_reply_to") == message_id:
-                return got
 
 
 @dataclass
@@ -176,15 +88,7 @@ def register_body(
     }
 
 
-def valid_bsn(seed: int) -> str:
-    """A BSN that passes the 11-proef, distinct per seed."""
-    base = f"{seed % 10**8:08d}"
-    weights = [9, 8, 7, 6, 5, 4, 3, 2]
-    total = sum(int(d) * w for d, w in zip(base, weights, strict=True))
-    for last in range(10):
-        if (total - last) % 11 == 0 and base + str(last) != "000000000":
-            return base + str(last)
-    return valid_bsn(seed + 1)  # no check digit fits this base
+valid_bsn = example_bsn
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:

@@ -214,8 +214,9 @@ async def set_lead(conn: Conn, match_id: uuid.UUID, melding_id: int | None, now:
     """Set or clear the lead. Clearing starts a new deadline period."""
     await conn.execute(
         """UPDATE match_group SET lead_melding_id = $2,
-               lead_since = CASE WHEN $2::bigint IS NULL THEN NULL ELSE $3 END,
-               lead_needed_since = CASE WHEN $2::bigint IS NULL THEN $3 ELSE lead_needed_since END,
+               lead_since = CASE WHEN $2::bigint IS NULL THEN NULL ELSE $3::timestamptz END,
+               lead_needed_since = CASE WHEN $2::bigint IS NULL THEN $3::timestamptz
+                                        ELSE lead_needed_since END,
                escalated_at = CASE WHEN $2::bigint IS NULL THEN NULL ELSE escalated_at END
            WHERE id = $1""",
         match_id,

@@ -201,6 +201,8 @@ async def test_unknown_or_missing_user_id_lands_whole_in_rejected(
 async def test_a_partner_cannot_publish_as_another(partners: dict[str, PartnerClient]) -> None:
     school = partners["school"]
     with pytest.raises(Exception, match="(?i)user_id|PRECONDITION|closed"):
-        await school.send(register_body("X-2", bsn=valid_bsn(46)), user_id=partners["jeugdteam"].broker_user)
+        await school.send(
+            register_body("X-2", bsn=valid_bsn(46)), user_id=partners["jeugdteam"].broker_user
+        )
         await asyncio.sleep(0.5)
         await school.send(register_body("X-3", bsn=valid_bsn(47)))

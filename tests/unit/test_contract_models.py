@@ -1,7 +1,7 @@
 import json
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from pydantic import TypeAdapter, ValidationError
@@ -96,7 +96,7 @@ class TestMeldingRegister:
         msg = MeldingRegister.model_validate(register_body())
         assert msg.youth.bsn == "111222333"
         assert msg.youth.birth_date == date(2014, 5, 1)
-        assert msg.reported_at == datetime(2026, 11, 28, 9, 0, tzinfo=timezone.utc)
+        assert msg.reported_at == datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
         assert msg.reporter.phone == "+31201234567"
 
     def test_bsn_as_number_is_not_coerced(self) -> None:
@@ -234,7 +234,7 @@ class TestTimestampsAndDates:
     )
     def test_accepted_timestamps(self, text: str, expected_utc: datetime) -> None:
         parsed = MeldingRegister.model_validate(register_body(reported_at=text)).reported_at
-        assert parsed.astimezone(timezone.utc).replace(tzinfo=None) == expected_utc
+        assert parsed.astimezone(UTC).replace(tzinfo=None) == expected_utc
 
     @pytest.mark.parametrize(
         "text",
@@ -275,7 +275,7 @@ class TestTimestampsAndDates:
 
 
 class TestMeldingInformed:
-    base: dict[str, Any] = {"type": "melding.informed", "melding_ref": "R-1"}
+    base: ClassVar[dict[str, Any]] = {"type": "melding.informed", "melding_ref": "R-1"}
 
     def test_confirmation(self) -> None:
         msg = MeldingInformed.model_validate(

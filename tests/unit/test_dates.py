@@ -1,4 +1,4 @@
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given, settings
@@ -9,15 +9,11 @@ from shared.dates import add_years, age_on, amsterdam_date, birthday, inform_tar
 
 class TestAmsterdamDate:
     def test_winter_night_in_utc_is_next_day_in_amsterdam(self) -> None:
-        assert amsterdam_date(datetime(2026, 12, 31, 23, 30, tzinfo=timezone.utc)) == date(
-            2027, 1, 1
-        )
+        assert amsterdam_date(datetime(2026, 12, 31, 23, 30, tzinfo=UTC)) == date(2027, 1, 1)
 
     def test_summer_offset_is_two_hours(self) -> None:
-        assert amsterdam_date(datetime(2026, 6, 30, 21, 59, tzinfo=timezone.utc)) == date(
-            2026, 6, 30
-        )
-        assert amsterdam_date(datetime(2026, 6, 30, 22, 0, tzinfo=timezone.utc)) == date(2026, 7, 1)
+        assert amsterdam_date(datetime(2026, 6, 30, 21, 59, tzinfo=UTC)) == date(2026, 6, 30)
+        assert amsterdam_date(datetime(2026, 6, 30, 22, 0, tzinfo=UTC)) == date(2026, 7, 1)
 
     def test_other_offsets_are_converted(self) -> None:
         new_york = timezone(timedelta(hours=-5))

@@ -1,6 +1,6 @@
 import json
-from datetime import datetime, timedelta, timezone
-from typing import Any
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any, ClassVar
 
 import pytest
 
@@ -347,15 +347,19 @@ class TestReportedAtFuture:
         assert codes(outcome) == {("reported_at", "reported_at_future")}
 
     def test_offsets_are_compared_as_instants(self) -> None:
-        in_utc = (NOW + timedelta(minutes=4)).astimezone(timezone.utc).isoformat()
+        in_utc = (NOW + timedelta(minutes=4)).astimezone(UTC).isoformat()
         assert isinstance(check("melding.register", register_body(reported_at=in_utc)), Valid)
 
 
 class TestInformedOn:
-    base: dict[str, Any] = {"type": "melding.informed", "melding_ref": "R", "informed": ["youth"]}
+    base: ClassVar[dict[str, Any]] = {
+        "type": "melding.informed",
+        "melding_ref": "R",
+        "informed": ["youth"],
+    }
 
     def test_today_in_amsterdam_is_fine(self) -> None:
-        late_evening_utc = datetime(2026, 11, 28, 23, 30, tzinfo=timezone.utc)  # 29th in NL
+        late_evening_utc = datetime(2026, 11, 28, 23, 30, tzinfo=UTC)  # 29th in NL
         body = {**self.base, "informed_on": "2026-11-29"}
         assert isinstance(check("melding.informed", body, now=late_evening_utc), Valid)
 

@@ -110,9 +110,9 @@ def assert_well_behaved(outcome: object, routing_key: str, secrets: Secrets) -> 
     for error in outcome.errors:
         for secret in secrets.all:
             assert secret not in error.msg, (secret, error)
-        for secret in (secrets.bsn, secrets.birth_date):
-            if secret:
-                assert secret not in error.loc, (secret, error)
+        for identifying in (secrets.bsn, secrets.birth_date):
+            if identifying:
+                assert identifying not in error.loc, (identifying, error)
 
 
 def run(routing_key: str, body: bytes, roles: frozenset[str], secrets: Secrets) -> None:

@@ -1,0 +1,160 @@
+"""`verwijsindex demo ...`: demo broker logins and a short walk through the system."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+from datetime import UTC, datetime
+from email import message_from_bytes, policy
+from pathlib import Path
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
+
+import click
+
+from cli.common import run, settings
+from shared.amqp.management import Management, partner_permissions
+from shared.contract.validation import example_bsn
+from shared.partner_client import PartnerClient, Received
+from shared.region.model import RegionConfigError, load_region_file
+
+DEFAULT_REGION = Path("region/demo.toml")
+
+
+def _vhost(amqp_url: str) -> str:
+    path = urlsplit(amqp_url).path.lstrip("/")
+    return unquote(path) if path else "/"
+
+
+def _partner_url(amqp_url: str, user: str) -> str:
+    parts = urlsplit(amqp_url)
+    netloc = f"{quote(user, safe='')}:{quote(user, safe='')}@{parts.hostname}:{parts.port or 5672}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+@click.group()
+def demo() -> None:
+    """Try the system with the demo region (not for production)."""
+
+
+@demo.command()
+@click.option("--region", "region_file", type=click.Path(path_type=Path), default=DEFAULT_REGION,
+              show_default=True)
+def users(region_file: Path) -> None:
+    """Create a broker login for every partner, password = its id (DEMO ONLY).
+
+    Each login gets the permissions the partner guide prescribes: publish to
+    vi.inbound, read its own partner.<id> queue, declare nothing.
+    """
+    try:
+        config = load_region_file(region_file)
+    except RegionConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    s = settings()
+    api = Management(s.management_url)
+    vhost = _vhost(s.amqp_url)
+
+    async def go() -> None:
+        for partner in config.partner:
+            await api.put_user(partner.broker_user, partner.broker_user)
+            await api.set_permissions(vhost, partner.broker_user, **partner_permissions(partner.id))
+            click.echo(f"broker login {partner.broker_user} ready (partner {partner.id})")
+
+    run(go())
+
+
+def _show(partner: str, got: Received) -> None:
+    body = got.body
+    kind = body.get("type")
+    if kind == "receipt":
+        errors = ", ".join(f"{e['code']} at {e['loc']}" for e in body.get("errors", []))
+        inform = f"  inform: {' + '.join(body['inform'])}" if body.get("inform") else ""
+        about = f" for {body['melding_ref']}" if body.get("melding_ref") else ""
+        click.echo(f"  <- {partner}: receipt {body['status']}{about}"
+                   f"{'  (' + errors + ')' if errors else ''}{inform}")
+    elif kind == "match.notice":
+        others = ", ".join(f"{c['organisation']} ({c['reporter']['name']})" for c in body["counterparts"])
+        click.echo(f"  <- {partner}: MATCH on {body['melding_ref']} with {others}")
+    elif kind == "regie.notice":
+        lead = body["lead"]["organisation"] if body.get("lead") else "nobody"
+        click.echo(f"  <- {partner}: lead for {body['melding_ref']}: {lead}"
+                   f"{' (escalated)' if body.get('escalated') else ''}")
+    else:
+        click.echo(f"  <- {partner}: {kind} {json.dumps(body, ensure_ascii=False)}")
+
+
+async def _drain(clients: dict[str, PartnerClient], seconds: float) -> None:
+    async def one(pid: str, client: PartnerClient) -> None:
+        for got in await client.quiet(seconds):
+            _show(pid, got)
+
+    await asyncio.gather(*(one(pid, c) for pid, c in clients.items()))
+
+
+async def _traffic(region_file: Path, wait: float) -> None:
+    config = load_region_file(region_file)
+    s = settings()
+    wanted = ["regenboog", "jt-noord", "ggd-jgz", "brp"]
+    clients = {}
+    for pid in wanted:
+        partner = config.partners_by_id[pid]
+        client = PartnerClient(_partner_url(s.amqp_url, partner.broker_user), pid, partner.broker_user)
+        await client.start()
+        clients[pid] = client
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    # Fresh youths every run, so the walk-through can be repeated.
+    seed = secrets.randbelow(10**7)
+    bsn = example_bsn(seed)
+    youth = {"bsn": bsn, "birth_date": "2013-03-14", "municipality": "0363"}
+    stamp = f"{seed:07d}"
+    steps: list[tuple[str, str, dict[str, object]]] = [
+        ("De Regenboog registers a melding on a pupil", "regenboog", {
+            "type": "melding.register", "melding_ref": f"RB-{stamp}", "youth": youth,
+            "reporter": {"name": "J. de Vries", "email": "j.devries@regenboog.example"},
+            "reported_at": now}),
+        ("Jeugdteam Noord registers on the same youth: a match", "jt-noord", {
+            "type": "melding.register", "melding_ref": f"JTN-{stamp}", "youth": youth,
+            "reporter": {"name": "A. Jansen", "email": "a.jansen@jtnoord.example",
+                         "phone": "+31201234567"},
+            "reported_at": now}),
+        ("The GGD registers on a youth without a BSN (no match)", "ggd-jgz", {
+            "type": "melding.register", "melding_ref": f"GGD-{stamp}",
+            "youth": {"surname": f"Bakker-{stamp}", "sex": "F", "birth_date": "2019-07-02",
+                      "municipality": "0344"},
+            "reporter": {"name": "M. Visser", "email": "m.visser@ggd.example"},
+            "reported_at": now}),
+        ("De Regenboog sends a message with two mistakes", "regenboog", {
+            "type": "melding.register", "melding_ref": f"RB-{stamp}-2",
+            "youth": {"bsn": "123456789", "birth_date": "2012-01-01", "municipality": "9999"},
+            "reporter": {"name": "J. de Vries", "email": "j.devries@regenboog.example"},
+            "reported_at": now}),
+        ("The population register reports that the youth moved to Rotterdam", "brp", {
+            "type": "person.moved", "bsn": bsn, "municipality": "0599",
+            "moved_at": now}),
+    ]
+    try:
+        for title, pid, body in steps:
+            click.echo(f"\n-> {title}  [{pid} sends {body['type']}]")
+            await clients[pid].send(body)
+            await _drain(clients, wait)
+    finally:
+        for client in clients.values():
+            await client.close()
+
+
+@demo.command()
+@click.option("--region", "region_file", type=click.Path(path_type=Path), default=DEFAULT_REGION,
+              show_default=True)
+@click.option("--wait", default=1.5, show_default=True, help="Seconds to wait for answers per step.")
+def traffic(region_file: Path, wait: float) -> None:
+    """Act as the demo partners: register meldingen, make a match, send a bad message,
+    report a move, and print every answer, then the e-mails written."""
+    run(_traffic(region_file, wait))
+    mail_dir = settings().mail_dir
+    mails = sorted(mail_dir.glob("*.eml"), key=lambda p: p.stat().st_mtime)[-8:]
+    click.echo(f"\nE-mails (newest in {mail_dir}):")
+    for path in mails:
+        mail = message_from_bytes(path.read_bytes(), policy=policy.default)
+        click.echo(f"  to {mail['To']}: {mail['Subject']}")
+    if not mails:
+        click.echo("  none yet (is the notifier running?)")
