@@ -7,7 +7,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1
 
-# Unprivileged user; its home holds nothing but the mail directory fallback.
+# Unprivileged runtime user; it can write only /app/var (the .eml mail fallback).
 RUN groupadd --system --gid 10001 verwijsindex \
  && useradd --system --uid 10001 --gid verwijsindex --home-dir /app \
         --shell /usr/sbin/nologin verwijsindex

@@ -38,8 +38,13 @@ def demo() -> None:
 
 
 @demo.command()
-@click.option("--region", "region_file", type=click.Path(path_type=Path), default=DEFAULT_REGION,
-              show_default=True)
+@click.option(
+    "--region",
+    "region_file",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_REGION,
+    show_default=True,
+)
 def users(region_file: Path) -> None:
     """Create a broker login for every partner, password = its id (DEMO ONLY).
 
@@ -70,15 +75,21 @@ def _show(partner: str, got: Received) -> None:
         errors = ", ".join(f"{e['code']} at {e['loc']}" for e in body.get("errors", []))
         inform = f"  inform: {' + '.join(body['inform'])}" if body.get("inform") else ""
         about = f" for {body['melding_ref']}" if body.get("melding_ref") else ""
-        click.echo(f"  <- {partner}: receipt {body['status']}{about}"
-                   f"{'  (' + errors + ')' if errors else ''}{inform}")
+        click.echo(
+            f"  <- {partner}: receipt {body['status']}{about}"
+            f"{'  (' + errors + ')' if errors else ''}{inform}"
+        )
     elif kind == "match.notice":
-        others = ", ".join(f"{c['organisation']} ({c['reporter']['name']})" for c in body["counterparts"])
+        others = ", ".join(
+            f"{c['organisation']} ({c['reporter']['name']})" for c in body["counterparts"]
+        )
         click.echo(f"  <- {partner}: MATCH on {body['melding_ref']} with {others}")
     elif kind == "regie.notice":
         lead = body["lead"]["organisation"] if body.get("lead") else "nobody"
-        click.echo(f"  <- {partner}: lead for {body['melding_ref']}: {lead}"
-                   f"{' (escalated)' if body.get('escalated') else ''}")
+        click.echo(
+            f"  <- {partner}: lead for {body['melding_ref']}: {lead}"
+            f"{' (escalated)' if body.get('escalated') else ''}"
+        )
     else:
         click.echo(f"  <- {partner}: {kind} {json.dumps(body, ensure_ascii=False)}")
 
@@ -98,7 +109,9 @@ async def _traffic(region_file: Path, wait: float) -> None:
     clients = {}
     for pid in wanted:
         partner = config.partners_by_id[pid]
-        client = PartnerClient(_partner_url(s.amqp_url, partner.broker_user), pid, partner.broker_user)
+        client = PartnerClient(
+            _partner_url(s.amqp_url, partner.broker_user), pid, partner.broker_user
+        )
         await client.start()
         clients[pid] = client
     now = datetime.now(UTC).isoformat(timespec="seconds")
@@ -108,29 +121,64 @@ async def _traffic(region_file: Path, wait: float) -> None:
     youth = {"bsn": bsn, "birth_date": "2013-03-14", "municipality": "0363"}
     stamp = f"{seed:07d}"
     steps: list[tuple[str, str, dict[str, object]]] = [
-        ("De Regenboog registers a melding on a pupil", "regenboog", {
-            "type": "melding.register", "melding_ref": f"RB-{stamp}", "youth": youth,
-            "reporter": {"name": "J. de Vries", "email": "j.devries@regenboog.example"},
-            "reported_at": now}),
-        ("Jeugdteam Noord registers on the same youth: a match", "jt-noord", {
-            "type": "melding.register", "melding_ref": f"JTN-{stamp}", "youth": youth,
-            "reporter": {"name": "A. Jansen", "email": "a.jansen@jtnoord.example",
-                         "phone": "+31201234567"},
-            "reported_at": now}),
-        ("The GGD registers on a youth without a BSN (no match)", "ggd-jgz", {
-            "type": "melding.register", "melding_ref": f"GGD-{stamp}",
-            "youth": {"surname": f"Bakker-{stamp}", "sex": "F", "birth_date": "2019-07-02",
-                      "municipality": "0344"},
-            "reporter": {"name": "M. Visser", "email": "m.visser@ggd.example"},
-            "reported_at": now}),
-        ("De Regenboog sends a message with two mistakes", "regenboog", {
-            "type": "melding.register", "melding_ref": f"RB-{stamp}-2",
-            "youth": {"bsn": "123456789", "birth_date": "2012-01-01", "municipality": "9999"},
-            "reporter": {"name": "J. de Vries", "email": "j.devries@regenboog.example"},
-            "reported_at": now}),
-        ("The population register reports that the youth moved to Rotterdam", "brp", {
-            "type": "person.moved", "bsn": bsn, "municipality": "0599",
-            "moved_at": now}),
+        (
+            "De Regenboog registers a melding on a pupil",
+            "regenboog",
+            {
+                "type": "melding.register",
+                "melding_ref": f"RB-{stamp}",
+                "youth": youth,
+                "reporter": {"name": "J. de Vries", "email": "j.devries@regenboog.example"},
+                "reported_at": now,
+            },
+        ),
+        (
+            "Jeugdteam Noord registers on the same youth: a match",
+            "jt-noord",
+            {
+                "type": "melding.register",
+                "melding_ref": f"JTN-{stamp}",
+                "youth": youth,
+                "reporter": {
+                    "name": "A. Jansen",
+                    "email": "a.jansen@jtnoord.example",
+                    "phone": "+31201234567",
+                },
+                "reported_at": now,
+            },
+        ),
+        (
+            "The GGD registers on a youth without a BSN (no match)",
+            "ggd-jgz",
+            {
+                "type": "melding.register",
+                "melding_ref": f"GGD-{stamp}",
+                "youth": {
+                    "surname": f"Bakker-{stamp}",
+                    "sex": "F",
+                    "birth_date": "2019-07-02",
+                    "municipality": "0344",
+                },
+                "reporter": {"name": "M. Visser", "email": "m.visser@ggd.example"},
+                "reported_at": now,
+            },
+        ),
+        (
+            "De Regenboog sends a message with two mistakes",
+            "regenboog",
+            {
+                "type": "melding.register",
+                "melding_ref": f"RB-{stamp}-2",
+                "youth": {"bsn": "123456789", "birth_date": "2012-01-01", "municipality": "9999"},
+                "reporter": {"name": "J. de Vries", "email": "j.devries@regenboog.example"},
+                "reported_at": now,
+            },
+        ),
+        (
+            "The population register reports that the youth moved to Rotterdam",
+            "brp",
+            {"type": "person.moved", "bsn": bsn, "municipality": "0599", "moved_at": now},
+        ),
     ]
     try:
         for title, pid, body in steps:
@@ -143,9 +191,16 @@ async def _traffic(region_file: Path, wait: float) -> None:
 
 
 @demo.command()
-@click.option("--region", "region_file", type=click.Path(path_type=Path), default=DEFAULT_REGION,
-              show_default=True)
-@click.option("--wait", default=1.5, show_default=True, help="Seconds to wait for answers per step.")
+@click.option(
+    "--region",
+    "region_file",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_REGION,
+    show_default=True,
+)
+@click.option(
+    "--wait", default=1.5, show_default=True, help="Seconds to wait for answers per step."
+)
 def traffic(region_file: Path, wait: float) -> None:
     """Act as the demo partners: register meldingen, make a match, send a bad message,
     report a move, and print every answer, then the e-mails written."""

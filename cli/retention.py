@@ -40,7 +40,9 @@ async def _sweep(now: datetime) -> SweepReport:
 
 
 @retention.command("run")
-@click.option("--now", "now_text", metavar="TIMESTAMP", help="Sweep as of this moment (default: now).")
+@click.option(
+    "--now", "now_text", metavar="TIMESTAMP", help="Sweep as of this moment (default: now)."
+)
 def run_sweep(now_text: str | None) -> None:
     """Run one full sweep of every time-driven rule, then exit."""
     now = _parse_now(now_text)

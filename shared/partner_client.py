@@ -73,8 +73,10 @@ class PartnerClient:
         is given (pass message_id="" to send none at all)."""
         assert self._channel is not None, "call start() first"
         raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-        key = routing_key if routing_key is not None else (
-            str(body.get("type", "")) if isinstance(body, dict) else ""
+        key = (
+            routing_key
+            if routing_key is not None
+            else (str(body.get("type", "")) if isinstance(body, dict) else "")
         )
         mid = str(uuid.uuid4()) if message_id is None else (message_id or None)
         exchange = await self._channel.get_exchange(INBOUND_EXCHANGE, ensure=False)

@@ -8,15 +8,13 @@ answers a new delivery of an old message_id and so gets an id of its own.
 from __future__ import annotations
 
 import uuid
-from typing import Any
-
-import asyncpg
 
 from shared.amqp.topology import OUTBOUND_EXCHANGE
 from shared.contract.errors import ErrorItem
 from shared.contract.outbound import Receipt, dump_json
 from shared.db import inbox
 from shared.db.outbox import OutboundMessage
+from shared.db.pool import Conn
 
 _RECEIPT_NS = uuid.UUID("6f1d3f0e-8a39-4a57-9d0c-2b9f3c1e7a10")
 
@@ -25,9 +23,7 @@ def receipt_id(partner_id: str, in_reply_to: str) -> uuid.UUID:
     return uuid.uuid5(_RECEIPT_NS, f"{partner_id}/{in_reply_to}")
 
 
-def receipt_message(
-    partner_id: str, receipt: Receipt, *, message_id: uuid.UUID
-) -> OutboundMessage:
+def receipt_message(partner_id: str, receipt: Receipt, *, message_id: uuid.UUID) -> OutboundMessage:
     return OutboundMessage(
         exchange=OUTBOUND_EXCHANGE,
         routing_key=partner_id,
@@ -61,7 +57,7 @@ def rejected(
 
 
 async def claim_or_answer_duplicate(
-    conn: asyncpg.Connection[Any],
+    conn: Conn,
     partner_id: str,
     message_id: str,
     *,

@@ -65,9 +65,7 @@ class Settings:
             else d.retry_delays_ms,
             delivery_limit=int(e.get("VI_DELIVERY_LIMIT", d.delivery_limit)),
             outbox_grace_seconds=float(e.get("VI_OUTBOX_GRACE_SECONDS", d.outbox_grace_seconds)),
-            config_reload_seconds=float(
-                e.get("VI_CONFIG_RELOAD_SECONDS", d.config_reload_seconds)
-            ),
+            config_reload_seconds=float(e.get("VI_CONFIG_RELOAD_SECONDS", d.config_reload_seconds)),
             retention_interval_seconds=float(
                 e.get("VI_RETENTION_INTERVAL_SECONDS", d.retention_interval_seconds)
             ),

@@ -22,13 +22,13 @@ from shared.amqp.management import Management, partner_permissions
 from shared.amqp.topology import declare_core, declare_partner_queues
 from shared.db import migrate
 from shared.db.pool import connect as connect_db
+from shared.partner_client import PartnerClient
 from shared.region.model import RegionConfig, parse_region
 from shared.region.store import store_region
 from shared.service import Runtime
 from shared.settings import Settings
 from tests.support import (
     PARTNER_PASSWORD,
-    PartnerClient,
     RegionUnderTest,
     amqp_url,
     region_document,
@@ -140,7 +140,9 @@ async def test_region(
         config_reload_seconds=0.2,
         prefetch=32,
     )
-    region = RegionUnderTest(settings, vhost, database, parse_region(document), user_prefix, tmp_path / "mail")
+    region = RegionUnderTest(
+        settings, vhost, database, parse_region(document), user_prefix, tmp_path / "mail"
+    )
     await apply_region(region, document)
     try:
         yield region
@@ -157,7 +159,13 @@ class System:
     region: RegionUnderTest
     runtimes: list[Runtime] = field(default_factory=list)
 
-    async def start(self, name: str, *, setup: Callable[[Runtime], Awaitable[None]] | None = None, settings: Settings | None = None) -> Runtime:
+    async def start(
+        self,
+        name: str,
+        *,
+        setup: Callable[[Runtime], Awaitable[None]] | None = None,
+        settings: Settings | None = None,
+    ) -> Runtime:
         runtime = await Runtime.open(f"test-{name}", settings or self.region.settings)
         await (setup or SETUPS[name])(runtime)
         await runtime.start()

@@ -12,7 +12,6 @@ from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from shared.contract.validation import example_bsn
-from shared.partner_client import PartnerClient, Received
 from shared.region.model import RegionConfig
 from shared.settings import Settings
 
@@ -21,7 +20,9 @@ PARTNER_PASSWORD = "test-partner-secret"
 
 def amqp_url(base: str, *, user: str, password: str, vhost: str) -> str:
     parts = urlsplit(base)
-    netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{parts.hostname}:{parts.port or 5672}"
+    netloc = (
+        f"{quote(user, safe='')}:{quote(password, safe='')}@{parts.hostname}:{parts.port or 5672}"
+    )
     return urlunsplit(parts._replace(netloc=netloc, path="/" + quote(vhost, safe="")))
 
 
@@ -35,14 +36,25 @@ def region_document(user_prefix: str, **rules: Any) -> dict[str, Any]:
         ("brp", "Basisregistratie Personen", "gemeente", ["population_register"]),
     ]
     return {
-        "region": {"name": "Testregio", "regie_deadline_days": 14, "inform_deadline_days": 14, **rules},
+        "region": {
+            "name": "Testregio",
+            "regie_deadline_days": 14,
+            "inform_deadline_days": 14,
+            **rules,
+        },
         "municipality": [
             {"code": "0363", "name": "Amsterdam", "coordinator_email": "regie@amsterdam.example"},
             {"code": "0599", "name": "Rotterdam", "coordinator_email": "regie@rotterdam.example"},
             {"code": "0344", "name": "Utrecht", "coordinator_email": "regie@utrecht.example"},
         ],
         "partner": [
-            {"id": pid, "broker_user": f"{user_prefix}-{pid}", "name": name, "sector": sector, "roles": roles}
+            {
+                "id": pid,
+                "broker_user": f"{user_prefix}-{pid}",
+                "name": name,
+                "sector": sector,
+                "roles": roles,
+            }
             for pid, name, sector, roles in partners
         ],
     }
@@ -59,7 +71,9 @@ class RegionUnderTest:
 
     def partner_url(self, partner_id: str) -> str:
         user = self.region.partners_by_id[partner_id].broker_user
-        return amqp_url(self.settings.amqp_url, user=user, password=PARTNER_PASSWORD, vhost=self.vhost)
+        return amqp_url(
+            self.settings.amqp_url, user=user, password=PARTNER_PASSWORD, vhost=self.vhost
+        )
 
     def with_settings(self, **changes: Any) -> RegionUnderTest:
         return replace(self, settings=replace(self.settings, **changes))

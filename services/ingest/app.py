@@ -9,4 +9,3 @@ from shared.service import Runtime
 
 async def setup(runtime: Runtime) -> None:
     runtime.consume(INGEST_QUEUE, IngestHandler(runtime))
-

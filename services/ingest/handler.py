@@ -14,6 +14,7 @@ import uuid
 from shared.amqp.consumer import ERROR_HEADER, Delivery
 from shared.amqp.topology import INTERNAL_EXCHANGE, MATCHER_KEY, REJECTED_QUEUE
 from shared.clock import Clock, utcnow
+from shared.contract.errors import ErrorItem
 from shared.contract.outbound import Receipt
 from shared.contract.validation import Invalid, check_message_id, validate_inbound
 from shared.envelopes import Command
@@ -80,7 +81,9 @@ class IngestHandler:
                 )
                 if is_new:
                     rows = [
-                        rejected(partner.id, message.message_id, outcome.melding_ref, outcome.errors)
+                        rejected(
+                            partner.id, message.message_id, outcome.melding_ref, outcome.errors
+                        )
                     ]
                 uow.emit(*rows)
             return
@@ -101,12 +104,18 @@ class IngestHandler:
         )
 
     async def _answer_without_message_id(
-        self, delivery: Delivery, partner: Partner, errors: list, melding_ref: str | None  # type: ignore[type-arg]
+        self,
+        delivery: Delivery,
+        partner: Partner,
+        errors: list[ErrorItem],
+        melding_ref: str | None,
     ) -> None:
         # No idempotency key, so nothing to dedup on: answer at once. The receipt id is
         # derived from the body, so a redelivery repeats the same receipt.
         digest = hashlib.sha256(delivery.message.body).hexdigest()
-        receipt = Receipt(in_reply_to=None, status="rejected", melding_ref=melding_ref, errors=errors)
+        receipt = Receipt(
+            in_reply_to=None, status="rejected", melding_ref=melding_ref, errors=errors
+        )
         out = receipt_message(
             partner.id, receipt, message_id=uuid.uuid5(_NO_ID_NS, f"{partner.id}/{digest}")
         )
@@ -120,8 +129,10 @@ class IngestHandler:
 
 
 def _ref_of(outcome: object) -> str | None:
-    return outcome.melding_ref if isinstance(outcome, Invalid) else getattr(
-        getattr(outcome, "message", None), "melding_ref", None
+    return (
+        outcome.melding_ref
+        if isinstance(outcome, Invalid)
+        else getattr(getattr(outcome, "message", None), "melding_ref", None)
     )
 
 

@@ -16,4 +16,3 @@ async def setup(runtime: Runtime) -> None:
         EmailHandler(runtime, mailer_for(settings.smtp_url, settings.mail_dir)),
         prefetch=min(settings.prefetch, 8),
     )
-

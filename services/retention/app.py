@@ -25,4 +25,3 @@ async def setup(runtime: Runtime) -> None:
             await asyncio.sleep(runtime.settings.retention_interval_seconds)
 
     runtime.background(sweep_forever)
-

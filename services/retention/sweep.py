@@ -135,9 +135,15 @@ class Sweep:
         ):
             for row in rows:
 
-                async def expire(uow: Any, youth_ref: str, melding_id: int = row["id"],
-                                 youth_id: int = row["youth_id"]) -> bool:
-                    melding = await _active_melding(uow.conn, melding_id, "expires_on <= $2", _amsterdam_today(now))
+                async def expire(
+                    uow: Any,
+                    youth_ref: str,
+                    melding_id: int = row["id"],
+                    youth_id: int = row["youth_id"],
+                ) -> bool:
+                    melding = await _active_melding(
+                        uow.conn, melding_id, "expires_on <= $2", _amsterdam_today(now)
+                    )
                     if melding is None:
                         return False
                     uow.emit(
@@ -166,8 +172,12 @@ class Sweep:
         ):
             for row in rows:
 
-                async def purge(uow: Any, youth_ref: str, melding_id: int = row["id"],
-                                youth_id: int = row["youth_id"]) -> bool:
+                async def purge(
+                    uow: Any,
+                    youth_ref: str,
+                    melding_id: int = row["id"],
+                    youth_id: int = row["youth_id"],
+                ) -> bool:
                     deleted = await uow.conn.fetchval(
                         """DELETE FROM melding WHERE id = $1 AND state = 'archived'
                            AND purge_on <= $2 RETURNING melding_ref""",
@@ -176,8 +186,15 @@ class Sweep:
                     )
                     if deleted is None:
                         return False
-                    await audit(uow.conn, "purged", "system", melding_ref=deleted,
-                                youth_ref=youth_ref, detail={"reason": "archive_term"}, at=now)
+                    await audit(
+                        uow.conn,
+                        "purged",
+                        "system",
+                        melding_ref=deleted,
+                        youth_ref=youth_ref,
+                        detail={"reason": "archive_term"},
+                        at=now,
+                    )
                     await repo.delete_youth_if_empty(uow.conn, youth_id)
                     return True
 
@@ -201,8 +218,12 @@ class Sweep:
                 if not is_due(days_after(row["lead_needed_since"], days), now):
                     continue
 
-                async def escalate(uow: Any, youth_ref: str, match_id: uuid.UUID = row["id"],
-                                   youth_id: int = row["youth_id"]) -> bool:
+                async def escalate(
+                    uow: Any,
+                    youth_ref: str,
+                    match_id: uuid.UUID = row["id"],
+                    youth_id: int = row["youth_id"],
+                ) -> bool:
                     claimed = await uow.conn.fetchval(
                         """UPDATE match_group SET escalated_at = $2
                            WHERE id = $1 AND ended_at IS NULL AND lead_melding_id IS NULL
@@ -213,10 +234,25 @@ class Sweep:
                     if not claimed:
                         return False
                     members = await repo.active_members(uow.conn, match_id)
-                    uow.emit(await lead_changed_message(uow.conn, self._region, match_id, members,
-                                                        None, youth_id=youth_id, escalated=True))
-                    await audit(uow.conn, "lead_escalated", "system", youth_ref=youth_ref,
-                                match_id=match_id, at=now)
+                    uow.emit(
+                        await lead_changed_message(
+                            uow.conn,
+                            self._region,
+                            match_id,
+                            members,
+                            None,
+                            youth_id=youth_id,
+                            escalated=True,
+                        )
+                    )
+                    await audit(
+                        uow.conn,
+                        "lead_escalated",
+                        "system",
+                        youth_ref=youth_ref,
+                        match_id=match_id,
+                        at=now,
+                    )
                     return True
 
                 if await self._for_youth(row["youth_id"], escalate):
@@ -248,8 +284,14 @@ class Sweep:
                     if target is None:
                         return False
                     uow.emit(notify_message(_reminder_event(target)))
-                    await audit(uow.conn, "inform_reminded", "system",
-                                melding_ref=target["melding_ref"], youth_ref=youth_ref, at=now)
+                    await audit(
+                        uow.conn,
+                        "inform_reminded",
+                        "system",
+                        melding_ref=target["melding_ref"],
+                        youth_ref=youth_ref,
+                        at=now,
+                    )
                     return True
 
                 if await self._for_youth(row["youth_id"], remind):
@@ -257,9 +299,21 @@ class Sweep:
 
     async def _housekeeping(self, now: datetime, report: SweepReport) -> None:
         for rule, sql, horizon in (
-            ("inbox_expired", "DELETE FROM inbox WHERE ctid IN (SELECT ctid FROM inbox WHERE received_at < $1 LIMIT $2)", DEDUP_WINDOW_DAYS),
-            ("sent_email_expired", "DELETE FROM sent_email WHERE ctid IN (SELECT ctid FROM sent_email WHERE sent_at < $1 LIMIT $2)", SENT_EMAIL_RETENTION_DAYS),
-            ("audit_expired", "DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log WHERE at < $1 LIMIT $2)", AUDIT_RETENTION_DAYS),
+            (
+                "inbox_expired",
+                "DELETE FROM inbox WHERE ctid IN (SELECT ctid FROM inbox WHERE received_at < $1 LIMIT $2)",
+                DEDUP_WINDOW_DAYS,
+            ),
+            (
+                "sent_email_expired",
+                "DELETE FROM sent_email WHERE ctid IN (SELECT ctid FROM sent_email WHERE sent_at < $1 LIMIT $2)",
+                SENT_EMAIL_RETENTION_DAYS,
+            ),
+            (
+                "audit_expired",
+                "DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log WHERE at < $1 LIMIT $2)",
+                AUDIT_RETENTION_DAYS,
+            ),
         ):
             while True:
                 status = await self._pool.execute(sql, now - timedelta(days=horizon), self._batch)

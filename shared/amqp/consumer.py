@@ -140,7 +140,11 @@ class Consumer:
 
     @property
     def running(self) -> bool:
-        return self._consumer_tag is not None and self._channel is not None and not self._channel.is_closed
+        return (
+            self._consumer_tag is not None
+            and self._channel is not None
+            and not self._channel.is_closed
+        )
 
     async def start(self) -> None:
         self._channel = await self._connection.channel()
@@ -198,14 +202,22 @@ class Consumer:
                 delay = self._delays[attempt]
                 log.warning("handler_failed_retrying", error=error, retry_in_ms=delay)
                 copy = delivery.copy_for_runtime(
-                    **{ATTEMPT_HEADER: attempt + 1, ERROR_HEADER: error, QUEUE_HEADER: self.queue_name}
+                    **{
+                        ATTEMPT_HEADER: attempt + 1,
+                        ERROR_HEADER: error,
+                        QUEUE_HEADER: self.queue_name,
+                    }
                 )
                 await self._publisher.publish_message("", retry_queue(self.queue_name, delay), copy)
                 outcome = "retried"
             else:
                 log.error("handler_failed_parked", error=error, poison=poison)
                 copy = delivery.copy_for_runtime(
-                    **{ATTEMPT_HEADER: attempt + 1, ERROR_HEADER: error, QUEUE_HEADER: self.queue_name}
+                    **{
+                        ATTEMPT_HEADER: attempt + 1,
+                        ERROR_HEADER: error,
+                        QUEUE_HEADER: self.queue_name,
+                    }
                 )
                 await self._publisher.publish_message("", parked_queue(self.queue_name), copy)
                 outcome = "parked"

@@ -58,7 +58,9 @@ class Management:
         await self.call("DELETE", f"/vhosts/{quote(vhost, safe='')}")
 
     async def put_user(self, name: str, password: str, tags: str = "") -> None:
-        await self.call("PUT", f"/users/{quote(name, safe='')}", {"password": password, "tags": tags})
+        await self.call(
+            "PUT", f"/users/{quote(name, safe='')}", {"password": password, "tags": tags}
+        )
 
     async def delete_user(self, name: str) -> None:
         await self.call("DELETE", f"/users/{quote(name, safe='')}")

@@ -76,7 +76,9 @@ async def declare_work_queue(
     await channel.declare_queue(
         name,
         durable=True,
-        arguments=_quorum(**{"x-delivery-limit": delivery_limit}, **_dead_letter_to(parked_queue(name))),
+        arguments=_quorum(
+            **{"x-delivery-limit": delivery_limit}, **_dead_letter_to(parked_queue(name))
+        ),
     )
     for delay in retry_delays_ms:
         await channel.declare_queue(

@@ -10,11 +10,11 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-import asyncpg
+from shared.db.pool import Conn
 
 
 async def audit(
-    conn: asyncpg.Connection[Any],
+    conn: Conn,
     action: str,
     actor: str,
     *,

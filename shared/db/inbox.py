@@ -6,14 +6,12 @@ has one effect. Rows are kept for the dedup window (see retention).
 
 from __future__ import annotations
 
-from typing import Any
-
-import asyncpg
+from shared.db.pool import Conn
 
 DEDUP_WINDOW_DAYS = 45
 
 
-async def claim(conn: asyncpg.Connection[Any], partner_id: str, message_id: str) -> bool:
+async def claim(conn: Conn, partner_id: str, message_id: str) -> bool:
     """True if this message is new; False if it was handled before."""
     row = await conn.fetchval(
         """INSERT INTO inbox (partner_id, message_id) VALUES ($1, $2)

@@ -9,9 +9,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
 
 import asyncpg
+
+from shared.db.pool import Conn
 
 _LOCK_KEY = 7_140_001  # arbitrary, fixed: serialises concurrent upgrades
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
@@ -42,7 +43,7 @@ def latest_version() -> int:
     return migrations[-1].version if migrations else 0
 
 
-async def _applied(conn: asyncpg.Connection[Any]) -> set[int]:
+async def _applied(conn: Conn) -> set[int]:
     exists = await conn.fetchval("SELECT to_regclass('public.schema_migrations') IS NOT NULL")
     if not exists:
         return set()
@@ -81,7 +82,7 @@ async def upgrade(dsn: str) -> list[Migration]:
         await conn.close()
 
 
-async def ensure_current(conn: asyncpg.Connection[Any]) -> None:
+async def ensure_current(conn: Conn) -> None:
     """Refuse to run against a schema older (or newer) than this code expects."""
     have = max(await _applied(conn), default=0)
     want = latest_version()

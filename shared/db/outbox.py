@@ -20,6 +20,7 @@ from typing import Any
 import asyncpg
 
 from shared.amqp.publisher import Publisher
+from shared.db.pool import Conn
 from shared.logs import get_logger
 
 log = get_logger(__name__)
@@ -41,14 +42,14 @@ class PendingRow:
     message: OutboundMessage
 
 
-async def write(
-    conn: asyncpg.Connection[Any], messages: Sequence[OutboundMessage]
-) -> list[PendingRow]:
+async def write(conn: Conn, messages: Sequence[OutboundMessage]) -> list[PendingRow]:
     if not messages:
         return []
     ids = await conn.fetch(
-        """INSERT INTO outbox (message_id, exchange, routing_key, body, message_type, correlation_id)
-           SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bytea[], $5::text[], $6::text[])
+        """INSERT INTO outbox
+               (message_id, exchange, routing_key, body, message_type, correlation_id)
+           SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bytea[],
+                                $5::text[], $6::text[])
            RETURNING id""",
         [m.message_id for m in messages],
         [m.exchange for m in messages],
@@ -80,7 +81,7 @@ async def _publish_all(publisher: Publisher, messages: Sequence[OutboundMessage]
 class UnitOfWork:
     """One transaction and the messages it will publish once committed."""
 
-    conn: asyncpg.Connection[Any]
+    conn: Conn
     messages: list[OutboundMessage] = field(default_factory=list)
 
     def emit(self, *messages: OutboundMessage) -> None:

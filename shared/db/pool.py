@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+# A connection of our own, or one borrowed from the pool.
+Conn: TypeAlias = "asyncpg.Connection[Any] | PoolConnectionProxy[Any]"
 
 # Errors after which a fresh connection may well succeed (a restarted database).
 TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
@@ -22,9 +26,7 @@ TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
 
 async def _init_connection(conn: asyncpg.Connection[Any]) -> None:
     for kind in ("json", "jsonb"):
-        await conn.set_type_codec(
-            kind, encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
-        )
+        await conn.set_type_codec(kind, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
 async def create_pool(dsn: str, *, size: int = 10) -> asyncpg.Pool[Any]:

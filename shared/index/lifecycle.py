@@ -7,9 +7,12 @@ archive purge) and the operator CLI (erasure). The caller holds the youth's row 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import cast
 
+from shared.contract.outbound import EndReason
 from shared.db.audit import audit
 from shared.db.outbox import OutboundMessage
+from shared.db.pool import Conn
 from shared.index import repository as repo
 from shared.index.deadlines import archive_purge_date
 from shared.index.domain import MemberSector, StoredMelding, choose_lead
@@ -24,7 +27,7 @@ NOTIFIED_REASONS = frozenset({"expired", "age_limit", "deceased", "erased"})
 
 
 async def end_melding(
-    conn: repo.Conn,
+    conn: Conn,
     region: RegionConfig,
     melding: StoredMelding,
     *,
@@ -62,15 +65,17 @@ async def end_melding(
         at=now,
     )
     if melding.active and reason in NOTIFIED_REASONS:
-        out.append(notify_message(ended_event(melding, reason)))
+        out.append(notify_message(ended_event(melding, cast(EndReason, reason))))
     if group is not None and melding.active:
-        out.extend(await after_member_left(conn, region, group, melding, youth_id=youth_id, now=now))
+        out.extend(
+            await after_member_left(conn, region, group, melding, youth_id=youth_id, now=now)
+        )
     await repo.delete_youth_if_empty(conn, youth_id)
     return out
 
 
 async def after_member_left(
-    conn: repo.Conn,
+    conn: Conn,
     region: RegionConfig,
     group: repo.Group,
     left: StoredMelding,
@@ -100,7 +105,7 @@ async def after_member_left(
 
 
 async def lead_changed_message(
-    conn: repo.Conn,
+    conn: Conn,
     region: RegionConfig,
     match_id: object,
     members: list[StoredMelding],

@@ -13,11 +13,11 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from shared.index.domain import StoredMelding
 from shared.amqp.topology import INTERNAL_EXCHANGE, NOTIFIER_KEY
-from shared.contract.outbound import MatchNotice, MeldingEnded, RegieNotice
+from shared.contract.outbound import EndReason, MatchNotice, MeldingEnded, RegieNotice
 from shared.db.outbox import OutboundMessage
 from shared.envelopes import EmailJob, NotifyEvent, PartnerNotice, derived_id
+from shared.index.domain import StoredMelding
 from shared.region.model import Municipality, RegionConfig
 
 
@@ -53,15 +53,15 @@ def _notice(event_id: uuid.UUID, recipient: Participant, model: BaseModel) -> Pa
     body = model.model_dump(mode="json")
     return PartnerNotice(
         partner_id=recipient.melding.partner_id,
-        message_id=derived_id(event_id, "notice", recipient.melding.partner_id, str(recipient.melding.id)),
+        message_id=derived_id(
+            event_id, "notice", recipient.melding.partner_id, str(recipient.melding.id)
+        ),
         message_type=body["type"],
         body=body,
     )
 
 
-def _email(
-    event_id: uuid.UUID, key: str, to: str, template: Any, data: dict[str, Any]
-) -> EmailJob:
+def _email(event_id: uuid.UUID, key: str, to: str, template: Any, data: dict[str, Any]) -> EmailJob:
     return EmailJob(
         message_id=derived_id(event_id, "email", key), to=to, template=template, data=data
     )
@@ -211,8 +211,8 @@ def participant(region: RegionConfig, melding: StoredMelding) -> Participant:
     return Participant(melding, organisation, sector)
 
 
-def ended_event(melding: StoredMelding, reason: str) -> NotifyEvent:
+def ended_event(melding: StoredMelding, reason: EndReason) -> NotifyEvent:
     event_id = uuid.uuid4()
     owner = Participant(melding, "", "")
-    body = MeldingEnded(type="melding.ended", melding_ref=melding.melding_ref, reason=reason)  # type: ignore[arg-type]
+    body = MeldingEnded(type="melding.ended", melding_ref=melding.melding_ref, reason=reason)
     return NotifyEvent(event_id=event_id, notices=[_notice(event_id, owner, body)])

@@ -7,13 +7,11 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, TypeAlias
 
 import asyncpg
 
+from shared.db.pool import Conn
 from shared.index.domain import Contact, StoredMelding
-
-Conn: TypeAlias = "asyncpg.Connection[Any]"
 
 _MELDING_COLUMNS = """id, partner_id, melding_ref, state, registered_at, reporter_name,
     reporter_email, reporter_phone, archive_signalled"""
@@ -68,7 +66,11 @@ async def lock_youth(conn: Conn, youth_id: int) -> Youth | None:
         "SELECT id, identity_hash, municipality, birth_date FROM youth WHERE id = $1 FOR UPDATE",
         youth_id,
     )
-    return Youth(row["id"], row["identity_hash"], row["municipality"], row["birth_date"]) if row else None
+    return (
+        Youth(row["id"], row["identity_hash"], row["municipality"], row["birth_date"])
+        if row
+        else None
+    )
 
 
 async def lock_youth_by_hash(conn: Conn, identity_hash: bytes) -> Youth | None:
@@ -77,10 +79,16 @@ async def lock_youth_by_hash(conn: Conn, identity_hash: bytes) -> Youth | None:
            WHERE identity_hash = $1 FOR UPDATE""",
         identity_hash,
     )
-    return Youth(row["id"], row["identity_hash"], row["municipality"], row["birth_date"]) if row else None
+    return (
+        Youth(row["id"], row["identity_hash"], row["municipality"], row["birth_date"])
+        if row
+        else None
+    )
 
 
-async def update_youth_facts(conn: Conn, youth_id: int, *, birth_date: date, municipality: str) -> None:
+async def update_youth_facts(
+    conn: Conn, youth_id: int, *, birth_date: date, municipality: str
+) -> None:
     # Two reporters may give different birth dates for one BSN: keep the earlier, so
     # the 23rd-birthday purge never comes late.
     await conn.execute(
@@ -127,7 +135,9 @@ async def find_melding(conn: Conn, partner_id: str, melding_ref: str) -> Melding
     )
     if row is None:
         return None
-    return MeldingRow(melding_from_row(row), row["youth_id"], row["reported_at"], list(row["inform_targets"]))
+    return MeldingRow(
+        melding_from_row(row), row["youth_id"], row["reported_at"], list(row["inform_targets"])
+    )
 
 
 async def insert_melding(
@@ -176,9 +186,7 @@ async def open_group(conn: Conn, youth_id: int) -> Group | None:
     return Group(row["id"], row["lead_melding_id"]) if row else None
 
 
-async def create_group(
-    conn: Conn, youth_id: int, now: datetime, *, live: bool
-) -> uuid.UUID:
+async def create_group(conn: Conn, youth_id: int, now: datetime, *, live: bool) -> uuid.UUID:
     """A live group stays open while two or more meldingen are active. A match with
     archived meldingen only is recorded as a group that ends as it forms."""
     match_id = uuid.uuid4()

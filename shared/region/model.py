@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+
 class Sector(StrEnum):
     JEUGDHULP = "jeugdhulp"
     JGZ = "jgz"

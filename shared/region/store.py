@@ -9,6 +9,7 @@ from typing import Any
 
 import asyncpg
 
+from shared.db.pool import Conn
 from shared.region.model import RegionConfig, parse_region
 
 
@@ -21,7 +22,7 @@ def _digest(config: RegionConfig) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-async def store_region(conn: asyncpg.Connection[Any], config: RegionConfig) -> tuple[int, bool]:
+async def store_region(conn: Conn, config: RegionConfig) -> tuple[int, bool]:
     """Store the config; returns (revision, changed). Applying the same file is a no-op."""
     digest = _digest(config)
     async with conn.transaction():
@@ -69,7 +70,9 @@ class RegionCache:
                 "no region config in the database: run `verwijsindex region apply FILE`"
             )
         if revision != self._revision:
-            row = await self._pool.fetchrow("SELECT revision, config FROM region_config WHERE id = 1")
+            row = await self._pool.fetchrow(
+                "SELECT revision, config FROM region_config WHERE id = 1"
+            )
             assert row is not None
             self._config = parse_region(row["config"])
             self._revision = int(row["revision"])

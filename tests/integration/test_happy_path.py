@@ -8,8 +8,9 @@ from typing import Any
 
 import asyncpg
 
+from shared.partner_client import PartnerClient
 from tests.conftest import System
-from tests.support import PartnerClient, RegionUnderTest, eventually, register_body, valid_bsn
+from tests.support import RegionUnderTest, eventually, register_body, valid_bsn
 
 
 async def test_two_partners_on_one_youth_are_matched_and_told(

@@ -17,9 +17,10 @@ from shared.amqp.publisher import Publisher
 from shared.amqp.topology import MATCHER_QUEUE, OUTBOUND_EXCHANGE, parked_queue
 from shared.db import migrate
 from shared.db.outbox import OutboundMessage, Outbox, write
+from shared.partner_client import PartnerClient
 from shared.service import Runtime
 from tests.conftest import System
-from tests.support import PartnerClient, RegionUnderTest, eventually, register_body, valid_bsn
+from tests.support import RegionUnderTest, eventually, register_body, valid_bsn
 
 
 async def test_redelivery_after_commit_has_one_effect_and_one_receipt(
@@ -116,7 +117,11 @@ async def test_outbox_row_survives_a_relay_crash_and_is_published_later(
     async with runtime.pool.acquire() as conn:
         await write(
             conn,
-            [OutboundMessage(OUTBOUND_EXCHANGE, "school", b'{"type":"probe"}', "probe", message_id)],
+            [
+                OutboundMessage(
+                    OUTBOUND_EXCHANGE, "school", b'{"type":"probe"}', "probe", message_id
+                )
+            ],
         )
 
     gate = asyncio.Event()
@@ -175,8 +180,11 @@ async def test_unknown_or_missing_user_id_lands_whole_in_rejected(
 
     for user_id in (None, "guest"):
         await runtime.publisher.publish(
-            "vi.inbound", "melding.register", json.dumps(body).encode(),
-            message_id=f"anon-{user_id}", user_id=user_id,
+            "vi.inbound",
+            "melding.register",
+            json.dumps(body).encode(),
+            message_id=f"anon-{user_id}",
+            user_id=user_id,
         )
     channel = await runtime.connection.channel()
     queue = await channel.get_queue("vi.rejected", ensure=False)
@@ -200,7 +208,7 @@ async def test_unknown_or_missing_user_id_lands_whole_in_rejected(
 
 async def test_a_partner_cannot_publish_as_another(partners: dict[str, PartnerClient]) -> None:
     school = partners["school"]
-    with pytest.raises(Exception, match="(?i)user_id|PRECONDITION|closed"):
+    with pytest.raises(Exception, match=r"(?i)user_id|PRECONDITION|closed"):
         await school.send(
             register_body("X-2", bsn=valid_bsn(46)), user_id=partners["jeugdteam"].broker_user
         )

@@ -25,7 +25,9 @@ async def moved(ctx: Context, msg: PersonMoved) -> None:
     if youth is None:
         _unknown(ctx)
         return
-    await conn.execute("UPDATE youth SET municipality = $2 WHERE id = $1", youth.id, msg.municipality)
+    await conn.execute(
+        "UPDATE youth SET municipality = $2 WHERE id = $1", youth.id, msg.municipality
+    )
     active = [m for m in await repo.meldingen_of_youth(conn, youth.id) if m.active]
     event_id = uuid.uuid4()
     notices = [
@@ -50,7 +52,10 @@ async def moved(ctx: Context, msg: PersonMoved) -> None:
                 data={
                     "municipality": municipality.name,
                     "participants": [
-                        {**participant(ctx.region, m).as_counterpart(), "melding_ref": m.melding_ref}
+                        {
+                            **participant(ctx.region, m).as_counterpart(),
+                            "melding_ref": m.melding_ref,
+                        }
                         for m in active
                     ],
                 },

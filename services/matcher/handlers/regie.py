@@ -52,7 +52,13 @@ async def claim(ctx: Context, msg: RegieClaim) -> None:
     members = await repo.active_members(conn, group.id)
     ctx.uow.emit(
         await lead_changed_message(
-            conn, ctx.region, group.id, members, found.melding.id, youth_id=youth.id, escalated=False
+            conn,
+            ctx.region,
+            group.id,
+            members,
+            found.melding.id,
+            youth_id=youth.id,
+            escalated=False,
         )
     )
     ctx.accept(msg.melding_ref)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from services.matcher.context import Context
 from shared.contract.errors import ErrorCode
 from shared.contract.inbound import MeldingRegister, Youth, normalise_surname
 from shared.dates import amsterdam_date, inform_targets
@@ -18,16 +19,15 @@ from shared.index.domain import (
 from shared.index.lifecycle import lead_changed_message
 from shared.index.notices import match_event, notify_message, participant
 from shared.pseudonym import Pseudonymizer
-from services.matcher.context import Context
-
-
 
 
 def identity_of(youth: Youth, pseudonyms: Pseudonymizer) -> bytes:
     if youth.bsn is not None:
         return pseudonyms.youth_by_bsn(youth.bsn)
     assert youth.surname is not None and youth.sex is not None
-    return pseudonyms.youth_without_bsn(normalise_surname(youth.surname), youth.birth_date, youth.sex)
+    return pseudonyms.youth_without_bsn(
+        normalise_surname(youth.surname), youth.birth_date, youth.sex
+    )
 
 
 async def register(ctx: Context, msg: MeldingRegister) -> None:
@@ -55,7 +55,8 @@ async def register(ctx: Context, msg: MeldingRegister) -> None:
             msg.melding_ref,
             ErrorCode.ALREADY_REGISTERED,
             "youth",
-            f"your organisation already has an active melding on this youth: {decision.existing_ref}",
+            "your organisation already has an active melding on this youth: "
+            + decision.existing_ref,
         )
         await repo.delete_youth_if_empty(conn, youth.id)
         return
@@ -75,7 +76,12 @@ async def register(ctx: Context, msg: MeldingRegister) -> None:
     )
     youth_ref = ctx.pseudonyms.audit_ref(identity)
     await audit(
-        conn, "registered", ctx.partner_id, melding_ref=msg.melding_ref, youth_ref=youth_ref, at=ctx.now
+        conn,
+        "registered",
+        ctx.partner_id,
+        melding_ref=msg.melding_ref,
+        youth_ref=youth_ref,
+        at=ctx.now,
     )
     ctx.accept(msg.melding_ref, inform=list(inform_targets(msg.youth.birth_date, reported_on)))
     if not decision.is_match:
@@ -97,7 +103,10 @@ async def register(ctx: Context, msg: MeldingRegister) -> None:
         active = [new, *(m for m in decision.counterparts if m.active)]
         lead_id = choose_lead(
             [s.value for s in priority] if priority else None,
-            [MemberSector(m.id, participant(ctx.region, m).sector, m.registered_at) for m in active],
+            [
+                MemberSector(m.id, participant(ctx.region, m).sector, m.registered_at)
+                for m in active
+            ],
         )
         if lead_id is not None:
             await repo.set_lead(conn, match_id, lead_id, ctx.now)
@@ -134,4 +143,3 @@ async def register(ctx: Context, msg: MeldingRegister) -> None:
                 conn, ctx.region, match_id, members, lead_id, youth_id=youth.id, escalated=False
             )
         )
-
