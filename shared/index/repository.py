@@ -13,7 +13,7 @@ import asyncpg
 from shared.db.pool import Conn
 from shared.index.domain import Contact, StoredMelding
 
-_MELDING_COLUMNS = """id, partner_id, melding_ref, state, registered_at, reporter_name,
+MELDING_COLUMNS = """id, partner_id, melding_ref, state, registered_at, reporter_name,
     reporter_email, reporter_phone, archive_signalled"""
 
 
@@ -112,7 +112,7 @@ async def ref_used(conn: Conn, partner_id: str, melding_ref: str) -> bool:
 
 async def meldingen_of_youth(conn: Conn, youth_id: int) -> list[StoredMelding]:
     rows = await conn.fetch(
-        f"SELECT {_MELDING_COLUMNS} FROM melding WHERE youth_id = $1 ORDER BY id",  # noqa: S608
+        f"SELECT {MELDING_COLUMNS} FROM melding WHERE youth_id = $1 ORDER BY id",  # noqa: S608
         youth_id,
     )
     return [melding_from_row(r) for r in rows]
@@ -128,7 +128,7 @@ class MeldingRow:
 
 async def find_melding(conn: Conn, partner_id: str, melding_ref: str) -> MeldingRow | None:
     row = await conn.fetchrow(
-        f"""SELECT {_MELDING_COLUMNS}, youth_id, reported_at, inform_targets
+        f"""SELECT {MELDING_COLUMNS}, youth_id, reported_at, inform_targets
             FROM melding WHERE partner_id = $1 AND melding_ref = $2""",  # noqa: S608
         partner_id,
         melding_ref,
@@ -155,7 +155,7 @@ async def insert_melding(
         f"""INSERT INTO melding (youth_id, partner_id, melding_ref, state, reported_at,
                 reporter_name, reporter_email, reporter_phone, expires_on, inform_targets)
             VALUES ($1, $2, $3, 'active', $4, $5, $6, $7, $8, $9)
-            RETURNING {_MELDING_COLUMNS}""",  # noqa: S608
+            RETURNING {MELDING_COLUMNS}""",  # noqa: S608
         youth_id,
         partner_id,
         melding_ref,
@@ -210,7 +210,7 @@ async def add_members(conn: Conn, match_id: uuid.UUID, melding_ids: Sequence[int
 
 async def active_members(conn: Conn, match_id: uuid.UUID) -> list[StoredMelding]:
     rows = await conn.fetch(
-        f"""SELECT {_MELDING_COLUMNS} FROM melding m
+        f"""SELECT {MELDING_COLUMNS} FROM melding m
             JOIN match_member mm ON mm.melding_id = m.id
             WHERE mm.match_id = $1 AND m.state = 'active' ORDER BY m.registered_at, m.id""",  # noqa: S608
         match_id,

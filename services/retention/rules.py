@@ -1,0 +1,297 @@
+"""The time-driven rules, one function each: find what is due, act on one youth.
+
+Every action runs under the youth's row lock (taken by the sweep) and re-checks its
+condition there, so acting twice, or racing the matcher, changes nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from shared.contract.outbound import InformReminder
+from shared.dates import amsterdam_date
+from shared.db.audit import audit
+from shared.db.outbox import UnitOfWork
+from shared.envelopes import EmailJob, NotifyEvent, PartnerNotice, derived_id
+from shared.index import repository as repo
+from shared.index.deadlines import AGE_LIMIT, days_after, is_due
+from shared.index.lifecycle import end_melding, lead_changed_message
+from shared.index.notices import notify_message
+from shared.region.model import RegionConfig
+
+
+@dataclass(frozen=True)
+class Target:
+    """One due thing: the youth to lock, and the row that is due."""
+
+    youth_id: int
+    row: asyncpg.Record
+
+
+Action = Callable[[UnitOfWork, RegionConfig, Target, str, datetime], Awaitable[bool]]
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    # Candidates in keyset order: $1 = last key seen, $2 = batch size, $3 = threshold.
+    # A coarse SQL filter; `due` decides exactly, on Amsterdam calendar dates.
+    candidates: str
+    first_key: Any
+    threshold: Callable[[datetime, RegionConfig], Any]
+    action: Action
+    due: Callable[[asyncpg.Record, datetime, RegionConfig], bool] = lambda r, n, c: True
+
+
+def _today(now: datetime, _: RegionConfig) -> date:
+    return amsterdam_date(now)
+
+
+# --- 23rd birthday: everything on the youth ends and is purged ------------------------
+
+
+async def _purge_youth(
+    uow: UnitOfWork, region: RegionConfig, target: Target, youth_ref: str, now: datetime
+) -> bool:
+    still_due = await uow.conn.fetchval(
+        """SELECT true FROM youth WHERE id = $1
+           AND (birth_date + make_interval(years => $2))::date <= $3""",
+        target.youth_id,
+        AGE_LIMIT,
+        amsterdam_date(now),
+    )
+    if not still_due:
+        return False
+    for melding in await repo.meldingen_of_youth(uow.conn, target.youth_id):
+        uow.emit(
+            *await end_melding(
+                uow.conn,
+                region,
+                melding,
+                youth_id=target.youth_id,
+                youth_ref=youth_ref,
+                reason="age_limit",
+                actor="system",
+                now=now,
+            )
+        )
+    await repo.delete_youth_if_empty(uow.conn, target.youth_id)
+    return True
+
+
+AGE_LIMIT_RULE = Rule(
+    name="age_limit",
+    # Postgres adds years the way the contract wants: 29 Feb + 23 years = 28 Feb.
+    candidates=f"""SELECT id, id AS youth_id FROM youth WHERE id > $1
+        AND (birth_date + make_interval(years => {AGE_LIMIT:d}))::date <= $3
+        ORDER BY id LIMIT $2""",  # noqa: S608 - a constant
+    first_key=0,
+    threshold=_today,
+    action=_purge_youth,
+)
+
+
+# --- 2-year expiry: active meldingen end, into the archive ----------------------------
+
+
+async def _expire(
+    uow: UnitOfWork, region: RegionConfig, target: Target, youth_ref: str, now: datetime
+) -> bool:
+    row = await uow.conn.fetchrow(
+        f"""SELECT {repo.MELDING_COLUMNS} FROM melding
+            WHERE id = $1 AND state = 'active' AND expires_on <= $2""",  # noqa: S608
+        target.row["id"],
+        amsterdam_date(now),
+    )
+    if row is None:
+        return False
+    uow.emit(
+        *await end_melding(
+            uow.conn,
+            region,
+            repo.melding_from_row(row),
+            youth_id=target.youth_id,
+            youth_ref=youth_ref,
+            reason="expired",
+            actor="system",
+            now=now,
+        )
+    )
+    return True
+
+
+EXPIRY_RULE = Rule(
+    name="expired",
+    candidates="""SELECT id, youth_id FROM melding WHERE id > $1 AND state = 'active'
+        AND expires_on <= $3 ORDER BY id LIMIT $2""",
+    first_key=0,
+    threshold=_today,
+    action=_expire,
+)
+
+
+# --- Archive term over: purge -----------------------------------------------------------
+
+
+async def _purge_archived(
+    uow: UnitOfWork, region: RegionConfig, target: Target, youth_ref: str, now: datetime
+) -> bool:
+    ref = await uow.conn.fetchval(
+        """DELETE FROM melding WHERE id = $1 AND state = 'archived' AND purge_on <= $2
+           RETURNING melding_ref""",
+        target.row["id"],
+        amsterdam_date(now),
+    )
+    if ref is None:
+        return False
+    await audit(
+        uow.conn,
+        "purged",
+        "system",
+        melding_ref=ref,
+        youth_ref=youth_ref,
+        detail={"reason": "archive_term"},
+        at=now,
+    )
+    await repo.delete_youth_if_empty(uow.conn, target.youth_id)
+    return True
+
+
+ARCHIVE_PURGE_RULE = Rule(
+    name="archive_purged",
+    candidates="""SELECT id, youth_id FROM melding WHERE id > $1 AND state = 'archived'
+        AND purge_on <= $3 ORDER BY id LIMIT $2""",
+    first_key=0,
+    threshold=_today,
+    action=_purge_archived,
+)
+
+
+# --- Lead escalation: once per period without a lead ----------------------------------
+
+
+async def _escalate(
+    uow: UnitOfWork, region: RegionConfig, target: Target, youth_ref: str, now: datetime
+) -> bool:
+    match_id: uuid.UUID = target.row["id"]
+    claimed = await uow.conn.fetchval(
+        """UPDATE match_group SET escalated_at = $2
+           WHERE id = $1 AND ended_at IS NULL AND lead_melding_id IS NULL
+             AND escalated_at IS NULL AND lead_needed_since = $3
+           RETURNING true""",
+        match_id,
+        now,
+        target.row["lead_needed_since"],
+    )
+    if not claimed:
+        return False
+    members = await repo.active_members(uow.conn, match_id)
+    uow.emit(
+        await lead_changed_message(
+            uow.conn, region, match_id, members, None, youth_id=target.youth_id, escalated=True
+        )
+    )
+    await audit(
+        uow.conn, "lead_escalated", "system", youth_ref=youth_ref, match_id=match_id, at=now
+    )
+    return True
+
+
+ESCALATION_RULE = Rule(
+    name="lead_escalated",
+    candidates="""SELECT id, youth_id, lead_needed_since FROM match_group
+        WHERE id > $1 AND ended_at IS NULL AND lead_melding_id IS NULL
+          AND escalated_at IS NULL AND lead_needed_since <= $3
+        ORDER BY id LIMIT $2""",
+    first_key=uuid.UUID(int=0),
+    threshold=lambda now, c: now - timedelta(days=c.region.regie_deadline_days - 1),
+    action=_escalate,
+    due=lambda r, now, c: is_due(
+        days_after(r["lead_needed_since"], c.region.regie_deadline_days), now
+    ),
+)
+
+
+# --- Informing the family: one reminder when nothing was recorded ---------------------
+
+
+def reminder_event(partner_id: str, melding_ref: str, email: str, inform: list[str]) -> NotifyEvent:
+    event_id = uuid.uuid4()
+    body = InformReminder.model_validate(
+        {"type": "inform.reminder", "melding_ref": melding_ref, "inform": inform}
+    )
+    return NotifyEvent(
+        event_id=event_id,
+        notices=[
+            PartnerNotice(
+                partner_id=partner_id,
+                message_id=derived_id(event_id, "notice", partner_id),
+                message_type="inform.reminder",
+                body=body.model_dump(mode="json"),
+            )
+        ],
+        emails=[
+            EmailJob(
+                message_id=derived_id(event_id, "email", "reporter"),
+                to=email,
+                template="inform_reminder",
+                data={"melding_ref": melding_ref, "inform": inform},
+            )
+        ],
+    )
+
+
+async def _remind(
+    uow: UnitOfWork, region: RegionConfig, target: Target, youth_ref: str, now: datetime
+) -> bool:
+    row = await uow.conn.fetchrow(
+        """UPDATE melding SET inform_reminded_at = $2
+           WHERE id = $1 AND state = 'active' AND informed IS NULL
+             AND deferred_reason IS NULL AND inform_reminded_at IS NULL
+           RETURNING partner_id, melding_ref, reporter_email, inform_targets""",
+        target.row["id"],
+        now,
+    )
+    if row is None:
+        return False
+    uow.emit(
+        notify_message(
+            reminder_event(
+                row["partner_id"],
+                row["melding_ref"],
+                row["reporter_email"],
+                list(row["inform_targets"]),
+            )
+        )
+    )
+    await audit(
+        uow.conn,
+        "inform_reminded",
+        "system",
+        melding_ref=row["melding_ref"],
+        youth_ref=youth_ref,
+        at=now,
+    )
+    return True
+
+
+INFORM_REMINDER_RULE = Rule(
+    name="inform_reminded",
+    candidates="""SELECT id, youth_id, reported_at FROM melding WHERE id > $1
+        AND state = 'active' AND informed IS NULL AND deferred_reason IS NULL
+        AND inform_reminded_at IS NULL AND reported_at <= $3
+        ORDER BY id LIMIT $2""",
+    first_key=0,
+    threshold=lambda now, c: now - timedelta(days=c.region.inform_deadline_days - 1),
+    action=_remind,
+    due=lambda r, now, c: is_due(days_after(r["reported_at"], c.region.inform_deadline_days), now),
+)
+
+# The 23rd birthday first: what it purges needs no expiry or reminder after.
+RULES = (AGE_LIMIT_RULE, EXPIRY_RULE, ARCHIVE_PURGE_RULE, ESCALATION_RULE, INFORM_REMINDER_RULE)
