@@ -16,9 +16,11 @@ from shared.amqp.connection import connect
 from shared.amqp.consumer import Consumer, Handler
 from shared.amqp.publisher import Publisher
 from shared.amqp.topology import declare_core
-from shared.db import migrate
+from shared import metrics
+from shared.db import heartbeat, migrate
 from shared.db.outbox import Outbox
 from shared.db.pool import create_pool
+from shared.http import HealthServer
 from shared.logs import configure_logging, get_logger
 from shared.pseudonym import Pseudonymizer
 from shared.region.store import RegionCache
@@ -40,6 +42,8 @@ class Runtime:
     region: RegionCache
     pseudonyms: Pseudonymizer
     consumers: list[Consumer] = field(default_factory=list)
+    http: HealthServer | None = None
+    instance: heartbeat.Instance = field(default_factory=lambda: heartbeat.Instance.new("?"))
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -71,6 +75,7 @@ class Runtime:
             outbox=Outbox(pool, publisher, grace_seconds=settings.outbox_grace_seconds),
             region=RegionCache(pool, settings.config_reload_seconds),
             pseudonyms=Pseudonymizer(settings.pseudonym_key),
+            instance=heartbeat.Instance.new(name.removeprefix("test-")),
         )
 
     def consume(self, queue: str, handler: Handler, *, prefetch: int | None = None) -> None:
@@ -83,24 +88,87 @@ class Runtime:
                 prefetch=prefetch or self.settings.prefetch,
                 retry_delays_ms=self.settings.retry_delays_ms,
                 service_user=self.settings.service_broker_user,
+                on_outcome=lambda q, outcome, seconds: metrics.observe(
+                    self.service, q, outcome, seconds
+                ),
+                redeclare=self.declare_topology,
             )
         )
+
+    @property
+    def service(self) -> str:
+        """The service name without a test/CLI prefix, as used in metrics."""
+        return self.name.removeprefix("test-")
+
+    async def declare_topology(self) -> None:
+        async with self.connection.channel() as channel:
+            await declare_core(
+                channel,
+                retry_delays_ms=self.settings.retry_delays_ms,
+                delivery_limit=self.settings.delivery_limit,
+            )
+
+    async def readiness(self) -> dict[str, bool]:
+        """Broker connected, database answering, every consumer registered."""
+        database = True
+        try:
+            await asyncio.wait_for(self.pool.fetchval("SELECT 1"), 2.0)
+        except Exception:
+            database = False
+        consumers = [await c.is_consuming() for c in self.consumers]
+        return {
+            "broker": not self.connection.is_closed,
+            "database": database,
+            "consumers": all(consumers),
+        }
 
     def background(self, job: BackgroundJob) -> None:
         self._tasks.append(asyncio.create_task(job()))
 
     async def start(self) -> None:
         self.background(self.outbox.relay_forever)
+        self.background(self._heartbeat_forever)
         for consumer in self.consumers:
             await consumer.start()
-        log.info("service_started", queues=[c.queue_name for c in self.consumers])
+        if self.settings.http_port >= 0 and self.http is None:
+            self.http = HealthServer(self.service, self.readiness)
+            await self.http.start(self.settings.http_host, self.settings.http_port)
+        log.info(
+            "service_started",
+            queues=[c.queue_name for c in self.consumers],
+            http_port=self.http.port if self.http else None,
+        )
+
+    async def _heartbeat_forever(self) -> None:
+        """Report this replica (for `verwijsindex status`) and the outbox gauges."""
+        while True:
+            try:
+                checks = await self.readiness()
+                ready = all(checks.values())
+                metrics.READY.labels(self.service).set(1 if ready else 0)
+                await heartbeat.beat(self.pool, self.instance, ready=ready, detail=checks)
+                backlog, lag = await self.outbox.backlog_and_lag()
+                metrics.OUTBOX_BACKLOG.labels(self.service).set(backlog)
+                metrics.OUTBOX_LAG.labels(self.service).set(lag)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("heartbeat_failed", error=f"{type(exc).__name__}: {exc}"[:300])
+            await asyncio.sleep(heartbeat.INTERVAL_SECONDS)
 
     async def close(self) -> None:
+        """Drain: stop consuming, finish in-flight messages, then close everything."""
         for consumer in self.consumers:
             await consumer.stop()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.http is not None:
+            await self.http.close()
+        try:
+            await heartbeat.leave(self.pool, self.instance)
+        except Exception as exc:
+            log.warning("heartbeat_leave_failed", error=f"{type(exc).__name__}: {exc}"[:300])
         await self.publisher.close()
         await self.connection.close()
         await self.pool.close()

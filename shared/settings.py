@@ -33,7 +33,9 @@ class Settings:
     outbox_grace_seconds: float = 5.0
     config_reload_seconds: float = 5.0
     retention_interval_seconds: float = 60.0
-    http_port: int = 0
+    # /healthz, /readyz, /metrics; -1 turns the endpoint off, 0 picks a free port.
+    http_host: str = "0.0.0.0"  # noqa: S104 - containers are scraped from outside
+    http_port: int = -1
     log_level: str = "info"
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -69,6 +71,7 @@ class Settings:
             retention_interval_seconds=float(
                 e.get("VI_RETENTION_INTERVAL_SECONDS", d.retention_interval_seconds)
             ),
+            http_host=e.get("VI_HTTP_HOST", d.http_host),
             http_port=int(e.get("VI_HTTP_PORT", d.http_port)),
             log_level=e.get("VI_LOG_LEVEL", d.log_level),
         )

@@ -12,9 +12,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import aio_pika
+import aiormq
 import pydantic
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
 
@@ -111,6 +112,9 @@ class Delivery:
 
 Handler = Callable[[Delivery], Awaitable[None]]
 OutcomeHook = Callable[[str, str, float], None]
+Redeclare = Callable[[], Awaitable[None]]
+
+WATCH_INTERVAL_SECONDS = 2.0
 
 
 class Consumer:
@@ -125,6 +129,7 @@ class Consumer:
         retry_delays_ms: tuple[int, ...],
         service_user: str,
         on_outcome: OutcomeHook | None = None,
+        redeclare: Redeclare | None = None,
     ) -> None:
         self._connection = connection
         self._publisher = publisher
@@ -134,26 +139,59 @@ class Consumer:
         self._delays = retry_delays_ms
         self._service_user = service_user
         self._on_outcome = on_outcome
+        self._redeclare = redeclare
         self._channel: AbstractChannel | None = None
         self._consumer_tag: str | None = None
         self._in_flight: set[asyncio.Task[None]] = set()
+        self._watchdog: asyncio.Task[None] | None = None
 
-    @property
-    def running(self) -> bool:
-        return (
-            self._consumer_tag is not None
-            and self._channel is not None
-            and not self._channel.is_closed
-        )
+    async def is_consuming(self) -> bool:
+        """True when the broker knows our consumer (it can be cancelled by the broker,
+        e.g. when the queue is deleted, or lost while the connection recovers)."""
+        if self._channel is None or self._channel.is_closed or self._consumer_tag is None:
+            return False
+        try:
+            underlay = await asyncio.wait_for(self._channel.get_underlay_channel(), 1.0)
+        except Exception:
+            return False
+        return self._consumer_tag in cast(aiormq.Channel, underlay).consumers
 
     async def start(self) -> None:
         self._channel = await self._connection.channel()
         await self._channel.set_qos(prefetch_count=self._prefetch)
+        await self._subscribe()
+        self._watchdog = asyncio.create_task(self._watch())
+
+    async def _subscribe(self) -> None:
+        assert self._channel is not None
         queue = await self._channel.get_queue(self.queue_name, ensure=True)
         self._consumer_tag = await queue.consume(self._on_message)
 
+    async def _watch(self) -> None:
+        """Notice a consumer the broker cancelled and subscribe again (re-declaring the
+        topology first, in case its queue was deleted)."""
+        while True:
+            await asyncio.sleep(WATCH_INTERVAL_SECONDS)
+            if self._channel is None or self._channel.is_closed or await self.is_consuming():
+                continue
+            log.warning("consumer_lost_resubscribing")
+            try:
+                if self._redeclare is not None:
+                    await self._redeclare()
+                stale = self._consumer_tag
+                if stale is not None:
+                    queue = await self._channel.get_queue(self.queue_name, ensure=False)
+                    await queue.cancel(stale)
+                await self._subscribe()
+                log.info("consumer_resubscribed")
+            except Exception as exc:
+                log.error("consumer_resubscribe_failed", error=describe_error(exc))
+
     async def stop(self, drain_timeout: float = 30.0) -> None:
         """Stop taking new messages, let in-flight ones finish, then close."""
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            await asyncio.gather(self._watchdog, return_exceptions=True)
         if self._channel is not None and self._consumer_tag is not None:
             queue = await self._channel.get_queue(self.queue_name, ensure=False)
             await queue.cancel(self._consumer_tag)

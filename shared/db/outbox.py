@@ -151,8 +151,15 @@ class Outbox:
             )
             return len(rows)
 
-    async def backlog(self) -> int:
-        return int(await self._pool.fetchval("SELECT count(*) FROM outbox"))
+    async def backlog_and_lag(self) -> tuple[int, float]:
+        """Rows waiting, and the age in seconds of the oldest."""
+        row = await self._pool.fetchrow(
+            """SELECT count(*) AS n,
+                      coalesce(extract(epoch FROM now() - min(created_at)), 0) AS lag
+               FROM outbox"""
+        )
+        assert row is not None
+        return int(row["n"]), float(row["lag"])
 
     async def relay_forever(self, interval: float = 1.0) -> None:
         while True:
