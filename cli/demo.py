@@ -8,22 +8,18 @@ import secrets
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from pathlib import Path
-from urllib.parse import quote, unquote, urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import click
 
 from cli.common import run, settings
+from shared.amqp.connection import vhost_of
 from shared.amqp.management import Management, partner_permissions
 from shared.contract.validation import example_bsn
 from shared.partner_client import PartnerClient, Received
 from shared.region.model import RegionConfigError, load_region_file
 
 DEFAULT_REGION = Path("region/demo.toml")
-
-
-def _vhost(amqp_url: str) -> str:
-    path = urlsplit(amqp_url).path.lstrip("/")
-    return unquote(path) if path else "/"
 
 
 def _partner_url(amqp_url: str, user: str) -> str:
@@ -57,7 +53,7 @@ def users(region_file: Path) -> None:
         raise click.ClickException(str(exc)) from None
     s = settings()
     api = Management(s.management_url)
-    vhost = _vhost(s.amqp_url)
+    vhost = vhost_of(s.amqp_url)
 
     async def go() -> None:
         for partner in config.partner:

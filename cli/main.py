@@ -6,9 +6,13 @@ import click
 
 from cli.db import db
 from cli.demo import demo
+from cli.parked import parked, rejected
 from cli.region import region
 from cli.retention import retention
 from cli.schema import schema
+from cli.stats import stats
+from cli.status import status
+from cli.subject import subject
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -21,5 +25,5 @@ def main() -> None:
     """
 
 
-for command in (db, demo, region, retention, schema):
+for command in (db, demo, parked, region, rejected, retention, schema, stats, status, subject):
     main.add_command(command)

@@ -12,11 +12,11 @@ from typing import Any
 import asyncpg
 from aio_pika.abc import AbstractRobustConnection
 
+from shared import metrics
 from shared.amqp.connection import connect
 from shared.amqp.consumer import Consumer, Handler
 from shared.amqp.publisher import Publisher
 from shared.amqp.topology import declare_core
-from shared import metrics
 from shared.db import heartbeat, migrate
 from shared.db.outbox import Outbox
 from shared.db.pool import create_pool

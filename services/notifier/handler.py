@@ -4,6 +4,8 @@ partner's notice."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 from email.message import EmailMessage
 from email.utils import formatdate
 
@@ -31,32 +33,37 @@ class FanOutHandler:
             event = NotifyEvent.model_validate_json(delivery.message.body)
         except pydantic.ValidationError as exc:
             raise PoisonMessage("not a valid notify event") from exc
-        # Publish everything, then ack: a redelivery republishes with the same ids,
-        # which partners and the e-mail step drop as duplicates.
-        for notice in event.notices:
-            await self._rt.publisher.publish(
-                OUTBOUND_EXCHANGE,
-                notice.partner_id,
-                _json(notice.body),
-                message_id=str(notice.message_id),
-                message_type=notice.message_type,
-                correlation_id=str(event.event_id),
-            )
-        for job in event.emails:
-            await self._rt.publisher.publish(
-                INTERNAL_EXCHANGE,
-                EMAIL_KEY,
-                job.model_dump_json().encode(),
-                message_id=str(job.message_id),
-                message_type=f"email.{job.template}",
-                correlation_id=str(event.event_id),
-            )
+        # Publish everything (confirmed), then ack: a redelivery republishes with the
+        # same ids, which partners and the e-mail step drop as duplicates.
+        publisher = self._rt.publisher
+        await asyncio.gather(
+            *(
+                publisher.publish(
+                    OUTBOUND_EXCHANGE,
+                    notice.partner_id,
+                    _json(notice.body),
+                    message_id=str(notice.message_id),
+                    message_type=notice.message_type,
+                    correlation_id=str(event.event_id),
+                )
+                for notice in event.notices
+            ),
+            *(
+                publisher.publish(
+                    INTERNAL_EXCHANGE,
+                    EMAIL_KEY,
+                    job.model_dump_json().encode(),
+                    message_id=str(job.message_id),
+                    message_type=f"email.{job.template}",
+                    correlation_id=str(event.event_id),
+                )
+                for job in event.emails
+            ),
+        )
         log.info("notify_fanned_out", notices=len(event.notices), emails=len(event.emails))
 
 
 def _json(body: object) -> bytes:
-    import json
-
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
 
 
@@ -73,8 +80,15 @@ def render(job: EmailJob, sender: str) -> EmailMessage:
 
 
 class EmailHandler:
-    """Send, then record. A crash between the two sends the e-mail again with the same
-    Message-ID (documented: at-least-once for e-mail)."""
+    """Send each e-mail job once, by its stable Message-ID.
+
+    The job's id is claimed in `sent_email` inside a transaction that stays open while
+    the e-mail is handed over: a second copy of the job (a duplicated or replayed
+    message) waits for the first and then finds it sent; a failed send rolls the claim
+    back, so the retry (or a replay from the parked queue) sends it. Only a crash
+    between handing the e-mail over and the commit sends it again, with the same
+    Message-ID (documented: at-least-once for e-mail, recognisable as a resend).
+    """
 
     def __init__(self, runtime: Runtime, mailer: Mailer) -> None:
         self._rt = runtime
@@ -86,11 +100,14 @@ class EmailHandler:
         except pydantic.ValidationError as exc:
             raise PoisonMessage("not a valid e-mail job") from exc
         key = str(job.message_id)
-        if await self._rt.pool.fetchval("SELECT true FROM sent_email WHERE message_id = $1", key):
-            log.info("email_already_sent", template=job.template)
-            return
-        await self._mailer.send(render(job, self._rt.settings.mail_from))
-        await self._rt.pool.execute(
-            "INSERT INTO sent_email (message_id) VALUES ($1) ON CONFLICT DO NOTHING", key
-        )
+        async with self._rt.pool.acquire() as conn, conn.transaction():
+            claimed = await conn.fetchval(
+                """INSERT INTO sent_email (message_id) VALUES ($1)
+                   ON CONFLICT DO NOTHING RETURNING true""",
+                key,
+            )
+            if not claimed:
+                log.info("email_already_sent", template=job.template)
+                return
+            await self._mailer.send(render(job, self._rt.settings.mail_from))
         log.info("email_sent", template=job.template)

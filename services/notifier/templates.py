@@ -1,6 +1,6 @@
 """The e-mails, in Dutch for professionals. Each template gets only what the matcher
 put in the job: contact data of professionals and melding references, never anything
-that identifies the youth."""
+that identifies the youth (no BSN, name or birth date)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,17 @@ from typing import Any
 
 Rendered = tuple[str, str]  # (subject, plain-text body)
 
+SECTOR_LABELS = {
+    "jeugdhulp": "jeugdhulp",
+    "jgz": "jeugdgezondheidszorg",
+    "zorg": "zorg",
+    "onderwijs": "onderwijs",
+    "wmo": "Wmo",
+    "werk_inkomen": "werk en inkomen",
+    "politie_justitie": "politie en justitie",
+    "gemeente": "gemeente",
+}
+
 _FOOTER = (
     "\n\nDit bericht komt van de Verwijsindex van de regio. De Verwijsindex bewaart geen"
     "\ninhoud over de zorg of het signaal; neem voor afstemming rechtstreeks contact op met"
@@ -16,19 +27,23 @@ _FOOTER = (
 )
 
 
+def _sector(code: object) -> str:
+    return SECTOR_LABELS.get(str(code), str(code))
+
+
 def _contact_lines(person: dict[str, Any]) -> list[str]:
     reporter = person["reporter"]
     lines = [
-        f"- {person['organisation']} ({person['sector']})",
+        f"- {person['organisation']} ({_sector(person.get('sector'))})",
         f"  Contactpersoon: {reporter['name']}",
         f"  E-mail: {reporter['email']}",
     ]
     if reporter.get("phone"):
         lines.append(f"  Telefoon: {reporter['phone']}")
     if person.get("melding_ref"):
-        lines.append(f"  Hun kenmerk: {person['melding_ref']}")
+        lines.append(f"  Kenmerk van hun melding: {person['melding_ref']}")
     if person.get("archived"):
-        lines.append("  Let op: deze melding is gearchiveerd (eerder afgesloten).")
+        lines.append("  Let op: deze melding is eerder afgesloten en staat in het archief.")
     return lines
 
 
@@ -36,15 +51,39 @@ def _people(people: list[dict[str, Any]]) -> str:
     return "\n".join(line for p in people for line in _contact_lines(p))
 
 
+def _lead_line(lead: dict[str, Any] | None) -> str:
+    if not lead:
+        return "Regie: nog geen organisatie heeft de regie genomen."
+    reporter = lead["reporter"]
+    return (
+        f"Regie: {lead['organisation']} (contactpersoon {reporter['name']}, {reporter['email']})."
+    )
+
+
 def match_reporter(d: dict[str, Any]) -> Rendered:
+    counterparts = d["counterparts"]
+    several = len(counterparts) > 1
     subject = f"Match in de Verwijsindex voor uw melding {d['melding_ref']}"
+    intro = (
+        f"Op de jeugdige van uw melding met kenmerk {d['melding_ref']} ({d['organisation']})"
+        + (
+            " hebben ook andere organisaties een melding gedaan."
+            if several
+            else " heeft ook een andere organisatie een melding gedaan."
+        )
+    )
+    if d.get("own_archived"):
+        intro += (
+            " Uw melding is eerder afgesloten en staat in het archief; u krijgt dit bericht"
+            " eenmalig, zodat u kunt beoordelen of afstemming nodig is."
+        )
     body = (
         "Geachte collega,\n\n"
-        f"Op de jeugdige van uw melding met kenmerk {d['melding_ref']} ({d['organisation']})"
-        " is ook een melding gedaan door een andere organisatie. Neem contact met elkaar op"
-        " om uw hulp af te stemmen en af te spreken wie de regie neemt.\n\n"
-        "Betrokken professionals:\n"
-        f"{_people(d['counterparts'])}\n\n"
+        f"{intro} Neem contact met elkaar op om uw hulp af te stemmen en af te spreken"
+        " wie de regie neemt.\n\n"
+        f"Betrokken professional{'s' if several else ''}:\n"
+        f"{_people(counterparts)}\n\n"
+        f"{_lead_line(d.get('lead'))}\n"
         f"Matchnummer: {d['match_id']}"
     )
     return subject, body + _FOOTER
@@ -58,6 +97,7 @@ def match_coordinator(d: dict[str, Any]) -> Rendered:
         " De volgende professionals zijn over elkaar geïnformeerd; wilt u nagaan of zij"
         " contact hebben gehad en wie de regie neemt?\n\n"
         f"{_people(d['participants'])}\n\n"
+        f"{_lead_line(d.get('lead'))}\n"
         f"Matchnummer: {d['match_id']}"
     )
     return subject, body + _FOOTER

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 
 import asyncpg
@@ -20,8 +20,14 @@ from shared.db.audit import audit
 from shared.db.outbox import UnitOfWork
 from shared.envelopes import EmailJob, NotifyEvent, PartnerNotice, derived_id
 from shared.index import repository as repo
-from shared.index.deadlines import AGE_LIMIT, days_after, is_due
-from shared.index.lifecycle import end_melding, lead_changed_message
+from shared.index.deadlines import (
+    age_limit_date,
+    days_after,
+    is_due,
+    latest_birth_date_at_age_limit,
+    latest_start_due,
+)
+from shared.index.lifecycle import end_melding, lead_changed_message, purge_youth, tidy_after_purge
 from shared.index.notices import notify_message
 from shared.region.model import RegionConfig
 
@@ -59,40 +65,32 @@ def _today(now: datetime, _: RegionConfig) -> date:
 async def _purge_youth(
     uow: UnitOfWork, region: RegionConfig, target: Target, youth_ref: str, now: datetime
 ) -> bool:
-    still_due = await uow.conn.fetchval(
-        """SELECT true FROM youth WHERE id = $1
-           AND (birth_date + make_interval(years => $2))::date <= $3""",
-        target.youth_id,
-        AGE_LIMIT,
-        amsterdam_date(now),
+    birth_date = await uow.conn.fetchval(
+        "SELECT birth_date FROM youth WHERE id = $1", target.youth_id
     )
-    if not still_due:
+    if birth_date is None or not is_due(age_limit_date(birth_date), now):
         return False
-    for melding in await repo.meldingen_of_youth(uow.conn, target.youth_id):
-        uow.emit(
-            *await end_melding(
-                uow.conn,
-                region,
-                melding,
-                youth_id=target.youth_id,
-                youth_ref=youth_ref,
-                reason="age_limit",
-                actor="system",
-                now=now,
-            )
+    uow.emit(
+        *await purge_youth(
+            uow.conn,
+            target.youth_id,
+            youth_ref=youth_ref,
+            reason="age_limit",
+            actor="system",
+            now=now,
         )
-    await repo.delete_youth_if_empty(uow.conn, target.youth_id)
+    )
     return True
 
 
 AGE_LIMIT_RULE = Rule(
     name="age_limit",
-    # Postgres adds years the way the contract wants: 29 Feb + 23 years = 28 Feb.
-    candidates=f"""SELECT id, id AS youth_id FROM youth WHERE id > $1
-        AND (birth_date + make_interval(years => {AGE_LIMIT:d}))::date <= $3
-        ORDER BY id LIMIT $2""",  # noqa: S608 - a constant
+    # Exact on the birth date (and so served by its index): 29 February counts as
+    # 28 February in a year without it.
+    candidates="""SELECT id, id AS youth_id FROM youth WHERE id > $1 AND birth_date <= $3
+        ORDER BY id LIMIT $2""",
     first_key=0,
-    threshold=_today,
+    threshold=lambda now, c: latest_birth_date_at_age_limit(amsterdam_date(now)),
     action=_purge_youth,
 )
 
@@ -104,7 +102,7 @@ async def _expire(
     uow: UnitOfWork, region: RegionConfig, target: Target, youth_ref: str, now: datetime
 ) -> bool:
     row = await uow.conn.fetchrow(
-        f"""SELECT {repo.MELDING_COLUMNS} FROM melding
+        f"""SELECT {repo.MELDING_COLUMNS}, expires_on FROM melding
             WHERE id = $1 AND state = 'active' AND expires_on <= $2""",  # noqa: S608
         target.row["id"],
         amsterdam_date(now),
@@ -121,6 +119,8 @@ async def _expire(
             reason="expired",
             actor="system",
             now=now,
+            # The archive term runs from the expiry date, even if this sweep is late.
+            archive_from=row["expires_on"],
         )
     )
     return True
@@ -159,7 +159,7 @@ async def _purge_archived(
         detail={"reason": "archive_term"},
         at=now,
     )
-    await repo.delete_youth_if_empty(uow.conn, target.youth_id)
+    await tidy_after_purge(uow.conn, target.youth_id)
     return True
 
 
@@ -210,7 +210,7 @@ ESCALATION_RULE = Rule(
           AND escalated_at IS NULL AND lead_needed_since <= $3
         ORDER BY id LIMIT $2""",
     first_key=uuid.UUID(int=0),
-    threshold=lambda now, c: now - timedelta(days=c.region.regie_deadline_days - 1),
+    threshold=lambda now, c: latest_start_due(now, c.region.regie_deadline_days),
     action=_escalate,
     due=lambda r, now, c: is_due(
         days_after(r["lead_needed_since"], c.region.regie_deadline_days), now
@@ -288,7 +288,7 @@ INFORM_REMINDER_RULE = Rule(
         AND inform_reminded_at IS NULL AND reported_at <= $3
         ORDER BY id LIMIT $2""",
     first_key=0,
-    threshold=lambda now, c: now - timedelta(days=c.region.inform_deadline_days - 1),
+    threshold=lambda now, c: latest_start_due(now, c.region.inform_deadline_days),
     action=_remind,
     due=lambda r, now, c: is_due(days_after(r["reported_at"], c.region.inform_deadline_days), now),
 )

@@ -1,10 +1,13 @@
 """One sweep of every time-driven rule, as of a given moment.
 
 Each rule walks its candidates in bounded batches (keyset pagination) and handles each
-youth in its own short transaction under the youth's row lock, taken with SKIP LOCKED:
-a youth busy elsewhere (another retention replica, the matcher) is left for the next
-sweep. Memory and transaction size stay flat however much data there is, and a sweep
-run twice, or by two replicas at once, acts once.
+due row in its own short transaction under the youth's row lock. The lock is first
+tried with SKIP LOCKED, so a replica does not queue behind a youth that is busy
+elsewhere (another retention replica, the matcher); what was skipped is taken up again
+at the end of the rule's pass, this time waiting for the lock, and re-checked under
+it. Memory and transaction size stay flat however much data there is; a sweep run
+twice, or by two replicas at once, acts exactly once on every due row, and a sweep
+that returns has handled everything that was due when it started.
 """
 
 from __future__ import annotations
@@ -70,23 +73,45 @@ class Sweep:
     async def _apply(self, rule: Rule, now: datetime, report: SweepReport) -> None:
         last = rule.first_key
         threshold = rule.threshold(now, self._region)
+        busy: list[asyncpg.Record] = []
         while True:
             rows = await self._pool.fetch(rule.candidates, last, self._batch, threshold)
             for row in rows:
-                if rule.due(row, now, self._region) and await self._act(rule, row, now):
+                if not rule.due(row, now, self._region):
+                    continue
+                outcome = await self._act(rule, row, now, wait=False)
+                if outcome is None:
+                    busy.append(row)
+                elif outcome:
                     report.add(rule.name)
             if len(rows) < self._batch:
-                return
+                break
             last = rows[-1]["id"]
+        # Rows whose youth was locked elsewhere: wait for the lock now. Whoever held it
+        # may have done the work already; the action's re-check then finds nothing.
+        # (Bounded: at most the candidates of this pass, and usually none.)
+        for row in busy:
+            if await self._act(rule, row, now, wait=True):
+                report.add(rule.name)
 
-    async def _act(self, rule: Rule, row: asyncpg.Record, now: datetime) -> bool:
+    async def _act(
+        self, rule: Rule, row: asyncpg.Record, now: datetime, *, wait: bool
+    ) -> bool | None:
+        """True if the rule acted, False if nothing was (still) due, None if the youth
+        was locked elsewhere and ``wait`` is false."""
+        lock = "FOR UPDATE" if wait else "FOR UPDATE SKIP LOCKED"
         async with self._outbox.unit_of_work() as uow:
             youth = await uow.conn.fetchrow(
-                "SELECT id, identity_hash FROM youth WHERE id = $1 FOR UPDATE SKIP LOCKED",
+                f"SELECT id, identity_hash FROM youth WHERE id = $1 {lock}",  # noqa: S608
                 row["youth_id"],
             )
             if youth is None:
-                return False
+                if wait:
+                    return False
+                exists = await uow.conn.fetchval(
+                    "SELECT true FROM youth WHERE id = $1", row["youth_id"]
+                )
+                return None if exists else False
             youth_ref = self._pseudonyms.audit_ref(youth["identity_hash"])
             target = Target(youth_id=youth["id"], row=row)
             return await rule.action(uow, self._region, target, youth_ref, now)

@@ -28,6 +28,7 @@ ERROR_HEADER = "x-vi-error"
 USER_ID_HEADER = "x-vi-user-id"
 ROUTING_KEY_HEADER = "x-vi-routing-key"
 QUEUE_HEADER = "x-vi-queue"
+REPLAYED_HEADER = "x-vi-replayed"
 
 log = get_logger(__name__)
 
@@ -69,9 +70,10 @@ class Delivery:
 
     @property
     def seen_before(self) -> bool:
-        """True when this very message may have been handled before (broker redelivery
-        or our own retry), as opposed to a fresh publish."""
-        return bool(self.message.redelivered) or self.attempt > 0
+        """True when this very message may have been handled before (broker redelivery,
+        our own retry, an operator's replay), as opposed to a fresh publish."""
+        replayed = self._from_runtime and bool(self.headers.get(REPLAYED_HEADER))
+        return bool(self.message.redelivered) or self.attempt > 0 or replayed
 
     @property
     def user_id(self) -> str | None:

@@ -7,6 +7,7 @@ ignored), so every publish goes through here.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import aio_pika
@@ -61,6 +62,7 @@ class Publisher:
             user_id=user_id,
             content_type=content_type,
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            timestamp=datetime.now(UTC),
         )
         await self.publish_message(exchange, routing_key, message)
 

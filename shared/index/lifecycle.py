@@ -2,14 +2,18 @@
 
 Shared by the matcher (withdraw, death), the retention sweep (expiry, 23rd birthday,
 archive purge) and the operator CLI (erasure). The caller holds the youth's row lock.
+
+Purged means gone: a purged melding leaves no row behind (no soft delete), and a youth
+with nothing stored any more leaves no youth, match group or membership row either.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import cast
 
 from shared.contract.outbound import EndReason
+from shared.dates import amsterdam_date
 from shared.db.audit import audit
 from shared.db.outbox import OutboundMessage
 from shared.db.pool import Conn
@@ -36,8 +40,13 @@ async def end_melding(
     reason: str,
     actor: str,
     now: datetime,
+    archive_from: date | None = None,
 ) -> list[OutboundMessage]:
-    """End one melding (active or archived). Returns the messages to emit."""
+    """End one melding (active or archived). Returns the messages to emit.
+
+    An archived melding's 5-year term runs from ``archive_from`` (the expiry date, for
+    an expiry handled by a late sweep) or else from the day it ends.
+    """
     out: list[OutboundMessage] = []
     group = await repo.group_of_melding(conn, melding.id)
     if reason in ARCHIVING_REASONS and melding.active:
@@ -49,7 +58,7 @@ async def end_melding(
             melding.id,
             now,
             reason,
-            archive_purge_date(now),
+            archive_purge_date(archive_from or amsterdam_date(now)),
         )
         action = "archived"
     else:
@@ -70,8 +79,56 @@ async def end_melding(
         out.extend(
             await after_member_left(conn, region, group, melding, youth_id=youth_id, now=now)
         )
-    await repo.delete_youth_if_empty(conn, youth_id)
+    if action == "purged":
+        await tidy_after_purge(conn, youth_id)
     return out
+
+
+async def purge_youth(
+    conn: Conn,
+    youth_id: int,
+    *,
+    youth_ref: str,
+    reason: EndReason,
+    actor: str,
+    now: datetime,
+) -> list[OutboundMessage]:
+    """Purge everything stored on a youth, active and archived (23rd birthday, death,
+    erasure). Returns the messages to emit: `melding.ended` to the owner of every
+    active melding.
+
+    Every melding ends at once, so no lead is cleared or reassigned on the way: the
+    partners hear only that their own melding ended.
+    """
+    out: list[OutboundMessage] = []
+    for melding in await repo.meldingen_of_youth(conn, youth_id):
+        await audit(
+            conn,
+            "purged",
+            actor,
+            melding_ref=melding.melding_ref,
+            youth_ref=youth_ref,
+            detail={"partner": melding.partner_id, "reason": reason},
+            at=now,
+        )
+        if melding.active and reason in NOTIFIED_REASONS:
+            out.append(notify_message(ended_event(melding, reason)))
+    # Explicit order: groups (and with them their memberships), meldingen, the youth.
+    await conn.execute("DELETE FROM match_group WHERE youth_id = $1", youth_id)
+    await conn.execute("DELETE FROM melding WHERE youth_id = $1", youth_id)
+    await conn.execute("DELETE FROM youth WHERE id = $1", youth_id)
+    return out
+
+
+async def tidy_after_purge(conn: Conn, youth_id: int) -> None:
+    """After a melding was purged: drop ended match groups that no longer have any
+    member, and the youth itself when nothing is stored on it any more."""
+    await conn.execute(
+        """DELETE FROM match_group g WHERE g.youth_id = $1 AND g.ended_at IS NOT NULL
+           AND NOT EXISTS (SELECT 1 FROM match_member mm WHERE mm.match_id = g.id)""",
+        youth_id,
+    )
+    await repo.delete_youth_if_empty(conn, youth_id)
 
 
 async def after_member_left(

@@ -73,8 +73,11 @@ def match_event(
     newcomer: Participant,
     counterparts: Sequence[Participant],
     lead: Participant | None,
-    municipality: Municipality,
+    municipality: Municipality | None,
 ) -> NotifyEvent:
+    """A new melding joined: match.notice to the newcomer (naming every counterpart) and
+    to each counterpart (naming the newcomer); an e-mail to every involved reporter and
+    to the coordinator of the youth's municipality."""
     event_id = uuid.uuid4()
     lead_body = lead.as_lead() if lead else None
     notices = [
@@ -119,11 +122,15 @@ def match_event(
                 "match_id": str(match_id),
                 "melding_ref": p.melding.melding_ref,
                 "organisation": p.organisation,
+                "own_archived": not p.melding.active,
                 "counterparts": [c.as_counterpart() for c in involved if c is not p],
+                "lead": lead_body,
             },
         )
         for p in involved
     ]
+    if municipality is None:
+        return NotifyEvent(event_id=event_id, notices=notices, emails=emails)
     emails.append(
         _email(
             event_id,
@@ -136,6 +143,7 @@ def match_event(
                 "participants": [
                     {**p.as_counterpart(), "melding_ref": p.melding.melding_ref} for p in involved
                 ],
+                "lead": lead_body,
             },
         )
     )

@@ -7,16 +7,30 @@ from shared.contract.errors import ErrorCode
 from shared.index import repository as repo
 
 
+def _unknown(ctx: Context, melding_ref: str) -> None:
+    ctx.reject(
+        melding_ref,
+        ErrorCode.UNKNOWN_MELDING,
+        "melding_ref",
+        "your organisation has no melding with this melding_ref",
+    )
+
+
 async def find_own_active(ctx: Context, melding_ref: str) -> repo.MeldingRow | None:
-    """The partner's active melding by ref, or None after writing the rejection."""
-    found = await repo.find_melding(ctx.uow.conn, ctx.partner_id, melding_ref)
+    """The partner's active melding by ref, or None after writing the rejection.
+
+    The youth's row is locked before the answer is final: the melding is read again
+    under the lock, so a withdraw, claim or sweep that got there first is seen (two
+    withdraws of one melding end it once; a claim never acts on an ended melding).
+    """
+    conn = ctx.uow.conn
+    found = await repo.find_melding(conn, ctx.partner_id, melding_ref)
+    if found is not None and await repo.lock_youth(conn, found.youth_id) is not None:
+        found = await repo.find_melding(conn, ctx.partner_id, melding_ref)
+    else:
+        found = None
     if found is None:
-        ctx.reject(
-            melding_ref,
-            ErrorCode.UNKNOWN_MELDING,
-            "melding_ref",
-            "your organisation has no melding with this melding_ref",
-        )
+        _unknown(ctx, melding_ref)
         return None
     if not found.melding.active:
         ctx.reject(

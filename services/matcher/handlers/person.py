@@ -1,4 +1,16 @@
-"""person.moved and person.deceased from the population register."""
+"""person.moved and person.deceased from the population register.
+
+Only a partner with the population_register role gets here (ingest checks the role).
+Both answer `unknown_person` only when nothing at all, active or archived, is stored
+on the BSN.
+
+A move updates the youth's municipality and tells the partners with an active melding
+(`youth.moved`) and the match coordinator of the new municipality (e-mail). With
+archived meldingen only, nobody is told: the archive is not shown to anyone.
+
+A death purges everything on the youth, the archive included; the owners of active
+meldingen get `melding.ended` with reason `deceased`.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +23,7 @@ from shared.contract.outbound import YouthMoved
 from shared.db.audit import audit
 from shared.envelopes import EmailJob, NotifyEvent, PartnerNotice, derived_id
 from shared.index import repository as repo
-from shared.index.lifecycle import end_melding
+from shared.index.lifecycle import purge_youth
 from shared.index.notices import notify_message, participant
 
 
@@ -80,18 +92,14 @@ async def deceased(ctx: Context, msg: PersonDeceased) -> None:
     if youth is None:
         _unknown(ctx)
         return
-    youth_ref = ctx.pseudonyms.audit_ref(youth.identity_hash)
-    for melding in await repo.meldingen_of_youth(conn, youth.id):
-        ctx.uow.emit(
-            *await end_melding(
-                conn,
-                ctx.region,
-                melding,
-                youth_id=youth.id,
-                youth_ref=youth_ref,
-                reason="deceased",
-                actor=ctx.partner_id,
-                now=ctx.now,
-            )
+    ctx.uow.emit(
+        *await purge_youth(
+            conn,
+            youth.id,
+            youth_ref=ctx.pseudonyms.audit_ref(youth.identity_hash),
+            reason="deceased",
+            actor=ctx.partner_id,
+            now=ctx.now,
         )
+    )
     ctx.accept(None)

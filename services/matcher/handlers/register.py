@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from services.matcher.context import Context
-from shared.contract.errors import ErrorCode
+from shared.contract.errors import ErrorCode, ErrorItem
 from shared.contract.inbound import MeldingRegister, Youth, normalise_surname
 from shared.dates import amsterdam_date, inform_targets
+from shared.db import stats
 from shared.db.audit import audit
 from shared.index import repository as repo
 from shared.index.deadlines import expiry_date
@@ -19,6 +20,7 @@ from shared.index.domain import (
 from shared.index.lifecycle import lead_changed_message
 from shared.index.notices import match_event, notify_message, participant
 from shared.pseudonym import Pseudonymizer
+from shared.receipts import rejected
 
 
 def identity_of(youth: Youth, pseudonyms: Pseudonymizer) -> bytes:
@@ -32,15 +34,9 @@ def identity_of(youth: Youth, pseudonyms: Pseudonymizer) -> bytes:
 
 async def register(ctx: Context, msg: MeldingRegister) -> None:
     conn = ctx.uow.conn
-    if await repo.ref_used(conn, ctx.partner_id, msg.melding_ref):
-        ctx.reject(
-            msg.melding_ref,
-            ErrorCode.DUPLICATE_REF,
-            "melding_ref",
-            "this melding_ref was used before by your organisation; choose a new one",
-        )
-        return
     identity = identity_of(msg.youth, ctx.pseudonyms)
+    # The youth's row lock serialises every registration on this youth, so of two
+    # meldingen at the same moment the second always sees the first.
     youth = await repo.lock_or_create_youth(
         conn,
         identity,
@@ -48,16 +44,28 @@ async def register(ctx: Context, msg: MeldingRegister) -> None:
         birth_date=msg.youth.birth_date,
         municipality=msg.youth.municipality,
     )
+    errors: list[ErrorItem] = []
+    if await repo.ref_used(conn, ctx.partner_id, msg.melding_ref):
+        errors.append(
+            ErrorItem(
+                loc="melding_ref",
+                code=ErrorCode.DUPLICATE_REF,
+                msg="this melding_ref was used before by your organisation; choose a new one",
+            )
+        )
     existing = await repo.meldingen_of_youth(conn, youth.id)
     decision = decide_registration(ctx.partner_id, existing)
     if isinstance(decision, AlreadyRegistered):
-        ctx.reject(
-            msg.melding_ref,
-            ErrorCode.ALREADY_REGISTERED,
-            "youth",
-            "your organisation already has an active melding on this youth: "
-            + decision.existing_ref,
+        errors.append(
+            ErrorItem(
+                loc="youth",
+                code=ErrorCode.ALREADY_REGISTERED,
+                msg="your organisation already has an active melding on this youth: "
+                + decision.existing_ref,
+            )
         )
+    if errors or isinstance(decision, AlreadyRegistered):
+        ctx.uow.emit(rejected(ctx.partner_id, ctx.command.message_id, msg.melding_ref, errors))
         await repo.delete_youth_if_empty(conn, youth.id)
         return
     await repo.update_youth_facts(
@@ -83,18 +91,26 @@ async def register(ctx: Context, msg: MeldingRegister) -> None:
         youth_ref=youth_ref,
         at=ctx.now,
     )
+    await stats.record(
+        conn,
+        "registered",
+        at=ctx.now,
+        sector=participant(ctx.region, new).sector,
+        municipality=msg.youth.municipality,
+    )
     ctx.accept(msg.melding_ref, inform=list(inform_targets(msg.youth.birth_date, reported_on)))
     if not decision.is_match:
         return
 
+    # The youth's open group, if any, is the match the newcomer joins (same match_id);
+    # otherwise a new group forms. Archived counterparts are recorded as members too.
     group = await repo.open_group(conn, youth.id)
     if group is not None:
         match_id, lead_id = group.id, group.lead_melding_id
-        await repo.add_members(conn, match_id, [new.id])
     else:
         match_id = await repo.create_group(conn, youth.id, ctx.now, live=decision.forms_live_group)
         lead_id = None
-        await repo.add_members(conn, match_id, [new.id, *(m.id for m in decision.counterparts)])
+    await repo.add_members(conn, match_id, [new.id, *(m.id for m in decision.counterparts)])
     await repo.mark_archive_signalled(conn, decision.archived_used)
 
     lead_assigned = False
@@ -116,8 +132,9 @@ async def register(ctx: Context, msg: MeldingRegister) -> None:
     lead_melding = next((m for m in involved if m.id == lead_id), None)
     if lead_melding is None and lead_id is not None:
         lead_melding = next((m for m in existing if m.id == lead_id), None)
-    # Ingest checked the code against the region; the youth now lives there.
-    municipality = ctx.region.municipalities_by_code[msg.youth.municipality]
+    # Ingest checked the code against the region; the youth now lives there. (Should
+    # the region have dropped it since, there is no coordinator to tell.)
+    municipality = ctx.region.municipalities_by_code.get(msg.youth.municipality)
     event = match_event(
         match_id=match_id,
         newcomer=participant(ctx.region, new),
@@ -126,6 +143,11 @@ async def register(ctx: Context, msg: MeldingRegister) -> None:
         municipality=municipality,
     )
     ctx.uow.emit(notify_message(event))
+    # A match counts once for every sector that takes part in it.
+    for sector in sorted({participant(ctx.region, m).sector for m in involved}):
+        await stats.record(
+            conn, "matched", at=ctx.now, sector=sector, municipality=msg.youth.municipality
+        )
     for melding in involved:
         await audit(
             conn,

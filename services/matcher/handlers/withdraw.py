@@ -1,4 +1,8 @@
-"""melding.withdraw: the owner ends its melding (archived or purged by reason)."""
+"""melding.withdraw: the owner ends its melding (archived or purged by reason).
+
+`risk_ended` moves the melding into the archive for 5 years; `unjustified` purges it
+at once (and the youth with it when nothing else is stored on it).
+"""
 
 from __future__ import annotations
 
@@ -10,14 +14,20 @@ from shared.index.lifecycle import end_melding
 
 
 async def withdraw(ctx: Context, msg: MeldingWithdraw) -> None:
+    conn = ctx.uow.conn
     found = await find_own_active(ctx, msg.melding_ref)
     if found is None:
         return
-    youth = await repo.lock_youth(ctx.uow.conn, found.youth_id)
-    assert youth is not None
+    youth = await repo.lock_youth(conn, found.youth_id)
+    # Read again under the youth's lock: the retention sweep may have ended (or purged)
+    # the melding between the first look and the lock.
+    found = await find_own_active(ctx, msg.melding_ref)
+    if found is None:
+        return
+    assert youth is not None  # the melding exists, so its youth does
     ctx.uow.emit(
         *await end_melding(
-            ctx.uow.conn,
+            conn,
             ctx.region,
             found.melding,
             youth_id=youth.id,

@@ -1,0 +1,138 @@
+"""`verwijsindex subject ...`: access and erasure requests."""
+
+from __future__ import annotations
+
+import getpass
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from cli.common import run, settings
+from cli.output import emit_json
+from shared.index import subject as rights
+from shared.service import Runtime
+
+
+def _who(func: Any) -> Any:
+    for option in reversed(
+        [
+            click.option("--bsn", help="The youth's BSN."),
+            click.option("--surname", help="Without a BSN: surname ..."),
+            click.option(
+                "--birth-date", type=click.DateTime(["%Y-%m-%d"]), help="... birth date ..."
+            ),
+            click.option("--sex", type=click.Choice(["M", "F", "X"]), help="... and sex."),
+            click.option(
+                "--operator",
+                default=getpass.getuser,
+                show_default="your login",
+                help="Who handles the request (written to the audit log).",
+            ),
+        ]
+    ):
+        func = option(func)
+    return func
+
+
+def _identity(
+    runtime: Runtime, bsn: str | None, surname: str | None, birth: datetime | None, sex: str | None
+) -> bytes:
+    try:
+        return rights.identity(
+            runtime.pseudonyms,
+            bsn=bsn,
+            surname=surname,
+            birth_date=birth.date() if birth else None,
+            sex=sex,
+        )
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+@click.group()
+def subject() -> None:
+    """Requests from a youth or parents: see everything stored, or erase it."""
+
+
+@subject.command("export")
+@_who
+@click.option(
+    "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to this file."
+)
+def export_cmd(
+    bsn: str | None,
+    surname: str | None,
+    birth_date: datetime | None,
+    sex: str | None,
+    operator: str,
+    output: Path | None,
+) -> None:
+    """Everything stored on a youth, as JSON (audited)."""
+
+    async def go() -> dict[str, Any] | None:
+        runtime = await Runtime.open("verwijsindex-cli", settings())
+        try:
+            key = _identity(runtime, bsn, surname, birth_date, sex)
+            region = await runtime.region.get()
+            async with runtime.pool.acquire() as conn, conn.transaction():
+                return await rights.export(
+                    conn, region, key, runtime.pseudonyms.audit_ref(key), operator=operator
+                )
+        finally:
+            await runtime.close()
+
+    doc = run(go())
+    if doc is None:
+        raise click.ClickException("nothing is stored on this youth")
+    if output is not None:
+        output.write_text(json.dumps(doc, indent=2, ensure_ascii=False), encoding="utf-8")
+        click.echo(f"written to {output}")
+    else:
+        emit_json(doc)
+
+
+@subject.command("erase")
+@_who
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def erase_cmd(
+    bsn: str | None,
+    surname: str | None,
+    birth_date: datetime | None,
+    sex: str | None,
+    operator: str,
+    yes: bool,
+) -> None:
+    """Purge everything stored on a youth (audited); owners of active meldingen get
+    melding.ended with reason `erased`."""
+    if not yes:
+        click.confirm("Erase everything stored on this youth? This cannot be undone", abort=True)
+
+    async def go() -> int | None:
+        runtime = await Runtime.open("verwijsindex-cli", settings())
+        try:
+            key = _identity(runtime, bsn, surname, birth_date, sex)
+            region = await runtime.region.get()
+            async with runtime.outbox.unit_of_work() as uow:
+                result = await rights.erase(
+                    uow.conn,
+                    region,
+                    key,
+                    runtime.pseudonyms.audit_ref(key),
+                    operator=operator,
+                    now=datetime.now(UTC),
+                )
+                if result is None:
+                    return None
+                removed, messages = result
+                uow.emit(*messages)
+                return removed
+        finally:
+            await runtime.close()
+
+    removed = run(go())
+    if removed is None:
+        raise click.ClickException("nothing is stored on this youth")
+    click.echo(f"erased: {removed} melding(en) and everything linked to them")

@@ -1,0 +1,201 @@
+"""The e-mails: Dutch, for professionals, each naming the recipient's own reference and
+the counterparts' contact data, with a stable Message-ID and nothing on the youth."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from email.message import EmailMessage
+
+import pytest
+
+from services.notifier.handler import render
+from services.notifier.templates import SECTOR_LABELS, TEMPLATES
+from shared.envelopes import EmailJob, NotifyEvent
+from shared.index.domain import Contact, StoredMelding
+from shared.index.notices import Participant, match_event, regie_event
+from shared.region.model import Municipality
+
+MATCH_ID = uuid.UUID("5c0f3c52-0d7e-4a8b-9a53-7c6a1f0e2b11")
+AMSTERDAM = Municipality(code="0363", name="Amsterdam", coordinator_email="regie@amsterdam.example")
+
+
+def person(
+    id: int, partner: str, org: str, sector: str, *, active: bool = True, phone: str | None = None
+) -> Participant:
+    melding = StoredMelding(
+        id=id,
+        partner_id=partner,
+        melding_ref=f"REF-{partner.upper()}-{id}",
+        active=active,
+        registered_at=datetime(2026, 3, 2, 9, 30, tzinfo=UTC),
+        reporter=Contact(f"Contact {partner}", f"contact@{partner}.example", phone),
+    )
+    return Participant(melding, org, sector)
+
+
+SCHOOL = person(1, "school", "Basisschool De Regenboog", "onderwijs", phone="+31201111111")
+TEAM = person(2, "jeugdteam", "Jeugdteam Noord", "jeugdhulp")
+GGD = person(3, "jgz", "GGD Jeugdgezondheidszorg", "jgz", active=False)
+
+
+def three_way_match(lead: Participant | None = None) -> NotifyEvent:
+    return match_event(
+        match_id=MATCH_ID,
+        newcomer=TEAM,
+        counterparts=[SCHOOL, GGD],
+        lead=lead,
+        municipality=AMSTERDAM,
+    )
+
+
+def rendered(job: EmailJob) -> tuple[EmailMessage, str]:
+    message = render(job, "verwijsindex@regio.example")
+    return message, message.get_content()
+
+
+def test_every_reporter_and_the_coordinator_get_one_mail() -> None:
+    event = three_way_match()
+    assert sorted(job.to for job in event.emails) == [
+        "contact@jeugdteam.example",
+        "contact@jgz.example",
+        "contact@school.example",
+        "regie@amsterdam.example",
+    ]
+    assert len({job.message_id for job in event.emails}) == 4
+
+
+def test_reporter_mail_names_own_ref_and_everyone_elses_contact_data() -> None:
+    event = three_way_match()
+    job = next(j for j in event.emails if j.to == "contact@school.example")
+    message, text = rendered(job)
+    assert message["Subject"] == "Match in de Verwijsindex voor uw melding REF-SCHOOL-1"
+    assert "uw melding met kenmerk REF-SCHOOL-1 (Basisschool De Regenboog)" in text
+    assert "hebben ook andere organisaties een melding gedaan" in text
+    assert "Neem contact met elkaar op" in text
+    for other in (TEAM, GGD):
+        assert other.organisation in text
+        assert f"Contactpersoon: {other.melding.reporter.name}" in text
+        assert f"E-mail: {other.melding.reporter.email}" in text
+    assert "(jeugdgezondheidszorg)" in text  # sector shown in words, not as a code
+    assert "deze melding is eerder afgesloten en staat in het archief" in text
+    assert "Regie: nog geen organisatie heeft de regie genomen." in text
+    assert f"Matchnummer: {MATCH_ID}" in text
+    # Its own contact data, and the others' references, are not in it.
+    assert "contact@school.example" not in text
+    assert "REF-JEUGDTEAM-2" not in text and "REF-JGZ-3" not in text
+
+
+def test_archived_reporter_is_told_why_it_hears_once() -> None:
+    job = next(j for j in three_way_match().emails if j.to == "contact@jgz.example")
+    _, text = rendered(job)
+    assert "Uw melding is eerder afgesloten en staat in het archief" in text
+    assert "eenmalig" in text
+
+
+def test_single_counterpart_is_in_the_singular_and_phone_is_listed() -> None:
+    event = match_event(
+        match_id=MATCH_ID, newcomer=TEAM, counterparts=[SCHOOL], lead=None, municipality=AMSTERDAM
+    )
+    job = next(j for j in event.emails if j.to == "contact@jeugdteam.example")
+    _, text = rendered(job)
+    assert "heeft ook een andere organisatie een melding gedaan" in text
+    assert "Betrokken professional:\n" in text
+    assert "Telefoon: +31201111111" in text
+
+
+def test_reporter_mail_names_the_lead_when_there_is_one() -> None:
+    job = next(j for j in three_way_match(lead=TEAM).emails if j.to == "contact@school.example")
+    _, text = rendered(job)
+    assert "Regie: Jeugdteam Noord (contactpersoon Contact jeugdteam," in text
+
+
+def test_coordinator_mail_lists_every_participant_with_their_reference() -> None:
+    job = next(j for j in three_way_match().emails if j.to == "regie@amsterdam.example")
+    message, text = rendered(job)
+    assert message["Subject"] == "Nieuwe match in de Verwijsindex (Amsterdam)"
+    assert text.startswith("Geachte matchregisseur,")
+    assert "jeugdige die in Amsterdam woont" in text
+    for p in (SCHOOL, TEAM, GGD):
+        assert f"Kenmerk van hun melding: {p.melding.melding_ref}" in text
+        assert p.melding.reporter.email in text
+
+
+def test_lead_and_escalation_mails_to_the_coordinator() -> None:
+    set_event = regie_event(
+        match_id=MATCH_ID,
+        members=[SCHOOL, TEAM],
+        lead=TEAM,
+        escalated=False,
+        municipality=AMSTERDAM,
+        coordinator_template="lead_coordinator",
+    )
+    [job] = set_event.emails
+    message, text = rendered(job)
+    assert job.to == "regie@amsterdam.example"
+    assert message["Subject"] == f"Regie vastgelegd voor match {MATCH_ID}"
+    assert "heeft Jeugdteam Noord de regie" in text
+    assert "Contactpersoon: Contact jeugdteam, contact@jeugdteam.example" in text
+
+    escalation = regie_event(
+        match_id=MATCH_ID,
+        members=[SCHOOL, TEAM],
+        lead=None,
+        escalated=True,
+        municipality=AMSTERDAM,
+        coordinator_template="regie_escalation",
+    )
+    [job] = escalation.emails
+    message, text = rendered(job)
+    assert message["Subject"] == f"Geen regie in match {MATCH_ID}: actie gevraagd"
+    assert "binnen de afgesproken termijn geen organisatie de regie genomen" in text
+    assert "contact@school.example" in text and "contact@jeugdteam.example" in text
+    assert all(n.body["escalated"] is True for n in escalation.notices)
+
+
+def test_message_id_is_stable_and_derived_from_the_job() -> None:
+    job = three_way_match().emails[0]
+    first, _ = rendered(job)
+    again, _ = rendered(EmailJob.model_validate_json(job.model_dump_json()))
+    assert first["Message-ID"] == again["Message-ID"] == f"<{job.message_id}@verwijsindex.invalid>"
+    assert first["To"] == job.to
+    assert first["From"] == "verwijsindex@regio.example"
+
+
+@pytest.mark.parametrize(
+    ("inform", "phrase"),
+    [
+        (["parents"], "de ouders/wettelijk vertegenwoordigers over de melding is geïnformeerd"),
+        (["youth", "parents"], "de jeugdige en de ouders/wettelijk vertegenwoordigers"),
+        (["youth"], "de jeugdige over de melding is geïnformeerd"),
+    ],
+)
+def test_inform_reminder(inform: list[str], phrase: str) -> None:
+    subject, text = TEMPLATES["inform_reminder"]({"melding_ref": "R-7", "inform": inform})
+    assert subject == "Herinnering: informeer over melding R-7"
+    assert phrase in text
+    assert "melding.informed" in text
+
+
+def test_moved_mail_to_the_new_municipality() -> None:
+    subject, text = TEMPLATES["youth_moved_coordinator"](
+        {
+            "municipality": "Rotterdam",
+            "participants": [
+                {**SCHOOL.as_counterpart(), "melding_ref": SCHOOL.melding.melding_ref}
+            ],
+        }
+    )
+    assert "Rotterdam" in subject
+    assert "verhuisd naar Rotterdam" in text
+    assert "contact@school.example" in text
+
+
+def test_every_sector_has_a_dutch_label_and_every_template_a_footer() -> None:
+    from shared.region.model import Sector
+
+    assert set(SECTOR_LABELS) == {s.value for s in Sector}
+    for job in three_way_match().emails:
+        _, text = rendered(job)
+        assert "De Verwijsindex bewaart geen\ninhoud over de zorg" in text
+        assert "Geachte" in text
