@@ -49,18 +49,23 @@ async def gather_status() -> dict[str, Any]:
             name = q["name"]
             if ".retry." in name:
                 continue
+            # The management API's figures lag by seconds; a passive declare is exact
+            # for ready messages and consumers.
+            async with connection.channel() as channel:
+                declared = (await channel.declare_queue(name, passive=True)).declaration_result
+            ready, consumers = declared.message_count or 0, declared.consumer_count or 0
+            unacked = int(q.get("messages_unacknowledged", 0))
             oldest = None
-            depth = int(q.get("messages_ready", 0)) + int(q.get("messages_unacknowledged", 0))
-            if depth and _peekable(name):
+            if ready + unacked and _peekable(name):
                 channel, held = await hold(connection, name, limit=1)
                 oldest = oldest_age_seconds(held)
                 await channel.close()
             rows.append(
                 {
                     "queue": name,
-                    "ready": int(q.get("messages_ready", 0)),
-                    "unacked": int(q.get("messages_unacknowledged", 0)),
-                    "consumers": int(q.get("consumers", 0)),
+                    "ready": ready,
+                    "unacked": unacked,
+                    "consumers": consumers,
                     "oldest_seconds": None if oldest is None else round(oldest, 1),
                 }
             )

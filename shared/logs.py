@@ -10,15 +10,22 @@ import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TextIO, cast
 
 import structlog
 
-_configured = False
+class _CurrentStderr:
+    """Writes to whatever sys.stderr is at the time of writing (test runners and the
+    CLI's own tests swap it)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
 
 
 def configure_logging(service: str, level: str = "info") -> None:
-    global _configured
     logging.basicConfig(stream=sys.stderr, format="%(message)s", level=level.upper())
     structlog.configure(
         processors=[
@@ -31,12 +38,11 @@ def configure_logging(service: str, level: str = "info") -> None:
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[level.upper()]
         ),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(cast(TextIO, _CurrentStderr())),
         cache_logger_on_first_use=True,
     )
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(service=service)
-    _configured = True
 
 
 def get_logger(name: str | None = None) -> Any:

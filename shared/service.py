@@ -127,9 +127,9 @@ class Runtime:
 
     async def start(self) -> None:
         self.background(self.outbox.relay_forever)
-        self.background(self._heartbeat_forever)
         for consumer in self.consumers:
             await consumer.start()
+        self.background(self._heartbeat_forever)
         if self.settings.http_port >= 0 and self.http is None:
             self.http = HealthServer(self.service, self.readiness)
             await self.http.start(self.settings.http_host, self.settings.http_port)

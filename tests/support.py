@@ -111,3 +111,28 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 10.0
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.05)
+
+
+def cli_env(region: RegionUnderTest) -> dict[str, str]:
+    s = region.settings
+    return {
+        "VI_AMQP_URL": s.amqp_url,
+        "VI_DATABASE_URL": s.database_url,
+        "VI_MANAGEMENT_URL": s.management_url,
+        "VI_PSEUDONYM_KEY": s.pseudonym_key,
+        "VI_MAIL_DIR": str(s.mail_dir),
+        "VI_RETRY_DELAYS_MS": ",".join(str(d) for d in s.retry_delays_ms),
+    }
+
+
+async def run_cli(region: RegionUnderTest, *args: str, input: str | None = None) -> Any:
+    """Run `verwijsindex ARGS` against the test region (in a thread: the CLI runs its
+    own event loop)."""
+    from click.testing import CliRunner
+
+    from cli.main import main
+
+    runner = CliRunner()
+    return await asyncio.to_thread(
+        runner.invoke, main, list(args), env=cli_env(region), input=input, catch_exceptions=False
+    )

@@ -8,8 +8,11 @@ from urllib.parse import unquote, urlsplit
 import aio_pika
 from aio_pika.abc import AbstractRobustConnection
 
+from shared.amqp import wire
+
 
 async def connect(amqp_url: str, name: str) -> AbstractRobustConnection:
+    wire.install()  # a partner's odd bytes must not break our connection
     return await aio_pika.connect_robust(
         amqp_url, client_properties={"connection_name": name}, reconnect_interval=2
     )

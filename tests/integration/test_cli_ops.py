@@ -1,0 +1,183 @@
+"""The operator's commands against a running region."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+
+from services.matcher.handler import MatcherHandler
+from shared.amqp.consumer import Delivery
+from shared.amqp.topology import MATCHER_QUEUE
+from shared.partner_client import PartnerClient
+from shared.service import Runtime
+from tests.conftest import System
+from tests.support import RegionUnderTest, eventually, register_body, run_cli, valid_bsn
+
+
+async def test_status_reports_queues_outbox_and_replicas(
+    test_region: RegionUnderTest, pipeline: System, db: asyncpg.Connection[Any]
+) -> None:
+    async def reported() -> bool:
+        return int(await db.fetchval("SELECT count(*) FROM service_instance WHERE ready")) == 3
+
+    await eventually(reported)
+    result = await run_cli(test_region, "status", "--json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    names = {q["queue"] for q in doc["queues"]}
+    assert {"vi.ingest", "vi.matcher", "partner.school", "vi.rejected"} <= names
+    ingest = next(q for q in doc["queues"] if q["queue"] == "vi.ingest")
+    assert ingest["consumers"] == 1
+    assert doc["services"]["matcher"] == {"replicas": 1, "ready": 1, "stale": 0}
+    assert doc["outbox"]["rows"] == 0
+    table = await run_cli(test_region, "status")
+    assert "vi.matcher" in table.output and "Services" in table.output
+
+
+async def _park_one(
+    system: System, school: PartnerClient, ref: str, *, after_commit: bool, parked_before: int
+) -> str:
+    """Run a matcher that always fails (before or after its commit) until one message
+    is parked; returns its message_id."""
+
+    async def setup(runtime: Runtime) -> None:
+        real = MatcherHandler(runtime)
+
+        async def failing(delivery: Delivery) -> None:
+            if after_commit:
+                await real(delivery)
+            raise ConnectionRefusedError("database went away")
+
+        runtime.consume(MATCHER_QUEUE, failing)
+
+    broken = await system.start("matcher", setup=setup)
+    mid = await school.send(register_body(ref, bsn=valid_bsn(hash(ref) % 10**6)))
+    assert mid is not None
+    channel = await broken.connection.channel()
+    queue = await channel.get_queue("vi.matcher.parked", ensure=False)
+
+    async def parked() -> bool:
+        await queue.declare()  # refreshes the message count
+        return (queue.declaration_result.message_count or 0) > parked_before
+
+    await eventually(parked)
+    await channel.close()
+    await system.stop(broken)
+    return mid
+
+
+async def test_parked_list_show_and_replay_without_duplicate_effect(
+    test_region: RegionUnderTest,
+    system: System,
+    partners: dict[str, PartnerClient],
+    db: asyncpg.Connection[Any],
+) -> None:
+    await system.start("ingest")
+    school = partners["school"]
+    # One message parked before it took effect, one parked after its effect committed.
+    fresh = await _park_one(system, school, "P-1", after_commit=False, parked_before=0)
+    done = await _park_one(system, school, "P-2", after_commit=True, parked_before=1)
+    first_receipt = await school.receipt_for(done)  # P-2's effect and receipt happened
+    assert first_receipt.body["status"] == "accepted"
+
+    listing = await run_cli(test_region, "parked", "list", "--json")
+    items = {i["message_id"]: i for i in json.loads(listing.stdout)}
+    assert set(items) == {fresh, done}
+    assert "ConnectionRefusedError" in items[fresh]["error"]
+    assert items[fresh]["attempts"] == 3
+    shown = await run_cli(test_region, "parked", "show", fresh)
+    assert json.loads(shown.stdout)["body"]["message"]["melding_ref"] == "P-1"
+
+    await system.start("matcher")
+    replayed = await run_cli(test_region, "parked", "replay", "--all", "--queue", "vi.matcher")
+    assert "replayed 2" in replayed.output, replayed.output
+    assert (await school.receipt_for(fresh)).body["status"] == "accepted"
+    assert await school.quiet(1.0) == []  # P-2 is not answered, nor registered, again
+    assert await db.fetchval("SELECT count(*) FROM melding") == 2
+    empty = await run_cli(test_region, "parked", "list", "--json")
+    assert json.loads(empty.stdout) == []
+    missing = await run_cli(test_region, "parked", "replay", fresh)
+    assert missing.exit_code != 0 and "not found" in missing.output
+
+
+async def test_rejected_list_and_show(
+    test_region: RegionUnderTest, pipeline: System, db: asyncpg.Connection[Any]
+) -> None:
+    runtime = pipeline.runtimes[0]
+    await runtime.publisher.publish(
+        "vi.inbound", "melding.register", b'{"type": "melding.register"}', message_id="who-am-i"
+    )
+
+    async def landed() -> bool:
+        result = await run_cli(test_region, "rejected", "list", "--json")
+        return bool(json.loads(result.stdout))
+
+    await eventually(landed)
+    result = await run_cli(test_region, "rejected", "list", "--json")
+    [item] = json.loads(result.stdout)
+    assert item["message_id"] == "who-am-i" and "no user_id" in item["error"]
+    shown = json.loads((await run_cli(test_region, "rejected", "show", "who-am-i")).stdout)
+    assert shown["body"] == {"type": "melding.register"}
+    # Looking does not take it away.
+    again = await run_cli(test_region, "rejected", "list", "--json")
+    assert len(json.loads(again.stdout)) == 1
+
+
+async def test_subject_export_and_erase(
+    test_region: RegionUnderTest,
+    pipeline: System,
+    partners: dict[str, PartnerClient],
+    db: asyncpg.Connection[Any],
+) -> None:
+    bsn = valid_bsn(5150)
+    school, team = partners["school"], partners["jeugdteam"]
+    await school.receipt_for(await school.send(register_body("E-1", bsn=bsn)))
+    await team.receipt_for(await team.send(register_body("E-2", bsn=bsn)))
+
+    exported = await run_cli(
+        test_region, "subject", "export", "--bsn", bsn, "--operator", "gemeente-a"
+    )
+    assert exported.exit_code == 0, exported.output
+    doc = json.loads(exported.stdout)
+    assert sorted(m["melding_ref"] for m in doc["meldingen"]) == ["E-1", "E-2"]
+    assert doc["youth"]["birth_date"] == "2014-05-01"
+    assert len(doc["matches"]) == 1
+    assert bsn not in exported.output  # the index does not know the BSN itself
+
+    erased = await run_cli(
+        test_region, "subject", "erase", "--bsn", bsn, "--yes", "--operator", "gemeente-a"
+    )
+    assert erased.exit_code == 0, erased.output
+    for client, ref in ((school, "E-1"), (team, "E-2")):
+        ended = [m.body for m in await client.quiet(2.0) if m.type == "melding.ended"]
+        assert ended == [{"type": "melding.ended", "melding_ref": ref, "reason": "erased"}]
+    for table in ("youth", "melding", "match_group", "match_member"):
+        assert await db.fetchval(f"SELECT count(*) FROM {table}") == 0, table
+    actions = [r["action"] for r in await db.fetch("SELECT action FROM audit_log ORDER BY id")]
+    assert "subject_exported" in actions and "subject_erased" in actions
+    gone = await run_cli(test_region, "subject", "export", "--bsn", bsn)
+    assert gone.exit_code != 0 and "nothing is stored" in gone.output
+
+
+async def test_stats_suppress_small_cells(
+    test_region: RegionUnderTest, db: asyncpg.Connection[Any]
+) -> None:
+    month = datetime(2026, 3, 1, tzinfo=UTC).date()
+    rows = [(month, "onderwijs", "0363", "registered", 1)] * 12
+    rows += [(month, "onderwijs", "0363", "informed", 1)] * 6
+    rows += [(month, "onderwijs", "0363", "deferred", 1)] * 2
+    rows += [(month, "jgz", "0599", "registered", 1)] * 3
+    await db.executemany(
+        "INSERT INTO stats_fact (month, sector, municipality, kind, delta) VALUES ($1,$2,$3,$4,$5)",
+        rows,
+    )
+    result = await run_cli(test_region, "stats", "--csv")
+    lines = result.output.strip().splitlines()
+    assert lines[0].startswith(
+        "month,sector,municipality,registered,matched,informed,deferred,open"
+    )
+    assert "2026-03,jgz,0599,<5,<5,<5,<5,<5,-,-,-" in lines
+    assert "2026-03,onderwijs,0363,12,<5,6,<5,<5,50%,-,-" in lines
