@@ -15,8 +15,18 @@ from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
+from aiormq import spec
 
 from shared.amqp.topology import INBOUND_EXCHANGE, partner_queue
+
+
+class _WithoutMessageId(spec.Basic.Properties):
+    """Properties sent without a message_id. aiormq fills in a random message_id
+    when there is none, so the id is left out only when the frame is encoded."""
+
+    def marshal(self) -> bytes:
+        self.message_id = None
+        return super().marshal()
 
 
 @dataclass
@@ -79,12 +89,26 @@ class PartnerClient:
             else (str(body.get("type", "")) if isinstance(body, dict) else "")
         )
         mid = str(uuid.uuid4()) if message_id is None else (message_id or None)
+        user_id = (user_id or self.broker_user) if set_user_id else None
+        if mid is None:
+            underlay = await self._channel.get_underlay_channel()
+            await underlay.basic_publish(
+                raw,
+                exchange=INBOUND_EXCHANGE,
+                routing_key=key,
+                properties=_WithoutMessageId(
+                    user_id=user_id,
+                    content_type="application/json",
+                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT.value,
+                ),
+            )
+            return None
         exchange = await self._channel.get_exchange(INBOUND_EXCHANGE, ensure=False)
         await exchange.publish(
             aio_pika.Message(
                 raw,
                 message_id=mid,
-                user_id=(user_id or self.broker_user) if set_user_id else None,
+                user_id=user_id,
                 content_type="application/json",
                 delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
             ),

@@ -5,6 +5,7 @@ partner's notice."""
 from __future__ import annotations
 
 import asyncio
+import email.policy
 import json
 from email.message import EmailMessage
 from email.utils import formatdate
@@ -22,6 +23,10 @@ from shared.service import Runtime
 log = get_logger(__name__)
 
 MESSAGE_ID_DOMAIN = "verwijsindex.invalid"
+# Once the body is encoded, headers are written unfolded up to the RFC 5322 limit of
+# 998: a subject with a match_id in it would otherwise be folded before its first word
+# and read back with a leading space.
+_HEADER_POLICY = email.policy.default.clone(max_line_length=998)
 
 
 class FanOutHandler:
@@ -75,7 +80,9 @@ def render(job: EmailJob, sender: str) -> EmailMessage:
     message["Subject"] = subject
     message["Date"] = formatdate(localtime=False)
     message["Message-ID"] = f"<{job.message_id}@{MESSAGE_ID_DOMAIN}>"
-    message.set_content(text)
+    # Quoted-printable in lines of at most 78: safe for any mail server.
+    message.set_content(text, cte="quoted-printable")
+    message.policy = _HEADER_POLICY
     return message
 
 

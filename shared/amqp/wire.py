@@ -88,6 +88,24 @@ def _string(encoder: struct.Struct, value: str) -> bytes:
     return encoder.pack(len(raw)) + raw
 
 
+def _encode_field_table(value: dict[str, Any]) -> bytes:
+    # pamqp.encode.field_table, encoding keys the way _field_table decoded them.
+    if not value:
+        return common.Struct.integer.pack(0)
+    if not isinstance(value, dict):
+        raise TypeError(f"dict required, received {type(value)}")
+    data = []
+    for key, item in sorted(value.items()):
+        raw = key.encode("utf-8", _ERRORS)[:128]  # field names have a 128 byte max
+        data.append(common.Struct.byte.pack(len(raw)) + raw)
+        try:
+            data.append(encode.encode_table_value(item))
+        except TypeError as err:
+            raise TypeError(f"{key!r} error: {err}") from err
+    output = b"".join(data)
+    return common.Struct.integer.pack(len(output)) + output
+
+
 def install() -> None:
     """Make pamqp's codecs tolerant (see the module docstring). Safe to call often."""
     global _installed
@@ -99,4 +117,6 @@ def install() -> None:
     decode.TABLE_MAPPING[b"T"] = _timestamp
     decode.TABLE_MAPPING[b"F"] = _field_table
     encode._string = _string  # type: ignore[assignment]
+    encode.field_table = _encode_field_table
+    encode.METHODS["table"] = _encode_field_table
     _installed = True

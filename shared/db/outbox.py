@@ -100,12 +100,14 @@ class Outbox:
     async def unit_of_work(self) -> AsyncIterator[UnitOfWork]:
         """A transaction whose emitted messages are written to the outbox before commit
         and published right after it."""
-        async with self._pool.acquire() as conn:
-            async with conn.transaction():
-                uow = UnitOfWork(conn)
-                yield uow
-                pending = await write(conn, uow.messages)
-            await self.dispatch(pending)
+        async with self._pool.acquire() as conn, conn.transaction():
+            uow = UnitOfWork(conn)
+            yield uow
+            pending = await write(conn, uow.messages)
+        # Publish only after the connection went back to the pool: dispatch needs a
+        # connection of its own, and holding one while waiting for another starves the
+        # pool when more messages are in flight than it has connections.
+        await self.dispatch(pending)
 
     async def dispatch(self, rows: Sequence[PendingRow]) -> None:
         """Fast path after commit. A failure is logged, not raised: the relay retries."""

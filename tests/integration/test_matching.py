@@ -24,22 +24,20 @@ class Mailbox:
         self.kept: list[Received] = []
 
     async def get(self, want: Callable[[Received], bool], timeout: float = 10.0) -> Received:
-        for i, got in enumerate(self.kept):
-            if want(got):
-                return self.kept.pop(i)
+        """The first message `want`s; safe to call from several tasks at once."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
+            for i, got in enumerate(self.kept):
+                if want(got):
+                    return self.kept.pop(i)
             remaining = deadline - loop.time()
             if remaining <= 0:
                 raise AssertionError(f"{self.client.partner_id}: expected message not received")
             try:
-                got = await self.client.next(remaining)
+                self.kept.append(await self.client.next(min(remaining, 0.05)))
             except TimeoutError:
-                continue
-            if want(got):
-                return got
-            self.kept.append(got)
+                pass
 
     async def receipt(self, message_id: str | None) -> dict[str, Any]:
         got = await self.get(lambda m: m.type == "receipt" and m.body["in_reply_to"] == message_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from email import message_from_bytes, policy
 from email.message import EmailMessage
 
 import pytest
@@ -160,6 +161,25 @@ def test_message_id_is_stable_and_derived_from_the_job() -> None:
     assert first["Message-ID"] == again["Message-ID"] == f"<{job.message_id}@verwijsindex.invalid>"
     assert first["To"] == job.to
     assert first["From"] == "verwijsindex@regio.example"
+
+
+def test_a_long_subject_survives_writing_and_reading_back() -> None:
+    [job] = regie_event(
+        match_id=MATCH_ID,
+        members=[SCHOOL, TEAM],
+        lead=None,
+        escalated=True,
+        municipality=AMSTERDAM,
+        coordinator_template="regie_escalation",
+    ).emails
+    raw = render(job, "verwijsindex@regio.example").as_bytes()
+    assert f"\nSubject: Geen regie in match {MATCH_ID}: actie gevraagd\n".encode() in raw
+    parsed = message_from_bytes(raw, policy=policy.default)
+    assert isinstance(parsed, EmailMessage)
+    assert parsed["Subject"] == f"Geen regie in match {MATCH_ID}: actie gevraagd"
+    assert parsed["Content-Transfer-Encoding"] == "quoted-printable"
+    assert max(len(line) for line in raw.splitlines()) <= 998
+    assert "binnen de afgesproken termijn geen organisatie" in parsed.get_content()
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,443 @@
+"""The retention sweep with an injected clock: 2-year expiry, 5-year archive, the 23rd
+birthday, batches, idempotence, two sweeps at once, the CLI, the scheduled service,
+and the audit log's own term. Data goes in through the real pipeline."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import structlog
+from click.testing import CliRunner
+
+from cli.main import main
+from services.retention.app import setup as retention_setup
+from services.retention.sweep import AUDIT_RETENTION_DAYS, Sweep
+from shared.dates import add_years, amsterdam_date
+from shared.partner_client import PartnerClient
+from shared.pseudonym import Pseudonymizer
+from tests.conftest import System
+from tests.integration.lifecycle_support import (
+    FakeClock,
+    at,
+    boxes,
+    day,
+    deferred,
+    melding_ids_of,
+    melding_row,
+    register,
+    rest_of_all,
+    rows_on_youth,
+    start_lifecycle,
+    withdraw,
+    youth_id_of,
+)
+from tests.support import RegionUnderTest, valid_bsn
+
+GONE = {"youth": 0, "melding": 0, "match_group": 0, "match_member": 0}
+REMINDERS = ("inform.reminder",)
+
+
+async def test_expiry_after_two_years_then_archive_purge_after_five(
+    system: System, partners: dict[str, PartnerClient], db: asyncpg.Connection[Any]
+) -> None:
+    lc = await start_lifecycle(system)
+    school = boxes(partners)["school"]
+    await school.accepted(register("S-1", valid_bsn(601), reported_at="2024-03-10T09:00:00+01:00"))
+    youth_id = await youth_id_of(db, "school", "S-1")
+    ids = await melding_ids_of(db, youth_id)
+
+    # The day before: 23:59 on 9 March 2026 in Amsterdam.
+    report = await lc.sweep(at("2026-03-09T23:59:00+01:00"))
+    assert "expired" not in report.counts
+    assert (await melding_row(db, "school", "S-1"))["state"] == "active"
+    assert await school.rest(ignore=REMINDERS) == []
+
+    # The day of, by Amsterdam's clock: 23:30 UTC on 9 March is 00:30 on 10 March.
+    report = await lc.sweep(at("2026-03-09T23:30:00+00:00"))
+    assert report.counts.get("expired") == 1
+    ended = (await school.take("melding.ended")).body
+    assert ended == {"type": "melding.ended", "melding_ref": "S-1", "reason": "expired"}
+    row = await melding_row(db, "school", "S-1")
+    assert row["state"] == "archived" and row["end_reason"] == "expired"
+    assert row["purge_on"] == day("2031-03-10")
+
+    # Idempotent: the next sweep does nothing, and nothing is said twice.
+    report = await lc.sweep(at("2026-03-10T12:00:00+01:00"))
+    assert "expired" not in report.counts
+    assert await school.rest(ignore=REMINDERS) == []
+
+    # The archive: kept the day before its term ends, gone on the day.
+    report = await lc.sweep(at("2031-03-09T23:59:59+01:00"))
+    assert "archive_purged" not in report.counts
+    assert (await melding_row(db, "school", "S-1"))["state"] == "archived"
+    report = await lc.sweep(at("2031-03-10T00:00:00+01:00"))
+    assert report.counts.get("archive_purged") == 1
+    assert await rows_on_youth(db, youth_id, ids) == GONE
+    assert await school.rest(ignore=REMINDERS) == []  # an archive purge tells nobody
+    report = await lc.sweep(at("2031-03-10T00:00:00+01:00"))
+    assert "archive_purged" not in report.counts
+
+
+async def test_a_late_sweep_still_purges_seven_years_after_the_melding(
+    system: System, partners: dict[str, PartnerClient], db: asyncpg.Connection[Any]
+) -> None:
+    lc = await start_lifecycle(system)
+    school = boxes(partners)["school"]
+    await school.accepted(register("S-1", valid_bsn(602), reported_at="2024-03-10T09:00:00+01:00"))
+    await lc.sweep(at("2026-05-01T12:00:00+02:00"))  # the service was down for weeks
+    row = await melding_row(db, "school", "S-1")
+    assert row["state"] == "archived"
+    assert row["purge_on"] == day("2031-03-10")  # from the expiry date, not the sweep
+
+
+async def test_expiry_of_a_match_member_ends_the_group(
+    system: System, partners: dict[str, PartnerClient], db: asyncpg.Connection[Any]
+) -> None:
+    lc = await start_lifecycle(system)
+    box = boxes(partners)
+    school, team = box["school"], box["jeugdteam"]
+    bsn = valid_bsn(603)
+    await school.accepted(register("S-1", bsn, reported_at="2024-03-10T09:00:00+01:00"))
+    await team.accepted(register("T-1", bsn, reported_at="2025-01-10T09:00:00+01:00"))
+    await team.take("match.notice")
+    youth_id = await youth_id_of(db, "school", "S-1")
+
+    await lc.sweep(at("2026-03-10T09:00:00+01:00"))
+    assert (await school.take("melding.ended")).body["reason"] == "expired"
+    group = await db.fetchrow("SELECT ended_at FROM match_group WHERE youth_id = $1", youth_id)
+    assert group is not None and group["ended_at"] is not None
+    assert (await melding_row(db, "jeugdteam", "T-1"))["state"] == "active"
+    # Without a lead nothing changes for the one left: the group just ends.
+    assert await team.rest(ignore=REMINDERS) == []
+
+
+async def _youth_with_active_and_archived(
+    lc: Any, box: dict[str, Any], bsn: str, birth_date: str, reported_at: str
+) -> None:
+    """school and jeugdteam active (a match), jgz archived."""
+    jgz = box["jgz"]
+    await jgz.accepted(register("J-1", bsn, birth_date=birth_date, reported_at=reported_at))
+    await jgz.accepted(withdraw("J-1", "risk_ended"))
+    for partner, ref in ((box["school"], "S-1"), (box["jeugdteam"], "T-1")):
+        await partner.accepted(register(ref, bsn, birth_date=birth_date, reported_at=reported_at))
+    await box["jeugdteam"].accepted({"type": "regie.claim", "melding_ref": "T-1"})
+    await rest_of_all(*box.values(), seconds=0.2)
+
+
+async def test_everything_on_a_youth_is_purged_on_the_23rd_birthday(
+    system: System, partners: dict[str, PartnerClient], db: asyncpg.Connection[Any]
+) -> None:
+    lc = await start_lifecycle(system)
+    box = boxes(partners)
+    bsn = valid_bsn(604)
+    await _youth_with_active_and_archived(
+        lc, box, bsn, birth_date="2004-06-15", reported_at="2026-05-01T10:00:00+02:00"
+    )
+    youth_id = await youth_id_of(db, "school", "S-1")
+    ids = await melding_ids_of(db, youth_id)
+
+    # Summer time: 21:59 UTC on 14 June is 23:59 in Amsterdam, still 22 years old.
+    report = await lc.sweep(at("2027-06-14T21:59:00+00:00"))
+    assert "age_limit" not in report.counts
+    assert await db.fetchval("SELECT count(*) FROM melding WHERE youth_id = $1", youth_id) == 3
+
+    # 22:30 UTC on 14 June is 00:30 on 15 June in Amsterdam: the 23rd birthday.
+    report = await lc.sweep(at("2027-06-14T22:30:00+00:00"))
+    assert report.counts.get("age_limit") == 1
+    for partner, ref in ((box["school"], "S-1"), (box["jeugdteam"], "T-1")):
+        ended = (await partner.take("melding.ended")).body
+        assert ended == {"type": "melding.ended", "melding_ref": ref, "reason": "age_limit"}
+    # No regie.notice, and nothing to the archive's owner.
+    assert await rest_of_all(*box.values(), ignore=REMINDERS) == {p: [] for p in box}
+    assert await rows_on_youth(db, youth_id, ids) == GONE
+    # And nothing is left half-deleted anywhere.
+    assert await db.fetchval("SELECT count(*) FROM youth") == 0
+    assert await db.fetchval("SELECT count(*) FROM melding") == 0
+    assert await db.fetchval("SELECT count(*) FROM match_group") == 0
+    assert await db.fetchval("SELECT count(*) FROM match_member") == 0
+
+    report = await lc.sweep(at("2027-06-15T12:00:00+02:00"))
+    assert "age_limit" not in report.counts
+    assert await rest_of_all(*box.values(), seconds=0.2, ignore=REMINDERS) == {p: [] for p in box}
+
+
+async def test_born_on_29_february_leaves_on_28_february(
+    system: System, partners: dict[str, PartnerClient], db: asyncpg.Connection[Any]
+) -> None:
+    lc = await start_lifecycle(system)
+    school = boxes(partners)["school"]
+    await school.accepted(
+        register(
+            "S-1", valid_bsn(605), birth_date="2004-02-29", reported_at="2026-01-10T10:00:00+01:00"
+        )
+    )
+    report = await lc.sweep(at("2027-02-27T23:59:00+01:00"))
+    assert "age_limit" not in report.counts
+    assert await db.fetchval("SELECT count(*) FROM youth") == 1
+    report = await lc.sweep(at("2027-02-28T00:00:00+01:00"))
+    assert report.counts.get("age_limit") == 1
+    assert (await school.take("melding.ended")).body["reason"] == "age_limit"
+    assert await db.fetchval("SELECT count(*) FROM youth") == 0
+
+
+async def test_an_archive_alone_is_purged_on_the_23rd_birthday(
+    system: System, partners: dict[str, PartnerClient], db: asyncpg.Connection[Any]
+) -> None:
+    lc = await start_lifecycle(system)
+    school = boxes(partners)["school"]
+    await school.accepted(
+        register(
+            "S-1", valid_bsn(606), birth_date="2004-12-01", reported_at="2026-01-10T10:00:00+01:00"
+        )
+    )
+    await school.accepted(withdraw("S-1", "risk_ended"))
+    report = await lc.sweep(at("2027-12-01T08:00:00+01:00"))
+    assert report.counts.get("age_limit") == 1
+    assert await db.fetchval("SELECT count(*) FROM melding") == 0
+    assert await db.fetchval("SELECT count(*) FROM youth") == 0
+    assert await school.rest(ignore=REMINDERS) == []  # an archived melding is not announced
+
+
+async def test_sweeps_work_in_batches_and_handle_every_row(
+    system: System, partners: dict[str, PartnerClient], db: asyncpg.Connection[Any]
+) -> None:
+    lc = await start_lifecycle(system)
+    school = boxes(partners)["school"]
+    refs = [f"S-{n}" for n in range(7)]
+    for n, ref in enumerate(refs):
+        await school.accepted(
+            register(ref, valid_bsn(610 + n), reported_at="2024-03-10T09:00:00+01:00")
+        )
+    for n in range(5):
+        await db.execute(
+            "INSERT INTO audit_log (at, action, actor) VALUES ($1, 'old', 'test')",
+            at("2018-01-01T00:00:00+00:00") + timedelta(minutes=n),
+        )
+
+    report = await lc.sweep(at("2026-03-10T12:00:00+01:00"), batch=2)
+    assert report.counts["expired"] == 7
+    assert report.counts["audit_expired"] == 5
+    ended = [(await school.take("melding.ended")).body["melding_ref"] for _ in refs]
+    assert sorted(ended) == sorted(refs)
+    assert await db.fetchval("SELECT count(*) FROM melding WHERE state = 'active'") == 0
+
+    report = await lc.sweep(at("2031-03-10T12:00:00+01:00"), batch=2)
+    assert report.counts["archive_purged"] == 7
+    assert await db.fetchval("SELECT count(*) FROM melding") == 0
+    assert await db.fetchval("SELECT count(*) FROM youth") == 0
+
+
+async def test_two_sweeps_at_once_act_exactly_once(
+    system: System, partners: dict[str, PartnerClient], db: asyncpg.Connection[Any]
+) -> None:
+    lc = await start_lifecycle(system)
+    other = await system.start("retention", setup=retention_setup_without_schedule)
+    box = boxes(partners)
+    school, team = box["school"], box["jeugdteam"]
+    # Expiring: six youths, each with a melding of school and of jeugdteam (a match).
+    for n in range(6):
+        bsn = valid_bsn(630 + n)
+        await school.accepted(register(f"S-{n}", bsn, reported_at="2024-03-10T09:00:00+01:00"))
+        await team.accepted(register(f"T-{n}", bsn, reported_at="2024-03-10T09:00:00+01:00"))
+    # Reminders due: four recent meldingen nobody confirmed.
+    for n in range(4):
+        await school.accepted(
+            register(f"R-{n}", valid_bsn(640 + n), reported_at="2026-02-01T09:00:00+01:00")
+        )
+    # 23rd birthday: two youths.
+    for n in range(2):
+        await team.accepted(
+            register(
+                f"A-{n}",
+                valid_bsn(650 + n),
+                birth_date="2003-03-01",
+                reported_at="2025-06-01T09:00:00+02:00",
+            )
+        )
+    await rest_of_all(school, team, seconds=0.3)
+    now = at("2026-03-10T12:00:00+01:00")
+
+    first = lc.retention
+    region = await first.region.get()
+    reports = await asyncio.gather(
+        Sweep(first.pool, first.outbox, region, first.pseudonyms, batch=3).run(now),
+        Sweep(other.pool, other.outbox, region, other.pseudonyms, batch=3).run(now),
+    )
+    total: Counter[str] = Counter()
+    for report in reports:
+        total.update(report.counts)
+    assert total["expired"] == 12
+    assert total["age_limit"] == 2
+    assert total["inform_reminded"] == 4
+
+    received = await rest_of_all(school, team, seconds=1.0)
+    ended = Counter(
+        (pid, m.body["melding_ref"], m.body["reason"])
+        for pid, got in received.items()
+        for m in got
+        if m.type == "melding.ended"
+    )
+    expected = {("school", f"S-{n}", "expired") for n in range(6)}
+    expected |= {("jeugdteam", f"T-{n}", "expired") for n in range(6)}
+    expected |= {("jeugdteam", f"A-{n}", "age_limit") for n in range(2)}
+    assert set(ended) == expected
+    assert set(ended.values()) == {1}
+    reminded = Counter(
+        m.body["melding_ref"] for m in received["school"] if m.type == "inform.reminder"
+    )
+    assert reminded == {f"R-{n}": 1 for n in range(4)}
+    assert (
+        await db.fetchval(
+            "SELECT count(*) FROM audit_log WHERE action = 'archived' AND actor = 'system'"
+        )
+        == 12
+    )
+
+    again = await lc.sweep(now)
+    assert not {"expired", "age_limit", "inform_reminded"} & set(again.counts)
+    assert await rest_of_all(school, team, seconds=0.3) == {"school": [], "jeugdteam": []}
+
+
+async def retention_setup_without_schedule(runtime: Any) -> None:
+    return None
+
+
+async def test_cli_runs_one_full_sweep_as_of_the_given_time(
+    test_region: RegionUnderTest,
+    system: System,
+    partners: dict[str, PartnerClient],
+    db: asyncpg.Connection[Any],
+) -> None:
+    await start_lifecycle(system)
+    school = boxes(partners)["school"]
+    await school.accepted(register("S-1", valid_bsn(660), reported_at="2024-03-10T09:00:00+01:00"))
+    registered_ref = await db.fetchval(
+        "SELECT youth_ref FROM audit_log WHERE action = 'registered'"
+    )
+    settings = test_region.settings
+    env = {
+        "VI_AMQP_URL": settings.amqp_url,
+        "VI_DATABASE_URL": settings.database_url,
+        "VI_PSEUDONYM_KEY": settings.pseudonym_key,
+        "VI_MANAGEMENT_URL": settings.management_url,
+    }
+    saved = structlog.get_config()
+    try:
+        result = await asyncio.to_thread(
+            CliRunner().invoke,
+            main,
+            ["retention", "run", "--now", "2026-03-10T08:00:00+01:00"],
+            env=env,
+        )
+    finally:
+        structlog.configure(**saved)
+    assert result.exit_code == 0, result.output
+    assert "expired: 1" in result.output
+    assert (await school.take("melding.ended")).body["reason"] == "expired"
+    assert (await melding_row(db, "school", "S-1"))["state"] == "archived"
+    # The CLI used the region's pseudonym key: the same youth has the same audit ref.
+    assert (
+        await db.fetchval("SELECT youth_ref FROM audit_log WHERE action = 'archived'")
+        == registered_ref
+    )
+
+    bad = await asyncio.to_thread(
+        CliRunner().invoke, main, ["retention", "run", "--now", "2026-03-10T08:00:00"], env=env
+    )
+    assert bad.exit_code != 0 and "offset" in bad.output
+
+
+async def test_the_retention_service_sweeps_on_its_own(
+    test_region: RegionUnderTest,
+    system: System,
+    partners: dict[str, PartnerClient],
+    db: asyncpg.Connection[Any],
+) -> None:
+    await start_lifecycle(system)
+    school = boxes(partners)["school"]
+    # Reported more than two years ago by the real clock: due at the first sweep.
+    reported = datetime.now(UTC) - timedelta(days=2 * 366 + 2)
+    await school.accepted(register("S-1", valid_bsn(661), reported_at=reported.isoformat()))
+    await system.start(
+        "retention",
+        setup=retention_setup,
+        settings=test_region.with_settings(retention_interval_seconds=0.2).settings,
+    )
+    ended = await school.take("melding.ended")
+    assert ended.body == {"type": "melding.ended", "melding_ref": "S-1", "reason": "expired"}
+    row = await melding_row(db, "school", "S-1")
+    assert row["state"] == "archived"
+    assert row["purge_on"] == add_years(amsterdam_date(reported), 2 + 5)
+    # Sweeping every 0.2 s, it still says it once.
+    assert await school.rest(0.8, ignore=REMINDERS) == []
+
+
+async def test_the_audit_log_is_pseudonymous_and_has_its_own_term(
+    test_region: RegionUnderTest,
+    system: System,
+    partners: dict[str, PartnerClient],
+    db: asyncpg.Connection[Any],
+) -> None:
+    lc = await start_lifecycle(system, FakeClock(at("2026-06-01T10:00:00+02:00")))
+    box = boxes(partners)
+    school, team, brp = box["school"], box["jeugdteam"], box["brp"]
+    bsn = valid_bsn(670)
+    secret = "vader dreigt met geweld bij melding"
+    await school.accepted(
+        register("S-1", bsn, birth_date="2011-07-19", reported_at="2026-05-01T10:00:00+02:00")
+    )
+    await team.accepted(
+        register("T-1", bsn, birth_date="2011-07-19", reported_at="2026-05-02T10:00:00+02:00")
+    )
+    await school.accepted(deferred("S-1", secret))
+    await brp.accepted(
+        {
+            "type": "person.moved",
+            "bsn": bsn,
+            "municipality": "0599",
+            "moved_at": "2026-06-01T09:00:00+02:00",
+        }
+    )
+    await team.accepted(withdraw("T-1", "risk_ended"))
+    no_bsn = register("S-2", valid_bsn(671), reported_at="2026-05-01T10:00:00+02:00")
+    no_bsn["youth"] = {
+        "surname": "Van der Berg-Oosterhuis",
+        "sex": "F",
+        "birth_date": "2012-02-03",
+        "municipality": "0363",
+    }
+    await school.accepted(no_bsn)
+    await lc.sweep(at("2026-06-01T12:00:00+02:00"))  # reminders for S-2
+
+    rows = await db.fetch("SELECT * FROM audit_log ORDER BY id")
+    actions = Counter(r["action"] for r in rows)
+    assert actions["registered"] == 3
+    assert actions["inform_deferred"] == 1 and actions["moved"] == 1
+    assert actions["archived"] == 1 and actions["inform_reminded"] >= 1
+    everything = " ".join(str(dict(r)) for r in rows)
+    for forbidden in (bsn, "2011-07-19", "Berg", "Oosterhuis", "2012-02-03", secret):
+        assert forbidden not in everything, forbidden
+    # youth_ref is a keyed, one-way pseudonym of the stored identity hash: not the hash.
+    pseudonyms = Pseudonymizer(test_region.settings.pseudonym_key)
+    identity = pseudonyms.youth_by_bsn(bsn)
+    refs = {r["youth_ref"] for r in rows if r["melding_ref"] in ("S-1", "T-1")}
+    assert refs == {pseudonyms.audit_ref(identity)}
+    assert identity.hex()[:24] not in everything
+
+    # The log keeps its own term: older rows go, recent rows stay.
+    now = at("2026-06-01T12:00:00+02:00")
+    old = now - timedelta(days=AUDIT_RETENTION_DAYS, hours=1)
+    recent = now - timedelta(days=AUDIT_RETENTION_DAYS) + timedelta(hours=1)
+    await db.execute(
+        "INSERT INTO audit_log (at, action, actor) VALUES ($1, 'old', 't'), ($2, 'recent', 't')",
+        old,
+        recent,
+    )
+    report = await lc.sweep(now)
+    assert report.counts.get("audit_expired") == 1
+    left = {r["action"] for r in await db.fetch("SELECT action FROM audit_log")}
+    assert "old" not in left and "recent" in left and "registered" in left
