@@ -1,22 +1,31 @@
 """The front door: authenticate the partner, validate, and make sure every inbound
 message ends in a durable outcome (a receipt, or `vi.rejected`).
 
-Valid messages go on to the matcher, which answers them. Invalid ones are answered
-here. Ingest keeps no state of its own; the inbox table makes the answer idempotent.
+* No or unknown ``user_id``: nobody to answer. The message is copied whole to
+  ``vi.rejected`` with the reason in header ``x-vi-error``.
+* No usable ``message_id``: nothing to deduplicate on, so the receipt
+  (``in_reply_to: null``) is published at once. Its own message_id is derived from
+  the partner, routing key and body, so a redelivery repeats the very same receipt.
+* Invalid message: the inbox claim and the ``rejected`` receipt are written in one
+  transaction (a re-used message_id gets ``duplicate`` instead).
+* Valid message: forwarded to the matcher, which claims the inbox and answers. No
+  database work happens here on this path.
+
+Ingest keeps no state of its own, so any number of replicas can share the queue.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import uuid
+from collections.abc import Collection
 
 from shared.amqp.consumer import ERROR_HEADER, Delivery
 from shared.amqp.topology import INTERNAL_EXCHANGE, MATCHER_KEY, REJECTED_QUEUE
 from shared.clock import Clock, utcnow
 from shared.contract.errors import ErrorItem
 from shared.contract.outbound import Receipt
-from shared.contract.validation import Invalid, check_message_id, validate_inbound
+from shared.contract.validation import Invalid, Valid, check_message_id, validate_inbound
 from shared.envelopes import Command
 from shared.logs import get_logger, message_context
 from shared.receipts import claim_or_answer_duplicate, receipt_message, rejected
@@ -54,42 +63,51 @@ class IngestHandler:
             "", REJECTED_QUEUE, delivery.copy_for_runtime(**{ERROR_HEADER: reason})
         )
 
-    async def _handle(self, delivery: Delivery, partner: Partner, municipalities: object) -> None:
-        message = delivery.message
+    async def _handle(
+        self, delivery: Delivery, partner: Partner, municipalities: Collection[str]
+    ) -> None:
         outcome = validate_inbound(
             delivery.routing_key,
-            message.body,
+            delivery.message.body,
             roles=partner.role_names,
-            municipalities=municipalities,  # type: ignore[arg-type]
+            municipalities=municipalities,
             now=self._clock(),
         )
-        id_error = check_message_id(message.message_id)
-        if id_error is not None:
-            errors = [id_error, *(outcome.errors if isinstance(outcome, Invalid) else [])]
-            await self._answer_without_message_id(delivery, partner, errors, _ref_of(outcome))
+        message_id = delivery.message_id
+        id_error = check_message_id(message_id)
+        if id_error is not None or message_id is None:
+            errors = [id_error] if id_error is not None else []
+            if isinstance(outcome, Invalid):
+                errors += outcome.errors
+            await self._answer_without_message_id(delivery, partner, errors, outcome.melding_ref)
             return
-        assert message.message_id is not None
         if isinstance(outcome, Invalid):
-            log.info("inbound_invalid", codes=sorted({e.code.value for e in outcome.errors}))
-            async with self._rt.outbox.unit_of_work() as uow:
-                is_new, rows = await claim_or_answer_duplicate(
-                    uow.conn,
-                    partner.id,
-                    message.message_id,
-                    seen_before=delivery.seen_before,
-                    melding_ref=outcome.melding_ref,
-                )
-                if is_new:
-                    rows = [
-                        rejected(
-                            partner.id, message.message_id, outcome.melding_ref, outcome.errors
-                        )
-                    ]
-                uow.emit(*rows)
+            await self._reject(delivery, partner, message_id, outcome)
             return
+        await self._forward(delivery, partner, message_id, outcome)
+
+    async def _reject(
+        self, delivery: Delivery, partner: Partner, message_id: str, outcome: Invalid
+    ) -> None:
+        log.info("inbound_invalid", codes=sorted({e.code.value for e in outcome.errors}))
+        async with self._rt.outbox.unit_of_work() as uow:
+            is_new, answers = await claim_or_answer_duplicate(
+                uow.conn,
+                partner.id,
+                message_id,
+                seen_before=delivery.seen_before,
+                melding_ref=outcome.melding_ref,
+            )
+            if is_new:
+                answers = [rejected(partner.id, message_id, outcome.melding_ref, outcome.errors)]
+            uow.emit(*answers)
+
+    async def _forward(
+        self, delivery: Delivery, partner: Partner, message_id: str, outcome: Valid
+    ) -> None:
         command = Command(
             partner_id=partner.id,
-            message_id=message.message_id,
+            message_id=message_id,
             seen_before=delivery.seen_before,
             received_at=self._clock(),
             message=outcome.message,
@@ -98,8 +116,8 @@ class IngestHandler:
             INTERNAL_EXCHANGE,
             MATCHER_KEY,
             command.model_dump_json().encode(),
-            message_id=message.message_id,
-            correlation_id=message.message_id,
+            message_id=message_id,
+            correlation_id=message_id,
             message_type=outcome.message.type,
         )
 
@@ -110,9 +128,10 @@ class IngestHandler:
         errors: list[ErrorItem],
         melding_ref: str | None,
     ) -> None:
-        # No idempotency key, so nothing to dedup on: answer at once. The receipt id is
-        # derived from the body, so a redelivery repeats the same receipt.
-        digest = hashlib.sha256(delivery.message.body).hexdigest()
+        log.info("inbound_without_message_id", codes=sorted({e.code.value for e in errors}))
+        # The same message (routing key and body) always gets the same receipt id.
+        key = delivery.routing_key.encode("utf-8", "surrogateescape")
+        digest = hashlib.sha256(key + b"\0" + delivery.message.body).hexdigest()
         receipt = Receipt(
             in_reply_to=None, status="rejected", melding_ref=melding_ref, errors=errors
         )
@@ -126,14 +145,3 @@ class IngestHandler:
             message_id=str(out.message_id),
             message_type=out.message_type,
         )
-
-
-def _ref_of(outcome: object) -> str | None:
-    return (
-        outcome.melding_ref
-        if isinstance(outcome, Invalid)
-        else getattr(getattr(outcome, "message", None), "melding_ref", None)
-    )
-
-
-__all__ = ["IngestHandler", "json"]

@@ -28,6 +28,9 @@ ERROR_HEADER = "x-vi-error"
 USER_ID_HEADER = "x-vi-user-id"
 ROUTING_KEY_HEADER = "x-vi-routing-key"
 QUEUE_HEADER = "x-vi-queue"
+# On a copy of a message that had no message_id: the broker client gives every
+# message it publishes an id, so the copy carries an invented one and this flag.
+NO_MESSAGE_ID_HEADER = "x-vi-no-message-id"
 REPLAYED_HEADER = "x-vi-replayed"
 
 log = get_logger(__name__)
@@ -83,6 +86,13 @@ class Delivery:
         return self.message.user_id
 
     @property
+    def message_id(self) -> str | None:
+        """The message_id the sender gave, None when it gave none."""
+        if self._from_runtime and self.headers.get(NO_MESSAGE_ID_HEADER):
+            return None
+        return self.message.message_id
+
+    @property
     def routing_key(self) -> str:
         if self._from_runtime:
             original = self.headers.get(ROUTING_KEY_HEADER)
@@ -96,6 +106,8 @@ class Delivery:
         merged = self.headers
         merged.setdefault(USER_ID_HEADER, self.user_id or "")
         merged.setdefault(ROUTING_KEY_HEADER, self.routing_key)
+        if msg.message_id is None:
+            merged[NO_MESSAGE_ID_HEADER] = True
         merged.update(headers)
         return aio_pika.Message(
             msg.body,
