@@ -47,7 +47,8 @@ Action = Callable[[UnitOfWork, RegionConfig, Target, str, datetime], Awaitable[b
 class Rule:
     name: str
     # Candidates in keyset order: $1 = last key seen, $2 = batch size, $3 = threshold.
-    # A coarse SQL filter; `due` decides exactly, on Amsterdam calendar dates.
+    # The threshold is exact on Amsterdam calendar dates (see shared.index.deadlines);
+    # `due` checks again in Python, and the action re-checks under the youth's lock.
     candidates: str
     first_key: Any
     threshold: Callable[[datetime, RegionConfig], Any]

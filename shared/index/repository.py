@@ -47,16 +47,16 @@ async def lock_or_create_youth(
     conn: Conn, identity_hash: bytes, *, has_bsn: bool, birth_date: date, municipality: str
 ) -> Youth:
     """The youth row, locked for this transaction: all work on one youth is serialised."""
-    row = await conn.fetchrow(
+    await conn.execute(
         """INSERT INTO youth (identity_hash, has_bsn, birth_date, municipality)
            VALUES ($1, $2, $3, $4)
-           ON CONFLICT (identity_hash) DO UPDATE SET identity_hash = EXCLUDED.identity_hash
-           RETURNING id, identity_hash, municipality, birth_date""",
+           ON CONFLICT (identity_hash) DO NOTHING""",
         identity_hash,
         has_bsn,
         birth_date,
         municipality,
     )
+    row = await conn.fetchrow("SELECT id, identity_hash, municipality, birth_date FROM youth WHERE identity_hash=$1", identity_hash)
     assert row is not None
     return Youth(row["id"], row["identity_hash"], row["municipality"], row["birth_date"])
 

@@ -14,7 +14,7 @@ from shared.db.audit import audit
 from shared.db.outbox import OutboundMessage
 from shared.db.pool import Conn
 from shared.index import repository as repo
-from shared.index.lifecycle import end_melding
+from shared.index.lifecycle import purge_youth
 from shared.pseudonym import Pseudonymizer
 from shared.region.model import RegionConfig
 
@@ -112,21 +112,9 @@ async def erase(
     youth = await repo.lock_youth_by_hash(conn, identity_hash)
     if youth is None:
         return None
-    out: list[OutboundMessage] = []
-    meldingen = await repo.meldingen_of_youth(conn, youth.id)
-    for melding in meldingen:
-        out.extend(
-            await end_melding(
-                conn,
-                region,
-                melding,
-                youth_id=youth.id,
-                youth_ref=youth_ref,
-                reason="erased",
-                actor=operator,
-                now=now,
-            )
-        )
-    await conn.execute("DELETE FROM youth WHERE id = $1", youth.id)
+    count = len(await repo.meldingen_of_youth(conn, youth.id))
+    out = await purge_youth(
+        conn, youth.id, youth_ref=youth_ref, reason="erased", actor=operator, now=now
+    )
     await audit(conn, "subject_erased", operator, youth_ref=youth_ref, at=now)
-    return len(meldingen), out
+    return count, out

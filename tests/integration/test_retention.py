@@ -10,10 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
-import structlog
-from click.testing import CliRunner
 
-from cli.main import main
 from services.retention.app import setup as retention_setup
 from services.retention.sweep import AUDIT_RETENTION_DAYS, Sweep
 from shared.dates import add_years, amsterdam_date
@@ -35,7 +32,7 @@ from tests.integration.lifecycle_support import (
     withdraw,
     youth_id_of,
 )
-from tests.support import RegionUnderTest, valid_bsn
+from tests.support import RegionUnderTest, run_cli, valid_bsn
 
 GONE = {"youth": 0, "melding": 0, "match_group": 0, "match_member": 0}
 REMINDERS = ("inform.reminder",)
@@ -318,26 +315,19 @@ async def test_cli_runs_one_full_sweep_as_of_the_given_time(
     registered_ref = await db.fetchval(
         "SELECT youth_ref FROM audit_log WHERE action = 'registered'"
     )
-    settings = test_region.settings
-    env = {
-        "VI_AMQP_URL": settings.amqp_url,
-        "VI_DATABASE_URL": settings.database_url,
-        "VI_PSEUDONYM_KEY": settings.pseudonym_key,
-        "VI_MANAGEMENT_URL": settings.management_url,
-    }
-    saved = structlog.get_config()
-    try:
-        result = await asyncio.to_thread(
-            CliRunner().invoke,
-            main,
-            ["retention", "run", "--now", "2026-03-10T08:00:00+01:00"],
-            env=env,
+    await school.accepted(register("S-2", valid_bsn(661), reported_at="2026-02-01T09:00:00+01:00"))
+    await school.accepted(
+        register(
+            "S-3", valid_bsn(662), birth_date="2003-03-01", reported_at="2025-06-01T09:00:00+02:00"
         )
-    finally:
-        structlog.configure(**saved)
+    )
+    result = await run_cli(test_region, "retention", "run", "--now", "2026-03-10T08:00:00+01:00")
     assert result.exit_code == 0, result.output
-    assert "expired: 1" in result.output
-    assert (await school.take("melding.ended")).body["reason"] == "expired"
+    for line in ("expired: 1", "age_limit: 1", "inform_reminded: 1"):
+        assert line in result.output, result.output
+    assert (await school.take("melding.ended", melding_ref="S-1")).body["reason"] == "expired"
+    assert (await school.take("melding.ended", melding_ref="S-3")).body["reason"] == "age_limit"
+    assert (await school.take("inform.reminder")).body["melding_ref"] == "S-2"
     assert (await melding_row(db, "school", "S-1"))["state"] == "archived"
     # The CLI used the region's pseudonym key: the same youth has the same audit ref.
     assert (
@@ -345,9 +335,7 @@ async def test_cli_runs_one_full_sweep_as_of_the_given_time(
         == registered_ref
     )
 
-    bad = await asyncio.to_thread(
-        CliRunner().invoke, main, ["retention", "run", "--now", "2026-03-10T08:00:00"], env=env
-    )
+    bad = await run_cli(test_region, "retention", "run", "--now", "2026-03-10T08:00:00")
     assert bad.exit_code != 0 and "offset" in bad.output
 
 
@@ -361,7 +349,7 @@ async def test_the_retention_service_sweeps_on_its_own(
     school = boxes(partners)["school"]
     # Reported more than two years ago by the real clock: due at the first sweep.
     reported = datetime.now(UTC) - timedelta(days=2 * 366 + 2)
-    await school.accepted(register("S-1", valid_bsn(661), reported_at=reported.isoformat()))
+    await school.accepted(register("S-1", valid_bsn(663), reported_at=reported.isoformat()))
     await system.start(
         "retention",
         setup=retention_setup,

@@ -1,0 +1,216 @@
+"""Matcher throughput against a small and a large index.
+
+The stored meldingen are seeded straight into the youth and melding tables (COPY), as
+the matcher would have left them; then pre-validated commands (what ingest hands on)
+are queued on vi.matcher with the services' login while no matcher runs, the matcher
+replicas start, and the receipts they write are counted. Half of the commands register
+on a stored youth from another partner (a match), half on a new youth.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import aio_pika
+import asyncpg
+
+from bench.context import Context, Rate, replica_counts, steady_rate
+from bench.env import MUNICIPALITIES, PSEUDONYM_KEY, REPORTER_IDS, BenchEnv
+from bench.procs import ServiceSet
+from bench.traffic import BIRTH_BASE, Sink, melding_body, partner_queues, progress, wait_until
+from shared.amqp.topology import INTERNAL_EXCHANGE, MATCHER_KEY
+from shared.contract.validation import Valid, example_bsn, validate_inbound
+from shared.envelopes import Command
+from shared.pseudonym import Pseudonymizer
+
+NEW_YOUTH_SEED = 20_000_000
+SEED_CHUNK = 100_000
+
+
+def _birth_date(j: int) -> date:
+    return BIRTH_BASE + timedelta(days=(j * 7) % 5000)
+
+
+async def seed(conn: asyncpg.Connection[Any], start: int, stop: int) -> None:
+    """Stored youths j in [start, stop), each with one active melding of partner
+    REPORTER_IDS[j % 4] (youth id j + 1, melding_ref SEED-j)."""
+    pseudonyms = Pseudonymizer(PSEUDONYM_KEY)
+    now = datetime.now(UTC)
+    expires = (now + timedelta(days=700)).date()
+    for lo in range(start, stop, SEED_CHUNK):
+        hi = min(stop, lo + SEED_CHUNK)
+        youths = [
+            (
+                j + 1,
+                pseudonyms.youth_by_bsn(example_bsn(j)),
+                True,
+                _birth_date(j),
+                MUNICIPALITIES[j % len(MUNICIPALITIES)][0],
+            )
+            for j in range(lo, hi)
+        ]
+        await conn.copy_records_to_table(
+            "youth",
+            records=youths,
+            columns=["id", "identity_hash", "has_bsn", "birth_date", "municipality"],
+        )
+        meldingen = [
+            (
+                j + 1,
+                REPORTER_IDS[j % len(REPORTER_IDS)],
+                f"SEED-{j}",
+                "active",
+                now,
+                f"Medewerker {j % 97}",
+                f"medewerker.{j % 97}@partner.example",
+                "+31201234567",
+                expires,
+                ["youth", "parents"],
+            )
+            for j in range(lo, hi)
+        ]
+        await conn.copy_records_to_table(
+            "melding",
+            records=meldingen,
+            columns=[
+                "youth_id",
+                "partner_id",
+                "melding_ref",
+                "state",
+                "reported_at",
+                "reporter_name",
+                "reporter_email",
+                "reporter_phone",
+                "expires_on",
+                "inform_targets",
+            ],
+        )
+    await conn.execute("SELECT setval('youth_id_seq', (SELECT max(id) FROM youth))")
+    await conn.execute("VACUUM ANALYZE youth")
+    await conn.execute("VACUUM ANALYZE melding")
+
+
+def commands(count: int, stored: int, *, tag: str, rng: random.Random) -> list[Command]:
+    """Half on stored youths (picked at random over the whole index), half on new ones."""
+    now = datetime.now(UTC)
+    stamp = now.isoformat(timespec="seconds")
+    targets = rng.sample(range(stored), min(stored, count // 2))
+    out = []
+    for i in range(count):
+        if i % 2 == 0 and i // 2 < len(targets):
+            j = targets[i // 2]
+            bsn, partner = example_bsn(j), REPORTER_IDS[(j + 1) % len(REPORTER_IDS)]
+            birth, municipality = _birth_date(j), MUNICIPALITIES[j % len(MUNICIPALITIES)][0]
+        else:
+            k = NEW_YOUTH_SEED + hash(tag) % 1000 * 100_000 + i
+            bsn, partner = example_bsn(k), REPORTER_IDS[i % len(REPORTER_IDS)]
+            birth, municipality = _birth_date(i), MUNICIPALITIES[i % len(MUNICIPALITIES)][0]
+        body = melding_body(f"{tag}-{i}", bsn, birth, municipality, f"Medewerker {i % 97}", stamp)
+        outcome = validate_inbound(
+            "melding.register",
+            __import__("json").dumps(body).encode(),
+            roles=frozenset({"reporter"}),
+            municipalities={code for code, _ in MUNICIPALITIES},
+            now=now,
+        )
+        assert isinstance(outcome, Valid), outcome
+        out.append(
+            Command(
+                partner_id=partner,
+                message_id=f"{tag}-c{i}",
+                seen_before=False,
+                received_at=now,
+                message=outcome.message,
+            )
+        )
+    return out
+
+
+async def _queue_commands(env: BenchEnv, batch: list[Command], user_id: str) -> None:
+    connection = await aio_pika.connect(
+        env.amqp_url, client_properties={"connection_name": "bench-commands"}
+    )
+    try:
+        channel = await connection.channel(publisher_confirms=True)
+        exchange = await channel.get_exchange(INTERNAL_EXCHANGE, ensure=False)
+        items = iter(batch)
+
+        async def worker() -> None:
+            for command in items:
+                await exchange.publish(
+                    aio_pika.Message(
+                        command.model_dump_json().encode(),
+                        message_id=command.message_id,
+                        correlation_id=command.message_id,
+                        type=command.message.type,
+                        user_id=user_id,
+                        content_type="application/json",
+                        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                    ),
+                    MATCHER_KEY,
+                    mandatory=True,
+                )
+
+        await asyncio.gather(*(worker() for _ in range(256)))
+    finally:
+        await connection.close()
+
+
+async def _measure(ctx: Context, env: BenchEnv, stored: int, count: int) -> dict[str, Any]:
+    batch = commands(count, stored, tag=f"m{stored}", rng=random.Random(stored))
+    await _queue_commands(env, batch, ctx.base.service_broker_user)
+    sink = Sink()
+    replicas = replica_counts(ctx.replicas, ("matcher",))
+    services = ServiceSet(ctx.env_for(env), ctx.log_dir / f"matcher-{stored}")
+    try:
+        await sink.start(env.amqp_url, partner_queues(env))
+        rate = Rate(lambda: sink.receipts)
+        line = lambda _t: f"stored {stored} receipts {sink.receipts}/{count} ({rate():.0f}/s)"  # noqa: E731
+        async with progress("matcher", line):
+            start = time.monotonic()
+            await services.start(replicas)
+            await wait_until(
+                lambda: sink.receipts >= count,
+                lambda: sink.receipts,
+                stall_seconds=ctx.stall_seconds,
+                check=services.check_alive,
+            )
+    finally:
+        await sink.close()
+        await services.stop()
+    return {
+        "stored_meldingen": stored,
+        "commands": count,
+        "replicas": replicas,
+        "receipted": sink.receipts,
+        "receipt_statuses": dict(sink.statuses),
+        "seconds_incl_startup": round(max(sink.receipt_times) - start, 2),
+        "commands_per_s": round(steady_rate(sink.receipt_times), 1),
+    }
+
+
+async def matcher_scaling(ctx: Context, *, sizes: tuple[int, int], count: int) -> dict[str, Any]:
+    small, large = sizes
+    async with ctx.environment() as env:
+        conn = await asyncpg.connect(env.database_url)
+        try:
+            started = time.monotonic()
+            await seed(conn, 0, small)
+            seeded_small = time.monotonic() - started
+            at_small = await _measure(ctx, env, small, count)
+            started = time.monotonic()
+            print(f"[matcher] seeding up to {large} stored meldingen", flush=True)
+            await seed(conn, small, large)
+            seeded_large = time.monotonic() - started
+            at_large = await _measure(ctx, env, large, count)
+        finally:
+            await conn.close()
+    return {
+        "small": {**at_small, "seed_seconds": round(seeded_small, 1)},
+        "large": {**at_large, "seed_seconds": round(seeded_large, 1)},
+        "ratio": round(at_large["commands_per_s"] / at_small["commands_per_s"], 3),
+    }

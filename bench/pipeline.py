@@ -1,0 +1,190 @@
+"""End-to-end throughput of the pipeline, and of the bare relay over the same hops."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from bench.context import Context, Rate, replica_counts
+from bench.procs import ServiceSet
+from bench.relay import SIZES
+from bench.traffic import (
+    Melding,
+    Partners,
+    Sink,
+    SmtpSink,
+    matches_in,
+    partner_queues,
+    plan,
+    progress,
+    wait_until,
+)
+from shared.amqp.topology import EMAIL_QUEUE
+
+PIPELINE_SERVICES = ("ingest", "matcher", "notifier", "retention")
+RELAY_STAGES = ("ingest", "matcher", "notifier")
+
+
+@dataclass(frozen=True)
+class Fanout:
+    """What one match causes: notify events, and per event notices and e-mails."""
+
+    events_per_match: int = 1
+    notices_per_event: int = 2
+    emails_per_event: int = 3
+
+    @classmethod
+    def observed(cls, matches: int, events: int, notices: int, emails: int) -> Fanout:
+        if matches == 0 or events == 0:
+            return cls()
+        return cls(round(events / matches), round(notices / events), round(emails / events))
+
+    def as_env(self) -> str:
+        return f"{self.events_per_match},{self.notices_per_event},{self.emails_per_event}"
+
+
+def hops(meldingen: int, events: int, notices: int, emails: int) -> int:
+    """Broker hops (a publish and a consume): partner -> vi.ingest, ingest -> vi.matcher,
+    matcher -> partner (receipt) per melding; matcher -> vi.notifier per event; notifier
+    -> partner per notice; notifier -> vi.email per e-mail job."""
+    return 3 * meldingen + events + notices + emails
+
+
+async def end_to_end(ctx: Context, count: int) -> dict[str, Any]:
+    meldingen = plan(count, seed_base=1_000_000, tag="e2e")
+    matches = matches_in(meldingen)
+    fan = Fanout()
+    async with ctx.environment() as env:
+        smtp = SmtpSink()
+        await smtp.start()
+        services = ServiceSet(ctx.env_for(env, VI_SMTP_URL=smtp.url), ctx.log_dir / "e2e")
+        sink = Sink()
+        partners = Partners(env)
+        try:
+            await services.start(replica_counts(ctx.replicas, PIPELINE_SERVICES))
+            await sink.start(env.amqp_url, partner_queues(env))
+            await partners.start()
+            want_notices = matches * fan.events_per_match * fan.notices_per_event
+            want_emails = matches * fan.events_per_match * fan.emails_per_event
+
+            def done() -> bool:
+                return (
+                    sink.receipts >= count
+                    and sink.notice_count >= want_notices
+                    and smtp.count >= want_emails
+                )
+
+            rate = Rate(lambda: sink.receipts)
+            line = lambda _t: (  # noqa: E731
+                f"sent {partners.sent}/{count} receipts {sink.receipts} ({rate():.0f}/s) "
+                f"notices {sink.notice_count}/{want_notices} e-mails {smtp.count}/{want_emails}"
+            )
+            async with progress("e2e", line):
+                start = time.monotonic()
+                await partners.publish_all(meldingen)
+                published = time.monotonic()
+                await wait_until(
+                    done,
+                    lambda: sink.receipts + sink.notice_count + smtp.count,
+                    stall_seconds=ctx.stall_seconds,
+                    check=services.check_alive,
+                )
+            finished = max(sink.last_at, smtp.last_at)
+            receipts_done = max(sink.receipt_times)
+        finally:
+            await partners.close()
+            await sink.close()
+            await services.stop()
+            await smtp.close()
+    seconds = finished - start
+    events = len(sink.events)
+    total_hops = hops(count, events, sink.notice_count, smtp.count)
+    return {
+        "meldingen": count,
+        "matches": matches,
+        "replicas": replica_counts(ctx.replicas, PIPELINE_SERVICES),
+        "sent": partners.sent,
+        "receipted": sink.receipts,
+        "receipt_statuses": dict(sink.statuses),
+        "notify_events": events,
+        "notices": sink.notice_count,
+        "emails": smtp.count,
+        "hops": total_hops,
+        "publish_seconds": round(published - start, 2),
+        "seconds": round(seconds, 2),
+        "meldingen_per_s": round(count / seconds, 1),
+        "receipts_per_s": round(count / (receipts_done - start), 1),
+        "hops_per_s": round(total_hops / seconds, 1),
+        "fanout": Fanout.observed(matches, events, sink.notice_count, smtp.count).as_env(),
+    }
+
+
+async def bare_relay(ctx: Context, count: int, fan: Fanout) -> dict[str, Any]:
+    """The same meldingen through the same queues, relayed by bench.relay stages."""
+    meldingen: list[Melding] = plan(count, seed_base=1_000_000, tag="relay")
+    matches = matches_in(meldingen)
+    events = matches * fan.events_per_match
+    want_notices = events * fan.notices_per_event
+    want_emails = events * fan.emails_per_event
+    stages = replica_counts(ctx.replicas, RELAY_STAGES)
+    async with ctx.environment() as env:
+        relays = ServiceSet(
+            ctx.env_for(
+                env, BENCH_FANOUT=fan.as_env(), BENCH_LOGIN_PREFIX=ctx.logins.prefix
+            ),
+            ctx.log_dir / "relay",
+        )
+        sink = Sink()
+        partners = Partners(env)
+        try:
+            await relays.start(
+                stages, module="bench.relay", args=("{name}",), ready_line="consuming"
+            )
+            await sink.start(env.amqp_url, partner_queues(env), email_queue=EMAIL_QUEUE)
+            await partners.start()
+
+            def done() -> bool:
+                return (
+                    sink.receipts >= count
+                    and sink.notice_count >= want_notices
+                    and sink.email_jobs >= want_emails
+                )
+
+            rate = Rate(lambda: sink.receipts)
+            line = lambda _t: (  # noqa: E731
+                f"sent {partners.sent}/{count} receipts {sink.receipts} ({rate():.0f}/s) "
+                f"notices {sink.notice_count}/{want_notices} "
+                f"e-mail jobs {sink.email_jobs}/{want_emails}"
+            )
+            async with progress("relay", line):
+                start = time.monotonic()
+                await partners.publish_all(meldingen)
+                await wait_until(
+                    done,
+                    lambda: sink.receipts + sink.notice_count + sink.email_jobs,
+                    stall_seconds=ctx.stall_seconds,
+                    check=relays.check_alive,
+                )
+            finished = sink.last_at
+        finally:
+            await partners.close()
+            await sink.close()
+            await relays.stop()
+    seconds = finished - start
+    total_hops = hops(count, events, sink.notice_count, sink.email_jobs)
+    return {
+        "meldingen": count,
+        "replicas": stages,
+        "queues": ["vi.ingest", "vi.matcher", "vi.notifier", "vi.email", "partner.<id>"],
+        "fanout": fan.as_env(),
+        "body_bytes": SIZES,
+        "sent": partners.sent,
+        "receipted": sink.receipts,
+        "notices": sink.notice_count,
+        "email_jobs": sink.email_jobs,
+        "hops": total_hops,
+        "seconds": round(seconds, 2),
+        "meldingen_per_s": round(count / seconds, 1),
+        "hops_per_s": round(total_hops / seconds, 1),
+    }

@@ -1,0 +1,195 @@
+"""The services as real subprocesses (`python -m services.<name>`), with their
+readiness checked over HTTP and their memory read from /proc."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+SERVICES: tuple[str, ...] = ("ingest", "matcher", "notifier", "retention")
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def http_status(port: int, path: str, timeout: float = 2.0) -> int | None:
+    """The status code of a GET on 127.0.0.1:port (None when nothing answers)."""
+    try:
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection("127.0.0.1", port), timeout
+        )
+    except (OSError, TimeoutError):
+        return None
+    try:
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+        await writer.drain()
+        line = await asyncio.wait_for(reader.readline(), timeout)
+        parts = line.split()
+        return int(parts[1]) if len(parts) >= 2 else None
+    except (OSError, TimeoutError, ValueError):
+        return None
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+
+
+@dataclass(frozen=True)
+class Memory:
+    rss_kb: int
+    hwm_kb: int
+
+
+def read_memory(pid: int) -> Memory | None:
+    """VmRSS and VmHWM (peak RSS) of a live process, from /proc/<pid>/status."""
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    values: dict[str, int] = {}
+    for line in text.splitlines():
+        key, _, rest = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            values[key] = int(rest.split()[0])
+    if "VmRSS" not in values or "VmHWM" not in values:
+        return None
+    return Memory(values["VmRSS"], values["VmHWM"])
+
+
+@dataclass
+class Replica:
+    service: str
+    index: int
+    process: asyncio.subprocess.Process
+    http_port: int
+    log_path: Path
+    log_file: IO[bytes]
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def label(self) -> str:
+        return f"{self.service}-{self.index}"
+
+    def log_tail(self, chars: int = 2000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+
+class ServiceFailed(RuntimeError):
+    pass
+
+
+@dataclass
+class ServiceSet:
+    """Replicas of the services, started with the given environment."""
+
+    env: Mapping[str, str]
+    log_dir: Path
+    replicas: list[Replica] = field(default_factory=list)
+
+    async def start(
+        self,
+        counts: Mapping[str, int],
+        *,
+        module: str = "services.{name}",
+        args: Sequence[str] = (),
+        ready_timeout: float = 60.0,
+        ready_line: str | None = None,
+    ) -> list[Replica]:
+        """Start `counts[name]` replicas of each service and wait until all are ready:
+        `/readyz` answers 200 or, with `ready_line`, that text appears in the log."""
+        http = ready_line is None
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        started = []
+        for name, count in counts.items():
+            for _ in range(count):
+                index = sum(1 for r in self.replicas if r.service == name)
+                port = free_port() if http else -1
+                log_path = self.log_dir / f"{name}-{index}.log"
+                log_file = log_path.open("ab")
+                env = {**os.environ, **self.env, "VI_HTTP_PORT": str(port)}
+                env["VI_HTTP_HOST"] = "127.0.0.1"
+                process = await asyncio.create_subprocess_exec(
+                    sys.executable,
+                    "-m",
+                    module.format(name=name),
+                    *(arg.format(name=name) for arg in args),
+                    env=env,
+                    cwd=REPO_ROOT,
+                    stdout=log_file,
+                    stderr=log_file,
+                )
+                replica = Replica(name, index, process, port, log_path, log_file)
+                self.replicas.append(replica)
+                started.append(replica)
+        await asyncio.gather(*(self._wait_ready(r, ready_timeout, ready_line) for r in started))
+        return started
+
+    async def _wait_ready(self, replica: Replica, timeout: float, ready_line: str | None) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            if replica.process.returncode is not None:
+                raise ServiceFailed(
+                    f"{replica.label} exited with {replica.process.returncode}:\n"
+                    + replica.log_tail()
+                )
+            if ready_line is not None:
+                if ready_line in replica.log_tail(100_000):
+                    return
+            elif await http_status(replica.http_port, "/readyz") == 200:
+                return
+            if loop.time() > deadline:
+                raise ServiceFailed(f"{replica.label} not ready in {timeout:.0f} s")
+            await asyncio.sleep(0.1)
+
+    def check_alive(self) -> None:
+        for replica in self.replicas:
+            if replica.process.returncode is not None:
+                raise ServiceFailed(
+                    f"{replica.label} exited with {replica.process.returncode}:\n"
+                    + replica.log_tail()
+                )
+
+    def memory(self) -> dict[str, Memory]:
+        """Current memory of every live replica, by label."""
+        found = {}
+        for replica in self.replicas:
+            mem = read_memory(replica.pid)
+            if mem is not None:
+                found[replica.label] = mem
+        return found
+
+    async def stop(self, timeout: float = 30.0) -> None:
+        """SIGTERM (the services drain), then SIGKILL what is left after `timeout`."""
+        running = [r for r in self.replicas if r.process.returncode is None]
+        for replica in running:
+            with contextlib.suppress(ProcessLookupError):
+                replica.process.send_signal(signal.SIGTERM)
+        for replica in running:
+            try:
+                await asyncio.wait_for(replica.process.wait(), timeout)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    replica.process.kill()
+                await replica.process.wait()
+        for replica in self.replicas:
+            replica.log_file.close()
+        self.replicas.clear()

@@ -1,0 +1,324 @@
+"""What the benchmark sends and what it counts: the meldingen (half the youths get a
+second melding from another partner, which makes a match), partners publishing with
+their own logins and publisher confirms, a sink on the partner mailboxes, an SMTP sink,
+and a progress line per second."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sys
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractConnection,
+    AbstractExchange,
+    AbstractIncomingMessage,
+)
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from bench.env import MUNICIPALITIES, REPORTER_IDS, BenchEnv
+from shared.amqp.topology import INBOUND_EXCHANGE, partner_queue
+from shared.contract.validation import example_bsn
+
+# How many positions after a youth's first melding its second one is sent.
+SECOND_LAG = 200
+BIRTH_BASE = date(2008, 1, 1)
+
+
+@dataclass(frozen=True)
+class Melding:
+    partner_id: str
+    message_id: str
+    melding_ref: str
+    body: bytes
+    completes_match: bool
+
+
+def melding_body(
+    ref: str, bsn: str, birth_date: date, municipality: str, reporter: str, now: str
+) -> dict[str, Any]:
+    return {
+        "type": "melding.register",
+        "melding_ref": ref,
+        "youth": {"bsn": bsn, "birth_date": birth_date.isoformat(), "municipality": municipality},
+        "reporter": {
+            "name": reporter,
+            "email": f"{reporter.lower().replace(' ', '.')}@partner.example",
+            "phone": "+31201234567",
+        },
+        "reported_at": now,
+    }
+
+
+def plan(count: int, *, seed_base: int, tag: str, lag: int = SECOND_LAG) -> list[Melding]:
+    """`count` meldingen: a first melding on youth after youth, and for every other
+    youth a second one from the next partner `lag` positions later (a match)."""
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    out: list[Melding] = []
+    pending: deque[tuple[int, int]] = deque()
+    youth = 0
+
+    def make(k: int, second: bool) -> Melding:
+        partner = REPORTER_IDS[(k + (1 if second else 0)) % len(REPORTER_IDS)]
+        ref = f"{tag}-{k}-{2 if second else 1}"
+        body = melding_body(
+            ref,
+            example_bsn(seed_base + k),
+            BIRTH_BASE + timedelta(days=(k * 7) % 5000),
+            MUNICIPALITIES[k % len(MUNICIPALITIES)][0],
+            f"Medewerker {k % 97}",
+            now,
+        )
+        mid = f"{tag}-m{len(out)}-{2 if second else 1}"  # "-2": completes a match (bench.relay)
+        return Melding(partner, mid, ref, json.dumps(body).encode(), second)
+
+    while len(out) < count:
+        if pending and pending[0][0] <= len(out):
+            out.append(make(pending.popleft()[1], True))
+            continue
+        out.append(make(youth, False))
+        if youth % 2 == 0:
+            pending.append((len(out) + lag, youth))
+        youth += 1
+    return out
+
+
+def matches_in(meldingen: Sequence[Melding]) -> int:
+    return sum(1 for m in meldingen if m.completes_match)
+
+
+class Partners:
+    """One connection per partner, logged in with the partner's own login; every publish
+    carries user_id = that login and waits for the broker's confirm."""
+
+    def __init__(self, env: BenchEnv) -> None:
+        self._env = env
+        self._connections: list[AbstractConnection] = []
+        self._channels: list[AbstractChannel] = []
+        self._exchanges: dict[str, AbstractExchange] = {}
+        self.sent_at: dict[str, float] = {}
+        self.sent = 0
+
+    async def start(self, partner_ids: Iterable[str] = REPORTER_IDS) -> None:
+        for pid in partner_ids:
+            connection = await aio_pika.connect(
+                self._env.partner_url(pid),
+                client_properties={"connection_name": f"bench-partner-{pid}"},
+            )
+            channel = await connection.channel(publisher_confirms=True)
+            self._connections.append(connection)
+            self._channels.append(channel)
+            self._exchanges[pid] = await channel.get_exchange(INBOUND_EXCHANGE, ensure=False)
+
+    async def close(self) -> None:
+        for connection in self._connections:
+            await connection.close()
+
+    async def publish(self, melding: Melding, *, track: bool = False) -> None:
+        login = self._env.region.partners_by_id[melding.partner_id].broker_user
+        message = aio_pika.Message(
+            melding.body,
+            message_id=melding.message_id,
+            user_id=login,
+            content_type="application/json",
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        )
+        if track:
+            self.sent_at[melding.message_id] = time.monotonic()
+        await self._exchanges[melding.partner_id].publish(message, "melding.register")
+        self.sent += 1
+
+    async def publish_all(self, meldingen: Sequence[Melding], *, window: int = 256) -> None:
+        """As fast as the broker confirms, with up to `window` publishes in flight."""
+        items = iter(meldingen)
+
+        async def worker() -> None:
+            for melding in items:
+                await self.publish(melding)
+
+        await asyncio.gather(*(worker() for _ in range(window)))
+
+    async def publish_at_rate(
+        self, meldingen: Sequence[Melding], per_second: float
+    ) -> list[asyncio.Task[None]]:
+        """Offered load: one publish every 1/per_second s, whatever the confirms do."""
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        tasks: list[asyncio.Task[None]] = []
+        for i, melding in enumerate(meldingen):
+            delay = start + i / per_second - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(self.publish(melding, track=True)))
+        await asyncio.gather(*tasks)
+        return tasks
+
+
+@dataclass
+class Sink:
+    """Counts what arrives in the partner mailboxes (and, for the bare relay, in the
+    e-mail queue), consuming with the services' login on the benchmark's vhost."""
+
+    track: bool = False
+    receipts: int = 0
+    statuses: Counter[str] = field(default_factory=Counter)
+    notices: Counter[str] = field(default_factory=Counter)
+    events: set[str] = field(default_factory=set)
+    email_jobs: int = 0
+    receipt_at: dict[str, float] = field(default_factory=dict)
+    match_notice_at: dict[str, float] = field(default_factory=dict)
+    last_at: float = 0.0
+    receipt_times: list[float] = field(default_factory=list)
+    _connection: AbstractConnection | None = None
+
+    async def start(self, amqp_url: str, queues: Iterable[str], *, email_queue: str = "") -> None:
+        self._connection = await aio_pika.connect(
+            amqp_url, client_properties={"connection_name": "bench-sink"}
+        )
+        channel = await self._connection.channel()
+        await channel.set_qos(prefetch_count=2000)
+        for name in queues:
+            queue = await channel.get_queue(name, ensure=False)
+            await queue.consume(self._on_partner_message, no_ack=True)
+        if email_queue:
+            queue = await channel.get_queue(email_queue, ensure=False)
+            await queue.consume(self._on_email_job, no_ack=True)
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            await self._connection.close()
+
+    @property
+    def notice_count(self) -> int:
+        return sum(self.notices.values())
+
+    async def _on_partner_message(self, message: AbstractIncomingMessage) -> None:
+        now = time.monotonic()
+        self.last_at = now
+        kind = message.type or ""
+        if kind == "receipt":
+            self.receipts += 1
+            self.receipt_times.append(now)
+            if message.body.startswith(b"{"):
+                status = json.loads(message.body).get("status")
+                self.statuses[str(status)] += 1
+            if self.track and message.correlation_id:
+                self.receipt_at.setdefault(message.correlation_id, now)
+            return
+        self.notices[kind] += 1
+        if message.correlation_id:
+            self.events.add(message.correlation_id)
+        if self.track and kind == "match.notice":
+            ref = json.loads(message.body).get("melding_ref")
+            if isinstance(ref, str):
+                self.match_notice_at.setdefault(ref, now)
+
+    async def _on_email_job(self, message: AbstractIncomingMessage) -> None:
+        self.last_at = time.monotonic()
+        self.email_jobs += 1
+
+
+def partner_queues(env: BenchEnv) -> list[str]:
+    return [partner_queue(p.id) for p in env.region.partner]
+
+
+class _CountingHandler:
+    def __init__(self) -> None:
+        self.count = 0
+        self.last_at = 0.0
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        self.count += 1
+        self.last_at = time.monotonic()
+        return "250 OK"
+
+
+class SmtpSink:
+    """A real SMTP server (aiosmtpd) in the benchmark's own event loop that counts the
+    e-mails it is given."""
+
+    def __init__(self) -> None:
+        self._handler = _CountingHandler()
+        self._server: asyncio.Server | None = None
+        self.port = 0
+
+    @property
+    def count(self) -> int:
+        return self._handler.count
+
+    @property
+    def last_at(self) -> float:
+        return self._handler.last_at
+
+    @property
+    def url(self) -> str:
+        return f"smtp://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: SMTP(self._handler, hostname="bench-smtp-sink", ident="bench"),
+            "127.0.0.1",
+            0,
+        )
+        self.port = int(self._server.sockets[0].getsockname()[1])
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 2)
+
+
+@contextlib.asynccontextmanager
+async def progress(name: str, line: Callable[[float], str]) -> Any:
+    """Print `[name] <line(elapsed)>` to stderr once a second while the block runs."""
+    start = time.monotonic()
+
+    async def tick() -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            print(f"[{name}] {time.monotonic() - start:6.1f}s {line(time.monotonic() - start)}",
+                  file=sys.stderr, flush=True)
+
+    task = asyncio.create_task(tick())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+class Stalled(RuntimeError):
+    pass
+
+
+async def wait_until(
+    done: Callable[[], bool],
+    progress_value: Callable[[], int],
+    *,
+    stall_seconds: float = 60.0,
+    check: Callable[[], None] | None = None,
+) -> None:
+    """Wait for `done()`; give up when `progress_value()` has not moved for
+    `stall_seconds`."""
+    last_value, last_change = progress_value(), time.monotonic()
+    while not done():
+        await asyncio.sleep(0.02)
+        if check is not None:
+            check()
+        value = progress_value()
+        if value != last_value:
+            last_value, last_change = value, time.monotonic()
+        elif time.monotonic() - last_change > stall_seconds:
+            raise Stalled(f"no progress for {stall_seconds:.0f} s (at {value})")
