@@ -10,7 +10,9 @@ on a stored youth from another partner (a match), half on a new youth.
 from __future__ import annotations
 
 import asyncio
+import json
 import random
+import sys
 import time
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -20,7 +22,7 @@ import asyncpg
 
 from bench.context import Context, Rate, replica_counts, steady_rate
 from bench.env import MUNICIPALITIES, PSEUDONYM_KEY, REPORTER_IDS, BenchEnv
-from bench.procs import ServiceSet
+from bench.procs import CpuMeter, ServiceSet
 from bench.traffic import BIRTH_BASE, Sink, melding_body, partner_queues, progress, wait_until
 from shared.amqp.topology import INTERNAL_EXCHANGE, MATCHER_KEY
 from shared.contract.validation import Valid, example_bsn, validate_inbound
@@ -29,6 +31,8 @@ from shared.pseudonym import Pseudonymizer
 
 NEW_YOUTH_SEED = 20_000_000
 SEED_CHUNK = 100_000
+# Seeded youths get explicit ids far above what the sequence hands the matcher.
+SEEDED_ID_BASE = 1_000_000_000
 
 
 def _birth_date(j: int) -> date:
@@ -37,7 +41,7 @@ def _birth_date(j: int) -> date:
 
 async def seed(conn: asyncpg.Connection[Any], start: int, stop: int) -> None:
     """Stored youths j in [start, stop), each with one active melding of partner
-    REPORTER_IDS[j % 4] (youth id j + 1, melding_ref SEED-j)."""
+    REPORTER_IDS[j % 4] (youth id SEEDED_ID_BASE + j, melding_ref SEED-j)."""
     pseudonyms = Pseudonymizer(PSEUDONYM_KEY)
     now = datetime.now(UTC)
     expires = (now + timedelta(days=700)).date()
@@ -45,7 +49,7 @@ async def seed(conn: asyncpg.Connection[Any], start: int, stop: int) -> None:
         hi = min(stop, lo + SEED_CHUNK)
         youths = [
             (
-                j + 1,
+                SEEDED_ID_BASE + j,
                 pseudonyms.youth_by_bsn(example_bsn(j)),
                 True,
                 _birth_date(j),
@@ -60,7 +64,7 @@ async def seed(conn: asyncpg.Connection[Any], start: int, stop: int) -> None:
         )
         meldingen = [
             (
-                j + 1,
+                SEEDED_ID_BASE + j,
                 REPORTER_IDS[j % len(REPORTER_IDS)],
                 f"SEED-{j}",
                 "active",
@@ -89,16 +93,17 @@ async def seed(conn: asyncpg.Connection[Any], start: int, stop: int) -> None:
                 "inform_targets",
             ],
         )
-    await conn.execute("SELECT setval('youth_id_seq', (SELECT max(id) FROM youth))")
     await conn.execute("VACUUM ANALYZE youth")
     await conn.execute("VACUUM ANALYZE melding")
 
 
-def commands(count: int, stored: int, *, tag: str, rng: random.Random) -> list[Command]:
-    """Half on stored youths (picked at random over the whole index), half on new ones."""
+def commands(
+    count: int, stored: range, *, tag: str, new_base: int, rng: random.Random
+) -> list[Command]:
+    """Half on stored youths (picked at random from `stored`), half on new ones."""
     now = datetime.now(UTC)
     stamp = now.isoformat(timespec="seconds")
-    targets = rng.sample(range(stored), min(stored, count // 2))
+    targets = rng.sample(stored, min(len(stored), count // 2))
     out = []
     for i in range(count):
         if i % 2 == 0 and i // 2 < len(targets):
@@ -106,13 +111,13 @@ def commands(count: int, stored: int, *, tag: str, rng: random.Random) -> list[C
             bsn, partner = example_bsn(j), REPORTER_IDS[(j + 1) % len(REPORTER_IDS)]
             birth, municipality = _birth_date(j), MUNICIPALITIES[j % len(MUNICIPALITIES)][0]
         else:
-            k = NEW_YOUTH_SEED + hash(tag) % 1000 * 100_000 + i
+            k = new_base + i
             bsn, partner = example_bsn(k), REPORTER_IDS[i % len(REPORTER_IDS)]
             birth, municipality = _birth_date(i), MUNICIPALITIES[i % len(MUNICIPALITIES)][0]
         body = melding_body(f"{tag}-{i}", bsn, birth, municipality, f"Medewerker {i % 97}", stamp)
         outcome = validate_inbound(
             "melding.register",
-            __import__("json").dumps(body).encode(),
+            json.dumps(body).encode(),
             roles=frozenset({"reporter"}),
             municipalities={code for code, _ in MUNICIPALITIES},
             now=now,
@@ -160,8 +165,10 @@ async def _queue_commands(env: BenchEnv, batch: list[Command], user_id: str) -> 
         await connection.close()
 
 
-async def _measure(ctx: Context, env: BenchEnv, stored: int, count: int) -> dict[str, Any]:
-    batch = commands(count, stored, tag=f"m{stored}", rng=random.Random(stored))
+async def _measure(
+    ctx: Context, env: BenchEnv, stored: int, count: int, *, targets: range, new_base: int
+) -> dict[str, Any]:
+    batch = commands(count, targets, tag=f"m{stored}", new_base=new_base, rng=random.Random(stored))
     await _queue_commands(env, batch, ctx.base.service_broker_user)
     sink = Sink()
     replicas = replica_counts(ctx.replicas, ("matcher",))
@@ -173,15 +180,20 @@ async def _measure(ctx: Context, env: BenchEnv, stored: int, count: int) -> dict
         async with progress("matcher", line):
             start = time.monotonic()
             await services.start(replicas)
+            meter = CpuMeter(services)
+            meter.start()
+            counted_from = sink.receipts
             await wait_until(
                 lambda: sink.receipts >= count,
                 lambda: sink.receipts,
                 stall_seconds=ctx.stall_seconds,
                 check=services.check_alive,
             )
+            cpu = meter.stop()
     finally:
         await sink.close()
         await services.stop()
+    handled = max(1, count - counted_from)
     return {
         "stored_meldingen": stored,
         "commands": count,
@@ -190,6 +202,11 @@ async def _measure(ctx: Context, env: BenchEnv, stored: int, count: int) -> dict
         "receipt_statuses": dict(sink.statuses),
         "seconds_incl_startup": round(max(sink.receipt_times) - start, 2),
         "commands_per_s": round(steady_rate(sink.receipt_times), 1),
+        "cpu": cpu,
+        "cpu_ms_per_command": {
+            "matcher": round(1000 * sum(cpu["cpu_seconds"].values()) / handled, 3),
+            **{k: round(1000 * v / handled, 3) for k, v in cpu["backend_cpu_seconds"].items()},
+        },
     }
 
 
@@ -201,12 +218,22 @@ async def matcher_scaling(ctx: Context, *, sizes: tuple[int, int], count: int) -
             started = time.monotonic()
             await seed(conn, 0, small)
             seeded_small = time.monotonic() - started
-            at_small = await _measure(ctx, env, small, count)
+            # Stored youths the first measurement registers on are not used again.
+            at_small = await _measure(
+                ctx, env, small, count, targets=range(small), new_base=NEW_YOUTH_SEED
+            )
             started = time.monotonic()
-            print(f"[matcher] seeding up to {large} stored meldingen", flush=True)
+            print(f"[matcher] seeding up to {large} stored meldingen", file=sys.stderr, flush=True)
             await seed(conn, small, large)
             seeded_large = time.monotonic() - started
-            at_large = await _measure(ctx, env, large, count)
+            at_large = await _measure(
+                ctx,
+                env,
+                large,
+                count,
+                targets=range(small, large),
+                new_base=NEW_YOUTH_SEED + 10_000_000,
+            )
         finally:
             await conn.close()
     return {

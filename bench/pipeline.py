@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.context import Context, Rate, replica_counts
-from bench.procs import ServiceSet
+from bench.procs import CpuMeter, ServiceSet
 from bench.relay import SIZES
 from bench.traffic import (
     Melding,
@@ -80,7 +80,9 @@ async def end_to_end(ctx: Context, count: int) -> dict[str, Any]:
                 f"sent {partners.sent}/{count} receipts {sink.receipts} ({rate():.0f}/s) "
                 f"notices {sink.notice_count}/{want_notices} e-mails {smtp.count}/{want_emails}"
             )
+            meter = CpuMeter(services)
             async with progress("e2e", line):
+                meter.start()
                 start = time.monotonic()
                 await partners.publish_all(meldingen)
                 published = time.monotonic()
@@ -90,6 +92,7 @@ async def end_to_end(ctx: Context, count: int) -> dict[str, Any]:
                     stall_seconds=ctx.stall_seconds,
                     check=services.check_alive,
                 )
+                cpu = meter.stop()
             finished = max(sink.last_at, smtp.last_at)
             receipts_done = max(sink.receipt_times)
         finally:
@@ -110,6 +113,7 @@ async def end_to_end(ctx: Context, count: int) -> dict[str, Any]:
         "notify_events": events,
         "notices": sink.notice_count,
         "emails": smtp.count,
+        "duplicate_deliveries": sink.duplicates + smtp.duplicates,
         "hops": total_hops,
         "publish_seconds": round(published - start, 2),
         "seconds": round(seconds, 2),
@@ -117,7 +121,16 @@ async def end_to_end(ctx: Context, count: int) -> dict[str, Any]:
         "receipts_per_s": round(count / (receipts_done - start), 1),
         "hops_per_s": round(total_hops / seconds, 1),
         "fanout": Fanout.observed(matches, events, sink.notice_count, smtp.count).as_env(),
+        "cpu": cpu,
+        "cpu_ms_per_melding": _per_melding(cpu, count),
     }
+
+
+def _per_melding(cpu: dict[str, Any], count: int) -> dict[str, float]:
+    out = {k: round(1000 * v / count, 3) for k, v in cpu["cpu_seconds"].items()}
+    out["bench"] = round(1000 * cpu["bench_process_cpu_seconds"] / count, 3)
+    out["machine"] = round(1000 * cpu["machine_cpu_seconds"] / count, 3)
+    return out
 
 
 async def bare_relay(ctx: Context, count: int, fan: Fanout) -> dict[str, Any]:
@@ -130,9 +143,7 @@ async def bare_relay(ctx: Context, count: int, fan: Fanout) -> dict[str, Any]:
     stages = replica_counts(ctx.replicas, RELAY_STAGES)
     async with ctx.environment() as env:
         relays = ServiceSet(
-            ctx.env_for(
-                env, BENCH_FANOUT=fan.as_env(), BENCH_LOGIN_PREFIX=ctx.logins.prefix
-            ),
+            ctx.env_for(env, BENCH_FANOUT=fan.as_env(), BENCH_LOGIN_PREFIX=ctx.logins.prefix),
             ctx.log_dir / "relay",
         )
         sink = Sink()
@@ -157,7 +168,9 @@ async def bare_relay(ctx: Context, count: int, fan: Fanout) -> dict[str, Any]:
                 f"notices {sink.notice_count}/{want_notices} "
                 f"e-mail jobs {sink.email_jobs}/{want_emails}"
             )
+            meter = CpuMeter(relays)
             async with progress("relay", line):
+                meter.start()
                 start = time.monotonic()
                 await partners.publish_all(meldingen)
                 await wait_until(
@@ -166,6 +179,7 @@ async def bare_relay(ctx: Context, count: int, fan: Fanout) -> dict[str, Any]:
                     stall_seconds=ctx.stall_seconds,
                     check=relays.check_alive,
                 )
+                cpu = meter.stop()
             finished = sink.last_at
         finally:
             await partners.close()
@@ -187,4 +201,6 @@ async def bare_relay(ctx: Context, count: int, fan: Fanout) -> dict[str, Any]:
         "seconds": round(seconds, 2),
         "meldingen_per_s": round(count / seconds, 1),
         "hops_per_s": round(total_hops / seconds, 1),
+        "cpu": cpu,
+        "cpu_ms_per_melding": _per_melding(cpu, count),
     }

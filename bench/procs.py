@@ -12,7 +12,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 SERVICES: tuple[str, ...] = ("ingest", "matcher", "notifier", "retention")
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -27,9 +27,7 @@ def free_port() -> int:
 async def http_status(port: int, path: str, timeout: float = 2.0) -> int | None:
     """The status code of a GET on 127.0.0.1:port (None when nothing answers)."""
     try:
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection("127.0.0.1", port), timeout
-        )
+        reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), timeout)
     except (OSError, TimeoutError):
         return None
     try:
@@ -66,6 +64,99 @@ def read_memory(pid: int) -> Memory | None:
     if "VmRSS" not in values or "VmHWM" not in values:
         return None
     return Memory(values["VmRSS"], values["VmHWM"])
+
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process so far, from /proc/<pid>/stat."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text.rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def machine_cpu() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine so far, from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = values[3] + values[4]
+    total = sum(values[:8])
+    return (total - idle) / _TICKS, total / _TICKS
+
+
+def processes_named(*names: str) -> dict[str, list[int]]:
+    """Pids by command name (/proc/<pid>/comm), e.g. the broker and the database."""
+    found: dict[str, list[int]] = {name: [] for name in names}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            comm = (entry / "comm").read_text().strip()
+        except OSError:
+            continue
+        if comm in found:
+            found[comm].append(int(entry.name))
+    return found
+
+
+# The broker (Erlang VM) and the database, read to show where the CPU goes. On a
+# machine that runs other work against them too, their figures include that work.
+BACKENDS = {"beam.smp": "rabbitmq", "postgres": "postgresql"}
+
+
+def backend_cpu() -> dict[int, tuple[str, float]]:
+    """CPU seconds so far of every broker and database process, by pid."""
+    found: dict[int, tuple[str, float]] = {}
+    for comm, pids in processes_named(*BACKENDS).items():
+        for pid in pids:
+            used = cpu_seconds(pid)
+            if used is not None:
+                found[pid] = (BACKENDS[comm], used)
+    return found
+
+
+@dataclass
+class CpuMeter:
+    """CPU used by each replica (and by the machine) between start() and stop()."""
+
+    services: ServiceSet
+    _start: dict[str, float] = field(default_factory=dict)
+    _machine: tuple[float, float] = (0.0, 0.0)
+    _self: float = 0.0
+    _backends: dict[int, tuple[str, float]] = field(default_factory=dict)
+
+    def start(self) -> None:
+        self._start = {r.label: cpu_seconds(r.pid) or 0.0 for r in self.services.replicas}
+        self._machine = machine_cpu()
+        self._self = cpu_seconds(os.getpid()) or 0.0
+        self._backends = backend_cpu()
+
+    def stop(self) -> dict[str, Any]:
+        by_service: dict[str, float] = {}
+        for replica in self.services.replicas:
+            used = (cpu_seconds(replica.pid) or 0.0) - self._start.get(replica.label, 0.0)
+            by_service[replica.service] = by_service.get(replica.service, 0.0) + used
+        busy, total = machine_cpu()
+        machine_busy = busy - self._machine[0]
+        elapsed_cpu = total - self._machine[1]
+        bench = (cpu_seconds(os.getpid()) or 0.0) - self._self
+        # A database process per connection: one that ended meanwhile is not counted
+        # (the services' own connections live until after this), one that started is
+        # counted whole.
+        backends: dict[str, float] = {}
+        for pid, (name, used) in backend_cpu().items():
+            before = self._backends.get(pid, (name, 0.0))[1]
+            backends[name] = backends.get(name, 0.0) + used - before
+        return {
+            "cpu_seconds": {k: round(v, 2) for k, v in sorted(by_service.items())},
+            "backend_cpu_seconds": {k: round(max(v, 0.0), 2) for k, v in backends.items()},
+            "bench_process_cpu_seconds": round(bench, 2),
+            "machine_cpu_seconds": round(machine_busy, 2),
+            "machine_busy_pct": round(100 * machine_busy / elapsed_cpu, 1) if elapsed_cpu else None,
+        }
 
 
 @dataclass

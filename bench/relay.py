@@ -75,7 +75,9 @@ class Stage:
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
         )
 
-    async def _publish(self, exchange: AbstractExchange | None, key: str, msg: aio_pika.Message) -> None:
+    async def _publish(
+        self, exchange: AbstractExchange | None, key: str, msg: aio_pika.Message
+    ) -> None:
         assert exchange is not None
         await exchange.publish(msg, key, mandatory=True, timeout=30)
 
@@ -111,13 +113,18 @@ class Stage:
             await asyncio.gather(*jobs)
         else:
             partner = str((message.headers or {}).get("x-bench-partner", ""))
+            # Notices name the melding the event is about (the benchmark's latency).
+            about = message.correlation_id or mid
             await asyncio.gather(
                 *(
                     self._publish(
                         self._outbound,
                         partner,
                         self._message(
-                            "notice", message_id=f"{mid}/n{n}", correlation_id=mid, partner=partner
+                            "notice",
+                            message_id=f"{mid}/n{n}",
+                            correlation_id=about,
+                            partner=partner,
                         ),
                     )
                     for n in range(self.notices)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import sys
 import time
 from collections import Counter, deque
@@ -59,9 +60,11 @@ def melding_body(
     }
 
 
-def plan(count: int, *, seed_base: int, tag: str, lag: int = SECOND_LAG) -> list[Melding]:
+def plan(count: int, *, seed_base: int, tag: str, lag: int | None = None) -> list[Melding]:
     """`count` meldingen: a first melding on youth after youth, and for every other
     youth a second one from the next partner `lag` positions later (a match)."""
+    if lag is None:
+        lag = max(1, min(SECOND_LAG, count // 20))
     now = datetime.now(UTC).isoformat(timespec="seconds")
     out: list[Melding] = []
     pending: deque[tuple[int, int]] = deque()
@@ -122,6 +125,7 @@ class Partners:
     async def close(self) -> None:
         for connection in self._connections:
             await connection.close()
+        self._connections.clear()
 
     async def publish(self, melding: Melding, *, track: bool = False) -> None:
         login = self._env.region.partners_by_id[melding.partner_id].broker_user
@@ -166,18 +170,23 @@ class Partners:
 @dataclass
 class Sink:
     """Counts what arrives in the partner mailboxes (and, for the bare relay, in the
-    e-mail queue), consuming with the services' login on the benchmark's vhost."""
+    e-mail queue), consuming with the services' login on the benchmark's vhost.
+
+    Counts are of distinct messages (by message_id; receipts by the message they
+    answer): at-least-once delivery may bring a copy, which is counted apart."""
 
     track: bool = False
-    receipts: int = 0
     statuses: Counter[str] = field(default_factory=Counter)
     notices: Counter[str] = field(default_factory=Counter)
     events: set[str] = field(default_factory=set)
     email_jobs: int = 0
+    duplicates: int = 0
     receipt_at: dict[str, float] = field(default_factory=dict)
     match_notice_at: dict[str, float] = field(default_factory=dict)
+    notice_by_correlation: dict[str, float] = field(default_factory=dict)
     last_at: float = 0.0
     receipt_times: list[float] = field(default_factory=list)
+    _seen: set[str] = field(default_factory=set)
     _connection: AbstractConnection | None = None
 
     async def start(self, amqp_url: str, queues: Iterable[str], *, email_queue: str = "") -> None:
@@ -198,47 +207,79 @@ class Sink:
             await self._connection.close()
 
     @property
+    def receipts(self) -> int:
+        return len(self.receipt_times)
+
+    @property
     def notice_count(self) -> int:
         return sum(self.notices.values())
 
+    def _first(self, key: str | None) -> bool:
+        if key is None:
+            return True
+        if key in self._seen:
+            self.duplicates += 1
+            return False
+        self._seen.add(key)
+        return True
+
     async def _on_partner_message(self, message: AbstractIncomingMessage) -> None:
         now = time.monotonic()
-        self.last_at = now
         kind = message.type or ""
         if kind == "receipt":
-            self.receipts += 1
+            if not self._first(f"r/{message.correlation_id}"):
+                return
+            self.last_at = now
             self.receipt_times.append(now)
             if message.body.startswith(b"{"):
                 status = json.loads(message.body).get("status")
                 self.statuses[str(status)] += 1
             if self.track and message.correlation_id:
-                self.receipt_at.setdefault(message.correlation_id, now)
+                self.receipt_at[message.correlation_id] = now
             return
+        if not self._first(message.message_id):
+            return
+        self.last_at = now
         self.notices[kind] += 1
         if message.correlation_id:
             self.events.add(message.correlation_id)
-        if self.track and kind == "match.notice":
+            if self.track:
+                self.notice_by_correlation.setdefault(message.correlation_id, now)
+        if self.track and kind == "match.notice" and message.body.startswith(b"{"):
             ref = json.loads(message.body).get("melding_ref")
             if isinstance(ref, str):
                 self.match_notice_at.setdefault(ref, now)
 
     async def _on_email_job(self, message: AbstractIncomingMessage) -> None:
-        self.last_at = time.monotonic()
-        self.email_jobs += 1
+        if self._first(message.message_id):
+            self.last_at = time.monotonic()
+            self.email_jobs += 1
 
 
 def partner_queues(env: BenchEnv) -> list[str]:
     return [partner_queue(p.id) for p in env.region.partner]
 
 
+_MESSAGE_ID = re.compile(rb"^Message-ID:\s*(\S+)", re.IGNORECASE | re.MULTILINE)
+
+
 class _CountingHandler:
+    """Counts distinct e-mails by Message-ID (a resend carries the same one)."""
+
     def __init__(self) -> None:
-        self.count = 0
+        self.seen: set[bytes] = set()
+        self.duplicates = 0
         self.last_at = 0.0
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        self.count += 1
-        self.last_at = time.monotonic()
+        content = envelope.original_content or b""
+        found = _MESSAGE_ID.search(content)
+        key = found.group(1) if found else str(len(self.seen)).encode()
+        if key in self.seen:
+            self.duplicates += 1
+        else:
+            self.seen.add(key)
+            self.last_at = time.monotonic()
         return "250 OK"
 
 
@@ -253,7 +294,11 @@ class SmtpSink:
 
     @property
     def count(self) -> int:
-        return self._handler.count
+        return len(self._handler.seen)
+
+    @property
+    def duplicates(self) -> int:
+        return self._handler.duplicates
 
     @property
     def last_at(self) -> float:
@@ -287,8 +332,11 @@ async def progress(name: str, line: Callable[[float], str]) -> Any:
     async def tick() -> None:
         while True:
             await asyncio.sleep(1.0)
-            print(f"[{name}] {time.monotonic() - start:6.1f}s {line(time.monotonic() - start)}",
-                  file=sys.stderr, flush=True)
+            print(
+                f"[{name}] {time.monotonic() - start:6.1f}s {line(time.monotonic() - start)}",
+                file=sys.stderr,
+                flush=True,
+            )
 
     task = asyncio.create_task(tick())
     try:

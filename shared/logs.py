@@ -27,6 +27,12 @@ class _CurrentStderr:
 
 def configure_logging(service: str, level: str = "info") -> None:
     logging.basicConfig(stream=sys.stderr, format="%(message)s", level=level.upper())
+    # At debug, aiormq logs whole AMQP frames, message bodies (and so BSNs) included:
+    # the broker libraries never log below info, whatever the level.
+    for library in ("aiormq", "aio_pika"):
+        logging.getLogger(library).setLevel(
+            max(logging.INFO, logging.getLevelNamesMapping()[level.upper()])
+        )
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

@@ -163,6 +163,7 @@ class Runtime:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.outbox.flush()
         if self.http is not None:
             await self.http.close()
         try:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
+import socket
 import tempfile
+import time
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Protocol
@@ -34,7 +37,18 @@ class EmlDirectoryMailer:
 
 
 class SmtpMailer:
-    def __init__(self, url: str, *, timeout: float = 30.0) -> None:
+    """Sends over SMTP, keeping connections open between e-mails.
+
+    Opening a connection (TCP, greeting, EHLO, maybe STARTTLS and login) costs more
+    than sending one e-mail, so a connection goes back to an idle list after a send and
+    is reused for up to `idle_seconds`. An idle connection the server has meanwhile
+    closed fails before anything is sent: the e-mail then goes out on a fresh one.
+    Any other error closes the connection and is raised (the consumer retries).
+    """
+
+    def __init__(
+        self, url: str, *, timeout: float = 30.0, idle_seconds: float = 10.0, max_idle: int = 8
+    ) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("smtp", "smtps"):
             raise ValueError(f"VI_SMTP_URL must be smtp://host:port, got scheme {parts.scheme!r}")
@@ -44,18 +58,67 @@ class SmtpMailer:
         self._user = parts.username
         self._password = parts.password
         self._timeout = timeout
+        self._idle_seconds = idle_seconds
+        self._max_idle = max_idle
+        self._idle: list[tuple[aiosmtplib.SMTP, float]] = []
+        self._local_hostname: str | None = None
 
-    async def send(self, message: EmailMessage) -> None:
-        await aiosmtplib.send(
-            message,
+    async def _connect(self) -> aiosmtplib.SMTP:
+        if self._local_hostname is None:
+            # aiosmtplib would otherwise look this up (in a thread) on every connect.
+            self._local_hostname = await asyncio.to_thread(socket.getfqdn)
+        client = aiosmtplib.SMTP(
             hostname=self._host,
             port=self._port,
+            local_hostname=self._local_hostname,
             use_tls=self._tls,
             start_tls=False if self._tls else None,
             username=self._user,
             password=self._password,
             timeout=self._timeout,
         )
+        await client.connect()
+        return client
+
+    def _take_idle(self) -> aiosmtplib.SMTP | None:
+        now = time.monotonic()
+        while self._idle:
+            client, since = self._idle.pop()
+            if client.is_connected and now - since < self._idle_seconds:
+                return client
+            client.close()
+        return None
+
+    def _give_back(self, client: aiosmtplib.SMTP) -> None:
+        if len(self._idle) < self._max_idle and client.is_connected:
+            self._idle.append((client, time.monotonic()))
+        else:
+            client.close()
+
+    async def send(self, message: EmailMessage) -> None:
+        client = self._take_idle()
+        if client is not None:
+            try:
+                await client.send_message(message)
+            except (aiosmtplib.SMTPServerDisconnected, ConnectionError):
+                client.close()  # went stale while idle: try once on a fresh connection
+            except BaseException:
+                client.close()
+                raise
+            else:
+                self._give_back(client)
+                return
+        client = await self._connect()
+        try:
+            await client.send_message(message)
+        except BaseException:
+            client.close()
+            raise
+        self._give_back(client)
+
+    def close(self) -> None:
+        while self._idle:
+            self._idle.pop()[0].close()
 
 
 def mailer_for(smtp_url: str | None, mail_dir: Path) -> Mailer:

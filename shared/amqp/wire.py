@@ -116,7 +116,7 @@ def install() -> None:
     decode.METHODS["table"] = _field_table
     decode.TABLE_MAPPING[b"T"] = _timestamp
     decode.TABLE_MAPPING[b"F"] = _field_table
-    encode._string = _string  # type: ignore[assignment]
+    encode._string = _string
     encode.field_table = _encode_field_table
     encode.METHODS["table"] = _encode_field_table
     _installed = True

@@ -95,6 +95,9 @@ class Outbox:
         self._pool = pool
         self._publisher = publisher
         self._grace = grace_seconds
+        # Rows published by the fast path, waiting for one batched DELETE.
+        self._published: list[int] = []
+        self._deleter: asyncio.Task[None] | None = None
 
     @asynccontextmanager
     async def unit_of_work(self) -> AsyncIterator[UnitOfWork]:
@@ -110,16 +113,36 @@ class Outbox:
         await self.dispatch(pending)
 
     async def dispatch(self, rows: Sequence[PendingRow]) -> None:
-        """Fast path after commit. A failure is logged, not raised: the relay retries."""
+        """Fast path after commit. A failure is logged, not raised: the relay retries.
+
+        Published rows are deleted in batches by one background task: while its DELETE
+        runs, the rows that other handlers publish meanwhile gather for the next one.
+        A row whose DELETE is lost (a crash, the database gone) is published once more
+        by the relay after the grace period: a duplicate delivery, never a second effect.
+        """
         if not rows:
             return
         try:
             await _publish_all(self._publisher, [r.message for r in rows])
-            await self._pool.execute(
-                "DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r.id for r in rows]
-            )
         except Exception as exc:
             log.warning("outbox_dispatch_deferred", error=f"{type(exc).__name__}: {exc}"[:300])
+            return
+        self._published.extend(r.id for r in rows)
+        if self._deleter is None or self._deleter.done():
+            self._deleter = asyncio.create_task(self._delete_published())
+
+    async def _delete_published(self) -> None:
+        while self._published:
+            ids, self._published = self._published, []
+            try:
+                await self._pool.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", ids)
+            except Exception as exc:
+                log.warning("outbox_delete_deferred", error=f"{type(exc).__name__}: {exc}"[:300])
+
+    async def flush(self) -> None:
+        """Wait until the rows published so far are deleted (before closing the pool)."""
+        while self._deleter is not None and not self._deleter.done():
+            await asyncio.shield(self._deleter)
 
     async def relay_once(self, *, batch: int = 500, grace_seconds: float | None = None) -> int:
         """Publish and delete up to `batch` rows older than the grace period."""

@@ -46,17 +46,21 @@ class Group:
 async def lock_or_create_youth(
     conn: Conn, identity_hash: bytes, *, has_bsn: bool, birth_date: date, municipality: str
 ) -> Youth:
-    """The youth row, locked for this transaction: all work on one youth is serialised."""
-    await conn.execute(
+    """The youth row, locked for this transaction: all work on one youth is serialised.
+
+    The no-op DO UPDATE is what takes the row lock on an existing youth (DO NOTHING
+    would not, and two newcomers could then both miss each other); for a new youth a
+    second inserter waits on the first one's uncommitted row and then locks it."""
+    row = await conn.fetchrow(
         """INSERT INTO youth (identity_hash, has_bsn, birth_date, municipality)
            VALUES ($1, $2, $3, $4)
-           ON CONFLICT (identity_hash) DO NOTHING""",
+           ON CONFLICT (identity_hash) DO UPDATE SET identity_hash = EXCLUDED.identity_hash
+           RETURNING id, identity_hash, municipality, birth_date""",
         identity_hash,
         has_bsn,
         birth_date,
         municipality,
     )
-    row = await conn.fetchrow("SELECT id, identity_hash, municipality, birth_date FROM youth WHERE identity_hash=$1", identity_hash)
     assert row is not None
     return Youth(row["id"], row["identity_hash"], row["municipality"], row["birth_date"])
 
@@ -101,9 +105,12 @@ async def update_youth_facts(
 
 
 async def ref_used(conn: Conn, partner_id: str, melding_ref: str) -> bool:
+    """Used by a stored melding, or by one since purged (kept as a hash by a trigger)."""
     return bool(
         await conn.fetchval(
-            "SELECT true FROM melding WHERE partner_id = $1 AND melding_ref = $2",
+            """SELECT EXISTS (SELECT 1 FROM melding WHERE partner_id = $1 AND melding_ref = $2)
+                   OR EXISTS (SELECT 1 FROM melding_ref_used WHERE partner_id = $1
+                              AND ref_hash = sha256(convert_to($2, 'UTF8')))""",
             partner_id,
             melding_ref,
         )

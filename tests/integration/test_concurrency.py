@@ -129,3 +129,65 @@ async def test_simultaneous_meldingen_on_two_replicas_form_one_group_per_youth(
     assert failures == []
     stored = {str(r["id"]) for r in await db.fetch("SELECT id FROM match_group")}
     assert {next(iter(ids)) for ids in by_youth.values()} == stored
+
+
+KNOWN_YOUTHS = 100
+
+
+async def test_simultaneous_meldingen_on_known_youths_join_one_group(
+    system: System, partners: dict[str, PartnerClient], db: asyncpg.Connection[Any]
+) -> None:
+    """The youths are already known (a third partner has a melding on each): no insert
+    to wait on, so only the row lock keeps the two newcomers apart."""
+    failures: list[str] = []
+
+    async def matcher(runtime: Runtime) -> None:
+        real = MatcherHandler(runtime)
+
+        async def handler(delivery: Delivery) -> None:
+            try:
+                await real(delivery)
+            except Exception as exc:
+                failures.append(describe_error(exc))
+                raise
+
+        runtime.consume(MATCHER_QUEUE, handler)
+
+    for name in ("ingest", "ingest", "notifier"):
+        await system.start(name)
+    for _ in range(2):
+        await system.start("matcher", setup=matcher)
+    gp, school, team = partners["huisarts"], partners["school"], partners["jeugdteam"]
+    bsns = [valid_bsn(20_000 + i) for i in range(KNOWN_YOUTHS)]
+    await asyncio.gather(*(gp.send(register_body(f"H-{i}", bsn=b)) for i, b in enumerate(bsns)))
+    assert len(await drain(gp, KNOWN_YOUTHS, 0)) == KNOWN_YOUTHS
+
+    await asyncio.gather(
+        *(
+            client.send(register_body(f"{prefix}-{i}", bsn=b))
+            for i, b in enumerate(bsns)
+            for client, prefix in ((school, "S"), (team, "T"))
+        )
+    )
+    # Per youth: the first newcomer forms the match with the GP (1 notice each), the
+    # second joins it (a notice for it, and one for each of the two before it).
+    gp_got, school_got, team_got = await asyncio.gather(
+        drain(gp, 0, 2 * KNOWN_YOUTHS),
+        drain(school, KNOWN_YOUTHS, KNOWN_YOUTHS),
+        drain(team, KNOWN_YOUTHS, KNOWN_YOUTHS),
+    )
+    notices = [m.body for m in gp_got + school_got + team_got if m.type == "match.notice"]
+    assert len(notices) == 5 * KNOWN_YOUTHS
+    by_youth: dict[str, list[dict[str, Any]]] = {}
+    for n in notices:
+        by_youth.setdefault(n["melding_ref"].split("-")[1], []).append(n)
+    for i, group in by_youth.items():
+        assert len({n["match_id"] for n in group}) == 1, i
+        own = Counter(n["melding_ref"][0] for n in group)
+        assert own["H"] == 2 and own["S"] + own["T"] == 3, (i, own)
+        # Exactly one newcomer was told of two counterparts: it came second.
+        assert sorted(len(n["counterparts"]) for n in group) == [1, 1, 1, 1, 2], i
+    assert failures == []
+    groups = await db.fetch("SELECT youth_id, count(*) AS n FROM match_group GROUP BY youth_id")
+    assert len(groups) == KNOWN_YOUTHS and all(g["n"] == 1 for g in groups)
+    assert await db.fetchval("SELECT count(*) FROM match_member") == 3 * KNOWN_YOUTHS

@@ -91,6 +91,12 @@ async def test_withdraw_unjustified_purges_the_melding_and_the_youth(
     }
     assert await school.rest() == []
     assert await school.rejected(withdraw("S-1", "unjustified")) == ["unknown_melding"]
+    # The ref stays used after the purge (only its hash is kept).
+    assert await school.rejected(register("S-1", valid_bsn(599), reported_at=REPORTED)) == [
+        "duplicate_ref"
+    ]
+    assert await db.fetchval("SELECT count(*) FROM melding_ref_used") == 1
+    assert b"S-1" not in bytes(await db.fetchval("SELECT ref_hash FROM melding_ref_used"))
 
 
 async def test_withdraw_unjustified_in_a_match_keeps_the_youth_and_ends_the_group(

@@ -22,6 +22,7 @@ class Mailbox:
     def __init__(self, client: PartnerClient) -> None:
         self.client = client
         self.kept: list[Received] = []
+        self.everything: list[Received] = []  # all that arrived, taken or not
 
     async def get(self, want: Callable[[Received], bool], timeout: float = 10.0) -> Received:
         """The first message `want`s; safe to call from several tasks at once."""
@@ -35,9 +36,11 @@ class Mailbox:
             if remaining <= 0:
                 raise AssertionError(f"{self.client.partner_id}: expected message not received")
             try:
-                self.kept.append(await self.client.next(min(remaining, 0.05)))
+                got = await self.client.next(min(remaining, 0.05))
             except TimeoutError:
-                pass
+                continue
+            self.kept.append(got)
+            self.everything.append(got)
 
     async def receipt(self, message_id: str | None) -> dict[str, Any]:
         got = await self.get(lambda m: m.type == "receipt" and m.body["in_reply_to"] == message_id)
@@ -52,7 +55,9 @@ class Mailbox:
 
     async def rest(self, seconds: float = 0.5) -> list[Received]:
         """Everything not yet taken, after waiting `seconds` for stragglers."""
-        extra = self.kept + await self.client.quiet(seconds)
+        late = await self.client.quiet(seconds)
+        self.everything.extend(late)
+        extra = self.kept + late
         self.kept = []
         return extra
 

@@ -200,7 +200,8 @@ async def test_lead_cleared_when_its_melding_ends_and_escalation_once_per_period
     partners: dict[str, PartnerClient],
     db: asyncpg.Connection[Any],
 ) -> None:
-    t0 = datetime.now(UTC)
+    # The matcher's clock: noon, so that day counts are not shifted by a DST change.
+    t0 = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0)
     clock = Clock(t0)
     await system.start("ingest")
     matcher = await system.start("matcher", setup=matcher_with_clock(clock))

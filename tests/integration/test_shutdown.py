@@ -34,24 +34,31 @@ async def test_sigterm_drains_and_nothing_is_lost(
     matcher = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "services.matcher", env=env, stderr=log_file
     )
-    school = partners["school"]
-    sent = [
-        await school.send(register_body(f"T-{i}", bsn=valid_bsn(80_000 + i))) for i in range(COUNT)
-    ]
-
-    async def some_handled() -> bool:
-        if matcher.returncode is not None:
-            raise AssertionError(log_path.read_text()[-3000:])
-        return int(await db.fetchval("SELECT count(*) FROM melding")) >= 20
-
     try:
-        await eventually(some_handled, timeout=30)
-    except AssertionError:
-        raise AssertionError(log_path.read_text()[-3000:]) from None
-    matcher.send_signal(signal.SIGTERM)
-    await asyncio.wait_for(matcher.wait(), 30)
-    log_file.close()
-    assert matcher.returncode == 0, log_path.read_text()[-3000:]
+        school = partners["school"]
+        sent = [
+            await school.send(register_body(f"T-{i}", bsn=valid_bsn(80_000 + i)))
+            for i in range(COUNT)
+        ]
+
+        async def some_handled() -> bool:
+            if matcher.returncode is not None:
+                raise AssertionError(log_path.read_text()[-3000:])
+            return int(await db.fetchval("SELECT count(*) FROM melding")) >= 20
+
+        try:
+            await eventually(some_handled, timeout=30)
+        except AssertionError:
+            raise AssertionError(log_path.read_text()[-3000:]) from None
+        matcher.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(matcher.wait(), 30)
+        assert matcher.returncode == 0, log_path.read_text()[-3000:]
+
+    finally:
+        if matcher.returncode is None:  # a failed test must not leave it running
+            matcher.kill()
+            await matcher.wait()
+        log_file.close()
 
     # Nothing half-done: every stored melding has its inbox row and its receipt
     # (sent, or waiting in the outbox for the relay).
@@ -59,7 +66,7 @@ async def test_sigterm_drains_and_nothing_is_lost(
     assert int(await db.fetchval("SELECT count(*) FROM inbox")) == stored
 
     await system.start("matcher")  # the rest is still queued, and is handled now
-    receipts = {}
+    receipts: dict[str, list[str]] = {}
     while len(receipts) < COUNT:
         got = await school.next(timeout=30)
         if got.type == "receipt":

@@ -16,7 +16,8 @@ async def claim(ctx: Context, msg: RegieClaim) -> None:
     found = await find_own_active(ctx, msg.melding_ref)
     if found is None:
         return
-    # The youth lock serialises claims: of two at the same moment, one sees the other.
+    # The youth's row lock (taken by find_own_active; this returns the locked row)
+    # serialises claims: of two at the same moment, the second sees the first's lead.
     youth = await repo.lock_youth(conn, found.youth_id)
     assert youth is not None
     group = await repo.group_of_melding(conn, found.melding.id)

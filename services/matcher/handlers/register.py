@@ -68,9 +68,11 @@ async def register(ctx: Context, msg: MeldingRegister) -> None:
         ctx.uow.emit(rejected(ctx.partner_id, ctx.command.message_id, msg.melding_ref, errors))
         await repo.delete_youth_if_empty(conn, youth.id)
         return
-    await repo.update_youth_facts(
-        conn, youth.id, birth_date=msg.youth.birth_date, municipality=msg.youth.municipality
-    )
+    # Nothing to update on a youth just created, or when the facts are unchanged.
+    if youth.municipality != msg.youth.municipality or youth.birth_date > msg.youth.birth_date:
+        await repo.update_youth_facts(
+            conn, youth.id, birth_date=msg.youth.birth_date, municipality=msg.youth.municipality
+        )
     reported_on = amsterdam_date(msg.reported_at)
     new = await repo.insert_melding(
         conn,

@@ -1,0 +1,534 @@
+"""The valid workload: youths, each with a small story of meldingen from several
+partners (matches), lead claims, informing, withdrawals, late joiners, moves and
+deaths, and a few time-driven cases for the retention sweep.
+
+A story's steps run one after another; inside a step messages race. Each step asks
+the model (chaos.model) what the index must answer, and the answer is compared on
+arrival; the model's final state is what the database must hold at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import string
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Literal
+
+from chaos.model import NoticeKey, WithdrawReason, YouthModel, receipt_outcome
+from chaos.partner import Got, Partner
+from shared.contract.validation import example_bsn
+from shared.dates import add_years, amsterdam_date
+from tests.support import register_body
+
+REPORTERS = ("school", "jeugdteam", "jgz", "huisarts")
+REGISTER = "brp"
+MUNICIPALITIES = ("0363", "0599", "0344")
+Kind = Literal["story", "reminder", "expired", "age_limit"]
+
+
+@dataclass
+class YouthPlan:
+    index: int
+    kind: Kind
+    bsn: str | None
+    surname: str | None
+    sex: str | None
+    birth_date: date
+    municipality: str
+    registrants: list[str]
+    reported_at: dict[str, datetime]
+    # A partner giving an earlier birth date for the same BSN (the index keeps the
+    # earlier one, so the 23rd birthday never comes late).
+    other_birth_date: dict[str, date] = field(default_factory=dict)
+    claimants: list[str] = field(default_factory=list)
+    informs: dict[str, Literal["informed", "deferred"]] = field(default_factory=dict)
+    foreign: tuple[str, str, str] | None = None  # attacker, victim, message type
+    already_registered: str | None = None
+    duplicate_ref: str | None = None  # partner re-using its ref on a fresh youth
+    duplicate_ref_bsn: str | None = None
+    concurrent_copy: bool = False  # one registration published twice at once
+    replay: bool = False  # an answered message published again much later
+    withdraw: tuple[str, WithdrawReason] | None = None
+    withdraw_again: bool = False
+    late: str | None = None
+    brp: Literal["moved", "deceased", "unknown"] | None = None
+    moved_to: str | None = None
+    unknown_bsn: str | None = None
+
+    @property
+    def label(self) -> str:
+        return f"Y{self.index:06d}"
+
+    def ref(self, partner: str, n: int = 0) -> str:
+        return f"{self.label}-{partner}" + (f"-{n}" if n else "")
+
+    @property
+    def meldingen(self) -> int:
+        return len(self.registrants) + (1 if self.late else 0)
+
+
+def _surname(rng: random.Random, index: int) -> str:
+    # "Qz" + the index in letters: unique per youth, unmistakable in a log scan.
+    letters = ""
+    n = index
+    while True:
+        letters += string.ascii_lowercase[n % 26]
+        n //= 26
+        if n == 0:
+            break
+    accent = rng.choice(["", "é", "ö", "ï"])
+    return f"Qz{letters}{accent}{rng.choice(['', 'mans', 'berg'])}"
+
+
+def _variant(rng: random.Random, surname: str) -> str:
+    """The same surname as another partner's system might write it."""
+    return rng.choice(
+        [surname, surname.upper(), surname.lower(), f"  {surname} ", surname.replace("Qz", "QZ")]
+    )
+
+
+@dataclass
+class PlanSet:
+    youths: list[YouthPlan]
+    bsn_seeds_used: int
+
+    @property
+    def meldingen(self) -> int:
+        return sum(y.meldingen for y in self.youths)
+
+
+def make_plans(meldingen: int, rng: random.Random, now: datetime) -> PlanSet:
+    """Stories until `meldingen` registrations (initial, late joiners and the
+    retention cases) are planned."""
+    today = amsterdam_date(now)
+    youths: list[YouthPlan] = []
+    seed = 1000
+    total = 0
+    special = max(3, meldingen // 200)  # per retention case kind
+    timed: tuple[Kind, ...] = ("reminder", "expired", "age_limit")
+    kinds: list[Kind] = [kind for kind in timed for _ in range(special)]
+
+    def next_bsn() -> str:
+        nonlocal seed
+        seed += 1
+        return example_bsn(seed)
+
+    def reported(days_back: float) -> datetime:
+        return now - timedelta(days=days_back, seconds=rng.randint(0, 3600))
+
+    while total < meldingen:
+        index = len(youths)
+        if kinds and rng.random() < 0.05:
+            kind = kinds.pop()
+            partner = rng.choice(REPORTERS)
+            if kind == "age_limit":
+                birth = add_years(today, -23) - timedelta(days=rng.randint(1, 3))
+                when = reported(6)
+            elif kind == "expired":
+                birth = add_years(today, -12)
+                when = now - timedelta(days=2 * 366 + rng.randint(3, 30))
+            else:
+                birth = add_years(today, -10)
+                when = reported(20 + rng.randint(0, 5))
+            plan = YouthPlan(
+                index,
+                kind,
+                next_bsn(),
+                None,
+                None,
+                birth,
+                rng.choice(MUNICIPALITIES),
+                [partner],
+                {partner: when},
+            )
+            youths.append(plan)
+            total += 1
+            continue
+        k = rng.choices([1, 2, 3, 4], weights=[40, 35, 18, 7])[0]
+        registrants = rng.sample(REPORTERS, k)
+        with_bsn = rng.random() < 0.8
+        birth = today - timedelta(days=rng.randint(400, 20 * 365))
+        plan = YouthPlan(
+            index=index,
+            kind="story",
+            bsn=next_bsn() if with_bsn else None,
+            surname=None if with_bsn else _surname(rng, index),
+            sex=None if with_bsn else rng.choice(["M", "F", "X"]),
+            birth_date=birth,
+            municipality=rng.choice(MUNICIPALITIES),
+            registrants=registrants,
+            reported_at={p: reported(rng.uniform(0.05, 9)) for p in registrants},
+        )
+        if with_bsn and k >= 2 and rng.random() < 0.1:
+            plan.other_birth_date[registrants[-1]] = birth - timedelta(days=rng.randint(1, 30))
+        if k >= 2 and rng.random() < 0.5:
+            plan.claimants = rng.sample(registrants, 2 if rng.random() < 0.35 else 1)
+        elif k == 1 and rng.random() < 0.05:
+            plan.claimants = list(registrants)  # a claim without a match: no_match
+        for p in registrants:
+            if rng.random() < 0.2:
+                plan.informs[p] = rng.choice(["informed", "deferred"])
+        if rng.random() < 0.03:
+            victim = rng.choice(registrants)
+            attacker = rng.choice([p for p in REPORTERS if p != victim])
+            kind_of_attack = rng.choice(["melding.withdraw", "regie.claim", "melding.informed"])
+            plan.foreign = (attacker, victim, kind_of_attack)
+        if rng.random() < 0.02:
+            plan.already_registered = rng.choice(registrants)
+        if rng.random() < 0.01:
+            plan.duplicate_ref = rng.choice(registrants)
+            plan.duplicate_ref_bsn = next_bsn()
+        plan.concurrent_copy = rng.random() < 0.02
+        plan.replay = rng.random() < 0.02
+        if rng.random() < 0.3:
+            plan.withdraw = (rng.choice(registrants), rng.choice(["risk_ended", "unjustified"]))
+            plan.withdraw_again = rng.random() < 0.1
+            outsiders = [p for p in REPORTERS if p not in registrants]
+            if outsiders and rng.random() < 0.4:
+                plan.late = rng.choice(outsiders)
+        roll = rng.random()
+        if with_bsn and roll < 0.05:
+            plan.brp = "moved"
+            plan.moved_to = rng.choice([m for m in MUNICIPALITIES if m != plan.municipality])
+        elif with_bsn and roll < 0.08:
+            plan.brp = "deceased"
+        elif roll < 0.09:
+            plan.brp = "unknown"
+            plan.unknown_bsn = next_bsn()
+        youths.append(plan)
+        total += plan.meldingen
+    return PlanSet(youths, seed)
+
+
+# --- running the stories ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sent:
+    """One valid-workload message, for the final accounting."""
+
+    partner: str
+    message_id: str
+    type: str
+    youth: str
+
+
+@dataclass
+class YouthResult:
+    plan: YouthPlan
+    model: YouthModel
+    complete: bool = True
+    failures: list[str] = field(default_factory=list)
+    # Effects that may happen at most once (a race the rules leave open).
+    optional: list[NoticeKey] = field(default_factory=list)
+    # message_ids that must have a `duplicate` receipt besides their own.
+    expect_duplicate_receipt: list[tuple[str, str]] = field(default_factory=list)
+    lead_winner: str | None = None
+
+
+class Stories:
+    """Runs youth stories with a bound on how many are in flight."""
+
+    def __init__(
+        self,
+        partners: dict[str, Partner],
+        *,
+        receipt_timeout: float,
+        in_flight: int,
+        now: Callable[[], datetime],
+    ) -> None:
+        self._partners = partners
+        self._timeout = receipt_timeout
+        self._gate = asyncio.Semaphore(in_flight)
+        self._now = now
+        self.sent: list[Sent] = []
+        self.results: list[YouthResult] = []
+        self.done = 0
+        self.registrations_sent = 0
+
+    async def run(self, plans: list[YouthPlan], paced: Callable[[], Awaitable[None]]) -> None:
+        async def one(plan: YouthPlan) -> None:
+            async with self._gate:
+                await paced()
+                result = await self._story(plan)
+                self.results.append(result)
+                self.done += 1
+
+        await asyncio.gather(*(one(p) for p in plans))
+
+    async def _ask(
+        self,
+        youth: str,
+        partner: str,
+        body: dict[str, Any],
+        *,
+        message_id: str | None = None,
+    ) -> tuple[str, Got | None]:
+        mid = message_id or str(uuid.uuid4())
+        kind = str(body["type"])
+        self.sent.append(Sent(partner, mid, kind, youth))
+        if kind == "melding.register":
+            self.registrations_sent += 1
+        client = self._partners[partner]
+        await client.send(kind, json.dumps(body).encode(), message_id=mid)
+        return mid, await client.wait_receipt(mid, self._timeout)
+
+    def _check(
+        self, result: YouthResult, what: str, got: Got | None, expected: set[str] | str
+    ) -> str | None:
+        """The receipt in model notation; a failure is recorded when it is not one of
+        `expected`, or when it never came (the story then stops)."""
+        allowed = {expected} if isinstance(expected, str) else expected
+        if got is None:
+            result.failures.append(f"{what}: no receipt within {self._timeout:.0f} s")
+            result.complete = False
+            return None
+        outcome = receipt_outcome(got.status, got.codes)
+        if outcome not in allowed:
+            result.failures.append(f"{what}: receipt {outcome}, expected {sorted(allowed)}")
+        return outcome
+
+    def _register_body(self, plan: YouthPlan, partner: str, ref: str) -> dict[str, Any]:
+        youth: dict[str, Any] = {}
+        if plan.surname is not None:
+            rng = random.Random(f"{plan.index}-{partner}")
+            youth = {"surname": _variant(rng, plan.surname), "sex": plan.sex}
+        elif plan.index % 7 == 0:
+            # With a BSN a surname is ignored and must never be stored or logged.
+            youth = {"surname": _surname(random.Random(plan.index), plan.index), "sex": "F"}
+        return register_body(
+            ref,
+            bsn=plan.bsn,
+            birth_date=plan.other_birth_date.get(partner, plan.birth_date).isoformat(),
+            municipality=plan.municipality,
+            reporter=f"Melder {partner} {plan.index}",
+            email=f"melder{plan.index}@{partner}.example",
+            reported_at=plan.reported_at.get(partner, self._now()).isoformat(),
+            **youth,
+        )
+
+    async def _story(self, plan: YouthPlan) -> YouthResult:
+        model = YouthModel(plan.label, plan.bsn, plan.birth_date, plan.municipality)
+        result = YouthResult(plan, model)
+        try:
+            await self._steps(plan, model, result)
+        except Exception as exc:  # a bug in the run itself must not hide the others
+            result.failures.append(f"story crashed: {type(exc).__name__}: {exc}")
+            result.complete = False
+        return result
+
+    async def _steps(self, plan: YouthPlan, model: YouthModel, result: YouthResult) -> None:
+        label = plan.label
+        # 1. Every registrant at the same moment (two matcher replicas race on the youth).
+        entries = [(p, plan.ref(p)) for p in plan.registrants]
+        expected = model.register_together(entries, plan.other_birth_date.values())
+        first_id = str(uuid.uuid4())
+        asks = [
+            self._ask(
+                label,
+                p,
+                self._register_body(plan, p, ref),
+                message_id=first_id if i == 0 else None,
+            )
+            for i, (p, ref) in enumerate(entries)
+        ]
+        if plan.concurrent_copy:
+            p, ref = entries[0]
+            copy = self._register_body(plan, p, ref)
+            asks.append(self._ask(label, p, copy, message_id=first_id))
+            result.expect_duplicate_receipt.append((p, first_id))
+        answers = await asyncio.gather(*asks)
+        for (p, _), (_, got), outcome in zip(entries, answers, expected, strict=False):
+            self._check(result, f"register {p}", got, outcome)
+        if not result.complete:
+            return
+        if plan.kind != "story":
+            self._expect_sweep(plan, model, result)
+            return
+
+        # 2. Claims, informing, and the messages that must change nothing, at once.
+        step: list[Awaitable[None]] = []
+        if plan.claimants:
+            step.append(self._claims(plan, model, result))
+        for p, form in plan.informs.items():
+            step.append(self._inform(plan, model, result, p, form))
+        if plan.foreign is not None:
+            step.append(self._foreign(plan, result))
+        if plan.already_registered is not None:
+            step.append(self._already_registered(plan, result))
+        if plan.duplicate_ref is not None:
+            step.append(self._duplicate_ref(plan, result))
+        await asyncio.gather(*step)
+        if not result.complete:
+            return
+
+        # 3. A withdrawal (and perhaps the same withdrawal again).
+        if plan.withdraw is not None:
+            p, reason = plan.withdraw
+            for _ in range(2 if plan.withdraw_again else 1):
+                outcome = model.withdraw(p, plan.ref(p), reason)
+                withdrawal = {
+                    "type": "melding.withdraw",
+                    "melding_ref": plan.ref(p),
+                    "reason": reason,
+                }
+                _, got = await self._ask(label, p, withdrawal)
+                self._check(result, f"withdraw {p}", got, outcome)
+                if not result.complete:
+                    return
+
+        # 4. A partner joins late: it matches the active ones and the archive, once.
+        if plan.late is not None:
+            q = plan.late
+            outcome = model.register_late(q, plan.ref(q))
+            _, got = await self._ask(label, q, self._register_body(plan, q, plan.ref(q)))
+            self._check(result, f"late register {q}", got, outcome)
+            if not result.complete:
+                return
+
+        # 5. The population register.
+        if plan.brp is not None:
+            now = self._now()
+            if plan.brp == "moved":
+                assert plan.bsn is not None and plan.moved_to is not None
+                outcome = model.moved(plan.moved_to)
+                body: dict[str, Any] = {
+                    "type": "person.moved",
+                    "bsn": plan.bsn,
+                    "municipality": plan.moved_to,
+                    "moved_at": now.isoformat(),
+                }
+            elif plan.brp == "deceased":
+                assert plan.bsn is not None
+                outcome = model.died()
+                body = {
+                    "type": "person.deceased",
+                    "bsn": plan.bsn,
+                    "died_on": (amsterdam_date(now) - timedelta(days=1)).isoformat(),
+                }
+            else:
+                assert plan.unknown_bsn is not None
+                outcome = "rejected:unknown_person"
+                body = {"type": "person.deceased", "bsn": plan.unknown_bsn, "died_on": "2020-01-01"}
+            _, got = await self._ask(label, REGISTER, body)
+            self._check(result, f"brp {plan.brp}", got, outcome)
+
+        # 6. A partner publishes an answered message again (its own crash recovery).
+        if plan.replay:
+            p = plan.registrants[0]
+            body = self._register_body(plan, p, plan.ref(p))
+            await self._partners[p].send(
+                "melding.register", json.dumps(body).encode(), message_id=first_id
+            )
+            result.expect_duplicate_receipt.append((p, first_id))
+
+    def _expect_sweep(self, plan: YouthPlan, model: YouthModel, result: YouthResult) -> None:
+        """What the retention sweep must do to the single melding of a time case."""
+        p = plan.registrants[0]
+        if plan.kind == "reminder":
+            model.remind(p)
+        elif plan.kind == "expired":
+            # The reminder is due as well; whether it goes before the expiry depends on
+            # when the sweep sees the melding: at most once.
+            result.optional.append(NoticeKey("inform.reminder", p, plan.ref(p), ""))
+            model.end_by_system(p, "expired")
+        else:
+            model.end_by_system(p, "age_limit")
+
+    async def _claims(self, plan: YouthPlan, model: YouthModel, result: YouthResult) -> None:
+        claims = [(p, plan.ref(p)) for p in plan.claimants]
+        mode, possible = model.claims_together(claims)
+        answers = await asyncio.gather(
+            *(
+                self._ask(plan.label, p, {"type": "regie.claim", "melding_ref": ref})
+                for p, ref in claims
+            )
+        )
+        outcomes: dict[str, str | None] = {}
+        for (p, ref), (_, got) in zip(claims, answers, strict=True):
+            if mode == "one-wins" and p in possible:
+                allowed = {"accepted", "rejected:regie_taken"}
+            else:
+                allowed = {model.claim_outcome(p, ref)}
+            outcomes[p] = self._check(result, f"claim {p}", got, allowed)
+        if mode == "one-wins" and result.complete:
+            winners = [p for p, o in outcomes.items() if o == "accepted"]
+            if len(winners) != 1:
+                result.failures.append(f"claims: {len(winners)} accepted, expected exactly 1")
+            if winners:
+                result.lead_winner = winners[0]
+                model.set_lead(winners[0])
+
+    async def _inform(
+        self,
+        plan: YouthPlan,
+        model: YouthModel,
+        result: YouthResult,
+        partner: str,
+        form: str,
+    ) -> None:
+        ref = plan.ref(partner)
+        on = amsterdam_date(plan.reported_at[partner])
+        if form == "informed":
+            outcome = model.inform(partner, ref, informed=("parents",), informed_on=on)
+            body: dict[str, Any] = {
+                "type": "melding.informed",
+                "melding_ref": ref,
+                "informed": ["parents"],
+                "informed_on": on.isoformat(),
+            }
+        else:
+            outcome = model.inform(
+                partner, ref, deferred_reason="niet in het belang van de jeugdige"
+            )
+            body = {
+                "type": "melding.informed",
+                "melding_ref": ref,
+                "deferred_reason": "niet in het belang van de jeugdige",
+            }
+        _, got = await self._ask(plan.label, partner, body)
+        self._check(result, f"informed {partner}", got, outcome)
+
+    async def _foreign(self, plan: YouthPlan, result: YouthResult) -> None:
+        """Another partner's ref is unknown to the sender (and nothing changes)."""
+        assert plan.foreign is not None
+        attacker, victim, message_type = plan.foreign
+        body: dict[str, Any] = {"type": message_type, "melding_ref": plan.ref(victim)}
+        if message_type == "melding.withdraw":
+            body["reason"] = "unjustified"
+        elif message_type == "melding.informed":
+            body["deferred_reason"] = "poging"
+        _, got = await self._ask(plan.label, attacker, body)
+        self._check(
+            result, f"foreign {message_type} by {attacker}", got, "rejected:unknown_melding"
+        )
+
+    async def _already_registered(self, plan: YouthPlan, result: YouthResult) -> None:
+        assert plan.already_registered is not None
+        p = plan.already_registered
+        body = self._register_body(plan, p, plan.ref(p, 2))
+        _, got = await self._ask(plan.label, p, body)
+        self._check(result, f"second melding by {p}", got, "rejected:already_registered")
+
+    async def _duplicate_ref(self, plan: YouthPlan, result: YouthResult) -> None:
+        """The partner's own ref again, on a youth nobody registered: nothing stored."""
+        assert plan.duplicate_ref is not None and plan.duplicate_ref_bsn is not None
+        p = plan.duplicate_ref
+        body = register_body(
+            plan.ref(p),
+            bsn=plan.duplicate_ref_bsn,
+            birth_date=plan.birth_date.isoformat(),
+            municipality=plan.municipality,
+            reported_at=(self._now() - timedelta(hours=1)).isoformat(),
+        )
+        _, got = await self._ask(plan.label, p, body)
+        self._check(result, f"re-used ref by {p}", got, "rejected:duplicate_ref")
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)

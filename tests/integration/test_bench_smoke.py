@@ -1,0 +1,55 @@
+"""The benchmark's smallest end-to-end measurement, so `python -m bench` keeps working:
+real service subprocesses, a bare relay over the same hops, figures as JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from bench.run import Options, run, summary
+
+MELDINGEN = 200
+
+
+async def test_bench_end_to_end_and_relay_count_every_melding(tmp_path: Path) -> None:
+    options = Options.quick_mode(
+        meldingen=MELDINGEN,
+        skip={"latency", "matcher", "memory"},
+        replicas={"ingest": 1, "matcher": 1, "notifier": 1, "retention": 1},
+        # Few connections and short retries, as in the other integration tests.
+        service_env={
+            "VI_LOG_LEVEL": "warning",
+            "VI_DB_POOL_SIZE": "4",
+            "VI_RETRY_DELAYS_MS": "100,300,1000",
+        },
+        stall_seconds=20.0,
+        output=tmp_path,
+    )
+    result = await run(options)
+
+    assert result["errors"] == {}, result["errors"]
+    written = json.loads(Path(result["written_to"]).read_text())
+    assert written["parts"].keys() == {"e2e", "baseline"}
+    assert {"ratio_e2e_vs_relay", "targets", "machine", "options"} <= written.keys()
+
+    e2e = written["parts"]["e2e"]
+    matches = e2e["matches"]
+    assert matches > 0
+    assert e2e["sent"] == e2e["receipted"] == MELDINGEN
+    assert e2e["receipt_statuses"] == {"accepted": MELDINGEN}
+    # One event per match: a notice to each of the two partners, three e-mails.
+    assert e2e["notify_events"] == matches
+    assert e2e["notices"] == 2 * matches
+    assert e2e["emails"] == 3 * matches
+    assert e2e["hops"] == 3 * MELDINGEN + 6 * matches
+    assert e2e["meldingen_per_s"] > 0
+
+    relay = written["parts"]["baseline"]
+    assert relay["sent"] == relay["receipted"] == MELDINGEN
+    assert relay["hops"] == e2e["hops"]
+    assert written["ratio_e2e_vs_relay"] > 0
+
+    targets = {t["target"]: t for t in written["targets"]}
+    assert targets["end-to-end vs bare relay"]["value"] == written["ratio_e2e_vs_relay"]
+    assert targets["p99 publish -> receipt at the offered load"]["met"] is None
+    assert "bare relay" in summary(result)
