@@ -9,7 +9,7 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -167,6 +167,7 @@ class Replica:
     http_port: int
     log_path: Path
     log_file: IO[bytes]
+    spawn: Callable[[], Awaitable[Replica]]
 
     @property
     def pid(self) -> int:
@@ -185,6 +186,38 @@ class Replica:
 
 class ServiceFailed(RuntimeError):
     pass
+
+
+@dataclass(frozen=True)
+class _Spawn:
+    """Starts one replica (again, if need be) and registers it with its ServiceSet."""
+
+    services: ServiceSet
+    name: str
+    index: int
+    module: str
+    args: tuple[str, ...]
+    http: bool
+
+    async def __call__(self) -> Replica:
+        port = free_port() if self.http else -1
+        log_path = self.services.log_dir / f"{self.name}-{self.index}.log"
+        log_file = log_path.open("ab")
+        env = {**os.environ, **self.services.env, "VI_HTTP_PORT": str(port)}
+        env["VI_HTTP_HOST"] = "127.0.0.1"
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            self.module.format(name=self.name),
+            *(arg.format(name=self.name) for arg in self.args),
+            env=env,
+            cwd=REPO_ROOT,
+            stdout=log_file,
+            stderr=log_file,
+        )
+        replica = Replica(self.name, self.index, process, port, log_path, log_file, self)
+        self.services.replicas.append(replica)
+        return replica
 
 
 @dataclass
@@ -206,38 +239,27 @@ class ServiceSet:
     ) -> list[Replica]:
         """Start `counts[name]` replicas of each service and wait until all are ready:
         `/readyz` answers 200 or, with `ready_line`, that text appears in the log."""
-        http = ready_line is None
         self.log_dir.mkdir(parents=True, exist_ok=True)
         started = []
         for name, count in counts.items():
             for _ in range(count):
                 index = sum(1 for r in self.replicas if r.service == name)
-                port = free_port() if http else -1
-                log_path = self.log_dir / f"{name}-{index}.log"
-                log_file = log_path.open("ab")
-                env = {**os.environ, **self.env, "VI_HTTP_PORT": str(port)}
-                env["VI_HTTP_HOST"] = "127.0.0.1"
-                process = await asyncio.create_subprocess_exec(
-                    sys.executable,
-                    "-m",
-                    module.format(name=name),
-                    *(arg.format(name=name) for arg in args),
-                    env=env,
-                    cwd=REPO_ROOT,
-                    stdout=log_file,
-                    stderr=log_file,
-                )
-                replica = Replica(name, index, process, port, log_path, log_file)
-                self.replicas.append(replica)
-                started.append(replica)
+                spawn = _Spawn(self, name, index, module, tuple(args), ready_line is None)
+                started.append(await spawn())
         await asyncio.gather(*(self._wait_ready(r, ready_timeout, ready_line) for r in started))
         return started
 
     async def _wait_ready(self, replica: Replica, timeout: float, ready_line: str | None) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
+        port_retries = 3
         while True:
             if replica.process.returncode is not None:
+                # The free port picked for /readyz was taken before the service bound it.
+                if "address already in use" in replica.log_tail() and port_retries > 0:
+                    port_retries -= 1
+                    replica = await self._respawn(replica)
+                    continue
                 raise ServiceFailed(
                     f"{replica.label} exited with {replica.process.returncode}:\n"
                     + replica.log_tail()
@@ -250,6 +272,11 @@ class ServiceSet:
             if loop.time() > deadline:
                 raise ServiceFailed(f"{replica.label} not ready in {timeout:.0f} s")
             await asyncio.sleep(0.1)
+
+    async def _respawn(self, replica: Replica) -> Replica:
+        replica.log_file.close()
+        self.replicas.remove(replica)
+        return await replica.spawn()
 
     def check_alive(self) -> None:
         for replica in self.replicas:

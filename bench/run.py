@@ -12,6 +12,7 @@ import asyncio
 import json
 import os
 import platform
+import signal
 import sys
 import time
 import traceback
@@ -358,6 +359,17 @@ def summary(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+async def _interruptible(job: Coroutine[Any, Any, dict[str, Any]]) -> dict[str, Any]:
+    """Run `job`; SIGINT or SIGTERM cancels it, so every part stops its services and
+    removes its vhost, database and logins on the way out."""
+    task = asyncio.current_task()
+    assert task is not None
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, task.cancel)
+    return await job
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     options = parse_args(argv)
     try:
@@ -367,7 +379,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     except ImportError:  # pragma: no cover
         pass
     os.environ.setdefault("VI_LOG_LEVEL", "warning")
-    result = asyncio.run(run(options))
+    try:
+        result = asyncio.run(_interruptible(run(options)))
+    except asyncio.CancelledError:
+        print("interrupted: services stopped, benchmark region removed", file=sys.stderr)
+        raise SystemExit(130) from None
     print(summary(result))
     if result["errors"]:
         raise SystemExit(1)

@@ -49,6 +49,10 @@ class Exit:
     returncode: int
     expected: bool
     at: float
+    # A process that exits before it started (the broker or the database is down)
+    # failed to start; a supervisor starts it again. One that had started died.
+    started: bool
+    last_line: str
 
 
 class Fleet:
@@ -63,7 +67,12 @@ class Fleet:
 
     @property
     def unexpected_exits(self) -> list[Exit]:
-        return [e for e in self.exits if not e.expected]
+        """Processes that died by themselves after they had started."""
+        return [e for e in self.exits if not e.expected and e.started]
+
+    @property
+    def start_failures(self) -> list[Exit]:
+        return [e for e in self.exits if not e.expected and not e.started]
 
     async def start_all(self) -> None:
         self._log_dir.mkdir(parents=True, exist_ok=True)
@@ -97,7 +106,18 @@ class Fleet:
     async def _watch(self, slot: Slot, process: asyncio.subprocess.Process) -> None:
         code = await process.wait()
         expected = slot.expected_exit or self._stopping
-        self.exits.append(Exit(slot.name, process.pid, code, expected, time.time()))
+        log = slot.logs[-1]
+        self.exits.append(
+            Exit(
+                slot.name,
+                process.pid,
+                code,
+                expected,
+                time.time(),
+                _has_started(log),
+                _last_line(log),
+            )
+        )
         if not expected and not self._stopping:
             # A process that died by itself is restarted as a supervisor would, and
             # reported as a failure of the run.
@@ -177,6 +197,14 @@ class Fleet:
 
     def log_files(self) -> list[Path]:
         return [path for slot in self.slots for path in slot.logs]
+
+
+def _last_line(path: Path) -> str:
+    try:
+        lines = path.read_bytes().decode(errors="replace").strip().splitlines()
+    except FileNotFoundError:
+        return ""
+    return lines[-1][:300] if lines else ""
 
 
 def _has_started(path: Path) -> bool:

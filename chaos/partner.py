@@ -86,7 +86,9 @@ class Partner:
         self._channel = await self.connection.channel(publisher_confirms=True)
         self._consume_channel = await self.connection.channel()
         await self._consume_channel.set_qos(prefetch_count=self._prefetch)
-        queue = await self._consume_channel.get_queue(partner_queue(self.id), ensure=False)
+        # ensure=True: only a declared (passively) queue's consumer is restored after
+        # a reconnect.
+        queue = await self._consume_channel.get_queue(partner_queue(self.id), ensure=True)
         await queue.consume(self._on_message)
 
     def _on_reconnect(self, *_: Any) -> None:

@@ -55,7 +55,10 @@ class PartnerClient:
         )
         self._channel = await self._connection.channel(publisher_confirms=True)
         if read_mailbox:
-            queue = await self._channel.get_queue(partner_queue(self.partner_id), ensure=False)
+            # ensure=True (a passive declare, which needs no configure permission): only
+            # a queue the robust channel declared is re-consumed after a reconnect; one
+            # from ensure=False silently stops delivering when the broker restarts.
+            queue = await self._channel.get_queue(partner_queue(self.partner_id), ensure=True)
             await queue.consume(self._on_message)
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:

@@ -136,7 +136,7 @@ async def test_region(
         mail_dir=tmp_path / "mail",
         pseudonym_key="test-pseudonym-key",
         retry_delays_ms=(100, 300),
-        outbox_grace_seconds=0.5,
+        outbox_grace_seconds=2.0,
         config_reload_seconds=0.2,
         prefetch=32,
     )

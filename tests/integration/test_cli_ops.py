@@ -181,3 +181,52 @@ async def test_stats_suppress_small_cells(
     )
     assert "2026-03,jgz,0599,<5,<5,<5,<5,<5,-,-,-" in lines
     assert "2026-03,onderwijs,0363,12,<5,6,<5,<5,50%,-,-" in lines
+
+
+async def test_stats_count_registrations_matches_and_informing_without_identities(
+    test_region: RegionUnderTest,
+    pipeline: System,
+    partners: dict[str, PartnerClient],
+    db: asyncpg.Connection[Any],
+) -> None:
+    school, team = partners["school"], partners["jeugdteam"]
+    bsn = valid_bsn(6160)
+    for client, ref in ((school, "F-1"), (team, "F-2")):
+        assert (await client.receipt_for(await client.send(register_body(ref, bsn=bsn)))).body[
+            "status"
+        ] == "accepted"
+    today = datetime.now(UTC).date().isoformat()
+    steps = [
+        (school, {"melding_ref": "F-1", "deferred_reason": "Gezin nu in crisis"}),
+        (school, {"melding_ref": "F-1", "informed": ["parents"], "informed_on": today}),
+        (team, {"melding_ref": "F-2", "informed": ["youth", "parents"], "informed_on": today}),
+        (team, {"melding_ref": "F-2", "informed": ["parents"], "informed_on": today}),
+    ]
+    for client, body in steps:
+        mid = await client.send({"type": "melding.informed", **body})
+        assert (await client.receipt_for(mid)).body["status"] == "accepted"
+    totals = {
+        (r["sector"], r["kind"]): r["n"]
+        for r in await db.fetch(
+            "SELECT sector, kind, sum(delta)::int AS n FROM stats_fact GROUP BY sector, kind"
+        )
+    }
+    assert totals == {
+        ("onderwijs", "registered"): 1,
+        ("jeugdhulp", "registered"): 1,
+        ("onderwijs", "matched"): 1,
+        ("jeugdhulp", "matched"): 1,
+        # A deferral replaced by a confirmation counts as informed only.
+        ("onderwijs", "deferred"): 0,
+        ("onderwijs", "informed"): 1,
+        ("jeugdhulp", "informed"): 1,
+    }
+    columns = {
+        r["column_name"]
+        for r in await db.fetch(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'stats_fact'"
+        )
+    }
+    assert columns == {"id", "month", "sector", "municipality", "kind", "delta"}
+    shown = await run_cli(test_region, "stats")
+    assert "<5" in shown.stdout and "onderwijs" in shown.stdout

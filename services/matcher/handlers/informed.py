@@ -11,30 +11,35 @@ from __future__ import annotations
 from services.matcher.context import Context
 from services.matcher.handlers.lookup import find_own_active
 from shared.contract.inbound import MeldingInformed
+from shared.db import stats
 from shared.db.audit import audit
+from shared.db.stats import FactKind
 from shared.index import repository as repo
+from shared.index.notices import participant
 
 
 async def informed(ctx: Context, msg: MeldingInformed) -> None:
     conn = ctx.uow.conn
+    # find_own_active holds the youth's lock from here on (serialised with the
+    # retention sweep's reminder and expiry); this re-lock just reads the youth.
     found = await find_own_active(ctx, msg.melding_ref)
     if found is None:
         return
-    # Serialised with the retention sweep (reminder, expiry) by the youth's lock, and
-    # read again under it.
     youth = await repo.lock_youth(conn, found.youth_id)
-    found = await find_own_active(ctx, msg.melding_ref)
-    if found is None:
-        return
     assert youth is not None
-    await conn.execute(
-        """UPDATE melding SET informed = $2, informed_on = $3, deferred_reason = $4
-           WHERE id = $1""",
+    before = await conn.fetchrow(
+        """UPDATE melding m SET informed = $2, informed_on = $3, deferred_reason = $4
+           FROM (SELECT informed IS NOT NULL AS was_informed,
+                        deferred_reason IS NOT NULL AS was_deferred
+                 FROM melding WHERE id = $1) old
+           WHERE m.id = $1
+           RETURNING old.was_informed, old.was_deferred, m.registered_at""",
         found.melding.id,
         list(msg.informed) if msg.informed else None,
         msg.informed_on,
         msg.deferred_reason,
     )
+    assert before is not None
     deferred = msg.deferred_reason is not None
     await audit(
         conn,
@@ -45,4 +50,22 @@ async def informed(ctx: Context, msg: MeldingInformed) -> None:
         detail={} if deferred else {"informed": list(msg.informed or [])},
         at=ctx.now,
     )
+    # Statistics count each melding once, by its latest state: a confirmation that
+    # replaces a deferral moves it from one column to the other.
+    was: FactKind | None = (
+        "informed" if before["was_informed"] else "deferred" if before["was_deferred"] else None
+    )
+    now: FactKind = "deferred" if deferred else "informed"
+    if was != now:
+        sector = participant(ctx.region, found.melding).sector
+        for kind, delta in ((was, -1), (now, 1)):
+            if kind is not None:
+                await stats.record(
+                    conn,
+                    kind,
+                    at=before["registered_at"],
+                    sector=sector,
+                    municipality=youth.municipality,
+                    delta=delta,
+                )
     ctx.accept(msg.melding_ref)
