@@ -240,4 +240,12 @@ async def matcher_scaling(ctx: Context, *, sizes: tuple[int, int], count: int) -
         "small": {**at_small, "seed_seconds": round(seeded_small, 1)},
         "large": {**at_large, "seed_seconds": round(seeded_large, 1)},
         "ratio": round(at_large["commands_per_s"] / at_small["commands_per_s"], 3),
+        # CPU (matcher + database) per command, small over large: the same comparison
+        # as `ratio`, but hardly moved by other work on the machine.
+        "cpu_ratio": round(_cpu_per_command(at_small) / _cpu_per_command(at_large), 3),
     }
+
+
+def _cpu_per_command(figures: dict[str, Any]) -> float:
+    per = figures["cpu_ms_per_command"]
+    return float(per["matcher"] + per.get("postgresql", 0.0))

@@ -58,6 +58,8 @@ class Options:
     service_env: dict[str, str] = field(default_factory=dict)
     stall_seconds: float = 60.0
     output: Path | None = RESULTS_DIR
+    # The services' logs (default: var/bench/<timestamp>/).
+    log_dir: Path | None = None
 
     @classmethod
     def quick_mode(cls, **changes: Any) -> Options:
@@ -65,11 +67,11 @@ class Options:
         base = cls(
             meldingen=2_000,
             quick=True,
-            latency_seconds=8.0,
-            latency_warmup=2.0,
-            matcher_stored=(1_000, 20_000),
+            latency_seconds=6.0,
+            latency_warmup=1.0,
+            matcher_stored=(1_000, 10_000),
             matcher_commands=1_000,
-            backlogs=(1_000, 4_000),
+            backlogs=(500, 2_000),
             stall_seconds=30.0,
         )
         for key, value in changes.items():
@@ -210,7 +212,7 @@ async def run(options: Options) -> dict[str, Any]:
         logins=logins,
         region=region,
         replicas=options.replicas,
-        log_dir=REPO_ROOT / "var" / "bench" / stamp,
+        log_dir=options.log_dir or REPO_ROOT / "var" / "bench" / stamp,
         service_env=options.service_env,
         stall_seconds=options.stall_seconds,
     )
@@ -267,7 +269,7 @@ async def run(options: Options) -> dict[str, Any]:
             "platform": platform.platform(),
         },
         "options": {
-            **{k: v for k, v in asdict(options).items() if k not in ("skip", "output")},
+            **{k: v for k, v in asdict(options).items() if k not in ("skip", "output", "log_dir")},
             "skip": sorted(options.skip),
         },
         "parts": parts,
@@ -335,7 +337,7 @@ def summary(result: dict[str, Any]) -> str:
                 "matcher",
                 f"{m['small']['stored_meldingen']} stored: {m['small']['commands_per_s']}/s; "
                 f"{m['large']['stored_meldingen']} stored: {m['large']['commands_per_s']}/s; "
-                f"ratio {m['ratio']}",
+                f"ratio {m['ratio']} (by CPU per command: {m['cpu_ratio']})",
             )
         )
     if "memory" in parts:

@@ -14,6 +14,8 @@ import asyncio
 import json
 import logging
 import random
+import signal
+import socket
 import sys
 import time
 from collections import Counter
@@ -23,7 +25,7 @@ from typing import Any
 
 import aio_pika
 
-from chaos import hostile, logscan, security, verify
+from chaos import hostile, logscan, security, smtp_sink, verify
 from chaos.backends import Backends, PrivateBackends, shared_backends
 from chaos.environment import Environment
 from chaos.fleet import REPO_ROOT, Fleet
@@ -70,6 +72,13 @@ def parse_args(argv: list[str] | None = None) -> Options:
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--in-flight", type=int, default=250, help="stories at once")
     parser.add_argument("--no-kills", action="store_true")
+    parser.add_argument(
+        "--kill-every",
+        nargs=2,
+        type=float,
+        metavar=("MIN", "MAX"),
+        help="seconds between two SIGKILLs (default 4 10; --quick 2 5)",
+    )
     parser.add_argument("--no-broker-restart", action="store_true")
     parser.add_argument("--no-database-restart", action="store_true")
     parser.add_argument(
@@ -95,6 +104,8 @@ def parse_args(argv: list[str] | None = None) -> Options:
     options.seed = args.seed if args.seed is not None else random.SystemRandom().randrange(10**6)
     options.in_flight = args.in_flight
     options.kills = not args.no_kills
+    if args.kill_every:
+        options.kill_every = (args.kill_every[0], args.kill_every[1])
     options.broker_restart = not args.no_broker_restart
     options.database_restart = not args.no_database_restart
     options.private_backends = args.private_backends
@@ -126,6 +137,8 @@ class Run:
         self.backend_restarts: list[dict[str, Any]] = []
         self.stop_chaos = asyncio.Event()
         self.queue_snapshot: dict[str, Any] = {}
+        self.sink: asyncio.subprocess.Process | None = None
+        self.mail_file = self.work_dir / "smtp-received.bin"
 
     # --- the run ------------------------------------------------------------------
 
@@ -167,8 +180,25 @@ class Run:
                 meldingen=plans.meldingen,
                 bad=len(bad),
             )
+            self.work_dir.mkdir(parents=True, exist_ok=True)
+            smtp_port = _free_port()
+            sink = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "chaos.smtp_sink",
+                "--port",
+                str(smtp_port),
+                "--out",
+                str(self.mail_file),
+                cwd=REPO_ROOT,
+                stdout=asyncio.subprocess.PIPE,
+            )
+            assert sink.stdout is not None
+            await asyncio.wait_for(sink.stdout.readline(), 30)
+            self.sink = sink
             fleet = Fleet(
                 env.service_env(
+                    VI_SMTP_URL=f"smtp://127.0.0.1:{smtp_port}",
                     VI_DB_POOL_SIZE="6",
                     VI_PREFETCH="32",
                     VI_RETENTION_INTERVAL_SECONDS="3",
@@ -216,10 +246,14 @@ class Run:
             await fleet.ensure_all_running()
             await self._drain(env, stories, bad)
             tasks[0].cancel()
-            probes += await security.probe_all(env)
+            probes += [
+                security.Probe(f"{p.name} (after the restarts)", p.ok, p.detail)
+                for p in await security.probe_all(env)
+            ]
             queues_after = await self._queue_types(env)
             queue_state = await self._queues(env)
             exit_codes = await fleet.stop_all()
+            await self._stop_sink()
             self.t.note("services stopped", exit_codes=dict(Counter(exit_codes.values())))
             report = await self._verify(
                 env,
@@ -234,12 +268,20 @@ class Run:
                 exit_codes,
             )
             report.figures["load_seconds"] = round(load_seconds, 1)
+            report.figures["meldingen_planned"] = plans.meldingen
+            report.figures["youths"] = len(plans.youths)
             return self._finish(report, plans.meldingen)
         finally:
             for partner in self.partners.values():
                 await partner.close()
             if fleet is not None:
                 await fleet.stop_all()
+            await self._stop_sink()
+
+    async def _stop_sink(self) -> None:
+        if self.sink is not None and self.sink.returncode is None:
+            self.sink.send_signal(signal.SIGTERM)
+            await self.sink.wait()
 
     async def _send_bad(self, bad: list[BadMessage], fraction: Any) -> None:
         """Mixed in at the pace of the valid workload, up to 64 at a time."""
@@ -427,7 +469,9 @@ class Run:
             inbox = await conn.fetchval("SELECT count(*) FROM inbox")
         finally:
             await conn.close()
-        texts = verify.check_email(report, env.work_dir / "mail", sent_rows, partners)
+        texts = verify.check_email(
+            report, smtp_sink.read_messages(self.mail_file), sent_rows, partners
+        )
         expected_inbox = len({(s.partner, s.message_id) for s in stories.sent}) + len(
             {
                 (b.partner, b.message_id)
@@ -483,7 +527,16 @@ class Run:
         for probe in probes:
             report.check(f"security: {probe.name} is refused", probe.ok, probe.detail)
         foreign = [r for r in stories.results if r.plan.foreign is not None]
+        foreign_failures = [
+            f"{r.plan.label}: {x}" for r in foreign for x in r.failures if x.startswith("foreign")
+        ]
         report.figures["foreign_ref_attempts"] = len(foreign)
+        report.check(
+            f"security: another partner's melding_ref is unknown_melding "
+            f"({len(foreign)} attempts, nothing changed)",
+            bool(foreign) and not foreign_failures,
+            foreign_failures[:10],
+        )
 
         # Privacy: personal data of the run in no log line, notice or e-mail.
         secrets = logscan.Secrets()
@@ -496,9 +549,26 @@ class Run:
                 secrets.add_surname(plan.surname)
             secrets.birth_dates.add(plan.birth_date.isoformat())
             secrets.birth_dates.update(d.isoformat() for d in plan.other_birth_date.values())
+        for surname in stories.surnames_sent:
+            secrets.add_surname(surname)
         for value in corpus.secrets:
             secrets.add_any(value)
         scanned = logscan.scan_log_files(fleet.log_files(), secrets)
+        # The scanner must see a leak when there is one: plant one of each kind.
+        canary = stories.results[0].plan
+        planted = json.dumps(
+            {
+                "event": "canary",
+                "bsn": next(iter(sorted(secrets.bsns))),
+                "born": canary.birth_date.isoformat(),
+                "name": next(iter(sorted(secrets.surnames))),
+            }
+        )
+        report.check(
+            "the privacy scan finds a planted BSN, surname and birth date",
+            {k for k, _ in logscan.find_secrets(planted, secrets)}
+            == {"bsn", "birth_date", "surname"},
+        )
         notices = [
             (f"{p.id}:{g.type}", json.dumps(g.body, ensure_ascii=False))
             for p in partners
@@ -547,6 +617,10 @@ class Run:
             f"{f.get('notices_delivered')}, duplicate effects {f.get('duplicate_effects')}, "
             f"duplicate deliveries {f.get('duplicate_deliveries')}"
         )
+        print(
+            f"log lines scanned {f.get('log_lines_scanned')}, database compared for "
+            f"{f.get('youths_compared')} youths, parked {f.get('parked')}"
+        )
         for check in report.checks:
             mark = "ok  " if check.ok else "FAIL"
             detail = "" if check.ok else f"  {json.dumps(check.detail, default=str)[:400]}"
@@ -567,6 +641,12 @@ class Run:
         path.write_text(json.dumps(document, indent=2, default=str) + "\n")
         print(f"{'PASSED' if report.ok else 'FAILED'} in {document['seconds']} s; results: {path}")
         return 0 if report.ok else 1
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -3,12 +3,11 @@ saw and the database with the model, and look at the queues."""
 
 from __future__ import annotations
 
-import email
-import email.policy
+import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
+from email.message import EmailMessage
 from typing import Any
 
 import asyncpg
@@ -17,6 +16,7 @@ from chaos.hostile import BadMessage
 from chaos.model import NoticeKey
 from chaos.partner import Got, Partner
 from chaos.workload import Sent, YouthResult
+from shared.envelopes import derived_id
 
 NOTICE_TYPES = ("match.notice", "regie.notice", "melding.ended", "youth.moved", "inform.reminder")
 
@@ -68,6 +68,14 @@ class NoticeTally:
     ids_by_key: dict[NoticeKey, set[str]]
     deliveries: Counter[str]  # message_id -> times delivered (notices and receipts)
     types: dict[str, str] = field(default_factory=dict)  # message_id -> type
+    # Copies the broker delivered as new (not redelivered): more than one means the
+    # index published the message more than once (a redelivered copy means the
+    # partner's own ack was lost, e.g. in the broker restart).
+    fresh: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def published_more_than_once(self) -> int:
+        return sum(n - 1 for n in self.fresh.values() if n > 1)
 
     @property
     def duplicate_deliveries_by_type(self) -> dict[str, int]:
@@ -86,16 +94,20 @@ def tally(partners: Iterable[Partner]) -> NoticeTally:
     ids: dict[NoticeKey, set[str]] = defaultdict(set)
     deliveries: Counter[str] = Counter()
     types: dict[str, str] = {}
+    fresh: Counter[str] = Counter()
     for partner in partners:
         for got in partner.received:
             if got.message_id is not None:
-                deliveries[f"{partner.id}/{got.message_id}"] += 1
-                types[f"{partner.id}/{got.message_id}"] = got.type
+                delivery = f"{partner.id}/{got.message_id}"
+                deliveries[delivery] += 1
+                types[delivery] = got.type
+                if not got.redelivered:
+                    fresh[delivery] += 1
             if got.type == "receipt":
                 continue
-            for key in notice_keys(partner.id, got):
-                ids[key].add(got.message_id or "")
-    return NoticeTally(ids, deliveries, types)
+            for notice in notice_keys(partner.id, got):
+                ids[notice].add(got.message_id or "")
+    return NoticeTally(ids, deliveries, types, fresh)
 
 
 def expected_notices(results: Iterable[YouthResult]) -> tuple[set[NoticeKey], set[NoticeKey]]:
@@ -129,6 +141,7 @@ def check_notices(
     report.figures["duplicate_effects"] = len(twice)
     report.figures["duplicate_deliveries"] = counted.duplicate_deliveries
     report.figures["duplicate_deliveries_by_type"] = counted.duplicate_deliveries_by_type
+    report.figures["duplicate_deliveries_published_twice"] = counted.published_more_than_once
     report.check("every expected notice delivered", not missing, [str(k) for k in missing[:20]])
     report.check("no unexpected notice", not unexpected, [str(k) for k in unexpected[:20]])
     report.check(
@@ -374,40 +387,47 @@ async def check_database(
 
 
 def check_email(
-    report: Report, mail_dir: Path, sent_rows: set[str], partners: list[Partner]
+    report: Report, messages: Iterable[EmailMessage], sent_rows: set[str], partners: list[Partner]
 ) -> list[tuple[str, str]]:
-    """Every recorded e-mail exists as a file, and every match event e-mailed its
-    coordinator. Returns (name, text) of every e-mail for the privacy scan."""
-    from shared.envelopes import derived_id
-
-    files = {p.stem: p for p in mail_dir.glob("*.eml")} if mail_dir.exists() else {}
+    """What reached the SMTP server: every e-mail recorded as sent, every match event's
+    e-mail to its coordinator, and how many arrived twice. Returns (name, text) of
+    every e-mail for the privacy scan."""
     texts: list[tuple[str, str]] = []
-    ids_in_files: set[str] = set()
-    for name, path in files.items():
-        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
-        mid = str(message["Message-ID"]).strip("<>").split("@")[0]
-        ids_in_files.add(mid)
+    arrivals: Counter[str] = Counter()
+    for message in messages:
+        mid = str(message["Message-ID"]).strip().strip("<>").split("@")[0]
+        arrivals[mid] += 1
         body = message.get_body(preferencelist=("plain",))
         text = str(body.get_content()) if body is not None else ""
-        texts.append((name, f"{message['Subject']}\n{text}"))
-    missing_files = sorted(sent_rows - ids_in_files)
+        texts.append((f"e-mail {mid}", f"{message['Subject']}\n{text}"))
+    received = set(arrivals)
+    never_arrived = sorted(sent_rows - received)
+    unrecorded = sorted(received - sent_rows)
     events = {
         got.correlation_id
         for p in partners
         for got in p.received
         if got.type == "match.notice" and got.correlation_id
     }
-    import uuid
-
     no_coordinator = sorted(
-        e
-        for e in events
-        if str(derived_id(uuid.UUID(e), "email", "coordinator")) not in ids_in_files
+        e for e in events if str(derived_id(uuid.UUID(e), "email", "coordinator")) not in received
     )
-    report.figures["emails_written"] = len(files)
+    twice = sorted(mid for mid, n in arrivals.items() if n > 1)
+    report.figures["emails_received"] = sum(arrivals.values())
+    report.figures["emails_distinct"] = len(arrivals)
     report.figures["emails_recorded_sent"] = len(sent_rows)
+    report.figures["emails_sent_twice"] = len(twice)
     report.figures["match_events"] = len(events)
-    report.check("every e-mail recorded as sent was written", not missing_files, missing_files[:10])
+    report.check(
+        "every e-mail recorded as sent reached the SMTP server",
+        not never_arrived,
+        never_arrived[:10],
+    )
+    report.check(
+        "every e-mail that reached the SMTP server is recorded as sent",
+        not unrecorded,
+        unrecorded[:10],
+    )
     report.check(
         "every match event e-mailed its coordinator", not no_coordinator, no_coordinator[:10]
     )

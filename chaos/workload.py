@@ -250,6 +250,8 @@ class Stories:
         self.results: list[YouthResult] = []
         self.done = 0
         self.registrations_sent = 0
+        # Every surname put into a message (for the privacy scan of logs and notices).
+        self.surnames_sent: set[str] = set()
 
     async def run(self, plans: list[YouthPlan], paced: Callable[[], Awaitable[None]]) -> None:
         async def one(plan: YouthPlan) -> None:
@@ -301,6 +303,8 @@ class Stories:
         elif plan.index % 7 == 0:
             # With a BSN a surname is ignored and must never be stored or logged.
             youth = {"surname": _surname(random.Random(plan.index), plan.index), "sex": "F"}
+        if "surname" in youth:
+            self.surnames_sent.add(str(youth["surname"]))
         return register_body(
             ref,
             bsn=plan.bsn,

@@ -14,6 +14,7 @@ from typing import Any, TextIO, cast
 
 import structlog
 
+
 class _CurrentStderr:
     """Writes to whatever sys.stderr is at the time of writing (test runners and the
     CLI's own tests swap it)."""

@@ -3,6 +3,7 @@ real service subprocesses, a bare relay over the same hops, figures as JSON."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -24,11 +25,12 @@ async def test_bench_end_to_end_and_relay_count_every_melding(tmp_path: Path) ->
         },
         stall_seconds=20.0,
         output=tmp_path,
+        log_dir=tmp_path / "logs",
     )
     result = await run(options)
 
     assert result["errors"] == {}, result["errors"]
-    written = json.loads(Path(result["written_to"]).read_text())
+    written = json.loads(await asyncio.to_thread(Path(result["written_to"]).read_text))
     assert written["parts"].keys() == {"e2e", "baseline"}
     assert {"ratio_e2e_vs_relay", "targets", "machine", "options"} <= written.keys()
 

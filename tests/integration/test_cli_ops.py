@@ -196,7 +196,7 @@ async def test_stats_count_registrations_matches_and_informing_without_identitie
             "status"
         ] == "accepted"
     today = datetime.now(UTC).date().isoformat()
-    steps = [
+    steps: list[tuple[PartnerClient, dict[str, Any]]] = [
         (school, {"melding_ref": "F-1", "deferred_reason": "Gezin nu in crisis"}),
         (school, {"melding_ref": "F-1", "informed": ["parents"], "informed_on": today}),
         (team, {"melding_ref": "F-2", "informed": ["youth", "parents"], "informed_on": today}),
