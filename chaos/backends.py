@@ -54,6 +54,20 @@ async def run_command(*argv: str, timeout: float = 120.0) -> str:
     return text
 
 
+async def await_node(*node: str, timeout: float = 180.0) -> None:
+    """Until a just started RabbitMQ node has booted (it registers a moment after
+    `rabbitmq-server -detached` returns)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            await run_command("rabbitmqctl", *node, "await_startup", timeout=timeout)
+            return
+        except BackendError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(1)
+
+
 async def wait_until_up(amqp_url: str, management_url: str, dsn: str, timeout: float) -> None:
     """Both backends answer: an AMQP login, the management API, a SQL query."""
     deadline = time.monotonic() + timeout
@@ -90,11 +104,20 @@ class Backends:
     async def stop(self) -> None:
         return None
 
-    async def restart_broker(self) -> str:
-        await run_command("rabbitmqctl", "stop_app")
-        await run_command("rabbitmqctl", "start_app")
-        await wait_until_up(self.amqp_url, self.management_url, self.database_url, 120)
-        return "rabbitmqctl stop_app && rabbitmqctl start_app"
+    async def restart_broker(self, mode: str = "app") -> str:
+        """`app`: stop and start the RabbitMQ application inside the running node (the
+        gentle way); `node`: stop the whole node and start it again."""
+        if mode == "node":
+            await run_command("rabbitmqctl", "stop")
+            await run_command("rabbitmq-server", "-detached")
+            await await_node()
+            command = "rabbitmqctl stop && rabbitmq-server -detached"
+        else:
+            await run_command("rabbitmqctl", "stop_app")
+            await run_command("rabbitmqctl", "start_app")
+            command = "rabbitmqctl stop_app && rabbitmqctl start_app"
+        await wait_until_up(self.amqp_url, self.management_url, self.database_url, 180)
+        return command
 
     async def restart_database(self) -> str:
         versions = sorted(os.listdir("/etc/postgresql"))
@@ -194,16 +217,10 @@ class PrivateBackends(Backends):
         self.root.chmod(0o755)
         await run_command("chown", "-R", "rabbitmq:rabbitmq", str(d))
         await run_command("chown", "-R", "postgres:postgres", str(pg))
-        await self._as(
-            "rabbitmq",
-            f"cd /var/lib/rabbitmq && {self._rabbit_env} "
-            # The detached node keeps whatever stdout it is given: not our pipe.
-            f"/usr/lib/rabbitmq/bin/rabbitmq-server -detached >{d}/log/startup.log 2>&1",
-        )
+        await self._start_node()
         bin_dir = _pg_bin()
         await self._as("postgres", f"{bin_dir}/initdb -D {pg}/data -A trust -U postgres >/dev/null")
         await self._pg_ctl("start")
-        await run_command("rabbitmqctl", "-n", self.node, "await_startup", timeout=120)
         await wait_until_up(self.amqp_url, self.management_url, self.database_url, 120)
 
     async def _pg_ctl(self, action: str) -> str:
@@ -214,11 +231,27 @@ class PrivateBackends(Backends):
             f"{_pg_bin()}/pg_ctl -D {pg}/data -l {pg}/log -m fast -w -o '{options}' {action}",
         )
 
-    async def restart_broker(self) -> str:
-        await run_command("rabbitmqctl", "-n", self.node, "stop_app")
-        await run_command("rabbitmqctl", "-n", self.node, "start_app")
-        await wait_until_up(self.amqp_url, self.management_url, self.database_url, 120)
-        return f"rabbitmqctl -n {self.node} stop_app && rabbitmqctl -n {self.node} start_app"
+    async def restart_broker(self, mode: str = "app") -> str:
+        if mode == "node":
+            await run_command("rabbitmqctl", "-n", self.node, "stop")
+            await self._start_node()
+            command = f"rabbitmqctl -n {self.node} stop && rabbitmq-server -detached"
+        else:
+            await run_command("rabbitmqctl", "-n", self.node, "stop_app")
+            await run_command("rabbitmqctl", "-n", self.node, "start_app")
+            command = f"rabbitmqctl -n {self.node} stop_app && rabbitmqctl -n {self.node} start_app"
+        await wait_until_up(self.amqp_url, self.management_url, self.database_url, 180)
+        return command
+
+    async def _start_node(self) -> None:
+        d = self.root / "rabbitmq"
+        await self._as(
+            "rabbitmq",
+            f"cd /var/lib/rabbitmq && {self._rabbit_env} "
+            # The detached node keeps whatever stdout it is given: not our pipe.
+            f"/usr/lib/rabbitmq/bin/rabbitmq-server -detached >>{d}/log/startup.log 2>&1",
+        )
+        await await_node("-n", self.node)
 
     async def restart_database(self) -> str:
         await self._pg_ctl("restart")

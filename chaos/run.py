@@ -19,6 +19,7 @@ import socket
 import sys
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -49,6 +50,7 @@ class Options:
     kill_every: tuple[float, float] = (4.0, 10.0)
     kills: bool = True
     broker_restart: bool = True
+    broker_restart_mode: str = "app"
     database_restart: bool = True
     private_backends: bool = False
     keep: bool = False
@@ -80,6 +82,12 @@ def parse_args(argv: list[str] | None = None) -> Options:
         help="seconds between two SIGKILLs (default 4 10; --quick 2 5)",
     )
     parser.add_argument("--no-broker-restart", action="store_true")
+    parser.add_argument(
+        "--broker-restart",
+        choices=["app", "node"],
+        default="app",
+        help="app: rabbitmqctl stop_app/start_app (default); node: stop and start the node",
+    )
     parser.add_argument("--no-database-restart", action="store_true")
     parser.add_argument(
         "--private-backends",
@@ -107,6 +115,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
     if args.kill_every:
         options.kill_every = (args.kill_every[0], args.kill_every[1])
     options.broker_restart = not args.no_broker_restart
+    options.broker_restart_mode = args.broker_restart
     options.database_restart = not args.no_database_restart
     options.private_backends = args.private_backends
     options.keep = args.keep
@@ -322,9 +331,10 @@ class Run:
                 self.t.note("SIGKILL", process=name)
 
     async def _backend_chaos(self, backends: Backends, fraction: Any) -> None:
-        plan = []
+        plan: list[tuple[float, str, Callable[[], Awaitable[str]]]] = []
         if self.o.broker_restart:
-            plan.append((0.3, "rabbitmq", backends.restart_broker))
+            mode = self.o.broker_restart_mode
+            plan.append((0.3, "rabbitmq", lambda: backends.restart_broker(mode)))
         if self.o.database_restart:
             plan.append((0.6, "postgresql", backends.restart_database))
         for at, name, restart in plan:

@@ -14,19 +14,17 @@ from shared.contract.inbound import MeldingInformed
 from shared.db import stats
 from shared.db.audit import audit
 from shared.db.stats import FactKind
-from shared.index import repository as repo
 from shared.index.notices import participant
 
 
 async def informed(ctx: Context, msg: MeldingInformed) -> None:
     conn = ctx.uow.conn
     # find_own_active holds the youth's lock from here on (serialised with the
-    # retention sweep's reminder and expiry); this re-lock just reads the youth.
+    # retention sweep's reminder and expiry).
     found = await find_own_active(ctx, msg.melding_ref)
     if found is None:
         return
-    youth = await repo.lock_youth(conn, found.youth_id)
-    assert youth is not None
+    youth = found.youth
     before = await conn.fetchrow(
         """UPDATE melding m SET informed = $2, informed_on = $3, deferred_reason = $4
            FROM (SELECT informed IS NOT NULL AS was_informed,

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from services.matcher.context import Context
 from shared.contract.errors import ErrorCode
 from shared.index import repository as repo
+from shared.index.domain import StoredMelding
 
 
 def _unknown(ctx: Context, melding_ref: str) -> None:
@@ -16,8 +19,19 @@ def _unknown(ctx: Context, melding_ref: str) -> None:
     )
 
 
-async def find_own_active(ctx: Context, melding_ref: str) -> repo.MeldingRow | None:
-    """The partner's active melding by ref, or None after writing the rejection.
+@dataclass(frozen=True)
+class OwnMelding:
+    row: repo.MeldingRow
+    youth: repo.Youth  # locked for the rest of the transaction
+
+    @property
+    def melding(self) -> StoredMelding:
+        return self.row.melding
+
+
+async def find_own_active(ctx: Context, melding_ref: str) -> OwnMelding | None:
+    """The partner's active melding by ref with its youth, or None after writing the
+    rejection.
 
     The youth's row is locked before the answer is final: the melding is read again
     under the lock, so a withdraw, claim or sweep that got there first is seen (two
@@ -25,11 +39,10 @@ async def find_own_active(ctx: Context, melding_ref: str) -> repo.MeldingRow | N
     """
     conn = ctx.uow.conn
     found = await repo.find_melding(conn, ctx.partner_id, melding_ref)
-    if found is not None and await repo.lock_youth(conn, found.youth_id) is not None:
+    youth = await repo.lock_youth(conn, found.youth_id) if found is not None else None
+    if youth is not None:
         found = await repo.find_melding(conn, ctx.partner_id, melding_ref)
-    else:
-        found = None
-    if found is None:
+    if found is None or youth is None:
         _unknown(ctx, melding_ref)
         return None
     if not found.melding.active:
@@ -37,4 +50,4 @@ async def find_own_active(ctx: Context, melding_ref: str) -> repo.MeldingRow | N
             melding_ref, ErrorCode.NOT_ACTIVE, "melding_ref", "this melding has already ended"
         )
         return None
-    return found
+    return OwnMelding(found, youth)

@@ -16,10 +16,9 @@ async def claim(ctx: Context, msg: RegieClaim) -> None:
     found = await find_own_active(ctx, msg.melding_ref)
     if found is None:
         return
-    # The youth's row lock (taken by find_own_active; this returns the locked row)
-    # serialises claims: of two at the same moment, the second sees the first's lead.
-    youth = await repo.lock_youth(conn, found.youth_id)
-    assert youth is not None
+    # The youth's row lock (taken by find_own_active) serialises claims: of two at the
+    # same moment, the second sees the first's lead.
+    youth = found.youth
     group = await repo.group_of_melding(conn, found.melding.id)
     if group is None:
         ctx.reject(

@@ -9,7 +9,6 @@ from __future__ import annotations
 from services.matcher.context import Context
 from services.matcher.handlers.lookup import find_own_active
 from shared.contract.inbound import MeldingWithdraw
-from shared.index import repository as repo
 from shared.index.lifecycle import end_melding
 
 
@@ -18,13 +17,7 @@ async def withdraw(ctx: Context, msg: MeldingWithdraw) -> None:
     found = await find_own_active(ctx, msg.melding_ref)
     if found is None:
         return
-    youth = await repo.lock_youth(conn, found.youth_id)
-    # Read again under the youth's lock: the retention sweep may have ended (or purged)
-    # the melding between the first look and the lock.
-    found = await find_own_active(ctx, msg.melding_ref)
-    if found is None:
-        return
-    assert youth is not None  # the melding exists, so its youth does
+    youth = found.youth
     ctx.uow.emit(
         *await end_melding(
             conn,
