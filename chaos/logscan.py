@@ -54,6 +54,7 @@ class Hit:
 class ScanResult:
     lines: int = 0
     non_json_lines: int = 0
+    non_json_samples: list[str] = field(default_factory=list)
     hits: list[Hit] = field(default_factory=list)
     levels: Counter[str] = field(default_factory=Counter)
     events: Counter[str] = field(default_factory=Counter)
@@ -106,6 +107,8 @@ def scan_log_files(paths: Iterable[Path], secrets: Secrets) -> ScanResult:
                     text = json.dumps(record, ensure_ascii=False)
                 else:
                     result.non_json_lines += 1
+                    if len(result.non_json_samples) < 5:
+                        result.non_json_samples.append(f"{path.name}: {text[:120]}")
                 for kind, secret in find_secrets(text, secrets):
                     result.hits.append(Hit(path.name, number, kind, _mask(text, secret)))
     return result

@@ -2,7 +2,8 @@
 # The chaos run (see docs/reliability.md): 20,000 meldingen and 10,000 hostile messages
 # from several partners through two replicas of every service, while processes are
 # SIGKILLed at random and RabbitMQ and PostgreSQL are each restarted once; then every
-# answer, notice and database row is checked against a model. About 15 minutes.
+# answer, notice and database row is checked against a model. 5-10 minutes on a quiet
+# 2-core machine.
 #   scripts/chaos.sh                     # the full run, on the local RabbitMQ/PostgreSQL
 #   scripts/chaos.sh --quick             # 1,000 + 500, about a minute
 #   scripts/chaos.sh --private-backends  # own RabbitMQ node + PostgreSQL cluster (root)

@@ -26,8 +26,36 @@ class _CurrentStderr:
         sys.stderr.flush()
 
 
+def _stdlib_as_json(level: str) -> None:
+    """Records of the libraries (aio-pika, aiormq, asyncpg, asyncio) as JSON lines too,
+    a traceback inside the line: a log shipper reads one event per line, and a plain
+    text line or a multi-line traceback would break that."""
+    handler = logging.StreamHandler(cast(TextIO, _CurrentStderr()))
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[
+                structlog.contextvars.merge_contextvars,
+                structlog.stdlib.add_log_level,
+                structlog.stdlib.add_logger_name,
+                structlog.processors.TimeStamper(fmt="iso", utc=True),
+            ],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                structlog.processors.JSONRenderer(),
+            ],
+        )
+    )
+    handler.set_name("vi-json")
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if h.get_name() == "vi-json"]:
+        root.removeHandler(old)  # configured again (the CLI, tests): one handler only
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+
+
 def configure_logging(service: str, level: str = "info") -> None:
-    logging.basicConfig(stream=sys.stderr, format="%(message)s", level=level.upper())
+    _stdlib_as_json(level)
     # At debug, aiormq logs whole AMQP frames, message bodies (and so BSNs) included:
     # the broker libraries never log below info, whatever the level.
     for library in ("aiormq", "aio_pika"):

@@ -184,6 +184,11 @@ async def _serve(name: str, setup: Callable[[Runtime], Awaitable[None]]) -> None
     except migrate.SchemaOutOfDate as exc:
         log.error("schema_out_of_date", error=str(exc))
         raise SystemExit(2) from None
+    except Exception as exc:
+        # RabbitMQ or PostgreSQL unreachable at start: one JSON line, exit 1, and the
+        # supervisor (compose `restart: unless-stopped`) starts us again.
+        log.error("startup_failed", error=f"{type(exc).__name__}: {exc}"[:300])
+        raise SystemExit(1) from None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

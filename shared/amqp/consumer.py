@@ -240,7 +240,7 @@ class Consumer:
             except Exception as exc:
                 outcome = await self._retry_or_park(delivery, exc)
             else:
-                await msg.ack()
+                await _settle(msg.ack(), "ack")
                 outcome = "ok"
             if self._on_outcome is not None:
                 self._on_outcome(self.queue_name, outcome, loop.time() - started)
@@ -277,7 +277,17 @@ class Consumer:
             # Could not hand the message on: give it back to the broker. The delivery
             # limit on the work queue parks it if this keeps happening.
             log.error("retry_publish_failed", error=describe_error(publish_exc))
-            await delivery.message.nack(requeue=True)
+            await _settle(delivery.message.nack(requeue=True), "nack")
             return "requeued"
-        await delivery.message.ack()
+        await _settle(delivery.message.ack(), "ack")
         return outcome
+
+
+async def _settle(action: Awaitable[None], what: str) -> None:
+    """Ack or nack. When the connection is gone (a broker restart) the broker gives the
+    message to a consumer again; the inbox makes that harmless, so this is a warning,
+    not an error escaping into the client library's log as a traceback."""
+    try:
+        await action
+    except Exception as exc:
+        log.warning("settle_failed_redelivery_expected", action=what, error=describe_error(exc))
