@@ -207,18 +207,13 @@ Timestamp = Annotated[
     BeforeValidator(_parse_timestamp),
     Field(description="ISO 8601 with offset (Z or +HH:MM); seconds optional."),
 ]
-Surname = Annotated[
-    str,
-    Strict(),
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
-    AfterValidator(_plain_text),
-]
 PersonName = Annotated[
     str,
     Strict(),
     StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
     AfterValidator(_plain_text),
 ]
+Surname = PersonName  # the same rules; a separate name for what it means
 Email = Annotated[
     str,
     Strict(),
