@@ -14,28 +14,13 @@ from shared.contract.validation import (
     passes_11_proef,
     validate_inbound,
 )
+from tests.unit.examples import register_body
 
 AMSTERDAM_WINTER = timezone(timedelta(hours=1))
 NOW = datetime(2026, 11, 28, 10, 0, tzinfo=AMSTERDAM_WINTER)
 MUNICIPALITIES = frozenset({"0363", "0599"})
 REPORTER = frozenset({"reporter"})
 REGISTER = frozenset({"population_register"})
-
-
-def register_body(**overrides: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "type": "melding.register",
-        "melding_ref": "R-2026-0001",
-        "youth": {"bsn": "111222333", "birth_date": "2014-05-01", "municipality": "0363"},
-        "reporter": {
-            "name": "J. de Vries",
-            "email": "j.devries@school.example",
-            "phone": "+31201234567",
-        },
-        "reported_at": "2026-11-28T10:00:00+01:00",
-    }
-    body.update(overrides)
-    return body
 
 
 def youth(**fields: Any) -> dict[str, Any]:
