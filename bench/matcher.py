@@ -128,7 +128,6 @@ def commands(
                 partner_id=partner,
                 message_id=f"{tag}-c{i}",
                 seen_before=False,
-                received_at=now,
                 message=outcome.message,
             )
         )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -23,7 +22,6 @@ class Command(_Internal):
     # The inbound delivery may have been handled before (redelivery or retry): an
     # inbox hit then means "already answered", not "a partner re-sent it".
     seen_before: bool
-    received_at: datetime
     message: InboundMessage
 
 

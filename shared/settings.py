@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -37,7 +37,6 @@ class Settings:
     http_host: str = "0.0.0.0"  # noqa: S104 - containers are scraped from outside
     http_port: int = -1
     log_level: str = "info"
-    extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def service_broker_user(self) -> str:

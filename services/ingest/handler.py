@@ -109,7 +109,6 @@ class IngestHandler:
             partner_id=partner.id,
             message_id=message_id,
             seen_before=delivery.seen_before,
-            received_at=self._clock(),
             message=outcome.message,
         )
         await self._rt.publisher.publish(
