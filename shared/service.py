@@ -14,7 +14,7 @@ from aio_pika.abc import AbstractRobustConnection
 
 from shared import metrics
 from shared.amqp.connection import connect
-from shared.amqp.consumer import Consumer, Handler
+from shared.amqp.consumer import BatchHandler, Consumer, Handler
 from shared.amqp.publisher import Publisher
 from shared.amqp.topology import declare_core
 from shared.db import heartbeat, migrate
@@ -78,7 +78,16 @@ class Runtime:
             instance=heartbeat.Instance.new(name.removeprefix("test-")),
         )
 
-    def consume(self, queue: str, handler: Handler, *, prefetch: int | None = None) -> None:
+    def consume(
+        self,
+        queue: str,
+        handler: Handler,
+        *,
+        prefetch: int | None = None,
+        batch_handler: BatchHandler | None = None,
+    ) -> None:
+        """Consume `queue` with `handler`; with `batch_handler`, messages that queue up
+        are handled in batches (see `shared.amqp.consumer`)."""
         self.consumers.append(
             Consumer(
                 self.connection,
@@ -92,6 +101,9 @@ class Runtime:
                     self.service, q, outcome, seconds
                 ),
                 redeclare=self.declare_topology,
+                batch_handler=batch_handler,
+                batch_size=self.settings.batch_size,
+                batch_concurrency=self.settings.batch_concurrency,
             )
         )
 

@@ -25,6 +25,10 @@ class Settings:
     pseudonym_key: str = DEV_PSEUDONYM_KEY
     prefetch: int = 64
     db_pool_size: int = 10
+    # Messages handled in one database transaction when they queue up (matcher), and
+    # how many such batches a consumer runs at once. 1 turns batching off.
+    batch_size: int = 32
+    batch_concurrency: int = 2
     # Backoff for technical failures: one delay queue per step; after the last the
     # message is parked.
     retry_delays_ms: tuple[int, ...] = (1_000, 5_000, 30_000, 120_000)
@@ -61,6 +65,8 @@ class Settings:
             pseudonym_key=e.get("VI_PSEUDONYM_KEY", d.pseudonym_key),
             prefetch=int(e.get("VI_PREFETCH", d.prefetch)),
             db_pool_size=int(e.get("VI_DB_POOL_SIZE", d.db_pool_size)),
+            batch_size=int(e.get("VI_BATCH_SIZE", d.batch_size)),
+            batch_concurrency=int(e.get("VI_BATCH_CONCURRENCY", d.batch_concurrency)),
             retry_delays_ms=_int_tuple(e["VI_RETRY_DELAYS_MS"])
             if "VI_RETRY_DELAYS_MS" in e
             else d.retry_delays_ms,

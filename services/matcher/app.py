@@ -8,4 +8,5 @@ from shared.service import Runtime
 
 
 async def setup(runtime: Runtime) -> None:
-    runtime.consume(MATCHER_QUEUE, MatcherHandler(runtime))
+    handler = MatcherHandler(runtime)
+    runtime.consume(MATCHER_QUEUE, handler, batch_handler=handler.handle_batch)

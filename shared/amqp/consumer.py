@@ -5,12 +5,17 @@ A handler that raises is retried through the work queue's delay queues (the atte
 count travels in a header); after the last delay the message is parked whole, with
 the error in its headers, for an operator to replay. If even that publish fails the
 message is requeued, and the quorum queue's delivery limit parks it as a last resort.
+
+A consumer may also have a batch handler: messages that arrive while earlier ones are
+being handled are then handed over together (one database transaction for many
+messages instead of one each). A batch that fails is handled again message by message
+through the single handler, so one bad message never takes its neighbours with it.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -125,6 +130,7 @@ class Delivery:
 
 
 Handler = Callable[[Delivery], Awaitable[None]]
+BatchHandler = Callable[[Sequence[Delivery]], Awaitable[None]]
 OutcomeHook = Callable[[str, str, float], None]
 Redeclare = Callable[[], Awaitable[None]]
 
@@ -144,6 +150,9 @@ class Consumer:
         service_user: str,
         on_outcome: OutcomeHook | None = None,
         redeclare: Redeclare | None = None,
+        batch_handler: BatchHandler | None = None,
+        batch_size: int = 1,
+        batch_concurrency: int = 2,
     ) -> None:
         self._connection = connection
         self._publisher = publisher
@@ -158,6 +167,12 @@ class Consumer:
         self._consumer_tag: str | None = None
         self._in_flight: set[asyncio.Task[None]] = set()
         self._watchdog: asyncio.Task[None] | None = None
+        self._batch_handler = batch_handler if batch_size > 1 else None
+        self._batch_size = batch_size
+        self._batch_concurrency = max(1, batch_concurrency)
+        # Deliveries waiting for a batch, each with the future its callback waits on.
+        self._waiting: list[tuple[Delivery, asyncio.Future[None]]] = []
+        self._batch_runners: set[asyncio.Task[None]] = set()
 
     async def is_consuming(self) -> bool:
         """True when the broker knows our consumer (it can be cancelled by the broker,
@@ -220,10 +235,67 @@ class Consumer:
         if task is not None:
             self._in_flight.add(task)
         try:
-            await self._process(Delivery(message, self._service_user))
+            delivery = Delivery(message, self._service_user)
+            if self._batch_handler is None:
+                await self._process(delivery)
+            else:
+                await self._join_batch(delivery)
         finally:
             if task is not None:
                 self._in_flight.discard(task)
+
+    async def _join_batch(self, delivery: Delivery) -> None:
+        """Wait until this delivery was handled as part of a batch (and settled)."""
+        done = asyncio.get_running_loop().create_future()
+        self._waiting.append((delivery, done))
+        if len(self._batch_runners) < self._batch_concurrency:
+            self._batch_runners.add(asyncio.create_task(self._run_batches()))
+        await done
+
+    async def _run_batches(self) -> None:
+        me = asyncio.current_task()
+        try:
+            # Let the other deliveries of the same burst join before taking a batch.
+            await asyncio.sleep(0)
+            # No await between finding the list empty and leaving the runner set, so a
+            # delivery that joins later always finds a free runner slot.
+            while self._waiting:
+                batch = self._waiting[: self._batch_size]
+                del self._waiting[: self._batch_size]
+                try:
+                    await self._process_batch([delivery for delivery, _ in batch])
+                finally:
+                    for _, done in batch:
+                        if not done.done():
+                            done.set_result(None)
+        finally:
+            if me is not None:
+                self._batch_runners.discard(me)
+
+    async def _process_batch(self, deliveries: list[Delivery]) -> None:
+        assert self._batch_handler is not None
+        if len(deliveries) == 1:
+            await self._process(deliveries[0])
+            return
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        try:
+            with message_context(queue=self.queue_name, batch=len(deliveries)):
+                await self._batch_handler(deliveries)
+        except Exception as exc:
+            log.warning(
+                "batch_failed_one_by_one",
+                queue=self.queue_name,
+                batch=len(deliveries),
+                error=describe_error(exc),
+            )
+            await asyncio.gather(*(self._process(d) for d in deliveries))
+            return
+        await asyncio.gather(*(_settle(d.message.ack(), "ack") for d in deliveries))
+        if self._on_outcome is not None:
+            seconds = loop.time() - started
+            for _ in deliveries:
+                self._on_outcome(self.queue_name, "ok", seconds)
 
     async def _process(self, delivery: Delivery) -> None:
         msg = delivery.message
