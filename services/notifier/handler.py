@@ -7,9 +7,11 @@ from __future__ import annotations
 import asyncio
 import email.policy
 import json
+from collections.abc import Sequence
 from email.headerregistry import BaseHeader, HeaderRegistry
 from email.message import EmailMessage
 from email.utils import formatdate
+from typing import cast
 
 import pydantic
 
@@ -111,12 +113,15 @@ def render(job: EmailJob, sender: str) -> EmailMessage:
 class EmailHandler:
     """Send each e-mail job once, by its stable Message-ID.
 
-    The job's id is claimed in `sent_email` inside a transaction that stays open while
-    the e-mail is handed over: a second copy of the job (a duplicated or replayed
-    message) waits for the first and then finds it sent; a failed send rolls the claim
-    back, so the retry (or a replay from the parked queue) sends it. Only a crash
-    between handing the e-mail over and the commit sends it again, with the same
-    Message-ID (documented: at-least-once for e-mail, recognisable as a resend).
+    The jobs' ids are claimed in `sent_email` inside a transaction that stays open while
+    the e-mails are handed over: a second copy of a job (a duplicated or replayed
+    message) waits for the first and then finds it sent. When a send fails, the claims
+    of the e-mails not yet sent are taken back before the commit, so the retry (or a
+    replay from the parked queue) sends exactly those. Only a crash between handing an
+    e-mail over and the commit sends it again, with the same Message-ID (documented:
+    at-least-once for e-mail, recognisable as a resend).
+
+    Jobs that queue up are claimed together in one statement and one transaction.
     """
 
     def __init__(self, runtime: Runtime, mailer: Mailer) -> None:
@@ -124,19 +129,49 @@ class EmailHandler:
         self._mailer = mailer
 
     async def __call__(self, delivery: Delivery) -> None:
-        try:
-            job = EmailJob.model_validate_json(delivery.message.body)
-        except pydantic.ValidationError as exc:
-            raise PoisonMessage("not a valid e-mail job") from exc
-        key = str(job.message_id)
+        await self.handle_batch([delivery])
+
+    async def handle_batch(self, deliveries: Sequence[Delivery]) -> None:
+        jobs: dict[str, EmailJob] = {}
+        for delivery in deliveries:
+            job = _parse_job(delivery)
+            jobs.setdefault(str(job.message_id), job)
+        failure: Exception | None = None
         async with self._rt.pool.acquire() as conn, conn.transaction():
-            claimed = await conn.fetchval(
-                """INSERT INTO sent_email (message_id) VALUES ($1)
-                   ON CONFLICT DO NOTHING RETURNING true""",
-                key,
+            claimed = {
+                row["message_id"]
+                for row in await conn.fetch(
+                    """INSERT INTO sent_email (message_id) SELECT unnest($1::text[])
+                       ON CONFLICT DO NOTHING RETURNING message_id""",
+                    list(jobs),
+                )
+            }
+            for key, job in jobs.items():
+                if key not in claimed:
+                    log.info("email_already_sent", template=job.template)
+            to_send = [key for key in jobs if key in claimed]
+            outcomes = await asyncio.gather(
+                *(self._send(jobs[key]) for key in to_send), return_exceptions=True
             )
-            if not claimed:
-                log.info("email_already_sent", template=job.template)
-                return
-            await self._mailer.send(render(job, self._rt.settings.mail_from))
+            errors = [out for out in outcomes if out is not None]
+            if any(not isinstance(err, Exception) for err in errors):
+                raise errors[0]  # cancelled: roll every claim back
+            failed = [key for key, out in zip(to_send, outcomes, strict=True) if out is not None]
+            if failed:
+                await conn.execute(
+                    "DELETE FROM sent_email WHERE message_id = ANY($1::text[])", failed
+                )
+                failure = cast(Exception, errors[0])
+        if failure is not None:
+            raise failure
+
+    async def _send(self, job: EmailJob) -> None:
+        await self._mailer.send(render(job, self._rt.settings.mail_from))
         log.info("email_sent", template=job.template)
+
+
+def _parse_job(delivery: Delivery) -> EmailJob:
+    try:
+        return EmailJob.model_validate_json(delivery.message.body)
+    except pydantic.ValidationError as exc:
+        raise PoisonMessage("not a valid e-mail job") from exc

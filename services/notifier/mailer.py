@@ -47,7 +47,7 @@ class SmtpMailer:
     """
 
     def __init__(
-        self, url: str, *, timeout: float = 30.0, idle_seconds: float = 10.0, max_idle: int = 8
+        self, url: str, *, timeout: float = 30.0, idle_seconds: float = 10.0, max_idle: int = 16
     ) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("smtp", "smtps"):
