@@ -25,6 +25,17 @@ class Command(_Internal):
     message: InboundMessage
 
 
+COMMAND_BATCH_TYPE = "command.batch"
+
+
+class CommandBatch(_Internal):
+    """Commands ingest validated together, handed to the matcher as one message (one
+    broker hop for many partner messages). Each command keeps its own inbox entry,
+    receipt and outcome."""
+
+    commands: list[Command]
+
+
 class PartnerNotice(_Internal):
     partner_id: str
     message_id: uuid.UUID

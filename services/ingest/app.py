@@ -8,4 +8,5 @@ from shared.service import Runtime
 
 
 async def setup(runtime: Runtime) -> None:
-    runtime.consume(INGEST_QUEUE, IngestHandler(runtime))
+    handler = IngestHandler(runtime)
+    runtime.consume(INGEST_QUEUE, handler, batch_handler=handler.handle_batch)

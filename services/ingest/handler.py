@@ -9,7 +9,8 @@ message ends in a durable outcome (a receipt, or `vi.rejected`).
 * Invalid message: the inbox claim and the ``rejected`` receipt are written in one
   transaction (a re-used message_id gets ``duplicate`` instead).
 * Valid message: forwarded to the matcher, which claims the inbox and answers. No
-  database work happens here on this path.
+  database work happens here on this path. Valid messages that queue up together are
+  forwarded as one `CommandBatch` message.
 
 Ingest keeps no state of its own, so any number of replicas can share the queue.
 """
@@ -18,18 +19,18 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 
 from shared.amqp.consumer import ERROR_HEADER, Delivery
 from shared.amqp.topology import INTERNAL_EXCHANGE, MATCHER_KEY, REJECTED_QUEUE
 from shared.clock import Clock, utcnow
 from shared.contract.errors import ErrorItem
 from shared.contract.outbound import Receipt
-from shared.contract.validation import Invalid, Valid, check_message_id, validate_inbound
-from shared.envelopes import Command
+from shared.contract.validation import Invalid, check_message_id, validate_inbound
+from shared.envelopes import COMMAND_BATCH_TYPE, Command, CommandBatch
 from shared.logs import get_logger, message_context
 from shared.receipts import claim_or_answer_duplicate, receipt_message, rejected
-from shared.region.model import Partner
+from shared.region.model import Partner, RegionConfig
 from shared.service import Runtime
 
 log = get_logger(__name__)
@@ -43,14 +44,42 @@ class IngestHandler:
         self._clock = clock
 
     async def __call__(self, delivery: Delivery) -> None:
+        command = await self._triage(delivery, await self._rt.region.get())
+        if command is not None:
+            await self._forward(command)
+
+    async def handle_batch(self, deliveries: Sequence[Delivery]) -> None:
+        """Answer what needs answering here; forward all valid ones as one message."""
         region = await self._rt.region.get()
+        commands: list[Command] = []
+        for delivery in deliveries:
+            msg = delivery.message
+            with message_context(
+                message_id=msg.message_id, correlation_id=msg.correlation_id or msg.message_id
+            ):
+                command = await self._triage(delivery, region)
+            if command is not None:
+                commands.append(command)
+        if len(commands) == 1:
+            await self._forward(commands[0])
+        elif commands:
+            await self._rt.publisher.publish(
+                INTERNAL_EXCHANGE,
+                MATCHER_KEY,
+                CommandBatch(commands=commands).model_dump_json().encode(),
+                message_id=str(uuid.uuid4()),
+                message_type=COMMAND_BATCH_TYPE,
+            )
+
+    async def _triage(self, delivery: Delivery, region: RegionConfig) -> Command | None:
+        """The command to forward, or None when the message was answered here."""
         user_id = delivery.user_id
         partner = region.partners_by_broker_user.get(user_id) if user_id else None
         if partner is None:
             await self._reject_unknown_sender(delivery, user_id)
-            return
+            return None
         with message_context(partner=partner.id):
-            await self._handle(delivery, partner, region.municipalities_by_code.keys())
+            return await self._handle(delivery, partner, region.municipalities_by_code.keys())
 
     async def _reject_unknown_sender(self, delivery: Delivery, user_id: str | None) -> None:
         reason = (
@@ -65,7 +94,7 @@ class IngestHandler:
 
     async def _handle(
         self, delivery: Delivery, partner: Partner, municipalities: Collection[str]
-    ) -> None:
+    ) -> Command | None:
         outcome = validate_inbound(
             delivery.routing_key,
             delivery.message.body,
@@ -80,11 +109,16 @@ class IngestHandler:
             if isinstance(outcome, Invalid):
                 errors += outcome.errors
             await self._answer_without_message_id(delivery, partner, errors, outcome.melding_ref)
-            return
+            return None
         if isinstance(outcome, Invalid):
             await self._reject(delivery, partner, message_id, outcome)
-            return
-        await self._forward(delivery, partner, message_id, outcome)
+            return None
+        return Command(
+            partner_id=partner.id,
+            message_id=message_id,
+            seen_before=delivery.seen_before,
+            message=outcome.message,
+        )
 
     async def _reject(
         self, delivery: Delivery, partner: Partner, message_id: str, outcome: Invalid
@@ -102,22 +136,14 @@ class IngestHandler:
                 answers = [rejected(partner.id, message_id, outcome.melding_ref, outcome.errors)]
             uow.emit(*answers)
 
-    async def _forward(
-        self, delivery: Delivery, partner: Partner, message_id: str, outcome: Valid
-    ) -> None:
-        command = Command(
-            partner_id=partner.id,
-            message_id=message_id,
-            seen_before=delivery.seen_before,
-            message=outcome.message,
-        )
+    async def _forward(self, command: Command) -> None:
         await self._rt.publisher.publish(
             INTERNAL_EXCHANGE,
             MATCHER_KEY,
             command.model_dump_json().encode(),
-            message_id=message_id,
-            correlation_id=message_id,
-            message_type=outcome.message.type,
+            message_id=command.message_id,
+            correlation_id=command.message_id,
+            message_type=command.message.type,
         )
 
     async def _answer_without_message_id(

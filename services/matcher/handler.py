@@ -3,9 +3,10 @@ command, or per batch of commands when they queue up."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import pydantic
 
@@ -13,12 +14,14 @@ from services.matcher.context import Context
 from services.matcher.handlers.informed import informed
 from services.matcher.handlers.person import deceased, moved
 from services.matcher.handlers.regie import claim
-from services.matcher.handlers.register import register
+from services.matcher.handlers.register import identity_of, register
 from services.matcher.handlers.withdraw import withdraw
-from shared.amqp.consumer import Delivery, PoisonMessage
+from shared.amqp.consumer import Delivery, PoisonMessage, describe_error
+from shared.amqp.topology import INTERNAL_EXCHANGE, MATCHER_KEY
 from shared.clock import Clock, utcnow
+from shared.contract.inbound import MeldingRegister
 from shared.db.outbox import UnitOfWork
-from shared.envelopes import Command
+from shared.envelopes import COMMAND_BATCH_TYPE, Command, CommandBatch
 from shared.logs import get_logger, message_context
 from shared.receipts import claim_or_answer_duplicate
 from shared.region.model import RegionConfig
@@ -36,11 +39,19 @@ HANDLERS: dict[str, Callable[[Context, Any], Awaitable[None]]] = {
 }
 
 
-def parse_command(delivery: Delivery) -> Command:
+def parse_commands(delivery: Delivery) -> list[Command]:
+    """The commands a message carries (one, or a batch from ingest), each marked seen
+    before when the message itself was."""
     try:
-        return Command.model_validate_json(delivery.message.body)
+        if delivery.message.type == COMMAND_BATCH_TYPE:
+            commands = CommandBatch.model_validate_json(delivery.message.body).commands
+        else:
+            commands = [Command.model_validate_json(delivery.message.body)]
     except pydantic.ValidationError as exc:
         raise PoisonMessage("not a valid internal command") from exc
+    if delivery.seen_before:
+        return [c.model_copy(update={"seen_before": True}) for c in commands]
+    return commands
 
 
 class MatcherHandler:
@@ -49,39 +60,69 @@ class MatcherHandler:
         self._clock = clock
 
     async def __call__(self, delivery: Delivery) -> None:
-        await self.handle_batch([delivery])
+        commands = parse_commands(delivery)
+        if len(commands) == 1:
+            await self._run(commands)
+            return
+        try:
+            await self._run(commands)
+        except Exception as exc:
+            # One command of a batch may be the cause: pass each on as a message of its
+            # own (nothing of the batch was committed), to be retried or parked alone.
+            log.warning("command_batch_split", commands=len(commands), error=describe_error(exc))
+            await asyncio.gather(*(self._requeue(c) for c in commands))
 
     async def handle_batch(self, deliveries: Sequence[Delivery]) -> None:
+        await self._run([c for d in deliveries for c in parse_commands(d)])
+
+    def _lock_order(self, commands: Sequence[Command]) -> Sequence[Command]:
+        """A batch of registrations only (bulk onboarding) takes its youths' row locks
+        in identity order, so two replicas' batches never deadlock on each other.
+        The sort is stable: meldingen on one youth keep their order. Mixed batches keep
+        their arrival order (a withdraw must not overtake its registration)."""
+        registrations = [c.message for c in commands]
+        if not all(isinstance(m, MeldingRegister) for m in registrations):
+            return commands
+        return sorted(
+            commands,
+            key=lambda c: identity_of(cast(MeldingRegister, c.message).youth, self._rt.pseudonyms),
+        )
+
+    async def _run(self, commands: Sequence[Command]) -> None:
         """All commands in one transaction: each sees the effects of those before it
         (two meldingen on one youth in a batch match as if they came one by one). Any
-        failure rolls the whole batch back; the consumer then retries one by one."""
-        commands = [(parse_command(d), d.seen_before) for d in deliveries]
+        failure rolls the whole batch back."""
         region = await self._rt.region.get()
         now = self._clock()
         async with self._rt.outbox.unit_of_work() as uow:
-            for command, seen_before in commands:
+            for command in self._lock_order(commands):
                 with message_context(
                     message_id=command.message_id,
                     correlation_id=command.message_id,
                     partner=command.partner_id,
                     type=command.message.type,
                 ):
-                    await self._apply(uow, region, now, command, seen_before)
+                    await self._apply(uow, region, now, command)
+
+    async def _requeue(self, command: Command) -> None:
+        await self._rt.publisher.publish(
+            INTERNAL_EXCHANGE,
+            MATCHER_KEY,
+            command.model_dump_json().encode(),
+            message_id=command.message_id,
+            correlation_id=command.message_id,
+            message_type=command.message.type,
+        )
 
     async def _apply(
-        self,
-        uow: UnitOfWork,
-        region: RegionConfig,
-        now: datetime,
-        command: Command,
-        seen_before: bool,
+        self, uow: UnitOfWork, region: RegionConfig, now: datetime, command: Command
     ) -> None:
         message = command.message
         is_new, answers = await claim_or_answer_duplicate(
             uow.conn,
             command.partner_id,
             command.message_id,
-            seen_before=command.seen_before or seen_before,
+            seen_before=command.seen_before,
             melding_ref=getattr(message, "melding_ref", None),
         )
         uow.emit(*answers)

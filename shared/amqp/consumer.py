@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, cast
 
 import aio_pika
@@ -60,6 +60,9 @@ def describe_error(exc: BaseException) -> str:
 class Delivery:
     message: AbstractIncomingMessage
     service_user: str
+    # Handled again one by one after its batch failed: its batch may have got as far
+    # as answering it.
+    after_failed_batch: bool = False
 
     @property
     def headers(self) -> dict[str, Any]:
@@ -81,7 +84,12 @@ class Delivery:
         """True when this very message may have been handled before (broker redelivery,
         our own retry, an operator's replay), as opposed to a fresh publish."""
         replayed = self._from_runtime and bool(self.headers.get(REPLAYED_HEADER))
-        return bool(self.message.redelivered) or self.attempt > 0 or replayed
+        return (
+            bool(self.message.redelivered)
+            or self.attempt > 0
+            or replayed
+            or self.after_failed_batch
+        )
 
     @property
     def user_id(self) -> str | None:
@@ -289,7 +297,9 @@ class Consumer:
                 batch=len(deliveries),
                 error=describe_error(exc),
             )
-            await asyncio.gather(*(self._process(d) for d in deliveries))
+            await asyncio.gather(
+                *(self._process(replace(d, after_failed_batch=True)) for d in deliveries)
+            )
             return
         await asyncio.gather(*(_settle(d.message.ack(), "ack") for d in deliveries))
         if self._on_outcome is not None:

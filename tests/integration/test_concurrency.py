@@ -10,7 +10,7 @@ from typing import Any
 
 import asyncpg
 
-from services.matcher.handler import MatcherHandler
+from services.matcher.handler import MatcherHandler, parse_commands
 from shared.amqp.consumer import Delivery, describe_error
 from shared.amqp.topology import MATCHER_QUEUE
 from shared.partner_client import PartnerClient, Received
@@ -64,7 +64,8 @@ async def test_simultaneous_meldingen_on_two_replicas_form_one_group_per_youth(
             real = MatcherHandler(runtime)
 
             async def handler(delivery: Delivery) -> None:
-                handled[number] += 1
+                # Ingest may forward several commands in one message.
+                handled[number] += len(parse_commands(delivery))
                 try:
                     await real(delivery)
                 except Exception as exc:  # a deadlock or race would show up here
