@@ -60,6 +60,16 @@ class EmailJob(_Internal):
     data: dict[str, Any]
 
 
+EMAIL_BATCH_TYPE = "email.batch"
+
+
+class EmailBatch(_Internal):
+    """The e-mails of one or more events, handed from fan-out to delivery as one
+    message. Each e-mail is still sent once, by its own Message-ID."""
+
+    jobs: list[EmailJob]
+
+
 class NotifyEvent(_Internal):
     """Who must be told what, decided by the matcher or retention; fanned out by the
     notifier."""

@@ -7,13 +7,14 @@ from services.notifier.mailer import mailer_for
 from shared.amqp.topology import EMAIL_QUEUE, NOTIFIER_QUEUE
 from shared.service import Runtime
 
-# E-mails in flight per notifier, each on an SMTP connection of its own.
-EMAIL_PREFETCH = 16
+# E-mail messages held per notifier; each may carry the e-mails of many events.
+EMAIL_PREFETCH = 8
 
 
 async def setup(runtime: Runtime) -> None:
     settings = runtime.settings
-    runtime.consume(NOTIFIER_QUEUE, FanOutHandler(runtime))
+    fan_out = FanOutHandler(runtime)
+    runtime.consume(NOTIFIER_QUEUE, fan_out, batch_handler=fan_out.handle_batch)
     emails = EmailHandler(runtime, mailer_for(settings.smtp_url, settings.mail_dir))
     runtime.consume(
         EMAIL_QUEUE,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import email.policy
 import json
+import uuid
 from collections.abc import Sequence
 from email.headerregistry import BaseHeader, HeaderRegistry
 from email.message import EmailMessage
@@ -19,7 +20,7 @@ from services.notifier.mailer import Mailer
 from services.notifier.templates import TEMPLATES
 from shared.amqp.consumer import Delivery, PoisonMessage
 from shared.amqp.topology import EMAIL_KEY, INTERNAL_EXCHANGE, OUTBOUND_EXCHANGE
-from shared.envelopes import EmailJob, NotifyEvent
+from shared.envelopes import EMAIL_BATCH_TYPE, EmailBatch, EmailJob, NotifyEvent, derived_id
 from shared.logs import get_logger
 from shared.service import Runtime
 
@@ -54,17 +55,20 @@ _HEADER_POLICY = email.policy.default.clone(max_line_length=998, header_factory=
 
 
 class FanOutHandler:
+    """Publish every notice and the events' e-mails (confirmed), then ack: a redelivery
+    republishes with the same ids, which partners and the e-mail step drop as
+    duplicates. The e-mails of all events handled together travel as one message."""
+
     def __init__(self, runtime: Runtime) -> None:
         self._rt = runtime
 
     async def __call__(self, delivery: Delivery) -> None:
-        try:
-            event = NotifyEvent.model_validate_json(delivery.message.body)
-        except pydantic.ValidationError as exc:
-            raise PoisonMessage("not a valid notify event") from exc
-        # Publish everything (confirmed), then ack: a redelivery republishes with the
-        # same ids, which partners and the e-mail step drop as duplicates.
+        await self.handle_batch([delivery])
+
+    async def handle_batch(self, deliveries: Sequence[Delivery]) -> None:
+        events = [_parse_event(d) for d in deliveries]
         publisher = self._rt.publisher
+        jobs = [job for event in events for job in event.emails]
         await asyncio.gather(
             *(
                 publisher.publish(
@@ -75,21 +79,37 @@ class FanOutHandler:
                     message_type=notice.message_type,
                     correlation_id=str(event.event_id),
                 )
+                for event in events
                 for notice in event.notices
             ),
-            *(
-                publisher.publish(
-                    INTERNAL_EXCHANGE,
-                    EMAIL_KEY,
-                    job.model_dump_json().encode(),
-                    message_id=str(job.message_id),
-                    message_type=f"email.{job.template}",
-                    correlation_id=str(event.event_id),
-                )
-                for job in event.emails
-            ),
+            *([self._publish_emails(jobs, events[0].event_id)] if jobs else []),
         )
-        log.info("notify_fanned_out", notices=len(event.notices), emails=len(event.emails))
+        for event in events:
+            log.info(
+                "notify_fanned_out",
+                event_id=str(event.event_id),
+                notices=len(event.notices),
+                emails=len(event.emails),
+            )
+
+    async def _publish_emails(self, jobs: list[EmailJob], first_event: uuid.UUID) -> None:
+        # Derived from the jobs, so a redelivered event group repeats the same message id.
+        batch_id = derived_id(first_event, "emails", *(str(j.message_id) for j in jobs))
+        await self._rt.publisher.publish(
+            INTERNAL_EXCHANGE,
+            EMAIL_KEY,
+            EmailBatch(jobs=jobs).model_dump_json().encode(),
+            message_id=str(batch_id),
+            message_type=EMAIL_BATCH_TYPE,
+            correlation_id=str(first_event),
+        )
+
+
+def _parse_event(delivery: Delivery) -> NotifyEvent:
+    try:
+        return NotifyEvent.model_validate_json(delivery.message.body)
+    except pydantic.ValidationError as exc:
+        raise PoisonMessage("not a valid notify event") from exc
 
 
 def _json(body: object) -> bytes:
@@ -124,9 +144,11 @@ class EmailHandler:
     Jobs that queue up are claimed together in one statement and one transaction.
     """
 
-    def __init__(self, runtime: Runtime, mailer: Mailer) -> None:
+    def __init__(self, runtime: Runtime, mailer: Mailer, *, max_sending: int = 16) -> None:
         self._rt = runtime
         self._mailer = mailer
+        # E-mails handed over at once, each on an SMTP connection of its own.
+        self._sending = asyncio.Semaphore(max_sending)
 
     async def __call__(self, delivery: Delivery) -> None:
         await self.handle_batch([delivery])
@@ -134,8 +156,8 @@ class EmailHandler:
     async def handle_batch(self, deliveries: Sequence[Delivery]) -> None:
         jobs: dict[str, EmailJob] = {}
         for delivery in deliveries:
-            job = _parse_job(delivery)
-            jobs.setdefault(str(job.message_id), job)
+            for job in _parse_jobs(delivery):
+                jobs.setdefault(str(job.message_id), job)
         failure: Exception | None = None
         async with self._rt.pool.acquire() as conn, conn.transaction():
             claimed = {
@@ -166,12 +188,15 @@ class EmailHandler:
             raise failure
 
     async def _send(self, job: EmailJob) -> None:
-        await self._mailer.send(render(job, self._rt.settings.mail_from))
+        async with self._sending:
+            await self._mailer.send(render(job, self._rt.settings.mail_from))
         log.info("email_sent", template=job.template)
 
 
-def _parse_job(delivery: Delivery) -> EmailJob:
+def _parse_jobs(delivery: Delivery) -> list[EmailJob]:
     try:
-        return EmailJob.model_validate_json(delivery.message.body)
+        if delivery.message.type == EMAIL_BATCH_TYPE:
+            return EmailBatch.model_validate_json(delivery.message.body).jobs
+        return [EmailJob.model_validate_json(delivery.message.body)]
     except pydantic.ValidationError as exc:
         raise PoisonMessage("not a valid e-mail job") from exc

@@ -26,7 +26,7 @@ from shared.amqp.topology import (
     NOTIFIER_KEY,
     parked_queue,
 )
-from shared.envelopes import NotifyEvent
+from shared.envelopes import EMAIL_BATCH_TYPE, EmailBatch, EmailJob, NotifyEvent
 from shared.index.domain import Contact, StoredMelding
 from shared.index.notices import match_event, participant
 from shared.partner_client import PartnerClient
@@ -192,11 +192,16 @@ async def test_smtp_down_notices_go_out_mails_are_retried_parked_and_replayed_on
     parked_from = await channel.get_queue(parked_queue(EMAIL_QUEUE), ensure=False)
     parked: list[aio_pika.abc.AbstractIncomingMessage] = []
 
+    def jobs_in(message: aio_pika.abc.AbstractIncomingMessage) -> list[EmailJob]:
+        if message.type == EMAIL_BATCH_TYPE:
+            return EmailBatch.model_validate_json(message.body).jobs
+        return [EmailJob.model_validate_json(message.body)]
+
     async def all_parked() -> bool:
         message = await parked_from.get(fail=False, no_ack=True)
         if message is not None:
             parked.append(message)
-        return len(parked) == 3
+        return sum(len(jobs_in(m)) for m in parked) == 3
 
     await eventually(all_parked)
     assert await db.fetchval("SELECT count(*) FROM sent_email") == 0
@@ -240,7 +245,7 @@ async def test_smtp_down_notices_go_out_mails_are_retried_parked_and_replayed_on
         "regie@amsterdam.example",
     ]
     assert {m["Message-ID"] for m in mails} == {
-        f"<{p.message_id}@verwijsindex.invalid>" for p in parked
+        f"<{job.message_id}@verwijsindex.invalid>" for p in parked for job in jobs_in(p)
     }
     assert await db.fetchval("SELECT count(*) FROM sent_email") == 3
     assert await parked_from.get(fail=False, no_ack=True) is None
