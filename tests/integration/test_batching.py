@@ -1,0 +1,263 @@
+"""Batching: messages that queue up are handled together, and a batch that fails is
+handled again message by message, so one bad message never takes its neighbours with
+it and nothing is lost, doubled or parked that should not be."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Sequence
+from email import message_from_bytes, policy
+from typing import Any
+
+import aio_pika
+import asyncpg
+
+from services.matcher.handler import MatcherHandler, parse_commands
+from shared.amqp.consumer import ATTEMPT_HEADER, Delivery, PoisonMessage
+from shared.amqp.topology import (
+    EMAIL_QUEUE,
+    INGEST_QUEUE,
+    INTERNAL_EXCHANGE,
+    MATCHER_KEY,
+    MATCHER_QUEUE,
+    NOTIFIER_KEY,
+    parked_queue,
+)
+from shared.envelopes import (
+    COMMAND_BATCH_TYPE,
+    EMAIL_BATCH_TYPE,
+    Command,
+    EmailBatch,
+)
+from shared.partner_client import PartnerClient
+from shared.service import Runtime
+from tests.conftest import System
+from tests.integration.test_email_delivery import free_port, sample_event
+from tests.support import RegionUnderTest, eventually, register_body, valid_bsn
+
+
+async def _nothing(runtime: Runtime) -> None:
+    """A runtime that only publishes (the topology is declared when it opens)."""
+
+
+async def _queued(runtime: Runtime, queue: str) -> int:
+    async with runtime.connection.channel() as channel:
+        declared = await channel.declare_queue(queue, passive=True)
+        return int(declared.declaration_result.message_count or 0)
+
+
+async def _drain_parked(runtime: Runtime, queue: str) -> list[aio_pika.abc.AbstractIncomingMessage]:
+    got = []
+    async with runtime.connection.channel() as channel:
+        parked = await channel.get_queue(parked_queue(queue), ensure=False)
+        while (message := await parked.get(fail=False, no_ack=True)) is not None:
+            got.append(message)
+    return got
+
+
+async def test_queued_messages_come_in_batches_and_a_failing_batch_goes_one_by_one(
+    system: System,
+) -> None:
+    tool = await system.start("tool", setup=_nothing)
+    for i in range(60):
+        body = b"bad" if i == 37 else f"ok-{i}".encode()
+        await tool.publisher.publish(INTERNAL_EXCHANGE, MATCHER_KEY, body, message_id=f"m-{i}")
+
+    batches: list[list[bytes]] = []
+    singles: list[tuple[bytes, bool]] = []
+
+    async def single(delivery: Delivery) -> None:
+        singles.append((delivery.message.body, delivery.seen_before))
+        if delivery.message.body == b"bad":
+            raise PoisonMessage("bad on purpose")
+
+    async def batch(deliveries: Sequence[Delivery]) -> None:
+        bodies = [d.message.body for d in deliveries]
+        batches.append(bodies)
+        if b"bad" in bodies:
+            raise RuntimeError("a bad message in the batch")
+
+    async def setup(runtime: Runtime) -> None:
+        runtime.consume(MATCHER_QUEUE, single, batch_handler=batch)
+
+    consumer = await system.start("matcher", setup=setup)
+
+    async def settled() -> bool:
+        return (
+            await _queued(consumer, MATCHER_QUEUE) == 0
+            and len(await _parked_so_far(consumer, parked_seen)) == 1
+        )
+
+    parked_seen: list[aio_pika.abc.AbstractIncomingMessage] = []
+    await eventually(settled, timeout=15)
+    assert max(len(bodies) for bodies in batches) > 1, batches
+    assert max(len(bodies) for bodies in batches) <= consumer.settings.batch_size
+
+    failed = next(bodies for bodies in batches if b"bad" in bodies)
+    assert len(failed) > 1  # the bad one had neighbours
+    # Every good message was handled exactly once: in a batch that succeeded, or alone
+    # after its batch failed (then marked as possibly handled before).
+    handled = Counter(b for bodies in batches if b"bad" not in bodies for b in bodies)
+    handled.update(body for body, _ in singles if body != b"bad")
+    assert handled == Counter(f"ok-{i}".encode() for i in range(60) if i != 37)
+    assert sorted(body for body, _ in singles if body != b"bad") == sorted(
+        b for b in failed if b != b"bad"
+    )
+    assert all(seen for _, seen in singles)
+    # Only the bad one is parked.
+    assert [m.body for m in parked_seen] == [b"bad"]
+
+
+async def _parked_so_far(
+    runtime: Runtime, seen: list[aio_pika.abc.AbstractIncomingMessage]
+) -> list[aio_pika.abc.AbstractIncomingMessage]:
+    seen.extend(await _drain_parked(runtime, MATCHER_QUEUE))
+    return seen
+
+
+class _FailsOn(MatcherHandler):
+    """A matcher whose handling of one melding_ref fails, as a bug would."""
+
+    def __init__(self, runtime: Runtime, ref: str, seen: list[int]) -> None:
+        super().__init__(runtime)
+        self._ref = ref
+        self._seen = seen
+
+    async def __call__(self, delivery: Delivery) -> None:
+        self._seen.append(len(parse_commands(delivery)))
+        await super().__call__(delivery)
+
+    async def _apply(self, uow: Any, region: Any, now: Any, command: Command) -> None:
+        if getattr(command.message, "melding_ref", None) == self._ref:
+            raise RuntimeError("this melding breaks the matcher")
+        await super()._apply(uow, region, now, command)
+
+
+async def test_ingest_forwards_a_burst_as_one_batch_and_a_failing_batch_is_split(
+    system: System, partners: dict[str, PartnerClient], db: asyncpg.Connection[Any]
+) -> None:
+    tool = await system.start("tool", setup=_nothing)
+    school = partners["school"]
+    refs = [f"S-{i}" for i in range(25)]
+    sent = {
+        ref: await school.send(register_body(ref, bsn=valid_bsn(7_000 + i)))
+        for i, ref in enumerate(refs)
+    }
+    await system.start("ingest")  # the burst waits for it in vi.inbound
+
+    async def forwarded() -> bool:
+        return await _queued(tool, INGEST_QUEUE) == 0 and await _queued(tool, MATCHER_QUEUE) > 0
+
+    await eventually(forwarded)
+    carried: list[int] = []
+
+    async def setup(runtime: Runtime) -> None:
+        # No batch handler here: each message is one command or one command batch.
+        runtime.consume(MATCHER_QUEUE, _FailsOn(runtime, "S-13", carried))
+
+    await system.start("matcher", setup=setup)
+    receipts = [await school.next() for _ in range(24)]
+    assert await school.quiet(0.5) == []
+    assert {r.body["melding_ref"] for r in receipts} == set(refs) - {"S-13"}
+    assert all(r.body["status"] == "accepted" for r in receipts)
+    assert {r.body["in_reply_to"] for r in receipts} == {sent[r] for r in refs if r != "S-13"}
+    assert max(carried) > 1  # ingest sent at least one batch of commands
+
+    parked: list[aio_pika.abc.AbstractIncomingMessage] = []
+
+    async def broken_one_parked() -> bool:
+        parked.extend(await _drain_parked(tool, MATCHER_QUEUE))
+        return len(parked) >= 1
+
+    await eventually(broken_one_parked)
+    await asyncio.sleep(0.5)
+    parked.extend(await _drain_parked(tool, MATCHER_QUEUE))
+    # Split from its batch, the broken command was retried and parked on its own.
+    assert len(parked) == 1 and parked[0].type != COMMAND_BATCH_TYPE
+    assert Command.model_validate_json(parked[0].body).message_id == sent["S-13"]
+    assert (parked[0].headers or {})[ATTEMPT_HEADER] == 3
+    assert await db.fetchval("SELECT count(*) FROM melding") == 24
+    assert await db.fetchval("SELECT count(*) FROM inbox") == 24
+
+
+class _Refusing:
+    """An SMTP server that refuses one recipient until told otherwise."""
+
+    def __init__(self, refused: str) -> None:
+        self.refused: str | None = refused
+        self.messages: list[bytes] = []
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: Any
+    ) -> str:
+        if address == self.refused:
+            return "550 no such user here"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append(bytes(envelope.content))
+        return "250 OK"
+
+
+async def test_an_email_batch_with_one_refused_recipient_sends_the_rest_once(
+    test_region: RegionUnderTest, system: System, db: asyncpg.Connection[Any]
+) -> None:
+    from aiosmtpd.controller import Controller
+
+    port = free_port()
+    server = _Refusing("regie@amsterdam.example")
+    controller = Controller(server, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        notifier = await system.start(
+            "notifier",
+            settings=test_region.with_settings(smtp_url=f"smtp://127.0.0.1:{port}").settings,
+        )
+        events = [sample_event(test_region) for _ in range(2)]
+        for event in events:
+            await notifier.publisher.publish(
+                INTERNAL_EXCHANGE,
+                NOTIFIER_KEY,
+                event.model_dump_json().encode(),
+                message_id=str(event.event_id),
+            )
+        parked: list[aio_pika.abc.AbstractIncomingMessage] = []
+
+        async def refused_ones_parked() -> bool:
+            parked.extend(await _drain_parked(notifier, EMAIL_QUEUE))
+            jobs = [j for m in parked for j in EmailBatch.model_validate_json(m.body).jobs]
+            return sum(1 for j in jobs if j.to == "regie@amsterdam.example") >= 2
+
+        await eventually(refused_ones_parked, timeout=15)
+        # The four e-mails to the partners went out once each; the refused two did not.
+        assert len(server.messages) == 4
+        assert await db.fetchval("SELECT count(*) FROM sent_email") == 4
+
+        server.refused = None
+        for message in parked:  # the operator replays the parked e-mail batches
+            await notifier.publisher.publish_message(
+                "",
+                EMAIL_QUEUE,
+                aio_pika.Message(
+                    message.body,
+                    headers=dict(message.headers or {}),
+                    message_id=message.message_id,
+                    type=message.type,
+                    user_id=message.user_id,
+                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                ),
+            )
+
+        async def all_six() -> bool:
+            return int(await db.fetchval("SELECT count(*) FROM sent_email")) == 6
+
+        await eventually(all_six)
+        await asyncio.sleep(0.3)
+    finally:
+        controller.stop()
+    ids = [message_from_bytes(raw, policy=policy.default)["Message-ID"] for raw in server.messages]
+    expected = {f"<{j.message_id}@verwijsindex.invalid>" for e in events for j in e.emails}
+    assert len(ids) == 6 and set(ids) == expected  # every e-mail once, none twice
+    assert all(m.type == EMAIL_BATCH_TYPE for m in parked)
