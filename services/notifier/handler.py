@@ -5,19 +5,15 @@ partner's notice."""
 from __future__ import annotations
 
 import asyncio
-import email.policy
 import json
 import uuid
 from collections.abc import Sequence
-from email.headerregistry import BaseHeader, HeaderRegistry
-from email.message import EmailMessage
-from email.utils import formatdate
 from typing import cast
 
 import pydantic
 
 from services.notifier.mailer import Mailer
-from services.notifier.templates import TEMPLATES
+from services.notifier.mime import render
 from shared.amqp.consumer import Delivery, PoisonMessage
 from shared.amqp.topology import EMAIL_KEY, INTERNAL_EXCHANGE, OUTBOUND_EXCHANGE
 from shared.envelopes import EMAIL_BATCH_TYPE, EmailBatch, EmailJob, NotifyEvent, derived_id
@@ -25,33 +21,6 @@ from shared.logs import get_logger
 from shared.service import Runtime
 
 log = get_logger(__name__)
-
-MESSAGE_ID_DOMAIN = "verwijsindex.invalid"
-# Once the body is encoded, headers are written unfolded up to the RFC 5322 limit of
-# 998: a subject with a match_id in it would otherwise be folded before its first word
-# and read back with a leading space.
-
-
-class _HeaderClasses(HeaderRegistry):
-    """The standard header classes, made once per header name: the stdlib registry
-    makes a new class for every header set, a third of the time an e-mail takes to
-    render."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._made: dict[str, type[BaseHeader]] = {}
-
-    def __getitem__(self, name: str) -> type[BaseHeader]:
-        key = name.lower()
-        made = self._made.get(key)
-        if made is None:
-            made = self._made[key] = super().__getitem__(name)
-        return made
-
-
-_HEADER_CLASSES = _HeaderClasses()
-_BUILD_POLICY = email.policy.default.clone(header_factory=_HEADER_CLASSES)
-_HEADER_POLICY = email.policy.default.clone(max_line_length=998, header_factory=_HEADER_CLASSES)
 
 
 class FanOutHandler:
@@ -114,20 +83,6 @@ def _parse_event(delivery: Delivery) -> NotifyEvent:
 
 def _json(body: object) -> bytes:
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-
-
-def render(job: EmailJob, sender: str) -> EmailMessage:
-    subject, text = TEMPLATES[job.template](job.data)
-    message = EmailMessage(policy=_BUILD_POLICY)
-    message["From"] = sender
-    message["To"] = job.to
-    message["Subject"] = subject
-    message["Date"] = formatdate(localtime=False)
-    message["Message-ID"] = f"<{job.message_id}@{MESSAGE_ID_DOMAIN}>"
-    # Quoted-printable in lines of at most 78: safe for any mail server.
-    message.set_content(text, cte="quoted-printable")
-    message.policy = _HEADER_POLICY
-    return message
 
 
 class EmailHandler:

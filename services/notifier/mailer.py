@@ -8,16 +8,17 @@ import re
 import socket
 import tempfile
 import time
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlsplit
 
 import aiosmtplib
 
+from services.notifier.mime import OutgoingEmail
+
 
 class Mailer(Protocol):
-    async def send(self, message: EmailMessage) -> None: ...
+    async def send(self, email: OutgoingEmail) -> None: ...
 
 
 class EmlDirectoryMailer:
@@ -27,12 +28,12 @@ class EmlDirectoryMailer:
     def __init__(self, directory: Path) -> None:
         self._dir = directory
 
-    async def send(self, message: EmailMessage) -> None:
+    async def send(self, email: OutgoingEmail) -> None:
         self._dir.mkdir(parents=True, exist_ok=True)
-        name = re.sub(r"[^A-Za-z0-9._-]", "_", str(message["Message-ID"]).strip("<>"))
+        name = re.sub(r"[^A-Za-z0-9._-]", "_", email.message_id)
         fd, tmp = tempfile.mkstemp(dir=self._dir, suffix=".tmp")
         with os.fdopen(fd, "wb") as handle:
-            handle.write(message.as_bytes())
+            handle.write(email.data)
         os.replace(tmp, self._dir / f"{name}.eml")
 
 
@@ -95,11 +96,11 @@ class SmtpMailer:
         else:
             client.close()
 
-    async def send(self, message: EmailMessage) -> None:
+    async def send(self, email: OutgoingEmail) -> None:
         client = self._take_idle()
         if client is not None:
             try:
-                await client.send_message(message)
+                await self._hand_over(client, email)
             except (aiosmtplib.SMTPServerDisconnected, ConnectionError):
                 client.close()  # went stale while idle: try once on a fresh connection
             except BaseException:
@@ -110,11 +111,16 @@ class SmtpMailer:
                 return
         client = await self._connect()
         try:
-            await client.send_message(message)
+            await self._hand_over(client, email)
         except BaseException:
             client.close()
             raise
         self._give_back(client)
+
+    @staticmethod
+    async def _hand_over(client: aiosmtplib.SMTP, email: OutgoingEmail) -> None:
+        # aiosmtplib turns the LF line ends into CRLF and dot-stuffs the data.
+        await client.sendmail(email.sender, [email.recipient], email.data)
 
     def close(self) -> None:
         while self._idle:

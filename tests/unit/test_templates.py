@@ -10,7 +10,7 @@ from email.message import EmailMessage
 
 import pytest
 
-from services.notifier.handler import render
+from services.notifier.mime import render, render_with_stdlib
 from services.notifier.templates import SECTOR_LABELS, TEMPLATES
 from shared.envelopes import EmailJob, NotifyEvent
 from shared.index.domain import Contact, StoredMelding
@@ -51,7 +51,10 @@ def three_way_match(lead: Participant | None = None) -> NotifyEvent:
 
 
 def rendered(job: EmailJob) -> tuple[EmailMessage, str]:
-    message = render(job, "verwijsindex@regio.example")
+    message = message_from_bytes(
+        render(job, "verwijsindex@regio.example").data, policy=policy.default
+    )
+    assert isinstance(message, EmailMessage)
     return message, message.get_content()
 
 
@@ -172,7 +175,7 @@ def test_a_long_subject_survives_writing_and_reading_back() -> None:
         municipality=AMSTERDAM,
         coordinator_template="regie_escalation",
     ).emails
-    raw = render(job, "verwijsindex@regio.example").as_bytes()
+    raw = render(job, "verwijsindex@regio.example").data
     assert f"\nSubject: Geen regie in match {MATCH_ID}: actie gevraagd\n".encode() in raw
     parsed = message_from_bytes(raw, policy=policy.default)
     assert isinstance(parsed, EmailMessage)
@@ -219,3 +222,41 @@ def test_every_sector_has_a_dutch_label_and_every_template_a_footer() -> None:
         _, text = rendered(job)
         assert "De Verwijsindex bewaart geen\ninhoud over de zorg" in text
         assert "Geachte" in text
+
+
+def every_kind_of_job() -> list[EmailJob]:
+    jobs = [*three_way_match().emails, *three_way_match(lead=SCHOOL).emails]
+    for lead, template in ((TEAM, "lead_coordinator"), (None, "regie_escalation")):
+        jobs += regie_event(
+            match_id=MATCH_ID,
+            members=[SCHOOL, TEAM],
+            lead=lead,
+            escalated=lead is None,
+            municipality=AMSTERDAM,
+            coordinator_template=template,
+        ).emails
+    return jobs
+
+
+@pytest.mark.parametrize("index", range(len(every_kind_of_job())))
+def test_the_direct_renderer_writes_what_the_standard_library_writes(index: int) -> None:
+    job = every_kind_of_job()[index]
+    date = "Sat, 28 Nov 2026 12:00:00 -0000"
+    sender = "verwijsindex@regio.example"
+    fast = render(job, sender, date=date)
+    assert fast.data == render_with_stdlib(job, sender, date=date).as_bytes()
+    assert (fast.sender, fast.recipient) == (sender, job.to)
+
+
+def test_unusual_headers_go_through_the_standard_library() -> None:
+    job = three_way_match().emails[0]
+    accents = job.model_copy(update={"to": "jos\u00e9@voorbeeld.example"})
+    message = message_from_bytes(render(accents, "vi@regio.example").data, policy=policy.default)
+    assert message["To"] == "jos\u00e9@voorbeeld.example"
+    accented = job.model_copy(update={"data": {**job.data, "melding_ref": "caf\u00e9-1"}})
+    fast = render(accented, "vi@regio.example", date="Sat, 28 Nov 2026 12:00:00 -0000")
+    slow = render_with_stdlib(accented, "vi@regio.example", date="Sat, 28 Nov 2026 12:00:00 -0000")
+    assert fast.data == slow.as_bytes()
+    injected = job.model_copy(update={"to": "a@b.example\nBcc: c@d.example"})
+    with pytest.raises(ValueError):
+        render(injected, "vi@regio.example")
