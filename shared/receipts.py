@@ -72,9 +72,19 @@ async def claim_or_answer_duplicate(
     """
     if await inbox.claim(conn, partner_id, message_id):
         return True, []
+    return False, answer_to_handled(
+        partner_id, message_id, seen_before=seen_before, melding_ref=melding_ref
+    )
+
+
+def answer_to_handled(
+    partner_id: str, message_id: str, *, seen_before: bool, melding_ref: str | None
+) -> list[OutboundMessage]:
+    """What to say to a message the inbox already holds: nothing when it was ours to
+    handle again, a `duplicate` receipt when the partner re-used the message_id."""
     if seen_before:
-        return False, []
+        return []
     receipt = Receipt(
         in_reply_to=message_id, status="duplicate", melding_ref=melding_ref, errors=[]
     )
-    return False, [receipt_message(partner_id, receipt, message_id=uuid.uuid4())]
+    return [receipt_message(partner_id, receipt, message_id=uuid.uuid4())]

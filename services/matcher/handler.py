@@ -10,7 +10,7 @@ from typing import Any, cast
 
 import pydantic
 
-from services.matcher.context import Context
+from services.matcher.context import Context, Journal
 from services.matcher.handlers.informed import informed
 from services.matcher.handlers.person import deceased, moved
 from services.matcher.handlers.regie import claim
@@ -20,10 +20,11 @@ from shared.amqp.consumer import Delivery, PoisonMessage, describe_error
 from shared.amqp.topology import INTERNAL_EXCHANGE, MATCHER_KEY
 from shared.clock import Clock, utcnow
 from shared.contract.inbound import MeldingRegister
+from shared.db import inbox
 from shared.db.outbox import UnitOfWork
 from shared.envelopes import COMMAND_BATCH_TYPE, Command, CommandBatch
 from shared.logs import get_logger, message_context
-from shared.receipts import claim_or_answer_duplicate
+from shared.receipts import answer_to_handled
 from shared.region.model import RegionConfig
 from shared.service import Runtime
 
@@ -94,15 +95,24 @@ class MatcherHandler:
         failure rolls the whole batch back."""
         region = await self._rt.region.get()
         now = self._clock()
+        journal = Journal()
+        ordered = self._lock_order(commands)
         async with self._rt.outbox.unit_of_work() as uow:
-            for command in self._lock_order(commands):
+            unclaimed = await inbox.claim_many(
+                uow.conn, [(c.partner_id, c.message_id) for c in ordered]
+            )
+            for command in ordered:
+                key = (command.partner_id, command.message_id)
+                is_new = key in unclaimed
+                unclaimed.discard(key)  # a second copy in the same batch is not new
                 with message_context(
                     message_id=command.message_id,
                     correlation_id=command.message_id,
                     partner=command.partner_id,
                     type=command.message.type,
                 ):
-                    await self._apply(uow, region, now, command)
+                    await self._apply(uow, region, now, command, journal, is_new=is_new)
+            await journal.write(uow.conn)
 
     async def _requeue(self, command: Command) -> None:
         await self._rt.publisher.publish(
@@ -115,19 +125,25 @@ class MatcherHandler:
         )
 
     async def _apply(
-        self, uow: UnitOfWork, region: RegionConfig, now: datetime, command: Command
+        self,
+        uow: UnitOfWork,
+        region: RegionConfig,
+        now: datetime,
+        command: Command,
+        journal: Journal,
+        *,
+        is_new: bool,
     ) -> None:
         message = command.message
-        is_new, answers = await claim_or_answer_duplicate(
-            uow.conn,
-            command.partner_id,
-            command.message_id,
-            seen_before=command.seen_before,
-            melding_ref=getattr(message, "melding_ref", None),
-        )
-        uow.emit(*answers)
         if not is_new:
+            answers = answer_to_handled(
+                command.partner_id,
+                command.message_id,
+                seen_before=command.seen_before,
+                melding_ref=getattr(message, "melding_ref", None),
+            )
+            uow.emit(*answers)
             log.info("inbound_already_handled", answered=bool(answers))
             return
-        ctx = Context(uow, region, self._rt.pseudonyms, command, now)
+        ctx = Context(uow, region, self._rt.pseudonyms, command, now, journal)
         await HANDLERS[message.type](ctx, message)

@@ -7,10 +7,43 @@ melding references, and the youth only by a one-way audit pseudonym.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from shared.db.pool import Conn
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    action: str
+    actor: str
+    melding_ref: str | None = None
+    youth_ref: str | None = None
+    match_id: uuid.UUID | None = None
+    detail: dict[str, Any] | None = None
+    at: datetime | None = None
+
+
+async def write_entries(conn: Conn, entries: Sequence[AuditEntry]) -> None:
+    """All entries in one statement (a batch of commands writes its entries at once)."""
+    if not entries:
+        return
+    await conn.execute(
+        """INSERT INTO audit_log (at, action, actor, melding_ref, youth_ref, match_id, detail)
+           SELECT coalesce(at, now()), action, actor, melding_ref, youth_ref, match_id, detail
+           FROM unnest($1::timestamptz[], $2::text[], $3::text[], $4::text[], $5::text[],
+                       $6::uuid[], $7::jsonb[])
+                AS e(at, action, actor, melding_ref, youth_ref, match_id, detail)""",
+        [e.at for e in entries],
+        [e.action for e in entries],
+        [e.actor for e in entries],
+        [e.melding_ref for e in entries],
+        [e.youth_ref for e in entries],
+        [e.match_id for e in entries],
+        [e.detail or {} for e in entries],
+    )
 
 
 async def audit(
@@ -24,14 +57,6 @@ async def audit(
     detail: dict[str, Any] | None = None,
     at: datetime | None = None,
 ) -> None:
-    await conn.execute(
-        """INSERT INTO audit_log (at, action, actor, melding_ref, youth_ref, match_id, detail)
-           VALUES (coalesce($1, now()), $2, $3, $4, $5, $6, $7)""",
-        at,
-        action,
-        actor,
-        melding_ref,
-        youth_ref,
-        match_id,
-        detail or {},
+    await write_entries(
+        conn, [AuditEntry(action, actor, melding_ref, youth_ref, match_id, detail, at)]
     )

@@ -6,6 +6,8 @@ has one effect. Rows are kept for the dedup window (see retention).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from shared.db.pool import Conn
 
 DEDUP_WINDOW_DAYS = 45
@@ -20,3 +22,17 @@ async def claim(conn: Conn, partner_id: str, message_id: str) -> bool:
         message_id,
     )
     return bool(row)
+
+
+async def claim_many(conn: Conn, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+    """The (partner_id, message_id) pairs that are new, claimed in one statement."""
+    if not keys:
+        return set()
+    rows = await conn.fetch(
+        """INSERT INTO inbox (partner_id, message_id)
+           SELECT * FROM unnest($1::text[], $2::text[])
+           ON CONFLICT DO NOTHING RETURNING partner_id, message_id""",
+        [partner for partner, _ in keys],
+        [message_id for _, message_id in keys],
+    )
+    return {(r["partner_id"], r["message_id"]) for r in rows}

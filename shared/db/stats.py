@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Literal
 
@@ -15,6 +17,30 @@ def month_of(moment: datetime) -> date:
     return amsterdam_date(moment).replace(day=1)
 
 
+@dataclass(frozen=True)
+class Fact:
+    kind: FactKind
+    at: datetime
+    sector: str
+    municipality: str
+    delta: int = 1
+
+
+async def write_facts(conn: Conn, facts: Sequence[Fact]) -> None:
+    """All facts in one statement (a batch of commands writes its facts at once)."""
+    if not facts:
+        return
+    await conn.execute(
+        """INSERT INTO stats_fact (month, sector, municipality, kind, delta)
+           SELECT * FROM unnest($1::date[], $2::text[], $3::text[], $4::text[], $5::int[])""",
+        [month_of(f.at) for f in facts],
+        [f.sector for f in facts],
+        [f.municipality for f in facts],
+        [f.kind for f in facts],
+        [f.delta for f in facts],
+    )
+
+
 async def record(
     conn: Conn,
     kind: FactKind,
@@ -24,12 +50,4 @@ async def record(
     municipality: str,
     delta: int = 1,
 ) -> None:
-    await conn.execute(
-        """INSERT INTO stats_fact (month, sector, municipality, kind, delta)
-           VALUES ($1, $2, $3, $4, $5)""",
-        month_of(at),
-        sector,
-        municipality,
-        kind,
-        delta,
-    )
+    await write_facts(conn, [Fact(kind, at, sector, municipality, delta)])

@@ -128,10 +128,12 @@ class _FailsOn(MatcherHandler):
         self._seen.append(len(parse_commands(delivery)))
         await super().__call__(delivery)
 
-    async def _apply(self, uow: Any, region: Any, now: Any, command: Command) -> None:
+    async def _apply(
+        self, uow: Any, region: Any, now: Any, command: Command, *rest: Any, **named: Any
+    ) -> None:
         if getattr(command.message, "melding_ref", None) == self._ref:
             raise RuntimeError("this melding breaks the matcher")
-        await super()._apply(uow, region, now, command)
+        await super()._apply(uow, region, now, command, *rest, **named)
 
 
 async def test_ingest_forwards_a_burst_as_one_batch_and_a_failing_batch_is_split(

@@ -6,8 +6,6 @@ from services.matcher.context import Context
 from shared.contract.errors import ErrorCode, ErrorItem
 from shared.contract.inbound import MeldingRegister, Youth, normalise_surname
 from shared.dates import amsterdam_date, inform_targets
-from shared.db import stats
-from shared.db.audit import audit
 from shared.index import repository as repo
 from shared.index.deadlines import expiry_date
 from shared.index.domain import (
@@ -85,18 +83,9 @@ async def register(ctx: Context, msg: MeldingRegister) -> None:
         inform_targets=inform_targets(msg.youth.birth_date, reported_on),
     )
     youth_ref = ctx.pseudonyms.audit_ref(identity)
-    await audit(
-        conn,
+    ctx.audit("registered", ctx.partner_id, melding_ref=msg.melding_ref, youth_ref=youth_ref)
+    ctx.count(
         "registered",
-        ctx.partner_id,
-        melding_ref=msg.melding_ref,
-        youth_ref=youth_ref,
-        at=ctx.now,
-    )
-    await stats.record(
-        conn,
-        "registered",
-        at=ctx.now,
         sector=participant(ctx.region, new).sector,
         municipality=msg.youth.municipality,
     )
@@ -147,18 +136,14 @@ async def register(ctx: Context, msg: MeldingRegister) -> None:
     ctx.uow.emit(notify_message(event))
     # A match counts once for every sector that takes part in it.
     for sector in sorted({participant(ctx.region, m).sector for m in involved}):
-        await stats.record(
-            conn, "matched", at=ctx.now, sector=sector, municipality=msg.youth.municipality
-        )
+        ctx.count("matched", sector=sector, municipality=msg.youth.municipality)
     for melding in involved:
-        await audit(
-            conn,
+        ctx.audit(
             "signalled",
             melding.partner_id,
             melding_ref=melding.melding_ref,
             youth_ref=youth_ref,
             match_id=match_id,
-            at=ctx.now,
         )
     if lead_assigned:
         members = await repo.active_members(conn, match_id)
