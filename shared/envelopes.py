@@ -79,6 +79,16 @@ class NotifyEvent(_Internal):
     emails: list[EmailJob] = []
 
 
+NOTIFY_TYPE = "notify"
+NOTIFY_BATCH_TYPE = "notify.batch"
+
+
+class NotifyBatch(_Internal):
+    """The events of a batch of commands, handed to the notifier as one message."""
+
+    events: list[NotifyEvent]
+
+
 def derived_id(parent: uuid.UUID, *parts: str) -> uuid.UUID:
     """A stable id for the n-th thing caused by one event: the same on every redelivery."""
     return uuid.uuid5(parent, "/".join(parts))

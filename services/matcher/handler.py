@@ -23,6 +23,7 @@ from shared.contract.inbound import MeldingRegister
 from shared.db import inbox
 from shared.db.outbox import UnitOfWork
 from shared.envelopes import COMMAND_BATCH_TYPE, Command, CommandBatch
+from shared.index.notices import merge_notify_messages
 from shared.logs import get_logger, message_context
 from shared.receipts import answer_to_handled
 from shared.region.model import RegionConfig
@@ -113,6 +114,7 @@ class MatcherHandler:
                 ):
                     await self._apply(uow, region, now, command, journal, is_new=is_new)
             await journal.write(uow.conn)
+            uow.messages[:] = merge_notify_messages(uow.messages)
 
     async def _requeue(self, command: Command) -> None:
         await self._rt.publisher.publish(

@@ -16,7 +16,15 @@ from services.notifier.mailer import Mailer
 from services.notifier.mime import render
 from shared.amqp.consumer import Delivery, PoisonMessage
 from shared.amqp.topology import EMAIL_KEY, INTERNAL_EXCHANGE, OUTBOUND_EXCHANGE
-from shared.envelopes import EMAIL_BATCH_TYPE, EmailBatch, EmailJob, NotifyEvent, derived_id
+from shared.envelopes import (
+    EMAIL_BATCH_TYPE,
+    NOTIFY_BATCH_TYPE,
+    EmailBatch,
+    EmailJob,
+    NotifyBatch,
+    NotifyEvent,
+    derived_id,
+)
 from shared.logs import get_logger
 from shared.service import Runtime
 
@@ -35,7 +43,7 @@ class FanOutHandler:
         await self.handle_batch([delivery])
 
     async def handle_batch(self, deliveries: Sequence[Delivery]) -> None:
-        events = [_parse_event(d) for d in deliveries]
+        events = [event for d in deliveries for event in _parse_events(d)]
         publisher = self._rt.publisher
         jobs = [job for event in events for job in event.emails]
         await asyncio.gather(
@@ -74,9 +82,11 @@ class FanOutHandler:
         )
 
 
-def _parse_event(delivery: Delivery) -> NotifyEvent:
+def _parse_events(delivery: Delivery) -> list[NotifyEvent]:
     try:
-        return NotifyEvent.model_validate_json(delivery.message.body)
+        if delivery.message.type == NOTIFY_BATCH_TYPE:
+            return NotifyBatch.model_validate_json(delivery.message.body).events
+        return [NotifyEvent.model_validate_json(delivery.message.body)]
     except pydantic.ValidationError as exc:
         raise PoisonMessage("not a valid notify event") from exc
 

@@ -16,7 +16,14 @@ from pydantic import BaseModel
 from shared.amqp.topology import INTERNAL_EXCHANGE, NOTIFIER_KEY
 from shared.contract.outbound import EndReason, MatchNotice, MeldingEnded, RegieNotice
 from shared.db.outbox import OutboundMessage
-from shared.envelopes import EmailJob, NotifyEvent, PartnerNotice, derived_id
+from shared.envelopes import (
+    NOTIFY_BATCH_TYPE,
+    NOTIFY_TYPE,
+    EmailJob,
+    NotifyEvent,
+    PartnerNotice,
+    derived_id,
+)
 from shared.index.domain import StoredMelding
 from shared.region.model import Municipality, RegionConfig
 
@@ -206,9 +213,33 @@ def notify_message(event: NotifyEvent) -> OutboundMessage:
         exchange=INTERNAL_EXCHANGE,
         routing_key=NOTIFIER_KEY,
         body=event.model_dump_json().encode(),
-        message_type="notify",
+        message_type=NOTIFY_TYPE,
         message_id=event.event_id,
     )
+
+
+def merge_notify_messages(messages: Sequence[OutboundMessage]) -> list[OutboundMessage]:
+    """The notify messages among `messages` as one `NotifyBatch` message, in the place
+    of the first; the others as they were. One broker message per transaction instead
+    of one per event."""
+    events = [m for m in messages if m.message_type == NOTIFY_TYPE]
+    if len(events) < 2:
+        return list(messages)
+    merged = OutboundMessage(
+        exchange=INTERNAL_EXCHANGE,
+        routing_key=NOTIFIER_KEY,
+        # The bodies are NotifyEvent JSON already: wrapped, not parsed and dumped again.
+        body=b'{"events":[' + b",".join(m.body for m in events) + b"]}",
+        message_type=NOTIFY_BATCH_TYPE,
+        message_id=derived_id(events[0].message_id, *(str(m.message_id) for m in events)),
+    )
+    out: list[OutboundMessage] = []
+    for message in messages:
+        if message.message_type != NOTIFY_TYPE:
+            out.append(message)
+        elif message is events[0]:
+            out.append(merged)
+    return out
 
 
 def participant(region: RegionConfig, melding: StoredMelding) -> Participant:

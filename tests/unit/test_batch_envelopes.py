@@ -1,0 +1,52 @@
+"""The notify events of a batch of commands leave as one message, and nothing else
+changes on the way."""
+
+from __future__ import annotations
+
+import uuid
+
+from shared.db.outbox import OutboundMessage
+from shared.envelopes import NOTIFY_BATCH_TYPE, NotifyBatch, NotifyEvent, PartnerNotice
+from shared.index.notices import merge_notify_messages, notify_message
+from shared.receipts import accepted
+
+
+def event(n: int) -> NotifyEvent:
+    return NotifyEvent(
+        event_id=uuid.UUID(int=n),
+        notices=[
+            PartnerNotice(
+                partner_id="school",
+                message_id=uuid.UUID(int=1000 + n),
+                message_type="match.notice",
+                body={"n": n},
+            )
+        ],
+    )
+
+
+def test_one_event_stays_as_it_was() -> None:
+    messages = [accepted("school", "m-1", "S-1"), notify_message(event(1))]
+    assert merge_notify_messages(messages) == messages
+
+
+def test_events_become_one_batch_in_the_place_of_the_first() -> None:
+    receipts = [accepted("school", f"m-{n}", f"S-{n}") for n in range(3)]
+    events = [event(n) for n in range(3)]
+    messages: list[OutboundMessage] = [
+        receipts[0],
+        notify_message(events[0]),
+        receipts[1],
+        notify_message(events[1]),
+        notify_message(events[2]),
+        receipts[2],
+    ]
+    merged = merge_notify_messages(messages)
+    assert [m.message_type for m in merged] == ["receipt", NOTIFY_BATCH_TYPE, "receipt", "receipt"]
+    assert [merged[0], merged[2], merged[3]] == receipts
+    assert NotifyBatch.model_validate_json(merged[1].body).events == events
+    # The same events always give the same message id (a re-run is a duplicate).
+    again = merge_notify_messages([notify_message(e) for e in events])
+    assert again[0].message_id == merged[1].message_id
+    other = merge_notify_messages([notify_message(e) for e in reversed(events)])
+    assert other[0].message_id != merged[1].message_id
