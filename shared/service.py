@@ -28,6 +28,8 @@ from shared.settings import Settings
 
 log = get_logger(__name__)
 
+POOL_CLOSE_SECONDS = 10.0
+
 BackgroundJob = Callable[[], Coroutine[Any, Any, None]]
 
 
@@ -184,7 +186,13 @@ class Runtime:
             log.warning("heartbeat_leave_failed", error=f"{type(exc).__name__}: {exc}"[:300])
         await self.publisher.close()
         await self.connection.close()
-        await self.pool.close()
+        try:
+            # Waits for borrowed connections; one held by a handler that outlived the
+            # drain must not keep the process from exiting.
+            await asyncio.wait_for(self.pool.close(), POOL_CLOSE_SECONDS)
+        except TimeoutError:
+            log.warning("pool_close_timed_out", seconds=POOL_CLOSE_SECONDS)
+            self.pool.terminate()
         log.info("service_stopped")
 
 

@@ -1,4 +1,5 @@
-"""What every matcher handler works with: one transaction, the region, the clock."""
+"""What every matcher handler works with: the transaction its batch of commands
+shares, the region, the clock, and its own command."""
 
 from __future__ import annotations
 
@@ -31,13 +32,43 @@ class Journal:
 
 
 @dataclass
-class Context:
+class Batch:
+    """What the commands handled in one transaction share."""
+
     uow: UnitOfWork
     region: RegionConfig
     pseudonyms: Pseudonymizer
-    command: Command
     now: datetime
-    journal: Journal
+    # (partner_id, melding_ref) pairs known to be used: looked up for the whole batch
+    # at its start, then added to as the batch registers meldingen.
+    used_refs: set[tuple[str, str]]
+    journal: Journal = field(default_factory=Journal)
+
+
+@dataclass
+class Context:
+    batch: Batch
+    command: Command
+
+    @property
+    def uow(self) -> UnitOfWork:
+        return self.batch.uow
+
+    @property
+    def region(self) -> RegionConfig:
+        return self.batch.region
+
+    @property
+    def pseudonyms(self) -> Pseudonymizer:
+        return self.batch.pseudonyms
+
+    @property
+    def now(self) -> datetime:
+        return self.batch.now
+
+    @property
+    def used_refs(self) -> set[tuple[str, str]]:
+        return self.batch.used_refs
 
     @property
     def partner_id(self) -> str:
@@ -52,12 +83,12 @@ class Context:
         youth_ref: str | None = None,
         match_id: uuid.UUID | None = None,
     ) -> None:
-        self.journal.entries.append(
+        self.batch.journal.entries.append(
             AuditEntry(action, actor, melding_ref, youth_ref, match_id, at=self.now)
         )
 
     def count(self, kind: FactKind, *, sector: str, municipality: str) -> None:
-        self.journal.facts.append(Fact(kind, self.now, sector, municipality))
+        self.batch.journal.facts.append(Fact(kind, self.now, sector, municipality))
 
     def accept(self, melding_ref: str | None, inform: list[str] | None = None) -> None:
         self.uow.emit(accepted(self.partner_id, self.command.message_id, melding_ref, inform))

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
 from typing import Any, cast
 
 import pydantic
 
-from services.matcher.context import Context, Journal
+from services.matcher.context import Batch, Context
 from services.matcher.handlers.informed import informed
 from services.matcher.handlers.person import deceased, moved
 from services.matcher.handlers.regie import claim
@@ -21,12 +20,11 @@ from shared.amqp.topology import INTERNAL_EXCHANGE, MATCHER_KEY
 from shared.clock import Clock, utcnow
 from shared.contract.inbound import MeldingRegister
 from shared.db import inbox
-from shared.db.outbox import UnitOfWork
 from shared.envelopes import COMMAND_BATCH_TYPE, Command, CommandBatch
+from shared.index import repository as repo
 from shared.index.notices import merge_notify_messages
 from shared.logs import get_logger, message_context
 from shared.receipts import answer_to_handled
-from shared.region.model import RegionConfig
 from shared.service import Runtime
 
 log = get_logger(__name__)
@@ -95,13 +93,21 @@ class MatcherHandler:
         (two meldingen on one youth in a batch match as if they came one by one). Any
         failure rolls the whole batch back."""
         region = await self._rt.region.get()
-        now = self._clock()
-        journal = Journal()
         ordered = self._lock_order(commands)
         async with self._rt.outbox.unit_of_work() as uow:
+            conn = uow.conn
             unclaimed = await inbox.claim_many(
-                uow.conn, [(c.partner_id, c.message_id) for c in ordered]
+                conn, [(c.partner_id, c.message_id) for c in ordered]
             )
+            registrations = [c for c in ordered if isinstance(c.message, MeldingRegister)]
+            used_refs = await repo.refs_used(
+                conn,
+                [
+                    (c.partner_id, cast(MeldingRegister, c.message).melding_ref)
+                    for c in registrations
+                ],
+            )
+            batch = Batch(uow, region, self._rt.pseudonyms, self._clock(), used_refs)
             for command in ordered:
                 key = (command.partner_id, command.message_id)
                 is_new = key in unclaimed
@@ -112,8 +118,8 @@ class MatcherHandler:
                     partner=command.partner_id,
                     type=command.message.type,
                 ):
-                    await self._apply(uow, region, now, command, journal, is_new=is_new)
-            await journal.write(uow.conn)
+                    await self._apply(batch, command, is_new=is_new)
+            await batch.journal.write(conn)
             uow.messages[:] = merge_notify_messages(uow.messages)
 
     async def _requeue(self, command: Command) -> None:
@@ -126,16 +132,7 @@ class MatcherHandler:
             message_type=command.message.type,
         )
 
-    async def _apply(
-        self,
-        uow: UnitOfWork,
-        region: RegionConfig,
-        now: datetime,
-        command: Command,
-        journal: Journal,
-        *,
-        is_new: bool,
-    ) -> None:
+    async def _apply(self, batch: Batch, command: Command, *, is_new: bool) -> None:
         message = command.message
         if not is_new:
             answers = answer_to_handled(
@@ -144,8 +141,7 @@ class MatcherHandler:
                 seen_before=command.seen_before,
                 melding_ref=getattr(message, "melding_ref", None),
             )
-            uow.emit(*answers)
+            batch.uow.emit(*answers)
             log.info("inbound_already_handled", answered=bool(answers))
             return
-        ctx = Context(uow, region, self._rt.pseudonyms, command, now, journal)
-        await HANDLERS[message.type](ctx, message)
+        await HANDLERS[message.type](Context(batch, command), message)

@@ -233,8 +233,10 @@ class Consumer:
             queue = await self._channel.get_queue(self.queue_name, ensure=False)
             await queue.cancel(self._consumer_tag)
             self._consumer_tag = None
-        if self._in_flight:
-            await asyncio.wait(self._in_flight, timeout=drain_timeout)
+        # Batch runners settle the deliveries that wait on them.
+        busy = self._in_flight | self._batch_runners
+        if busy:
+            await asyncio.wait(busy, timeout=drain_timeout)
         if self._channel is not None and not self._channel.is_closed:
             await self._channel.close()
 

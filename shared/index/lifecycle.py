@@ -170,8 +170,12 @@ async def lead_changed_message(
     *,
     youth_id: int,
     escalated: bool,
+    municipality_code: str | None = None,
 ) -> OutboundMessage:
-    municipality_code = await repo.youth_municipality(conn, youth_id)
+    """The event telling a group's active members (and the coordinator) who leads.
+    `municipality_code` saves a query when the caller knows where the youth lives."""
+    if municipality_code is None:
+        municipality_code = await repo.youth_municipality(conn, youth_id)
     municipality = region.municipalities_by_code.get(municipality_code)
     people = [participant(region, m) for m in members]
     lead = next((p for p in people if p.melding.id == lead_melding_id), None)

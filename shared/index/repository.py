@@ -104,17 +104,23 @@ async def update_youth_facts(
     )
 
 
-async def ref_used(conn: Conn, partner_id: str, melding_ref: str) -> bool:
-    """Used by a stored melding, or by one since purged (kept as a hash by a trigger)."""
-    return bool(
-        await conn.fetchval(
-            """SELECT EXISTS (SELECT 1 FROM melding WHERE partner_id = $1 AND melding_ref = $2)
-                   OR EXISTS (SELECT 1 FROM melding_ref_used WHERE partner_id = $1
-                              AND ref_hash = sha256(convert_to($2, 'UTF8')))""",
-            partner_id,
-            melding_ref,
-        )
+async def refs_used(conn: Conn, refs: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+    """The (partner_id, melding_ref) pairs used by a stored melding, or by one since
+    purged (kept as a hash by a trigger); one statement for a whole batch."""
+    if not refs:
+        return set()
+    rows = await conn.fetch(
+        """SELECT k.partner_id, k.melding_ref
+           FROM unnest($1::text[], $2::text[]) AS k(partner_id, melding_ref)
+           WHERE EXISTS (SELECT 1 FROM melding m
+                         WHERE m.partner_id = k.partner_id AND m.melding_ref = k.melding_ref)
+              OR EXISTS (SELECT 1 FROM melding_ref_used u
+                         WHERE u.partner_id = k.partner_id
+                           AND u.ref_hash = sha256(convert_to(k.melding_ref, 'UTF8')))""",
+        [partner for partner, _ in refs],
+        [ref for _, ref in refs],
     )
+    return {(r["partner_id"], r["melding_ref"]) for r in rows}
 
 
 async def meldingen_of_youth(conn: Conn, youth_id: int) -> list[StoredMelding]:
@@ -193,25 +199,33 @@ async def open_group(conn: Conn, youth_id: int) -> Group | None:
     return Group(row["id"], row["lead_melding_id"]) if row else None
 
 
-async def create_group(conn: Conn, youth_id: int, now: datetime, *, live: bool) -> uuid.UUID:
+async def create_group(
+    conn: Conn, youth_id: int, now: datetime, *, live: bool, lead_melding_id: int | None = None
+) -> uuid.UUID:
     """A live group stays open while two or more meldingen are active. A match with
-    archived meldingen only is recorded as a group that ends as it forms."""
+    archived meldingen only is recorded as a group that ends as it forms. A lead given
+    here is set as `set_lead` would set it."""
     match_id = uuid.uuid4()
     await conn.execute(
-        """INSERT INTO match_group (id, youth_id, formed_at, lead_needed_since, ended_at)
-           VALUES ($1, $2, $3, $3, $4)""",
+        """INSERT INTO match_group
+               (id, youth_id, formed_at, lead_needed_since, ended_at, lead_melding_id, lead_since)
+           VALUES ($1, $2, $3, $3, $4, $5,
+                   CASE WHEN $5::bigint IS NULL THEN NULL ELSE $3::timestamptz END)""",
         match_id,
         youth_id,
         now,
         None if live else now,
+        lead_melding_id,
     )
     return match_id
 
 
 async def add_members(conn: Conn, match_id: uuid.UUID, melding_ids: Sequence[int]) -> None:
-    await conn.executemany(
-        "INSERT INTO match_member (match_id, melding_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-        [(match_id, mid) for mid in melding_ids],
+    await conn.execute(
+        """INSERT INTO match_member (match_id, melding_id)
+           SELECT $1, unnest($2::bigint[]) ON CONFLICT DO NOTHING""",
+        match_id,
+        list(melding_ids),
     )
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import aio_pika
 import asyncpg
 
+from services.matcher.context import Batch
 from services.matcher.handler import MatcherHandler, parse_commands
 from shared.amqp.consumer import ATTEMPT_HEADER, Delivery, PoisonMessage
 from shared.amqp.topology import (
@@ -128,12 +129,10 @@ class _FailsOn(MatcherHandler):
         self._seen.append(len(parse_commands(delivery)))
         await super().__call__(delivery)
 
-    async def _apply(
-        self, uow: Any, region: Any, now: Any, command: Command, *rest: Any, **named: Any
-    ) -> None:
+    async def _apply(self, batch: Batch, command: Command, *, is_new: bool) -> None:
         if getattr(command.message, "melding_ref", None) == self._ref:
             raise RuntimeError("this melding breaks the matcher")
-        await super()._apply(uow, region, now, command, *rest, **named)
+        await super()._apply(batch, command, is_new=is_new)
 
 
 async def test_ingest_forwards_a_burst_as_one_batch_and_a_failing_batch_is_split(

@@ -43,7 +43,7 @@ async def register(ctx: Context, msg: MeldingRegister) -> None:
         municipality=msg.youth.municipality,
     )
     errors: list[ErrorItem] = []
-    if await repo.ref_used(conn, ctx.partner_id, msg.melding_ref):
+    if (ctx.partner_id, msg.melding_ref) in ctx.used_refs:
         errors.append(
             ErrorItem(
                 loc="melding_ref",
@@ -82,6 +82,7 @@ async def register(ctx: Context, msg: MeldingRegister) -> None:
         expires_on=expiry_date(msg.reported_at),
         inform_targets=inform_targets(msg.youth.birth_date, reported_on),
     )
+    ctx.used_refs.add((ctx.partner_id, msg.melding_ref))
     youth_ref = ctx.pseudonyms.audit_ref(identity)
     ctx.audit("registered", ctx.partner_id, melding_ref=msg.melding_ref, youth_ref=youth_ref)
     ctx.count(
@@ -96,28 +97,35 @@ async def register(ctx: Context, msg: MeldingRegister) -> None:
     # The youth's open group, if any, is the match the newcomer joins (same match_id);
     # otherwise a new group forms. Archived counterparts are recorded as members too.
     group = await repo.open_group(conn, youth.id)
-    if group is not None:
-        match_id, lead_id = group.id, group.lead_melding_id
-    else:
-        match_id = await repo.create_group(conn, youth.id, ctx.now, live=decision.forms_live_group)
-        lead_id = None
-    await repo.add_members(conn, match_id, [new.id, *(m.id for m in decision.counterparts)])
-    await repo.mark_archive_signalled(conn, decision.archived_used)
-
-    lead_assigned = False
+    lead_id = group.lead_melding_id if group is not None else None
+    # Active members of the (new or open) group: the newcomer and the active
+    # counterparts, since an open group holds every active melding on its youth.
+    active = sorted(
+        [new, *(m for m in decision.counterparts if m.active)],
+        key=lambda m: (m.registered_at, m.id),
+    )
+    new_lead = None
     if lead_id is None and decision.forms_live_group:
         priority = ctx.region.region.regie_priority
-        active = [new, *(m for m in decision.counterparts if m.active)]
-        lead_id = choose_lead(
+        new_lead = choose_lead(
             [s.value for s in priority] if priority else None,
             [
                 MemberSector(m.id, participant(ctx.region, m).sector, m.registered_at)
                 for m in active
             ],
         )
-        if lead_id is not None:
-            await repo.set_lead(conn, match_id, lead_id, ctx.now)
-            lead_assigned = True
+    if group is None:
+        match_id = await repo.create_group(
+            conn, youth.id, ctx.now, live=decision.forms_live_group, lead_melding_id=new_lead
+        )
+    else:
+        match_id = group.id
+        if new_lead is not None:
+            await repo.set_lead(conn, match_id, new_lead, ctx.now)
+    await repo.add_members(conn, match_id, [new.id, *(m.id for m in decision.counterparts)])
+    await repo.mark_archive_signalled(conn, decision.archived_used)
+    if new_lead is not None:
+        lead_id = new_lead
 
     involved = [new, *decision.counterparts]
     lead_melding = next((m for m in involved if m.id == lead_id), None)
@@ -145,10 +153,16 @@ async def register(ctx: Context, msg: MeldingRegister) -> None:
             youth_ref=youth_ref,
             match_id=match_id,
         )
-    if lead_assigned:
-        members = await repo.active_members(conn, match_id)
+    if new_lead is not None:
         ctx.uow.emit(
             await lead_changed_message(
-                conn, ctx.region, match_id, members, lead_id, youth_id=youth.id, escalated=False
+                conn,
+                ctx.region,
+                match_id,
+                active,
+                new_lead,
+                youth_id=youth.id,
+                escalated=False,
+                municipality_code=msg.youth.municipality,
             )
         )
