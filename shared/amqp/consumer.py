@@ -181,6 +181,8 @@ class Consumer:
         # Deliveries waiting for a batch, each with the future its callback waits on.
         self._waiting: list[tuple[Delivery, asyncio.Future[None]]] = []
         self._batch_runners: set[asyncio.Task[None]] = set()
+        # Delivery tags received on our channel and not yet settled.
+        self._unsettled: set[int] = set()
 
     async def is_consuming(self) -> bool:
         """True when the broker knows our consumer (it can be cancelled by the broker,
@@ -244,6 +246,9 @@ class Consumer:
         task = asyncio.current_task()
         if task is not None:
             self._in_flight.add(task)
+        tag = message.delivery_tag
+        if tag is not None:
+            self._unsettled.add(tag)
         try:
             delivery = Delivery(message, self._service_user)
             if self._batch_handler is None:
@@ -253,6 +258,8 @@ class Consumer:
         finally:
             if task is not None:
                 self._in_flight.discard(task)
+            if tag is not None:
+                self._unsettled.discard(tag)
 
     async def _join_batch(self, delivery: Delivery) -> None:
         """Wait until this delivery was handled as part of a batch (and settled)."""
@@ -303,11 +310,23 @@ class Consumer:
                 *(self._process(replace(d, after_failed_batch=True)) for d in deliveries)
             )
             return
-        await asyncio.gather(*(_settle(d.message.ack(), "ack") for d in deliveries))
+        await self._ack_all(deliveries)
         if self._on_outcome is not None:
             seconds = loop.time() - started
             for _ in deliveries:
                 self._on_outcome(self.queue_name, "ok", seconds)
+
+    async def _ack_all(self, deliveries: Sequence[Delivery]) -> None:
+        """Ack a handled batch: with one `multiple` ack when it holds every unsettled
+        delivery up to its highest (the usual case), else one ack each."""
+        tags = {d.message.delivery_tag for d in deliveries if d.message.delivery_tag is not None}
+        top = multiple_ack_tag(tags, self._unsettled) if len(tags) == len(deliveries) else None
+        self._unsettled.difference_update(tags)
+        if top is not None:
+            last = next(d for d in deliveries if d.message.delivery_tag == top)
+            await _settle(last.message.ack(multiple=True), "ack")
+        else:
+            await asyncio.gather(*(_settle(d.message.ack(), "ack") for d in deliveries))
 
     async def _process(self, delivery: Delivery) -> None:
         msg = delivery.message
@@ -365,6 +384,17 @@ class Consumer:
             return "requeued"
         await _settle(delivery.message.ack(), "ack")
         return outcome
+
+
+def multiple_ack_tag(batch: set[int], unsettled: set[int]) -> int | None:
+    """The tag that acks exactly `batch` with `multiple`, if there is one: the batch's
+    highest, when no other unsettled delivery lies below it."""
+    if not batch:
+        return None
+    top = max(batch)
+    if any(tag <= top and tag not in batch for tag in unsettled):
+        return None
+    return top
 
 
 async def _settle(action: Awaitable[None], what: str) -> None:

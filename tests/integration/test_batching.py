@@ -108,6 +108,10 @@ async def test_queued_messages_come_in_batches_and_a_failing_batch_goes_one_by_o
     assert all(seen for _, seen in singles)
     # Only the bad one is parked.
     assert [m.body for m in parked_seen] == [b"bad"]
+    # Every delivery was settled: none comes back when the consumer goes away.
+    await system.stop(consumer)
+    await asyncio.sleep(0.2)
+    assert await _queued(tool, MATCHER_QUEUE) == 0
 
 
 async def _parked_so_far(

@@ -1,10 +1,11 @@
-"""The notify events of a batch of commands leave as one message, and nothing else
-changes on the way."""
+"""Batches on the wire: notify events leave as one message, nothing else changes on
+the way, and a batch is acked with one frame only when that acks nothing else."""
 
 from __future__ import annotations
 
 import uuid
 
+from shared.amqp.consumer import multiple_ack_tag
 from shared.db.outbox import OutboundMessage
 from shared.envelopes import NOTIFY_BATCH_TYPE, NotifyBatch, NotifyEvent, PartnerNotice
 from shared.index.notices import merge_notify_messages, notify_message
@@ -50,3 +51,12 @@ def test_events_become_one_batch_in_the_place_of_the_first() -> None:
     assert again[0].message_id == merged[1].message_id
     other = merge_notify_messages([notify_message(e) for e in reversed(events)])
     assert other[0].message_id != merged[1].message_id
+
+
+def test_a_batch_is_acked_with_one_multiple_ack_only_when_nothing_else_lies_below() -> None:
+    assert multiple_ack_tag({3, 1, 2}, unsettled={1, 2, 3, 7, 8}) == 3
+    # Tag 2 belongs to a message still being handled (or retried): one ack each.
+    assert multiple_ack_tag({1, 3}, unsettled={1, 2, 3}) is None
+    assert multiple_ack_tag({5, 6}, unsettled={4, 5, 6}) is None
+    assert multiple_ack_tag({5, 6}, unsettled={5, 6, 9}) == 6
+    assert multiple_ack_tag(set(), unsettled={1}) is None
