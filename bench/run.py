@@ -32,7 +32,8 @@ from bench.procs import REPO_ROOT
 from shared.settings import Settings
 
 PARTS = ("e2e", "baseline", "latency", "matcher", "memory")
-DEFAULT_REPLICAS = {"ingest": 2, "matcher": 2, "notifier": 1, "retention": 1}
+# One of each on the reference machine (2 cores): fewer processes, bigger batches.
+DEFAULT_REPLICAS = {"ingest": 1, "matcher": 1, "notifier": 1, "retention": 1}
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
 
 # Targets on the reference machine (2 cores, broker and database on the same host).
@@ -104,7 +105,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
     p.add_argument(
         "--replicas",
         type=parse_replicas,
-        help="replicas per service, e.g. ingest=2,matcher=2,notifier=1,retention=1 (default)",
+        help="replicas per service, e.g. ingest=2,matcher=2 (default: one of each)",
     )
     p.add_argument(
         "--skip",
@@ -123,6 +124,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
     p.add_argument("--backlogs", type=_pair, help="backlog sizes, small,large (50000,200000)")
     p.add_argument("--prefetch", type=int, help="VI_PREFETCH for the services (64)")
     p.add_argument("--db-pool-size", type=int, help="VI_DB_POOL_SIZE for the services (10)")
+    p.add_argument("--batch-size", type=int, help="VI_BATCH_SIZE for the services (32)")
     p.add_argument("--log-level", default="info", help="VI_LOG_LEVEL for the services (info)")
     p.add_argument("--output", type=Path, default=RESULTS_DIR, help="where the JSON goes")
     args = p.parse_args(argv)
@@ -142,6 +144,8 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         env["VI_PREFETCH"] = str(args.prefetch)
     if args.db_pool_size is not None:
         env["VI_DB_POOL_SIZE"] = str(args.db_pool_size)
+    if args.batch_size is not None:
+        env["VI_BATCH_SIZE"] = str(args.batch_size)
     options.service_env = env
     options.output = args.output
     return options
