@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -23,17 +23,6 @@ class Command(_Internal):
     # inbox hit then means "already answered", not "a partner re-sent it".
     seen_before: bool
     message: InboundMessage
-
-
-COMMAND_BATCH_TYPE = "command.batch"
-
-
-class CommandBatch(_Internal):
-    """Commands ingest validated together, handed to the matcher as one message (one
-    broker hop for many partner messages). Each command keeps its own inbox entry,
-    receipt and outcome."""
-
-    commands: list[Command]
 
 
 class PartnerNotice(_Internal):
@@ -60,16 +49,6 @@ class EmailJob(_Internal):
     data: dict[str, Any]
 
 
-EMAIL_BATCH_TYPE = "email.batch"
-
-
-class EmailBatch(_Internal):
-    """The e-mails of one or more events, handed from fan-out to delivery as one
-    message. Each e-mail is still sent once, by its own Message-ID."""
-
-    jobs: list[EmailJob]
-
-
 class NotifyEvent(_Internal):
     """Who must be told what, decided by the matcher or retention; fanned out by the
     notifier."""
@@ -79,14 +58,35 @@ class NotifyEvent(_Internal):
     emails: list[EmailJob] = []
 
 
+Item = TypeVar("Item", bound=BaseModel)
+
+
+class Batch(_Internal, Generic[Item]):
+    """Internal messages of one kind that travel as one broker message (one hop for
+    many). Each item keeps its own id, inbox entry and outcome."""
+
+    items: list[Item]
+
+
+# Commands ingest validated together, for the matcher.
+COMMAND_BATCH_TYPE = "command.batch"
+CommandBatch = Batch[Command]
+# The events of a batch of commands, for the notifier.
 NOTIFY_TYPE = "notify"
 NOTIFY_BATCH_TYPE = "notify.batch"
+NotifyBatch = Batch[NotifyEvent]
+# The e-mails of events fanned out together; each is still sent once, by its own
+# Message-ID.
+EMAIL_BATCH_TYPE = "email.batch"
+EmailBatch = Batch[EmailJob]
 
 
-class NotifyBatch(_Internal):
-    """The events of a batch of commands, handed to the notifier as one message."""
-
-    events: list[NotifyEvent]
+def unpack(body: bytes, message_type: str | None, batch_type: str, item: type[Item]) -> list[Item]:
+    """The items a message carries: a batch of them when its AMQP type says so, else one.
+    Raises pydantic.ValidationError for a body that is neither."""
+    if message_type == batch_type:
+        return Batch[item].model_validate_json(body).items  # type: ignore[valid-type]
+    return [item.model_validate_json(body)]
 
 
 def derived_id(parent: uuid.UUID, *parts: str) -> uuid.UUID:

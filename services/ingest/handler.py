@@ -10,7 +10,7 @@ message ends in a durable outcome (a receipt, or `vi.rejected`).
   transaction (a re-used message_id gets ``duplicate`` instead).
 * Valid message: forwarded to the matcher, which claims the inbox and answers. No
   database work happens here on this path. Valid messages that queue up together are
-  forwarded as one `CommandBatch` message.
+  forwarded as one `command.batch` message.
 
 Ingest keeps no state of its own, so any number of replicas can share the queue.
 """
@@ -22,12 +22,13 @@ import uuid
 from collections.abc import Collection, Sequence
 
 from shared.amqp.consumer import ERROR_HEADER, Delivery
-from shared.amqp.topology import INTERNAL_EXCHANGE, MATCHER_KEY, REJECTED_QUEUE
+from shared.amqp.topology import REJECTED_QUEUE
 from shared.clock import Clock, utcnow
+from shared.commands import send_command, send_commands
 from shared.contract.errors import ErrorItem
 from shared.contract.outbound import Receipt
 from shared.contract.validation import Invalid, check_message_id, validate_inbound
-from shared.envelopes import COMMAND_BATCH_TYPE, Command, CommandBatch
+from shared.envelopes import Command
 from shared.logs import get_logger, message_context
 from shared.receipts import claim_or_answer_duplicate, receipt_message, rejected
 from shared.region.model import Partner, RegionConfig
@@ -46,7 +47,7 @@ class IngestHandler:
     async def __call__(self, delivery: Delivery) -> None:
         command = await self._triage(delivery, await self._rt.region.get())
         if command is not None:
-            await self._forward(command)
+            await send_command(self._rt.publisher, command)
 
     async def handle_batch(self, deliveries: Sequence[Delivery]) -> None:
         """Answer what needs answering here; forward all valid ones as one message."""
@@ -60,16 +61,7 @@ class IngestHandler:
                 command = await self._triage(delivery, region)
             if command is not None:
                 commands.append(command)
-        if len(commands) == 1:
-            await self._forward(commands[0])
-        elif commands:
-            await self._rt.publisher.publish(
-                INTERNAL_EXCHANGE,
-                MATCHER_KEY,
-                CommandBatch(commands=commands).model_dump_json().encode(),
-                message_id=str(uuid.uuid4()),
-                message_type=COMMAND_BATCH_TYPE,
-            )
+        await send_commands(self._rt.publisher, commands)
 
     async def _triage(self, delivery: Delivery, region: RegionConfig) -> Command | None:
         """The command to forward, or None when the message was answered here."""
@@ -135,16 +127,6 @@ class IngestHandler:
             if is_new:
                 answers = [rejected(partner.id, message_id, outcome.melding_ref, outcome.errors)]
             uow.emit(*answers)
-
-    async def _forward(self, command: Command) -> None:
-        await self._rt.publisher.publish(
-            INTERNAL_EXCHANGE,
-            MATCHER_KEY,
-            command.model_dump_json().encode(),
-            message_id=command.message_id,
-            correlation_id=command.message_id,
-            message_type=command.message.type,
-        )
 
     async def _answer_without_message_id(
         self,

@@ -16,11 +16,11 @@ from services.matcher.handlers.regie import claim
 from services.matcher.handlers.register import identity_of, register
 from services.matcher.handlers.withdraw import withdraw
 from shared.amqp.consumer import Delivery, PoisonMessage, describe_error
-from shared.amqp.topology import INTERNAL_EXCHANGE, MATCHER_KEY
 from shared.clock import Clock, utcnow
+from shared.commands import send_command
 from shared.contract.inbound import MeldingRegister
 from shared.db import inbox
-from shared.envelopes import COMMAND_BATCH_TYPE, Command, CommandBatch
+from shared.envelopes import COMMAND_BATCH_TYPE, Command, unpack
 from shared.index import repository as repo
 from shared.index.notices import merge_notify_messages
 from shared.logs import get_logger, message_context
@@ -43,10 +43,7 @@ def parse_commands(delivery: Delivery) -> list[Command]:
     """The commands a message carries (one, or a batch from ingest), each marked seen
     before when the message itself was."""
     try:
-        if delivery.message.type == COMMAND_BATCH_TYPE:
-            commands = CommandBatch.model_validate_json(delivery.message.body).commands
-        else:
-            commands = [Command.model_validate_json(delivery.message.body)]
+        commands = unpack(delivery.message.body, delivery.message.type, COMMAND_BATCH_TYPE, Command)
     except pydantic.ValidationError as exc:
         raise PoisonMessage("not a valid internal command") from exc
     if delivery.seen_before:
@@ -70,7 +67,7 @@ class MatcherHandler:
             # One command of a batch may be the cause: pass each on as a message of its
             # own (nothing of the batch was committed), to be retried or parked alone.
             log.warning("command_batch_split", commands=len(commands), error=describe_error(exc))
-            await asyncio.gather(*(self._requeue(c) for c in commands))
+            await asyncio.gather(*(send_command(self._rt.publisher, c) for c in commands))
 
     async def handle_batch(self, deliveries: Sequence[Delivery]) -> None:
         await self._run([c for d in deliveries for c in parse_commands(d)])
@@ -121,16 +118,6 @@ class MatcherHandler:
                     await self._apply(batch, command, is_new=is_new)
             await batch.journal.write(conn)
             uow.messages[:] = merge_notify_messages(uow.messages)
-
-    async def _requeue(self, command: Command) -> None:
-        await self._rt.publisher.publish(
-            INTERNAL_EXCHANGE,
-            MATCHER_KEY,
-            command.model_dump_json().encode(),
-            message_id=command.message_id,
-            correlation_id=command.message_id,
-            message_type=command.message.type,
-        )
 
     async def _apply(self, batch: Batch, command: Command, *, is_new: bool) -> None:
         message = command.message

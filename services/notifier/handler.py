@@ -21,9 +21,9 @@ from shared.envelopes import (
     NOTIFY_BATCH_TYPE,
     EmailBatch,
     EmailJob,
-    NotifyBatch,
     NotifyEvent,
     derived_id,
+    unpack,
 )
 from shared.logs import get_logger
 from shared.service import Runtime
@@ -75,7 +75,7 @@ class FanOutHandler:
         await self._rt.publisher.publish(
             INTERNAL_EXCHANGE,
             EMAIL_KEY,
-            EmailBatch(jobs=jobs).model_dump_json().encode(),
+            EmailBatch(items=jobs).model_dump_json().encode(),
             message_id=str(batch_id),
             message_type=EMAIL_BATCH_TYPE,
             correlation_id=str(first_event),
@@ -84,9 +84,7 @@ class FanOutHandler:
 
 def _parse_events(delivery: Delivery) -> list[NotifyEvent]:
     try:
-        if delivery.message.type == NOTIFY_BATCH_TYPE:
-            return NotifyBatch.model_validate_json(delivery.message.body).events
-        return [NotifyEvent.model_validate_json(delivery.message.body)]
+        return unpack(delivery.message.body, delivery.message.type, NOTIFY_BATCH_TYPE, NotifyEvent)
     except pydantic.ValidationError as exc:
         raise PoisonMessage("not a valid notify event") from exc
 
@@ -160,8 +158,6 @@ class EmailHandler:
 
 def _parse_jobs(delivery: Delivery) -> list[EmailJob]:
     try:
-        if delivery.message.type == EMAIL_BATCH_TYPE:
-            return EmailBatch.model_validate_json(delivery.message.body).jobs
-        return [EmailJob.model_validate_json(delivery.message.body)]
+        return unpack(delivery.message.body, delivery.message.type, EMAIL_BATCH_TYPE, EmailJob)
     except pydantic.ValidationError as exc:
         raise PoisonMessage("not a valid e-mail job") from exc

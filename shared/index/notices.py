@@ -219,7 +219,7 @@ def notify_message(event: NotifyEvent) -> OutboundMessage:
 
 
 def merge_notify_messages(messages: Sequence[OutboundMessage]) -> list[OutboundMessage]:
-    """The notify messages among `messages` as one `NotifyBatch` message, in the place
+    """The notify messages among `messages` as one `notify.batch` message, in the place
     of the first; the others as they were. One broker message per transaction instead
     of one per event."""
     events = [m for m in messages if m.message_type == NOTIFY_TYPE]
@@ -229,7 +229,7 @@ def merge_notify_messages(messages: Sequence[OutboundMessage]) -> list[OutboundM
         exchange=INTERNAL_EXCHANGE,
         routing_key=NOTIFIER_KEY,
         # The bodies are NotifyEvent JSON already: wrapped, not parsed and dumped again.
-        body=b'{"events":[' + b",".join(m.body for m in events) + b"]}",
+        body=b'{"items":[' + b",".join(m.body for m in events) + b"]}",
         message_type=NOTIFY_BATCH_TYPE,
         message_id=derived_id(events[0].message_id, *(str(m.message_id) for m in events)),
     )

@@ -16,6 +16,7 @@ import asyncpg
 from services.matcher.context import Batch
 from services.matcher.handler import MatcherHandler, parse_commands
 from shared.amqp.consumer import ATTEMPT_HEADER, Delivery, PoisonMessage
+from shared.amqp.inspect import HeldMessage, hold, replay
 from shared.amqp.topology import (
     EMAIL_QUEUE,
     INGEST_QUEUE,
@@ -228,32 +229,32 @@ async def test_an_email_batch_with_one_refused_recipient_sends_the_rest_once(
                 event.model_dump_json().encode(),
                 message_id=str(event.event_id),
             )
-        parked: list[aio_pika.abc.AbstractIncomingMessage] = []
+        channel: Any = None
+        held: list[HeldMessage] = []
 
         async def refused_ones_parked() -> bool:
-            parked.extend(await _drain_parked(notifier, EMAIL_QUEUE))
-            jobs = [j for m in parked for j in EmailBatch.model_validate_json(m.body).jobs]
+            nonlocal channel, held
+            if channel is not None:
+                await channel.close()  # gives back what was looked at
+            channel, held = await hold(notifier.connection, parked_queue(EMAIL_QUEUE), 10)
+            jobs = [j for h in held for j in EmailBatch.model_validate_json(h.message.body).items]
             return sum(1 for j in jobs if j.to == "regie@amsterdam.example") >= 2
 
         await eventually(refused_ones_parked, timeout=15)
+        assert all(h.message.type == EMAIL_BATCH_TYPE for h in held)
         # The four e-mails to the partners went out once each; the refused two did not.
         assert len(server.messages) == 4
         assert await db.fetchval("SELECT count(*) FROM sent_email") == 4
 
         server.refused = None
-        for message in parked:  # the operator replays the parked e-mail batches
-            await notifier.publisher.publish_message(
-                "",
-                EMAIL_QUEUE,
-                aio_pika.Message(
-                    message.body,
-                    headers=dict(message.headers or {}),
-                    message_id=message.message_id,
-                    type=message.type,
-                    user_id=message.user_id,
-                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                ),
+        for parked in held:  # the operator replays the parked e-mail batches
+            await replay(
+                notifier.publisher,
+                parked,
+                work_queue=EMAIL_QUEUE,
+                service_user=notifier.settings.service_broker_user,
             )
+        await channel.close()
 
         async def all_six() -> bool:
             return int(await db.fetchval("SELECT count(*) FROM sent_email")) == 6
@@ -265,4 +266,3 @@ async def test_an_email_batch_with_one_refused_recipient_sends_the_rest_once(
     ids = [message_from_bytes(raw, policy=policy.default)["Message-ID"] for raw in server.messages]
     expected = {f"<{j.message_id}@verwijsindex.invalid>" for e in events for j in e.emails}
     assert len(ids) == 6 and set(ids) == expected  # every e-mail once, none twice
-    assert all(m.type == EMAIL_BATCH_TYPE for m in parked)

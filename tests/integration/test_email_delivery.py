@@ -194,7 +194,7 @@ async def test_smtp_down_notices_go_out_mails_are_retried_parked_and_replayed_on
 
     def jobs_in(message: aio_pika.abc.AbstractIncomingMessage) -> list[EmailJob]:
         if message.type == EMAIL_BATCH_TYPE:
-            return EmailBatch.model_validate_json(message.body).jobs
+            return EmailBatch.model_validate_json(message.body).items
         return [EmailJob.model_validate_json(message.body)]
 
     async def all_parked() -> bool:

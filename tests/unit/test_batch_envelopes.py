@@ -45,7 +45,7 @@ def test_events_become_one_batch_in_the_place_of_the_first() -> None:
     merged = merge_notify_messages(messages)
     assert [m.message_type for m in merged] == ["receipt", NOTIFY_BATCH_TYPE, "receipt", "receipt"]
     assert [merged[0], merged[2], merged[3]] == receipts
-    assert NotifyBatch.model_validate_json(merged[1].body).events == events
+    assert NotifyBatch.model_validate_json(merged[1].body).items == events
     # The same events always give the same message id (a re-run is a duplicate).
     again = merge_notify_messages([notify_message(e) for e in events])
     assert again[0].message_id == merged[1].message_id
