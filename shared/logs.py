@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, TextIO, cast
 
+import asyncpg
+import pydantic
 import structlog
 
 
@@ -89,3 +91,20 @@ def message_context(**values: Any) -> Iterator[None]:
     """Bind message_id / correlation_id (and the like) for the duration of one message."""
     with structlog.contextvars.bound_contextvars(**values):
         yield
+
+
+def describe_error(exc: BaseException, limit: int = 500) -> str:
+    """A short description of an error that is safe to log or put in a header.
+
+    pydantic errors would echo the input, and PostgreSQL's DETAIL can quote a whole
+    row ("Failing row contains (...)", a youth's birth date among it): both are left
+    out, keeping where and what went wrong."""
+    if isinstance(exc, pydantic.ValidationError):
+        locs = ", ".join(
+            ".".join(str(p) for p in e["loc"]) + f" ({e['type']})"
+            for e in exc.errors(include_input=False, include_url=False)
+        )
+        return f"ValidationError: {locs}"[:limit]
+    if isinstance(exc, asyncpg.PostgresError):
+        return f"{type(exc).__name__}: {exc.message} (SQLSTATE {exc.sqlstate})"[:limit]
+    return f"{type(exc).__name__}: {exc}"[:limit]

@@ -21,7 +21,7 @@ from shared.db import heartbeat, migrate
 from shared.db.outbox import Outbox
 from shared.db.pool import create_pool
 from shared.http import HealthServer
-from shared.logs import configure_logging, get_logger
+from shared.logs import configure_logging, describe_error, get_logger
 from shared.pseudonym import Pseudonymizer
 from shared.region.store import RegionCache
 from shared.settings import Settings
@@ -167,7 +167,7 @@ class Runtime:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("heartbeat_failed", error=f"{type(exc).__name__}: {exc}"[:300])
+                log.warning("heartbeat_failed", error=describe_error(exc, 300))
             await asyncio.sleep(heartbeat.INTERVAL_SECONDS)
 
     async def close(self) -> None:
@@ -183,7 +183,7 @@ class Runtime:
         try:
             await heartbeat.leave(self.pool, self.instance)
         except Exception as exc:
-            log.warning("heartbeat_leave_failed", error=f"{type(exc).__name__}: {exc}"[:300])
+            log.warning("heartbeat_leave_failed", error=describe_error(exc, 300))
         await self.publisher.close()
         await self.connection.close()
         try:
@@ -207,7 +207,7 @@ async def _serve(name: str, setup: Callable[[Runtime], Awaitable[None]]) -> None
     except Exception as exc:
         # RabbitMQ or PostgreSQL unreachable at start: one JSON line, exit 1, and the
         # supervisor (compose `restart: unless-stopped`) starts us again.
-        log.error("startup_failed", error=f"{type(exc).__name__}: {exc}"[:300])
+        log.error("startup_failed", error=describe_error(exc, 300))
         raise SystemExit(1) from None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -15,7 +15,7 @@ from services.matcher.handlers.person import deceased, moved
 from services.matcher.handlers.regie import claim
 from services.matcher.handlers.register import identity_of, register
 from services.matcher.handlers.withdraw import withdraw
-from shared.amqp.consumer import Delivery, PoisonMessage, describe_error
+from shared.amqp.consumer import Delivery, PoisonMessage
 from shared.clock import Clock, utcnow
 from shared.commands import send_command
 from shared.contract.inbound import MeldingRegister
@@ -23,7 +23,7 @@ from shared.db import inbox
 from shared.envelopes import COMMAND_BATCH_TYPE, Command, unpack
 from shared.index import repository as repo
 from shared.index.notices import merge_notify_messages
-from shared.logs import get_logger, message_context
+from shared.logs import describe_error, get_logger, message_context
 from shared.receipts import answer_to_handled
 from shared.service import Runtime
 

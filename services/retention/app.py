@@ -6,7 +6,7 @@ import asyncio
 
 from services.retention.sweep import Sweep
 from shared.clock import utcnow
-from shared.logs import get_logger
+from shared.logs import describe_error, get_logger
 from shared.service import Runtime
 
 log = get_logger(__name__)
@@ -21,7 +21,7 @@ async def setup(runtime: Runtime) -> None:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a failed sweep is retried at the next tick
-                log.error("sweep_failed", error=f"{type(exc).__name__}: {exc}"[:300])
+                log.error("sweep_failed", error=describe_error(exc, 300))
             await asyncio.sleep(runtime.settings.retention_interval_seconds)
 
     runtime.background(sweep_forever)

@@ -21,12 +21,11 @@ from typing import Any, cast
 
 import aio_pika
 import aiormq
-import pydantic
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
 
 from shared.amqp.publisher import Publisher
 from shared.amqp.topology import parked_queue, retry_queue
-from shared.logs import get_logger, message_context
+from shared.logs import describe_error, get_logger, message_context
 
 ATTEMPT_HEADER = "x-vi-attempt"
 ERROR_HEADER = "x-vi-error"
@@ -43,17 +42,6 @@ log = get_logger(__name__)
 
 class PoisonMessage(Exception):
     """A message that can never succeed: park it at once instead of retrying."""
-
-
-def describe_error(exc: BaseException) -> str:
-    """A short, safe description: pydantic errors would otherwise echo the input."""
-    if isinstance(exc, pydantic.ValidationError):
-        locs = ", ".join(
-            ".".join(str(p) for p in e["loc"]) + f" ({e['type']})"
-            for e in exc.errors(include_input=False, include_url=False)
-        )
-        return f"ValidationError: {locs}"[:500]
-    return f"{type(exc).__name__}: {exc}"[:500]
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ import asyncpg
 
 from shared.amqp.publisher import Publisher
 from shared.db.pool import Conn
-from shared.logs import get_logger
+from shared.logs import describe_error, get_logger
 
 log = get_logger(__name__)
 
@@ -125,7 +125,7 @@ class Outbox:
         try:
             await _publish_all(self._publisher, [r.message for r in rows])
         except Exception as exc:
-            log.warning("outbox_dispatch_deferred", error=f"{type(exc).__name__}: {exc}"[:300])
+            log.warning("outbox_dispatch_deferred", error=describe_error(exc, 300))
             return
         self._published.extend(r.id for r in rows)
         if self._deleter is None or self._deleter.done():
@@ -137,7 +137,7 @@ class Outbox:
             try:
                 await self._pool.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", ids)
             except Exception as exc:
-                log.warning("outbox_delete_deferred", error=f"{type(exc).__name__}: {exc}"[:300])
+                log.warning("outbox_delete_deferred", error=describe_error(exc, 300))
 
     async def flush(self) -> None:
         """Wait until the rows published so far are deleted (before closing the pool)."""
@@ -194,5 +194,5 @@ class Outbox:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("outbox_relay_failed", error=f"{type(exc).__name__}: {exc}"[:300])
+                log.warning("outbox_relay_failed", error=describe_error(exc, 300))
             await asyncio.sleep(interval)

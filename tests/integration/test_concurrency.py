@@ -11,8 +11,9 @@ from typing import Any
 import asyncpg
 
 from services.matcher.handler import MatcherHandler, parse_commands
-from shared.amqp.consumer import Delivery, describe_error
+from shared.amqp.consumer import Delivery
 from shared.amqp.topology import MATCHER_QUEUE
+from shared.logs import describe_error
 from shared.partner_client import PartnerClient, Received
 from shared.service import Runtime
 from tests.conftest import System
