@@ -58,12 +58,11 @@ class MatcherHandler:
 
     async def __call__(self, delivery: Delivery) -> None:
         commands = parse_commands(delivery)
-        if len(commands) == 1:
-            await self._run(commands)
-            return
         try:
             await self._run(commands)
         except Exception as exc:
+            if len(commands) == 1:
+                raise
             # One command of a batch may be the cause: pass each on as a message of its
             # own (nothing of the batch was committed), to be retried or parked alone.
             log.warning("command_batch_split", commands=len(commands), error=describe_error(exc))

@@ -13,7 +13,6 @@ from __future__ import annotations
 import email.policy
 from dataclasses import dataclass
 from email import quoprimime
-from email.headerregistry import BaseHeader, HeaderRegistry
 from email.message import EmailMessage
 from email.utils import formatdate
 
@@ -76,29 +75,8 @@ def _write(sender: str, to: str, subject: str, date: str, message_id: str, text:
     return head.encode("ascii") + body.encode("ascii")
 
 
-class _HeaderClasses(HeaderRegistry):
-    """The standard header classes, made once per header name: the stdlib registry
-    makes a new class for every header set."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._made: dict[str, type[BaseHeader]] = {}
-
-    def __getitem__(self, name: str) -> type[BaseHeader]:
-        key = name.lower()
-        made = self._made.get(key)
-        if made is None:
-            made = self._made[key] = super().__getitem__(name)
-        return made
-
-
-_HEADER_CLASSES = _HeaderClasses()
-_BUILD_POLICY = email.policy.default.clone(
-    max_line_length=BODY_LINE_LENGTH, header_factory=_HEADER_CLASSES
-)
-_HEADER_POLICY = email.policy.default.clone(
-    max_line_length=HEADER_LINE_LENGTH, header_factory=_HEADER_CLASSES
-)
+_BUILD_POLICY = email.policy.default.clone(max_line_length=BODY_LINE_LENGTH)
+_HEADER_POLICY = email.policy.default.clone(max_line_length=HEADER_LINE_LENGTH)
 
 
 def render_with_stdlib(job: EmailJob, sender: str, *, date: str | None = None) -> EmailMessage:
