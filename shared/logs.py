@@ -96,9 +96,10 @@ def message_context(**values: Any) -> Iterator[None]:
 def describe_error(exc: BaseException, limit: int = 500) -> str:
     """A short description of an error that is safe to log or put in a header.
 
-    pydantic errors would echo the input, and PostgreSQL's DETAIL can quote a whole
-    row ("Failing row contains (...)", a youth's birth date among it): both are left
-    out, keeping where and what went wrong."""
+    pydantic errors would echo the input, PostgreSQL's DETAIL can quote a whole row
+    ("Failing row contains (...)", a youth's birth date among it), and asyncpg quotes a
+    query argument it cannot encode: all are left out, keeping where and what went
+    wrong."""
     if isinstance(exc, pydantic.ValidationError):
         locs = ", ".join(
             ".".join(str(p) for p in e["loc"]) + f" ({e['type']})"
@@ -106,5 +107,8 @@ def describe_error(exc: BaseException, limit: int = 500) -> str:
         )
         return f"ValidationError: {locs}"[:limit]
     if isinstance(exc, asyncpg.PostgresError):
-        return f"{type(exc).__name__}: {exc.message} (SQLSTATE {exc.sqlstate})"[:limit]
+        # A client-side error has no server message: "invalid input for query argument
+        # $3: <the value> (...)" keeps its part before the value.
+        message = exc.message or str(exc).split(":", 1)[0]
+        return f"{type(exc).__name__}: {message} (SQLSTATE {exc.sqlstate})"[:limit]
     return f"{type(exc).__name__}: {exc}"[:limit]

@@ -7,12 +7,18 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from email import message_from_bytes, policy
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
+from services.matcher.handler import MatcherHandler
+from shared.amqp.consumer import Delivery
+from shared.amqp.topology import MATCHER_QUEUE
 from shared.contract.validation import example_bsn
 from shared.region.model import RegionConfig
+from shared.service import Runtime
 from shared.settings import Settings
 
 PARTNER_PASSWORD = "test-partner-secret"
@@ -113,6 +119,23 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 10.0
         await asyncio.sleep(0.05)
 
 
+async def queued_messages(runtime: Runtime, queue: str) -> int:
+    """Messages ready in `queue` (not those a consumer holds unacked)."""
+    async with runtime.connection.channel() as channel:
+        declared = await channel.declare_queue(queue, passive=True)
+        return int(declared.declaration_result.message_count or 0)
+
+
+def mails(region: RegionUnderTest) -> list[EmailMessage]:
+    """The e-mails the services wrote as .eml files, oldest name first."""
+    found = []
+    for path in sorted(region.mail_dir.glob("*.eml")):
+        message = message_from_bytes(path.read_bytes(), policy=policy.default)
+        assert isinstance(message, EmailMessage)
+        found.append(message)
+    return found
+
+
 def cli_env(region: RegionUnderTest) -> dict[str, str]:
     s = region.settings
     return {
@@ -136,3 +159,23 @@ async def run_cli(region: RegionUnderTest, *args: str, input: str | None = None)
     return await asyncio.to_thread(
         runner.invoke, main, list(args), env=cli_env(region), input=input, catch_exceptions=False
     )
+
+
+@dataclass
+class MatcherCrashingOnce:
+    """A matcher that handles a message and then, once, dies before the ack (its
+    outcome committed, the message given back): pass `setup` to `System.start`."""
+
+    when: Callable[[Delivery], bool] = lambda _delivery: True
+    crashes: int = 0
+
+    async def setup(self, runtime: Runtime) -> None:
+        real = MatcherHandler(runtime)
+
+        async def crash_after_commit(delivery: Delivery) -> None:
+            await real(delivery)
+            if self.crashes == 0 and self.when(delivery):
+                self.crashes += 1
+                raise ConnectionError("process lost before the ack")
+
+        runtime.consume(MATCHER_QUEUE, crash_after_commit)

@@ -54,9 +54,10 @@ class IngestHandler:
         region = await self._rt.region.get()
         commands: list[Command] = []
         for delivery in deliveries:
-            msg = delivery.message
+            message_id = delivery.message_id
             with message_context(
-                message_id=msg.message_id, correlation_id=msg.correlation_id or msg.message_id
+                message_id=message_id,
+                correlation_id=delivery.message.correlation_id or message_id,
             ):
                 command = await self._triage(delivery, region)
             if command is not None:

@@ -32,7 +32,7 @@ class Journal:
 
 
 @dataclass
-class Batch:
+class Transaction:
     """What the commands handled in one transaction share."""
 
     uow: UnitOfWork
@@ -47,7 +47,7 @@ class Batch:
 
 @dataclass
 class Context:
-    batch: Batch
+    batch: Transaction
     command: Command
 
     @property

@@ -9,7 +9,7 @@ from typing import Any, cast
 
 import pydantic
 
-from services.matcher.context import Batch, Context
+from services.matcher.context import Context, Transaction
 from services.matcher.handlers.informed import informed
 from services.matcher.handlers.person import deceased, moved
 from services.matcher.handlers.regie import claim
@@ -58,15 +58,22 @@ class MatcherHandler:
 
     async def __call__(self, delivery: Delivery) -> None:
         commands = parse_commands(delivery)
+        if len(commands) > 1 and delivery.after_failed_batch:
+            # It failed once already, with its neighbours: split at once.
+            await self._split(commands, "its batch failed")
+            return
         try:
             await self._run(commands)
         except Exception as exc:
             if len(commands) == 1:
                 raise
-            # One command of a batch may be the cause: pass each on as a message of its
-            # own (nothing of the batch was committed), to be retried or parked alone.
-            log.warning("command_batch_split", commands=len(commands), error=describe_error(exc))
-            await asyncio.gather(*(send_command(self._rt.publisher, c) for c in commands))
+            await self._split(commands, describe_error(exc))
+
+    async def _split(self, commands: Sequence[Command], error: str) -> None:
+        """One command of a batch may be the cause: pass each on as a message of its own
+        (nothing of the batch was committed), to be retried or parked alone."""
+        log.warning("command_batch_split", commands=len(commands), error=error)
+        await asyncio.gather(*(send_command(self._rt.publisher, c) for c in commands))
 
     async def handle_batch(self, deliveries: Sequence[Delivery]) -> None:
         await self._run([c for d in deliveries for c in parse_commands(d)])
@@ -103,7 +110,7 @@ class MatcherHandler:
                     for c in registrations
                 ],
             )
-            batch = Batch(uow, region, self._rt.pseudonyms, self._clock(), used_refs)
+            batch = Transaction(uow, region, self._rt.pseudonyms, self._clock(), used_refs)
             for command in ordered:
                 key = (command.partner_id, command.message_id)
                 is_new = key in unclaimed
@@ -118,7 +125,7 @@ class MatcherHandler:
             await batch.journal.write(conn)
             uow.messages[:] = merge_notify_messages(uow.messages)
 
-    async def _apply(self, batch: Batch, command: Command, *, is_new: bool) -> None:
+    async def _apply(self, batch: Transaction, command: Command, *, is_new: bool) -> None:
         message = command.message
         if not is_new:
             answers = answer_to_handled(

@@ -8,7 +8,6 @@ import asyncio
 import json
 import uuid
 from collections.abc import Sequence
-from typing import cast
 
 import pydantic
 
@@ -121,7 +120,7 @@ class EmailHandler:
         for delivery in deliveries:
             for job in _parse_jobs(delivery):
                 jobs.setdefault(str(job.message_id), job)
-        failure: Exception | None = None
+        failed: dict[str, BaseException] = {}
         async with self._rt.pool.acquire() as conn, conn.transaction():
             claimed = {
                 row["message_id"]
@@ -138,17 +137,15 @@ class EmailHandler:
             outcomes = await asyncio.gather(
                 *(self._send(jobs[key]) for key in to_send), return_exceptions=True
             )
-            errors = [out for out in outcomes if out is not None]
-            if any(not isinstance(err, Exception) for err in errors):
-                raise errors[0]  # cancelled: roll every claim back
-            failed = [key for key, out in zip(to_send, outcomes, strict=True) if out is not None]
+            failed = {key: out for key, out in zip(to_send, outcomes, strict=True) if out}
+            if any(not isinstance(err, Exception) for err in failed.values()):
+                raise next(iter(failed.values()))  # cancelled: roll every claim back
             if failed:
                 await conn.execute(
-                    "DELETE FROM sent_email WHERE message_id = ANY($1::text[])", failed
+                    "DELETE FROM sent_email WHERE message_id = ANY($1::text[])", list(failed)
                 )
-                failure = cast(Exception, errors[0])
-        if failure is not None:
-            raise failure
+        if failed:
+            raise next(iter(failed.values()))
 
     async def _send(self, job: EmailJob) -> None:
         async with self._sending:

@@ -46,7 +46,7 @@ def render(job: EmailJob, sender: str, *, date: str | None = None) -> OutgoingEm
     if _plain(sender) and _plain(job.to) and _plain_subject(subject):
         data = _write(sender, job.to, subject, date, message_id_of(job), text)
     else:
-        data = render_with_stdlib(job, sender, date=date).as_bytes()
+        data = _build(sender, job.to, subject, date, message_id_of(job), text).as_bytes()
     return OutgoingEmail(sender, job.to, message_id_of(job), data)
 
 
@@ -82,12 +82,19 @@ _HEADER_POLICY = email.policy.default.clone(max_line_length=HEADER_LINE_LENGTH)
 def render_with_stdlib(job: EmailJob, sender: str, *, date: str | None = None) -> EmailMessage:
     """The same e-mail built by the standard library (for the unusual cases)."""
     subject, text = TEMPLATES[job.template](job.data)
+    date = date or formatdate(localtime=False)
+    return _build(sender, job.to, subject, date, message_id_of(job), text)
+
+
+def _build(
+    sender: str, to: str, subject: str, date: str, message_id: str, text: str
+) -> EmailMessage:
     message = EmailMessage(policy=_BUILD_POLICY)
     message["From"] = sender
-    message["To"] = job.to
+    message["To"] = to
     message["Subject"] = subject
-    message["Date"] = date or formatdate(localtime=False)
-    message["Message-ID"] = f"<{message_id_of(job)}>"
+    message["Date"] = date
+    message["Message-ID"] = f"<{message_id}>"
     message.set_content(text, cte="quoted-printable")
     message.policy = _HEADER_POLICY
     return message

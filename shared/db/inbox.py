@@ -15,13 +15,7 @@ DEDUP_WINDOW_DAYS = 45
 
 async def claim(conn: Conn, partner_id: str, message_id: str) -> bool:
     """True if this message is new; False if it was handled before."""
-    row = await conn.fetchval(
-        """INSERT INTO inbox (partner_id, message_id) VALUES ($1, $2)
-           ON CONFLICT DO NOTHING RETURNING true""",
-        partner_id,
-        message_id,
-    )
-    return bool(row)
+    return bool(await claim_many(conn, [(partner_id, message_id)]))
 
 
 async def claim_many(conn: Conn, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from email import message_from_bytes, policy
 from email.message import EmailMessage
 from typing import Any
 
@@ -20,7 +19,7 @@ from shared.partner_client import PartnerClient, Received
 from shared.region.model import RegionConfig
 from shared.service import Runtime
 from tests.conftest import System
-from tests.support import RegionUnderTest, eventually, register_body
+from tests.support import RegionUnderTest, eventually, mails, register_body
 
 
 def at(text: str) -> datetime:
@@ -207,15 +206,6 @@ async def melding_row(db: asyncpg.Connection[Any], partner_id: str, ref: str) ->
     )
     assert row is not None, f"no melding {partner_id}/{ref}"
     return row
-
-
-def mails(region: RegionUnderTest) -> list[EmailMessage]:
-    found = []
-    for path in sorted(region.mail_dir.glob("*.eml")):
-        message = message_from_bytes(path.read_bytes(), policy=policy.default)
-        assert isinstance(message, EmailMessage)
-        found.append(message)
-    return found
 
 
 async def mails_to(region: RegionUnderTest, address: str, count: int) -> list[EmailMessage]:

@@ -13,7 +13,7 @@ from typing import Any
 import aio_pika
 import asyncpg
 
-from services.matcher.context import Batch
+from services.matcher.context import Transaction
 from services.matcher.handler import MatcherHandler, parse_commands
 from shared.amqp.consumer import ATTEMPT_HEADER, Delivery, PoisonMessage
 from shared.amqp.inspect import HeldMessage, hold, replay
@@ -36,17 +36,17 @@ from shared.partner_client import PartnerClient
 from shared.service import Runtime
 from tests.conftest import System
 from tests.integration.test_email_delivery import free_port, sample_event
-from tests.support import RegionUnderTest, eventually, register_body, valid_bsn
+from tests.support import (
+    RegionUnderTest,
+    eventually,
+    queued_messages,
+    register_body,
+    valid_bsn,
+)
 
 
 async def _nothing(runtime: Runtime) -> None:
     """A runtime that only publishes (the topology is declared when it opens)."""
-
-
-async def _queued(runtime: Runtime, queue: str) -> int:
-    async with runtime.connection.channel() as channel:
-        declared = await channel.declare_queue(queue, passive=True)
-        return int(declared.declaration_result.message_count or 0)
 
 
 async def _drain_parked(runtime: Runtime, queue: str) -> list[aio_pika.abc.AbstractIncomingMessage]:
@@ -87,7 +87,7 @@ async def test_queued_messages_come_in_batches_and_a_failing_batch_goes_one_by_o
 
     async def settled() -> bool:
         return (
-            await _queued(consumer, MATCHER_QUEUE) == 0
+            await queued_messages(consumer, MATCHER_QUEUE) == 0
             and len(await _parked_so_far(consumer, parked_seen)) == 1
         )
 
@@ -112,7 +112,7 @@ async def test_queued_messages_come_in_batches_and_a_failing_batch_goes_one_by_o
     # Every delivery was settled: none comes back when the consumer goes away.
     await system.stop(consumer)
     await asyncio.sleep(0.2)
-    assert await _queued(tool, MATCHER_QUEUE) == 0
+    assert await queued_messages(tool, MATCHER_QUEUE) == 0
 
 
 async def _parked_so_far(
@@ -134,7 +134,7 @@ class _FailsOn(MatcherHandler):
         self._seen.append(len(parse_commands(delivery)))
         await super().__call__(delivery)
 
-    async def _apply(self, batch: Batch, command: Command, *, is_new: bool) -> None:
+    async def _apply(self, batch: Transaction, command: Command, *, is_new: bool) -> None:
         if getattr(command.message, "melding_ref", None) == self._ref:
             raise RuntimeError("this melding breaks the matcher")
         await super()._apply(batch, command, is_new=is_new)
@@ -153,7 +153,10 @@ async def test_ingest_forwards_a_burst_as_one_batch_and_a_failing_batch_is_split
     await system.start("ingest")  # the burst waits for it in vi.inbound
 
     async def forwarded() -> bool:
-        return await _queued(tool, INGEST_QUEUE) == 0 and await _queued(tool, MATCHER_QUEUE) > 0
+        return (
+            await queued_messages(tool, INGEST_QUEUE) == 0
+            and await queued_messages(tool, MATCHER_QUEUE) > 0
+        )
 
     await eventually(forwarded)
     carried: list[int] = []

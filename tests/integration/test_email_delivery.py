@@ -17,12 +17,10 @@ import aio_pika
 import asyncpg
 from aiosmtpd.controller import Controller
 
-from services.matcher.handler import MatcherHandler
-from shared.amqp.consumer import ATTEMPT_HEADER, ERROR_HEADER, Delivery
+from shared.amqp.consumer import ATTEMPT_HEADER, ERROR_HEADER
 from shared.amqp.topology import (
     EMAIL_QUEUE,
     INTERNAL_EXCHANGE,
-    MATCHER_QUEUE,
     NOTIFIER_KEY,
     parked_queue,
 )
@@ -30,10 +28,9 @@ from shared.envelopes import EMAIL_BATCH_TYPE, EmailBatch, EmailJob, NotifyEvent
 from shared.index.domain import Contact, StoredMelding
 from shared.index.notices import match_event, participant
 from shared.partner_client import PartnerClient
-from shared.service import Runtime
 from tests.conftest import System
 from tests.integration.test_matching import Mailbox
-from tests.support import RegionUnderTest, eventually, valid_bsn
+from tests.support import MatcherCrashingOnce, RegionUnderTest, eventually, valid_bsn
 
 
 def sample_event(region: RegionUnderTest) -> NotifyEvent:
@@ -101,22 +98,9 @@ async def test_a_register_handled_again_after_a_crash_tells_nobody_twice(
     partners: dict[str, PartnerClient],
     db: asyncpg.Connection[Any],
 ) -> None:
-    crashes = 0
-
-    async def setup(runtime: Runtime) -> None:
-        real = MatcherHandler(runtime)
-
-        async def crash_after_commit(delivery: Delivery) -> None:
-            nonlocal crashes
-            await real(delivery)
-            if crashes == 0 and b"T-1" in delivery.message.body:
-                crashes += 1
-                raise ConnectionError("process lost before the ack")
-
-        runtime.consume(MATCHER_QUEUE, crash_after_commit)
-
+    matcher = MatcherCrashingOnce(when=lambda delivery: b"T-1" in delivery.message.body)
     await system.start("ingest")
-    await system.start("matcher", setup=setup)
+    await system.start("matcher", setup=matcher.setup)
     await system.start("notifier")
     school, team = Mailbox(partners["school"]), Mailbox(partners["jeugdteam"])
     bsn = valid_bsn(401)
@@ -126,7 +110,7 @@ async def test_a_register_handled_again_after_a_crash_tells_nobody_twice(
     await school.notice("match.notice", "S-1")
 
     async def crashed() -> bool:
-        return crashes == 1
+        return matcher.crashes == 1
 
     await eventually(crashed)
     # The redelivery found the message handled and said nothing more.

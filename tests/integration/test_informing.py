@@ -17,14 +17,13 @@ from tests.integration.lifecycle_support import (
     day,
     deferred,
     informed,
-    mails,
     mails_to,
     melding_row,
     register,
     start_lifecycle,
     withdraw,
 )
-from tests.support import RegionUnderTest, region_document, valid_bsn
+from tests.support import RegionUnderTest, mails, region_document, valid_bsn
 
 REPORTED = "2026-01-01T10:00:00+01:00"  # an ordinary winter day; due 15 January
 

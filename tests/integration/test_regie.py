@@ -5,10 +5,8 @@ matcher replicas."""
 from __future__ import annotations
 
 import asyncio
-import email
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from email import policy
 from email.message import EmailMessage
 from typing import Any
 
@@ -22,16 +20,7 @@ from shared.partner_client import PartnerClient
 from shared.service import Runtime
 from tests.conftest import System, apply_region
 from tests.integration.test_matching import Mailbox, codes, mailboxes
-from tests.support import RegionUnderTest, eventually, region_document, valid_bsn
-
-
-def mails(region: RegionUnderTest) -> list[EmailMessage]:
-    found = []
-    for path in sorted(region.mail_dir.glob("*.eml")):
-        message = email.message_from_bytes(path.read_bytes(), policy=policy.default)
-        assert isinstance(message, EmailMessage)
-        found.append(message)
-    return found
+from tests.support import RegionUnderTest, eventually, mails, region_document, valid_bsn
 
 
 def mails_with_subject(region: RegionUnderTest, start: str) -> list[EmailMessage]:

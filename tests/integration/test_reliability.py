@@ -11,7 +11,6 @@ import aio_pika
 import asyncpg
 import pytest
 
-from services.matcher.handler import MatcherHandler
 from shared.amqp.consumer import ATTEMPT_HEADER, ERROR_HEADER, Delivery
 from shared.amqp.publisher import Publisher
 from shared.amqp.topology import MATCHER_QUEUE, OUTBOUND_EXCHANGE, parked_queue
@@ -20,34 +19,27 @@ from shared.db.outbox import OutboundMessage, Outbox, write
 from shared.partner_client import PartnerClient
 from shared.service import Runtime
 from tests.conftest import System
-from tests.support import RegionUnderTest, eventually, register_body, valid_bsn
+from tests.support import (
+    MatcherCrashingOnce,
+    RegionUnderTest,
+    eventually,
+    register_body,
+    valid_bsn,
+)
 
 
 async def test_redelivery_after_commit_has_one_effect_and_one_receipt(
     system: System, partners: dict[str, PartnerClient], db: asyncpg.Connection[Any]
 ) -> None:
-    crashes = 0
-
-    async def setup(runtime: Runtime) -> None:
-        real = MatcherHandler(runtime)
-
-        async def crash_after_commit(delivery: Delivery) -> None:
-            nonlocal crashes
-            await real(delivery)
-            if crashes == 0:
-                crashes += 1
-                raise ConnectionError("process lost before the ack")
-
-        runtime.consume(MATCHER_QUEUE, crash_after_commit)
-
+    matcher = MatcherCrashingOnce()
     await system.start("ingest")
-    await system.start("matcher", setup=setup)
+    await system.start("matcher", setup=matcher.setup)
     school = partners["school"]
     mid = await school.send(register_body("R-1", bsn=valid_bsn(42)))
     receipt = await school.receipt_for(mid)
     assert receipt.body["status"] == "accepted"
     assert await school.quiet(1.0) == []  # the handled-again delivery said nothing more
-    assert crashes == 1
+    assert matcher.crashes == 1
     assert await db.fetchval("SELECT count(*) FROM melding") == 1
     assert await db.fetchval("SELECT count(*) FROM inbox") == 1
 

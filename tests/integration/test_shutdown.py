@@ -60,13 +60,19 @@ async def test_sigterm_drains_and_nothing_is_lost(
             await matcher.wait()
         log_file.close()
 
-    # Nothing half-done: every stored melding has its inbox row and its receipt
-    # (sent, or waiting in the outbox for the relay).
+    # Nothing half-done: every stored melding has its inbox row, and its receipt went
+    # out exactly once before the exit (a drained outbox; a killed process would leave
+    # published rows behind, or receipts unsent).
     stored = int(await db.fetchval("SELECT count(*) FROM melding"))
     assert int(await db.fetchval("SELECT count(*) FROM inbox")) == stored
+    assert await db.fetchval("SELECT count(*) FROM outbox") == 0
+    receipts: dict[str, list[str]] = {}
+    for got in await school.quiet(1.0):
+        assert got.type == "receipt"
+        receipts.setdefault(got.body["in_reply_to"], []).append(got.body["status"])
+    assert len(receipts) == stored
 
     await system.start("matcher")  # the rest is still queued, and is handled now
-    receipts: dict[str, list[str]] = {}
     while len(receipts) < COUNT:
         got = await school.next(timeout=30)
         if got.type == "receipt":

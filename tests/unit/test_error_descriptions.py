@@ -40,3 +40,13 @@ def test_a_validation_error_names_the_field_not_the_value() -> None:
 def test_other_errors_keep_their_message_within_the_limit() -> None:
     assert describe_error(ConnectionError("refused"), 300) == "ConnectionError: refused"
     assert len(describe_error(RuntimeError("x" * 1000), 300)) == 300
+
+
+def test_a_query_argument_that_cannot_be_encoded_is_not_quoted() -> None:
+    # As asyncpg raises it when a value does not fit the column's type.
+    exc = asyncpg.exceptions.DataError(
+        "invalid input for query argument $3: '2011-10-17' (expected a datetime.date)"
+    )
+    assert describe_error(exc) == (
+        "DataError: invalid input for query argument $3 (SQLSTATE 22000)"
+    )

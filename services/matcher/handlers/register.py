@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from services.matcher.context import Context
 from shared.contract.errors import ErrorCode, ErrorItem
-from shared.contract.inbound import MeldingRegister, Youth, normalise_surname
+from shared.contract.inbound import MeldingRegister, Youth
 from shared.dates import amsterdam_date, inform_targets
 from shared.index import repository as repo
 from shared.index.deadlines import expiry_date
@@ -17,16 +17,18 @@ from shared.index.domain import (
 )
 from shared.index.lifecycle import lead_changed_message
 from shared.index.notices import match_event, notify_message, participant
+from shared.index.subject import identity
 from shared.pseudonym import Pseudonymizer
 from shared.receipts import rejected
 
 
 def identity_of(youth: Youth, pseudonyms: Pseudonymizer) -> bytes:
-    if youth.bsn is not None:
-        return pseudonyms.youth_by_bsn(youth.bsn)
-    assert youth.surname is not None and youth.sex is not None
-    return pseudonyms.youth_without_bsn(
-        normalise_surname(youth.surname), youth.birth_date, youth.sex
+    return identity(
+        pseudonyms,
+        bsn=youth.bsn,
+        surname=youth.surname,
+        birth_date=youth.birth_date,
+        sex=youth.sex,
     )
 
 
@@ -97,7 +99,7 @@ async def register(ctx: Context, msg: MeldingRegister) -> None:
     # The youth's open group, if any, is the match the newcomer joins (same match_id);
     # otherwise a new group forms. Archived counterparts are recorded as members too.
     group = await repo.open_group(conn, youth.id)
-    lead_id = group.lead_melding_id if group is not None else None
+    current_lead = group.lead_melding_id if group is not None else None
     # Active members of the (new or open) group: the newcomer and the active
     # counterparts, since an open group holds every active melding on its youth.
     active = sorted(
@@ -105,7 +107,7 @@ async def register(ctx: Context, msg: MeldingRegister) -> None:
         key=lambda m: (m.registered_at, m.id),
     )
     new_lead = None
-    if lead_id is None and decision.forms_live_group:
+    if current_lead is None and decision.forms_live_group:
         priority = ctx.region.region.regie_priority
         new_lead = choose_lead(
             [s.value for s in priority] if priority else None,
@@ -124,8 +126,7 @@ async def register(ctx: Context, msg: MeldingRegister) -> None:
             await repo.set_lead(conn, match_id, new_lead, ctx.now)
     await repo.add_members(conn, match_id, [new.id, *(m.id for m in decision.counterparts)])
     await repo.mark_archive_signalled(conn, decision.archived_used)
-    if new_lead is not None:
-        lead_id = new_lead
+    lead_id = new_lead if new_lead is not None else current_lead
 
     involved = [new, *decision.counterparts]
     lead_melding = next((m for m in involved if m.id == lead_id), None)
