@@ -4,6 +4,8 @@ command, or per batch of commands when they queue up."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, cast
 
@@ -13,8 +15,9 @@ from services.matcher.context import Context, Transaction
 from services.matcher.handlers.informed import informed
 from services.matcher.handlers.person import deceased, moved
 from services.matcher.handlers.regie import claim
-from services.matcher.handlers.register import identity_of, register
+from services.matcher.handlers.register import identity_of, register, youth_of
 from services.matcher.handlers.withdraw import withdraw
+from services.matcher.staging import RegistrationStage
 from shared.amqp.consumer import Delivery, PoisonMessage
 from shared.clock import Clock, utcnow
 from shared.commands import send_command
@@ -29,14 +32,23 @@ from shared.service import Runtime
 
 log = get_logger(__name__)
 
+# New registrations are handled as a set by `MatcherHandler._register_all`.
 HANDLERS: dict[str, Callable[[Context, Any], Awaitable[None]]] = {
-    "melding.register": register,
     "melding.withdraw": withdraw,
     "regie.claim": claim,
     "melding.informed": informed,
     "person.moved": moved,
     "person.deceased": deceased,
 }
+
+
+def _context_of(command: Command) -> contextlib.AbstractContextManager[None]:
+    return message_context(
+        message_id=command.message_id,
+        correlation_id=command.message_id,
+        partner=command.partner_id,
+        type=command.message.type,
+    )
 
 
 def parse_commands(delivery: Delivery) -> list[Command]:
@@ -78,31 +90,29 @@ class MatcherHandler:
     async def handle_batch(self, deliveries: Sequence[Delivery]) -> None:
         await self._run([c for d in deliveries for c in parse_commands(d)])
 
-    def _lock_order(self, commands: Sequence[Command]) -> Sequence[Command]:
-        """A batch of registrations only (bulk onboarding) takes its youths' row locks
-        in identity order, so two replicas' batches never deadlock on each other.
-        The sort is stable: meldingen on one youth keep their order. Mixed batches keep
-        their arrival order (a withdraw must not overtake its registration)."""
-        registrations = [c.message for c in commands]
-        if not all(isinstance(m, MeldingRegister) for m in registrations):
-            return commands
-        return sorted(
-            commands,
-            key=lambda c: identity_of(cast(MeldingRegister, c.message).youth, self._rt.pseudonyms),
-        )
-
     async def _run(self, commands: Sequence[Command]) -> None:
         """All commands in one transaction: each sees the effects of those before it
         (two meldingen on one youth in a batch match as if they came one by one). Any
         failure rolls the whole batch back."""
         region = await self._rt.region.get()
-        ordered = self._lock_order(commands)
+        identities = {
+            id(c): identity_of(c.message.youth, self._rt.pseudonyms)
+            for c in commands
+            if isinstance(c.message, MeldingRegister)
+        }
+        if len(identities) == len(commands):
+            # A batch of registrations only (bulk onboarding) is handled in identity
+            # order, as the stage locks the youths, so two replicas' batches never
+            # deadlock on each other. The sort is stable: meldingen on one youth keep
+            # their order. Mixed batches keep their arrival order (a withdraw must not
+            # overtake its registration).
+            commands = sorted(commands, key=lambda c: identities[id(c)])
         async with self._rt.outbox.unit_of_work() as uow:
             conn = uow.conn
             unclaimed = await inbox.claim_many(
-                conn, [(c.partner_id, c.message_id) for c in ordered]
+                conn, [(c.partner_id, c.message_id) for c in commands]
             )
-            registrations = [c for c in ordered if isinstance(c.message, MeldingRegister)]
+            registrations = [c for c in commands if isinstance(c.message, MeldingRegister)]
             used_refs = await repo.refs_used(
                 conn,
                 [
@@ -111,19 +121,39 @@ class MatcherHandler:
                 ],
             )
             batch = Transaction(uow, region, self._rt.pseudonyms, self._clock(), used_refs)
-            for command in ordered:
+            marked = []
+            for command in commands:
                 key = (command.partner_id, command.message_id)
-                is_new = key in unclaimed
+                marked.append((command, key in unclaimed))
                 unclaimed.discard(key)  # a second copy in the same batch is not new
-                with message_context(
-                    message_id=command.message_id,
-                    correlation_id=command.message_id,
-                    partner=command.partner_id,
-                    type=command.message.type,
-                ):
-                    await self._apply(batch, command, is_new=is_new)
+            # Runs of new registrations are handled as a set (see staging.py); anything
+            # else one command at a time, in order.
+            for staged_run, run in itertools.groupby(
+                marked, key=lambda m: m[1] and isinstance(m[0].message, MeldingRegister)
+            ):
+                if staged_run:
+                    await self._register_all(batch, [c for c, _ in run], identities)
+                else:
+                    for command, is_new in run:
+                        with _context_of(command):
+                            await self._apply(batch, command, is_new=is_new)
             await batch.journal.write(conn)
             uow.messages[:] = merge_notify_messages(uow.messages)
+
+    async def _register_all(
+        self, batch: Transaction, commands: Sequence[Command], identities: dict[int, bytes]
+    ) -> None:
+        conn = batch.uow.conn
+        messages = [cast(MeldingRegister, c.message) for c in commands]
+        stage = await RegistrationStage.prepare(
+            conn, [youth_of(m, identities[id(c)]) for c, m in zip(commands, messages, strict=True)]
+        )
+        for command, message in zip(commands, messages, strict=True):
+            with _context_of(command):
+                await register(
+                    Context(batch, command), message, stage, stage.youths[identities[id(command)]]
+                )
+        await stage.flush(conn, batch.now)
 
     async def _apply(self, batch: Transaction, command: Command, *, is_new: bool) -> None:
         message = command.message

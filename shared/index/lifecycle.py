@@ -128,7 +128,7 @@ async def tidy_after_purge(conn: Conn, youth_id: int) -> None:
            AND NOT EXISTS (SELECT 1 FROM match_member mm WHERE mm.match_id = g.id)""",
         youth_id,
     )
-    await repo.delete_youth_if_empty(conn, youth_id)
+    await repo.delete_youths_if_empty(conn, [youth_id])
 
 
 async def after_member_left(

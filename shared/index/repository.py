@@ -43,26 +43,50 @@ class Group:
     lead_melding_id: int | None
 
 
-async def lock_or_create_youth(
-    conn: Conn, identity_hash: bytes, *, has_bsn: bool, birth_date: date, municipality: str
-) -> Youth:
-    """The youth row, locked for this transaction: all work on one youth is serialised.
+@dataclass(frozen=True)
+class NewYouth:
+    """A youth as a registration describes it, for `lock_or_create_youths`."""
 
-    The no-op DO UPDATE is what takes the row lock on an existing youth (DO NOTHING
-    would not, and two newcomers could then both miss each other); for a new youth a
-    second inserter waits on the first one's uncommitted row and then locks it."""
-    row = await conn.fetchrow(
+    identity_hash: bytes
+    has_bsn: bool
+    birth_date: date
+    municipality: str
+
+
+async def lock_or_create_youths(
+    conn: Conn, youths: Sequence[NewYouth]
+) -> dict[bytes, tuple[Youth, bool]]:
+    """The youth rows, locked for this transaction, by identity hash, each with whether
+    this statement created it. All work on one youth is serialised by this lock.
+
+    The rows are locked in identity order, so two transactions locking overlapping sets
+    never deadlock on each other. The no-op DO UPDATE is what takes the row lock on an
+    existing youth (DO NOTHING would not, and two newcomers could then both miss each
+    other); for a new youth a second inserter waits on the first one's uncommitted row
+    and then locks it. One row per identity: the first description given wins."""
+    unique: dict[bytes, NewYouth] = {}
+    for youth in youths:
+        unique.setdefault(youth.identity_hash, youth)
+    rows = sorted(unique.values(), key=lambda y: y.identity_hash)
+    found = await conn.fetch(
         """INSERT INTO youth (identity_hash, has_bsn, birth_date, municipality)
-           VALUES ($1, $2, $3, $4)
+           SELECT * FROM unnest($1::bytea[], $2::boolean[], $3::date[], $4::text[])
+               AS y(identity_hash, has_bsn, birth_date, municipality)
+           ORDER BY identity_hash
            ON CONFLICT (identity_hash) DO UPDATE SET identity_hash = EXCLUDED.identity_hash
-           RETURNING id, identity_hash, municipality, birth_date""",
-        identity_hash,
-        has_bsn,
-        birth_date,
-        municipality,
+           RETURNING id, identity_hash, municipality, birth_date, (xmax = 0) AS created""",
+        [y.identity_hash for y in rows],
+        [y.has_bsn for y in rows],
+        [y.birth_date for y in rows],
+        [y.municipality for y in rows],
     )
-    assert row is not None
-    return Youth(row["id"], row["identity_hash"], row["municipality"], row["birth_date"])
+    return {
+        r["identity_hash"]: (
+            Youth(r["id"], r["identity_hash"], r["municipality"], r["birth_date"]),
+            r["created"],
+        )
+        for r in found
+    }
 
 
 async def lock_youth(conn: Conn, youth_id: int) -> Youth | None:
@@ -90,18 +114,18 @@ async def lock_youth_by_hash(conn: Conn, identity_hash: bytes) -> Youth | None:
     )
 
 
-async def update_youth_facts(
-    conn: Conn, youth_id: int, *, birth_date: date, municipality: str
-) -> None:
-    # Two reporters may give different birth dates for one BSN: keep the earlier, so
-    # the 23rd-birthday purge never comes late.
-    await conn.execute(
-        """UPDATE youth SET municipality = $2, birth_date = LEAST(birth_date, $3)
-           WHERE id = $1""",
-        youth_id,
-        municipality,
-        birth_date,
-    )
+async def update_youths(conn: Conn, youths: Sequence[Youth]) -> None:
+    """Write the youths' municipality and birth date as given."""
+    if youths:
+        await conn.execute(
+            """UPDATE youth SET municipality = v.municipality, birth_date = v.birth_date
+               FROM unnest($1::bigint[], $2::text[], $3::date[])
+                   AS v(id, municipality, birth_date)
+               WHERE youth.id = v.id""",
+            [y.id for y in youths],
+            [y.municipality for y in youths],
+            [y.birth_date for y in youths],
+        )
 
 
 async def refs_used(conn: Conn, refs: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
@@ -124,11 +148,23 @@ async def refs_used(conn: Conn, refs: Sequence[tuple[str, str]]) -> set[tuple[st
 
 
 async def meldingen_of_youth(conn: Conn, youth_id: int) -> list[StoredMelding]:
+    return (await meldingen_of_youths(conn, [youth_id])).get(youth_id, [])
+
+
+async def meldingen_of_youths(
+    conn: Conn, youth_ids: Sequence[int]
+) -> dict[int, list[StoredMelding]]:
+    """Each youth's meldingen (active and archived) in id order; youths without any
+    are left out."""
     rows = await conn.fetch(
-        f"SELECT {MELDING_COLUMNS} FROM melding WHERE youth_id = $1 ORDER BY id",  # noqa: S608
-        youth_id,
+        f"""SELECT {MELDING_COLUMNS}, youth_id FROM melding
+            WHERE youth_id = ANY($1::bigint[]) ORDER BY id""",  # noqa: S608
+        list(youth_ids),
     )
-    return [melding_from_row(r) for r in rows]
+    found: dict[int, list[StoredMelding]] = {}
+    for row in rows:
+        found.setdefault(row["youth_id"], []).append(melding_from_row(row))
+    return found
 
 
 @dataclass(frozen=True)
@@ -153,34 +189,60 @@ async def find_melding(conn: Conn, partner_id: str, melding_ref: str) -> Melding
     )
 
 
-async def insert_melding(
-    conn: Conn,
-    *,
-    youth_id: int,
-    partner_id: str,
-    melding_ref: str,
-    reported_at: datetime,
-    reporter: Contact,
-    expires_on: date,
-    inform_targets: Sequence[str],
-) -> StoredMelding:
+async def reserve_melding_ids(conn: Conn, count: int) -> tuple[datetime, list[int]]:
+    """`count` new melding ids, ascending, and the transaction's timestamp (what
+    `registered_at` defaults to), so meldingen can be decided on before they are
+    inserted together by `insert_meldingen`."""
     row = await conn.fetchrow(
-        f"""INSERT INTO melding (youth_id, partner_id, melding_ref, state, reported_at,
-                reporter_name, reporter_email, reporter_phone, expires_on, inform_targets)
-            VALUES ($1, $2, $3, 'active', $4, $5, $6, $7, $8, $9)
-            RETURNING {MELDING_COLUMNS}""",  # noqa: S608
-        youth_id,
-        partner_id,
-        melding_ref,
-        reported_at,
-        reporter.name,
-        reporter.email,
-        reporter.phone,
-        expires_on,
-        list(inform_targets),
+        """SELECT now() AS now, ARRAY(SELECT nextval(pg_get_serial_sequence('melding', 'id'))
+                                      FROM generate_series(1, $1)) AS ids""",
+        count,
     )
     assert row is not None
-    return melding_from_row(row)
+    return row["now"], list(row["ids"])
+
+
+@dataclass(frozen=True)
+class NewMelding:
+    """An active melding to insert, its id reserved by `reserve_melding_ids`."""
+
+    melding: StoredMelding
+    youth_id: int
+    reported_at: datetime
+    expires_on: date
+    inform_targets: Sequence[str]
+
+
+async def insert_meldingen(conn: Conn, meldingen: Sequence[NewMelding]) -> None:
+    if not meldingen:
+        return
+    # unnest cannot take a ragged text[][]: each row's targets travel as one string.
+    targets = [",".join(m.inform_targets) for m in meldingen]
+    assert all("," not in t for m in meldingen for t in m.inform_targets)
+    await conn.execute(
+        """INSERT INTO melding (id, youth_id, partner_id, melding_ref, state, reported_at,
+               registered_at, reporter_name, reporter_email, reporter_phone, expires_on,
+               inform_targets)
+           SELECT id, youth_id, partner_id, melding_ref, 'active', reported_at,
+               registered_at, reporter_name, reporter_email, reporter_phone, expires_on,
+               string_to_array(targets, ',')
+           FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[],
+                       $5::timestamptz[], $6::timestamptz[], $7::text[], $8::text[],
+                       $9::text[], $10::date[], $11::text[])
+               AS m(id, youth_id, partner_id, melding_ref, reported_at, registered_at,
+                    reporter_name, reporter_email, reporter_phone, expires_on, targets)""",
+        [m.melding.id for m in meldingen],
+        [m.youth_id for m in meldingen],
+        [m.melding.partner_id for m in meldingen],
+        [m.melding.melding_ref for m in meldingen],
+        [m.reported_at for m in meldingen],
+        [m.melding.registered_at for m in meldingen],
+        [m.melding.reporter.name for m in meldingen],
+        [m.melding.reporter.email for m in meldingen],
+        [m.melding.reporter.phone for m in meldingen],
+        [m.expires_on for m in meldingen],
+        targets,
+    )
 
 
 async def mark_archive_signalled(conn: Conn, melding_ids: Sequence[int]) -> None:
@@ -191,42 +253,55 @@ async def mark_archive_signalled(conn: Conn, melding_ids: Sequence[int]) -> None
         )
 
 
-async def open_group(conn: Conn, youth_id: int) -> Group | None:
-    row = await conn.fetchrow(
-        "SELECT id, lead_melding_id FROM match_group WHERE youth_id = $1 AND ended_at IS NULL",
-        youth_id,
+async def open_groups(conn: Conn, youth_ids: Sequence[int]) -> dict[int, Group]:
+    """The open match group of each youth that has one."""
+    rows = await conn.fetch(
+        """SELECT youth_id, id, lead_melding_id FROM match_group
+           WHERE youth_id = ANY($1::bigint[]) AND ended_at IS NULL""",
+        list(youth_ids),
     )
-    return Group(row["id"], row["lead_melding_id"]) if row else None
+    return {r["youth_id"]: Group(r["id"], r["lead_melding_id"]) for r in rows}
 
 
-async def create_group(
-    conn: Conn, youth_id: int, now: datetime, *, live: bool, lead_melding_id: int | None = None
-) -> uuid.UUID:
+@dataclass(frozen=True)
+class NewGroup:
     """A live group stays open while two or more meldingen are active. A match with
     archived meldingen only is recorded as a group that ends as it forms. A lead given
     here is set as `set_lead` would set it."""
-    match_id = uuid.uuid4()
-    await conn.execute(
-        """INSERT INTO match_group
-               (id, youth_id, formed_at, lead_needed_since, ended_at, lead_melding_id, lead_since)
-           VALUES ($1, $2, $3, $3, $4, $5,
-                   CASE WHEN $5::bigint IS NULL THEN NULL ELSE $3::timestamptz END)""",
-        match_id,
-        youth_id,
-        now,
-        None if live else now,
-        lead_melding_id,
-    )
-    return match_id
+
+    id: uuid.UUID
+    youth_id: int
+    live: bool
+    lead_melding_id: int | None
 
 
-async def add_members(conn: Conn, match_id: uuid.UUID, melding_ids: Sequence[int]) -> None:
-    await conn.execute(
-        """INSERT INTO match_member (match_id, melding_id)
-           SELECT $1, unnest($2::bigint[]) ON CONFLICT DO NOTHING""",
-        match_id,
-        list(melding_ids),
-    )
+async def create_groups(conn: Conn, groups: Sequence[NewGroup], now: datetime) -> None:
+    if groups:
+        await conn.execute(
+            """INSERT INTO match_group (id, youth_id, formed_at, lead_needed_since, ended_at,
+                   lead_melding_id, lead_since)
+               SELECT id, youth_id, $5::timestamptz, $5::timestamptz,
+                   CASE WHEN live THEN NULL ELSE $5::timestamptz END,
+                   lead, CASE WHEN lead IS NULL THEN NULL ELSE $5::timestamptz END
+               FROM unnest($1::uuid[], $2::bigint[], $3::boolean[], $4::bigint[])
+                   AS g(id, youth_id, live, lead)""",
+            [g.id for g in groups],
+            [g.youth_id for g in groups],
+            [g.live for g in groups],
+            [g.lead_melding_id for g in groups],
+            now,
+        )
+
+
+async def add_members(conn: Conn, members: Sequence[tuple[uuid.UUID, int]]) -> None:
+    """Add (match_id, melding_id) memberships; one already there is left as it is."""
+    if members:
+        await conn.execute(
+            """INSERT INTO match_member (match_id, melding_id)
+               SELECT * FROM unnest($1::uuid[], $2::bigint[]) ON CONFLICT DO NOTHING""",
+            [match_id for match_id, _ in members],
+            [melding_id for _, melding_id in members],
+        )
 
 
 async def active_members(conn: Conn, match_id: uuid.UUID) -> list[StoredMelding]:
@@ -274,10 +349,11 @@ async def youth_municipality(conn: Conn, youth_id: int) -> str:
     return str(await conn.fetchval("SELECT municipality FROM youth WHERE id = $1", youth_id))
 
 
-async def delete_youth_if_empty(conn: Conn, youth_id: int) -> None:
+async def delete_youths_if_empty(conn: Conn, youth_ids: Sequence[int]) -> None:
     """Purged means gone: a youth without meldingen leaves no row behind."""
-    await conn.execute(
-        """DELETE FROM youth WHERE id = $1
-           AND NOT EXISTS (SELECT 1 FROM melding WHERE youth_id = $1)""",
-        youth_id,
-    )
+    if youth_ids:
+        await conn.execute(
+            """DELETE FROM youth WHERE id = ANY($1::bigint[])
+               AND NOT EXISTS (SELECT 1 FROM melding WHERE youth_id = youth.id)""",
+            list(youth_ids),
+        )

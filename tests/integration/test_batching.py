@@ -134,10 +134,12 @@ class _FailsOn(MatcherHandler):
         self._seen.append(len(parse_commands(delivery)))
         await super().__call__(delivery)
 
-    async def _apply(self, batch: Transaction, command: Command, *, is_new: bool) -> None:
-        if getattr(command.message, "melding_ref", None) == self._ref:
+    async def _register_all(
+        self, batch: Transaction, commands: Sequence[Command], identities: dict[int, bytes]
+    ) -> None:
+        if any(getattr(c.message, "melding_ref", None) == self._ref for c in commands):
             raise RuntimeError("this melding breaks the matcher")
-        await super()._apply(batch, command, is_new=is_new)
+        await super()._register_all(batch, commands, identities)
 
 
 async def test_ingest_forwards_a_burst_as_one_batch_and_a_failing_batch_is_split(

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from services.matcher.context import Context
+from services.matcher.staging import RegistrationStage, StagedYouth
 from shared.contract.errors import ErrorCode, ErrorItem
 from shared.contract.inbound import MeldingRegister, Youth
 from shared.dates import amsterdam_date, inform_targets
-from shared.index import repository as repo
 from shared.index.deadlines import expiry_date
 from shared.index.domain import (
     AlreadyRegistered,
@@ -17,6 +17,7 @@ from shared.index.domain import (
 )
 from shared.index.lifecycle import lead_changed_message
 from shared.index.notices import match_event, notify_message, participant
+from shared.index.repository import NewYouth
 from shared.index.subject import identity
 from shared.pseudonym import Pseudonymizer
 from shared.receipts import rejected
@@ -32,18 +33,21 @@ def identity_of(youth: Youth, pseudonyms: Pseudonymizer) -> bytes:
     )
 
 
-async def register(ctx: Context, msg: MeldingRegister) -> None:
-    conn = ctx.uow.conn
-    identity = identity_of(msg.youth, ctx.pseudonyms)
-    # The youth's row lock serialises every registration on this youth, so of two
-    # meldingen at the same moment the second always sees the first.
-    youth = await repo.lock_or_create_youth(
-        conn,
-        identity,
+def youth_of(msg: MeldingRegister, identity_hash: bytes) -> NewYouth:
+    return NewYouth(
+        identity_hash,
         has_bsn=msg.youth.bsn is not None,
         birth_date=msg.youth.birth_date,
         municipality=msg.youth.municipality,
     )
+
+
+async def register(
+    ctx: Context, msg: MeldingRegister, stage: RegistrationStage, staged: StagedYouth
+) -> None:
+    """`staged` is the youth, locked by the stage: every registration on a youth is
+    serialised, so of two meldingen at the same moment the second always sees the
+    first."""
     errors: list[ErrorItem] = []
     if (ctx.partner_id, msg.melding_ref) in ctx.used_refs:
         errors.append(
@@ -53,7 +57,7 @@ async def register(ctx: Context, msg: MeldingRegister) -> None:
                 msg="this melding_ref was used before by your organisation; choose a new one",
             )
         )
-    existing = await repo.meldingen_of_youth(conn, youth.id)
+    existing = list(staged.meldingen)
     decision = decide_registration(ctx.partner_id, existing)
     if isinstance(decision, AlreadyRegistered):
         errors.append(
@@ -66,17 +70,12 @@ async def register(ctx: Context, msg: MeldingRegister) -> None:
         )
     if errors or isinstance(decision, AlreadyRegistered):
         ctx.uow.emit(rejected(ctx.partner_id, ctx.command.message_id, msg.melding_ref, errors))
-        await repo.delete_youth_if_empty(conn, youth.id)
+        stage.forget_if_empty(staged)
         return
-    # Nothing to update on a youth just created, or when the facts are unchanged.
-    if youth.municipality != msg.youth.municipality or youth.birth_date > msg.youth.birth_date:
-        await repo.update_youth_facts(
-            conn, youth.id, birth_date=msg.youth.birth_date, municipality=msg.youth.municipality
-        )
+    stage.note_facts(staged, birth_date=msg.youth.birth_date, municipality=msg.youth.municipality)
     reported_on = amsterdam_date(msg.reported_at)
-    new = await repo.insert_melding(
-        conn,
-        youth_id=youth.id,
+    new = stage.add_melding(
+        staged,
         partner_id=ctx.partner_id,
         melding_ref=msg.melding_ref,
         reported_at=msg.reported_at,
@@ -85,7 +84,7 @@ async def register(ctx: Context, msg: MeldingRegister) -> None:
         inform_targets=inform_targets(msg.youth.birth_date, reported_on),
     )
     ctx.used_refs.add((ctx.partner_id, msg.melding_ref))
-    youth_ref = ctx.pseudonyms.audit_ref(identity)
+    youth_ref = ctx.pseudonyms.audit_ref(staged.identity)
     ctx.audit("registered", ctx.partner_id, melding_ref=msg.melding_ref, youth_ref=youth_ref)
     ctx.count(
         "registered",
@@ -98,7 +97,7 @@ async def register(ctx: Context, msg: MeldingRegister) -> None:
 
     # The youth's open group, if any, is the match the newcomer joins (same match_id);
     # otherwise a new group forms. Archived counterparts are recorded as members too.
-    group = await repo.open_group(conn, youth.id)
+    group = staged.group
     current_lead = group.lead_melding_id if group is not None else None
     # Active members of the (new or open) group: the newcomer and the active
     # counterparts, since an open group holds every active melding on its youth.
@@ -117,15 +116,13 @@ async def register(ctx: Context, msg: MeldingRegister) -> None:
             ],
         )
     if group is None:
-        match_id = await repo.create_group(
-            conn, youth.id, ctx.now, live=decision.forms_live_group, lead_melding_id=new_lead
-        )
+        match_id = stage.create_group(staged, live=decision.forms_live_group, lead=new_lead)
     else:
         match_id = group.id
         if new_lead is not None:
-            await repo.set_lead(conn, match_id, new_lead, ctx.now)
-    await repo.add_members(conn, match_id, [new.id, *(m.id for m in decision.counterparts)])
-    await repo.mark_archive_signalled(conn, decision.archived_used)
+            stage.set_lead(staged, new_lead)
+    stage.add_members(match_id, [new.id, *(m.id for m in decision.counterparts)])
+    stage.mark_archive_signalled(staged, decision.archived_used)
     lead_id = new_lead if new_lead is not None else current_lead
 
     involved = [new, *decision.counterparts]
@@ -157,12 +154,12 @@ async def register(ctx: Context, msg: MeldingRegister) -> None:
     if new_lead is not None:
         ctx.uow.emit(
             await lead_changed_message(
-                conn,
+                ctx.uow.conn,
                 ctx.region,
                 match_id,
                 active,
                 new_lead,
-                youth_id=youth.id,
+                youth_id=staged.youth.id,
                 escalated=False,
                 municipality_code=msg.youth.municipality,
             )
