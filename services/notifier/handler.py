@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 
 import pydantic
@@ -60,13 +61,14 @@ class FanOutHandler:
             ),
             *([self._publish_emails(jobs, events[0].event_id)] if jobs else []),
         )
-        for event in events:
-            log.info(
-                "notify_fanned_out",
-                event_id=str(event.event_id),
-                notices=len(event.notices),
-                emails=len(event.emails),
-            )
+        # One line per batch: at bulk load a line per event or e-mail costs more than
+        # the work it reports.
+        log.info(
+            "notify_fanned_out",
+            event_ids=[str(event.event_id) for event in events],
+            notices=sum(len(event.notices) for event in events),
+            emails=len(jobs),
+        )
 
     async def _publish_emails(self, jobs: list[EmailJob], first_event: uuid.UUID) -> None:
         # Derived from the jobs, so a redelivered event group repeats the same message id.
@@ -130,9 +132,6 @@ class EmailHandler:
                     list(jobs),
                 )
             }
-            for key, job in jobs.items():
-                if key not in claimed:
-                    log.info("email_already_sent", template=job.template)
             to_send = [key for key in jobs if key in claimed]
             outcomes = await asyncio.gather(
                 *(self._send(jobs[key]) for key in to_send), return_exceptions=True
@@ -144,13 +143,19 @@ class EmailHandler:
                 await conn.execute(
                     "DELETE FROM sent_email WHERE message_id = ANY($1::text[])", list(failed)
                 )
+        log.info(
+            "emails_sent",
+            sent=len(to_send) - len(failed),
+            already_sent=len(jobs) - len(to_send),
+            failed=len(failed),
+            templates=dict(Counter(jobs[key].template for key in to_send if key not in failed)),
+        )
         if failed:
             raise next(iter(failed.values()))
 
     async def _send(self, job: EmailJob) -> None:
         async with self._sending:
             await self._mailer.send(render(job, self._rt.settings.mail_from))
-        log.info("email_sent", template=job.template)
 
 
 def _parse_jobs(delivery: Delivery) -> list[EmailJob]:

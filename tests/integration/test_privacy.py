@@ -201,7 +201,7 @@ async def test_no_bsn_surname_or_birth_date_in_any_table_log_notice_or_mail(
     log_text = log_sink.getvalue()
     json_lines = [line for line in log_text.splitlines() if line.startswith("{")]
     events = {json.loads(line)["event"] for line in json_lines}
-    assert {"notify_fanned_out", "email_sent", "sweep_done"} <= events
+    assert {"notify_fanned_out", "emails_sent", "sweep_done"} <= events
 
     forbidden = [bsn, other_bsn, unknown_bsn, SURNAME, SURNAME_TYPED.strip()]
     for d in BIRTH_DATES:
