@@ -7,7 +7,7 @@ from services.notifier.mailer import mailer_for
 from shared.amqp.topology import EMAIL_QUEUE, NOTIFIER_QUEUE
 from shared.service import Runtime
 
-# E-mail messages held per notifier; each may carry the e-mails of many events.
+# E-mail messages held per notifier, each with at most EMAIL_JOBS_PER_MESSAGE e-mails.
 EMAIL_PREFETCH = 8
 
 

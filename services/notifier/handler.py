@@ -30,6 +30,12 @@ from shared.service import Runtime
 
 log = get_logger(__name__)
 
+# E-mail jobs per `email.batch` message. Batches nest (events from many notify
+# messages are fanned out together), so without a bound one message could carry
+# thousands of e-mails: a notifier would hold them all at once, and a crash while
+# sending them would send them all again.
+EMAIL_JOBS_PER_MESSAGE = 32
+
 
 class FanOutHandler:
     """Publish every notice and the events' e-mails (confirmed), then ack: a redelivery
@@ -59,7 +65,10 @@ class FanOutHandler:
                 for event in events
                 for notice in event.notices
             ),
-            *([self._publish_emails(jobs, events[0].event_id)] if jobs else []),
+            *(
+                self._publish_emails(jobs[i : i + EMAIL_JOBS_PER_MESSAGE], events[0].event_id)
+                for i in range(0, len(jobs), EMAIL_JOBS_PER_MESSAGE)
+            ),
         )
         # One line per batch: at bulk load a line per event or e-mail costs more than
         # the work it reports.

@@ -15,6 +15,7 @@ import asyncpg
 
 from services.matcher.context import Transaction
 from services.matcher.handler import MatcherHandler, parse_commands
+from services.notifier.handler import EMAIL_JOBS_PER_MESSAGE, FanOutHandler
 from shared.amqp.consumer import ATTEMPT_HEADER, Delivery, PoisonMessage
 from shared.amqp.inspect import HeldMessage, hold, replay
 from shared.amqp.topology import (
@@ -24,13 +25,16 @@ from shared.amqp.topology import (
     MATCHER_KEY,
     MATCHER_QUEUE,
     NOTIFIER_KEY,
+    NOTIFIER_QUEUE,
     parked_queue,
 )
 from shared.envelopes import (
     COMMAND_BATCH_TYPE,
     EMAIL_BATCH_TYPE,
+    NOTIFY_BATCH_TYPE,
     Command,
     EmailBatch,
+    NotifyBatch,
 )
 from shared.partner_client import PartnerClient
 from shared.service import Runtime
@@ -271,3 +275,34 @@ async def test_an_email_batch_with_one_refused_recipient_sends_the_rest_once(
     ids = [message_from_bytes(raw, policy=policy.default)["Message-ID"] for raw in server.messages]
     expected = {f"<{j.message_id}@verwijsindex.invalid>" for e in events for j in e.emails}
     assert len(ids) == 6 and set(ids) == expected  # every e-mail once, none twice
+
+
+async def test_the_emails_of_many_events_travel_in_bounded_messages(
+    test_region: RegionUnderTest, system: System
+) -> None:
+    async def fan_out_only(runtime: Runtime) -> None:
+        fan_out = FanOutHandler(runtime)
+        runtime.consume(NOTIFIER_QUEUE, fan_out, batch_handler=fan_out.handle_batch)
+
+    notifier = await system.start("notifier", setup=fan_out_only)
+    events = [sample_event(test_region) for _ in range(15)]  # 3 e-mails each
+    await notifier.publisher.publish(
+        INTERNAL_EXCHANGE,
+        NOTIFIER_KEY,
+        NotifyBatch(items=events).model_dump_json().encode(),
+        message_id=str(events[0].event_id),
+        message_type=NOTIFY_BATCH_TYPE,
+    )
+
+    async def all_jobs_queued() -> bool:
+        return await queued_messages(notifier, EMAIL_QUEUE) == 2
+
+    await eventually(all_jobs_queued)
+    channel, held = await hold(notifier.connection, EMAIL_QUEUE, 10)
+    await channel.close()
+    sizes = sorted(len(EmailBatch.model_validate_json(h.message.body).items) for h in held)
+    assert sizes == [13, EMAIL_JOBS_PER_MESSAGE]
+    jobs = {
+        j.message_id for h in held for j in EmailBatch.model_validate_json(h.message.body).items
+    }
+    assert jobs == {j.message_id for e in events for j in e.emails}
