@@ -87,9 +87,11 @@ class Runtime:
         *,
         prefetch: int | None = None,
         batch_handler: BatchHandler | None = None,
+        batch_size: int | None = None,
     ) -> None:
         """Consume `queue` with `handler`; with `batch_handler`, messages that queue up
-        are handled in batches (see `shared.amqp.consumer`)."""
+        are handled in batches (see `shared.amqp.consumer`) of at most `batch_size`
+        (default VI_BATCH_SIZE) messages."""
         self.consumers.append(
             Consumer(
                 self.connection,
@@ -104,7 +106,7 @@ class Runtime:
                 ),
                 redeclare=self.declare_topology,
                 batch_handler=batch_handler,
-                batch_size=self.settings.batch_size,
+                batch_size=min(batch_size or self.settings.batch_size, self.settings.batch_size),
                 batch_concurrency=self.settings.batch_concurrency,
             )
         )

@@ -9,12 +9,23 @@ from shared.service import Runtime
 
 # E-mail messages held per notifier, each with at most EMAIL_JOBS_PER_MESSAGE e-mails.
 EMAIL_PREFETCH = 8
+# Notify messages held, and handled together. Each holds up to NOTIFY_EVENTS_PER_MESSAGE
+# events, so these bound the events (with their notices and e-mail jobs) a notifier
+# holds, and has parsed, at once.
+NOTIFY_PREFETCH = 16
+NOTIFY_BATCH_SIZE = 4
 
 
 async def setup(runtime: Runtime) -> None:
     settings = runtime.settings
     fan_out = FanOutHandler(runtime)
-    runtime.consume(NOTIFIER_QUEUE, fan_out, batch_handler=fan_out.handle_batch)
+    runtime.consume(
+        NOTIFIER_QUEUE,
+        fan_out,
+        prefetch=min(settings.prefetch, NOTIFY_PREFETCH),
+        batch_handler=fan_out.handle_batch,
+        batch_size=NOTIFY_BATCH_SIZE,
+    )
     emails = EmailHandler(runtime, mailer_for(settings.smtp_url, settings.mail_dir))
     runtime.consume(
         EMAIL_QUEUE,

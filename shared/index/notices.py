@@ -218,14 +218,36 @@ def notify_message(event: NotifyEvent) -> OutboundMessage:
     )
 
 
+# Notify events per `notify.batch` message. A matcher transaction can hold a thousand
+# commands (batches of command batches); unbounded, its events would make one message
+# a notifier has to hold and parse all at once.
+NOTIFY_EVENTS_PER_MESSAGE = 32
+
+
 def merge_notify_messages(messages: Sequence[OutboundMessage]) -> list[OutboundMessage]:
-    """The notify messages among `messages` as one `notify.batch` message, in the place
-    of the first; the others as they were. One broker message per transaction instead
-    of one per event."""
+    """The notify messages among `messages` as `notify.batch` messages of at most
+    NOTIFY_EVENTS_PER_MESSAGE events, in the place of the first; the others as they
+    were. One broker message per 32 events instead of one per event."""
     events = [m for m in messages if m.message_type == NOTIFY_TYPE]
     if len(events) < 2:
         return list(messages)
-    merged = OutboundMessage(
+    merged = [
+        _notify_batch(events[i : i + NOTIFY_EVENTS_PER_MESSAGE])
+        for i in range(0, len(events), NOTIFY_EVENTS_PER_MESSAGE)
+    ]
+    out: list[OutboundMessage] = []
+    for message in messages:
+        if message.message_type != NOTIFY_TYPE:
+            out.append(message)
+        elif message is events[0]:
+            out.extend(merged)
+    return out
+
+
+def _notify_batch(events: Sequence[OutboundMessage]) -> OutboundMessage:
+    if len(events) == 1:
+        return events[0]
+    return OutboundMessage(
         exchange=INTERNAL_EXCHANGE,
         routing_key=NOTIFIER_KEY,
         # The bodies are NotifyEvent JSON already: wrapped, not parsed and dumped again.
@@ -233,13 +255,6 @@ def merge_notify_messages(messages: Sequence[OutboundMessage]) -> list[OutboundM
         message_type=NOTIFY_BATCH_TYPE,
         message_id=derived_id(events[0].message_id, *(str(m.message_id) for m in events)),
     )
-    out: list[OutboundMessage] = []
-    for message in messages:
-        if message.message_type != NOTIFY_TYPE:
-            out.append(message)
-        elif message is events[0]:
-            out.append(merged)
-    return out
 
 
 def participant(region: RegionConfig, melding: StoredMelding) -> Participant:

@@ -1,4 +1,4 @@
-"""Batches on the wire: notify events leave as one message, nothing else changes on
+"""Batches on the wire: notify events leave as few messages, nothing else changes on
 the way, and a batch is acked with one frame only when that acks nothing else."""
 
 from __future__ import annotations
@@ -7,8 +7,15 @@ import uuid
 
 from shared.amqp.consumer import multiple_ack_tag
 from shared.db.outbox import OutboundMessage
-from shared.envelopes import NOTIFY_BATCH_TYPE, NotifyBatch, NotifyEvent, PartnerNotice
-from shared.index.notices import merge_notify_messages, notify_message
+from shared.envelopes import (
+    NOTIFY_BATCH_TYPE,
+    NOTIFY_TYPE,
+    NotifyBatch,
+    NotifyEvent,
+    PartnerNotice,
+    unpack,
+)
+from shared.index.notices import NOTIFY_EVENTS_PER_MESSAGE, merge_notify_messages, notify_message
 from shared.receipts import accepted
 
 
@@ -60,3 +67,17 @@ def test_a_batch_is_acked_with_one_multiple_ack_only_when_nothing_else_lies_belo
     assert multiple_ack_tag({5, 6}, unsettled={4, 5, 6}) is None
     assert multiple_ack_tag({5, 6}, unsettled={5, 6, 9}) == 6
     assert multiple_ack_tag(set(), unsettled={1}) is None
+
+
+def test_many_events_travel_in_messages_of_a_bounded_size() -> None:
+    events = [event(n) for n in range(2 * NOTIFY_EVENTS_PER_MESSAGE + 1)]
+    merged = merge_notify_messages([notify_message(e) for e in events])
+    # The last one, alone, stays a plain notify event.
+    assert [m.message_type for m in merged] == [NOTIFY_BATCH_TYPE, NOTIFY_BATCH_TYPE, NOTIFY_TYPE]
+    unpacked = [
+        item
+        for m in merged
+        for item in unpack(m.body, m.message_type, NOTIFY_BATCH_TYPE, NotifyEvent)
+    ]
+    assert unpacked == events
+    assert len({m.message_id for m in merged}) == 3
