@@ -31,7 +31,7 @@ from bench.pipeline import Fanout, bare_relay, end_to_end
 from bench.procs import REPO_ROOT
 from shared.settings import Settings
 
-PARTS = ("e2e", "baseline", "latency", "matcher", "memory")
+PARTS = ("e2e", "baseline", "baseline-receipts", "latency", "matcher", "memory")
 # One of each on the reference machine (2 cores): fewer processes, bigger batches.
 DEFAULT_REPLICAS = {"ingest": 1, "matcher": 1, "notifier": 1, "retention": 1}
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
@@ -244,6 +244,8 @@ async def run(options: Options) -> dict[str, Any]:
             else Fanout()
         )
         await part("baseline", lambda: bare_relay(ctx, options.meldingen, fan))
+        # The narrower baseline: only the receipt path (3 queues, 2 relays), no events.
+        await part("baseline-receipts", lambda: bare_relay(ctx, options.meldingen, Fanout(0, 0, 0)))
         await part(
             "latency",
             lambda: latency(
@@ -263,6 +265,7 @@ async def run(options: Options) -> dict[str, Any]:
     finally:
         await logins.delete()
     e2e, baseline = parts.get("e2e"), parts.get("baseline")
+    receipts_only = parts.get("baseline-receipts")
     result = {
         "started_at": started.isoformat(),
         "finished_at": datetime.now(UTC).isoformat(),
@@ -280,6 +283,11 @@ async def run(options: Options) -> dict[str, Any]:
         "ratio_e2e_vs_relay": (
             round(e2e["meldingen_per_s"] / baseline["meldingen_per_s"], 3)
             if e2e and baseline
+            else None
+        ),
+        "ratio_e2e_vs_receipt_path_relay": (
+            round(e2e["meldingen_per_s"] / receipts_only["meldingen_per_s"], 3)
+            if e2e and receipts_only
             else None
         ),
         "targets": evaluate(parts),
@@ -323,6 +331,18 @@ def summary(result: dict[str, Any]) -> str:
         )
     if result.get("ratio_e2e_vs_relay") is not None:
         rows.append(("ratio", f"{result['ratio_e2e_vs_relay']} x the bare relay"))
+    if "baseline-receipts" in parts:
+        b = parts["baseline-receipts"]
+        rows.append(
+            (
+                "bare relay, receipt path only",
+                f"{b['hops']} hops (3 queues) in {b['seconds']} s: "
+                f"{b['meldingen_per_s']} meldingen/s",
+            )
+        )
+    if result.get("ratio_e2e_vs_receipt_path_relay") is not None:
+        ratio = result["ratio_e2e_vs_receipt_path_relay"]
+        rows.append(("ratio, receipt path only", f"{ratio} x (not a target: see docs)"))
     if "latency" in parts:
         lat = parts["latency"]
         for key in ("publish_to_receipt", "publish_to_match_notice"):

@@ -31,7 +31,7 @@ async def test_bench_end_to_end_and_relay_count_every_melding(tmp_path: Path) ->
 
     assert result["errors"] == {}, result["errors"]
     written = json.loads(await asyncio.to_thread(Path(result["written_to"]).read_text))
-    assert written["parts"].keys() == {"e2e", "baseline"}
+    assert written["parts"].keys() == {"e2e", "baseline", "baseline-receipts"}
     assert {"ratio_e2e_vs_relay", "targets", "machine", "options"} <= written.keys()
 
     e2e = written["parts"]["e2e"]
@@ -50,6 +50,12 @@ async def test_bench_end_to_end_and_relay_count_every_melding(tmp_path: Path) ->
     assert relay["sent"] == relay["receipted"] == MELDINGEN
     assert relay["hops"] == e2e["hops"]
     assert written["ratio_e2e_vs_relay"] > 0
+    # The narrower baseline moves only the receipt path: 3 hops a melding, no events.
+    receipts_only = written["parts"]["baseline-receipts"]
+    assert receipts_only["receipted"] == MELDINGEN
+    assert receipts_only["hops"] == 3 * MELDINGEN
+    assert receipts_only["notices"] == receipts_only["email_jobs"] == 0
+    assert written["ratio_e2e_vs_receipt_path_relay"] > 0
 
     targets = {t["target"]: t for t in written["targets"]}
     assert targets["end-to-end vs bare relay"]["value"] == written["ratio_e2e_vs_relay"]
