@@ -320,29 +320,27 @@ def summary(result: dict[str, Any]) -> str:
                 f"e-mails {e['emails']} statuses {e['receipt_statuses']}",
             ),
         ]
-    if "baseline" in parts:
-        b = parts["baseline"]
-        rows.append(
-            (
-                "bare relay",
-                f"same {b['hops']} hops in {b['seconds']} s: {b['meldingen_per_s']} meldingen/s,"
-                f" {b['hops_per_s']} hops/s",
+    relays = (
+        ("baseline", "bare relay, every hop", "ratio_e2e_vs_relay", "ratio"),
+        (
+            "baseline-receipts",
+            "bare relay, receipt path only",
+            "ratio_e2e_vs_receipt_path_relay",
+            "ratio, receipt path only (no target)",
+        ),
+    )
+    for part, label, ratio_key, ratio_label in relays:
+        if part in parts:
+            b = parts[part]
+            rows.append(
+                (
+                    label,
+                    f"{b['hops']} hops in {b['seconds']} s: {b['meldingen_per_s']} meldingen/s,"
+                    f" {b['hops_per_s']} hops/s",
+                )
             )
-        )
-    if result.get("ratio_e2e_vs_relay") is not None:
-        rows.append(("ratio", f"{result['ratio_e2e_vs_relay']} x the bare relay"))
-    if "baseline-receipts" in parts:
-        b = parts["baseline-receipts"]
-        rows.append(
-            (
-                "bare relay, receipt path only",
-                f"{b['hops']} hops (3 queues) in {b['seconds']} s: "
-                f"{b['meldingen_per_s']} meldingen/s",
-            )
-        )
-    if result.get("ratio_e2e_vs_receipt_path_relay") is not None:
-        ratio = result["ratio_e2e_vs_receipt_path_relay"]
-        rows.append(("ratio, receipt path only", f"{ratio} x (not a target: see docs)"))
+        if result.get(ratio_key) is not None:
+            rows.append((ratio_label, f"{result[ratio_key]} x the bare relay"))
     if "latency" in parts:
         lat = parts["latency"]
         for key in ("publish_to_receipt", "publish_to_match_notice"):
