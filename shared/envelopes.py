@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict
@@ -79,6 +80,20 @@ NotifyBatch = Batch[NotifyEvent]
 # Message-ID.
 EMAIL_BATCH_TYPE = "email.batch"
 EmailBatch = Batch[EmailJob]
+
+
+# Items per batch message. Batches nest (a matcher transaction holds many command
+# batches; the notifier fans out the events of many notify messages together), so
+# without a bound one message could carry thousands of items that its consumer must
+# hold, and on a crash redo, at once.
+ITEMS_PER_MESSAGE = 32
+
+T = TypeVar("T")
+
+
+def chunked(items: Sequence[T], size: int = ITEMS_PER_MESSAGE) -> list[Sequence[T]]:
+    """`items` in consecutive slices of at most `size`."""
+    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 def unpack(body: bytes, message_type: str | None, batch_type: str, item: type[Item]) -> list[Item]:

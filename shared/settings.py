@@ -25,8 +25,9 @@ class Settings:
     pseudonym_key: str = DEV_PSEUDONYM_KEY
     prefetch: int = 64
     db_pool_size: int = 10
-    # Messages handled in one database transaction when they queue up (matcher), and
-    # how many such batches a consumer runs at once. 1 turns batching off.
+    # Messages a consumer handles together when they queue up (the matcher in one
+    # database transaction), and how many such batches it runs at once. 1 turns
+    # batching off.
     batch_size: int = 32
     batch_concurrency: int = 2
     # Backoff for technical failures: one delay queue per step; after the last the

@@ -7,9 +7,9 @@ from services.notifier.mailer import mailer_for
 from shared.amqp.topology import EMAIL_QUEUE, NOTIFIER_QUEUE
 from shared.service import Runtime
 
-# E-mail messages held per notifier, each with at most EMAIL_JOBS_PER_MESSAGE e-mails.
+# E-mail messages held per notifier, each with at most ITEMS_PER_MESSAGE e-mails.
 EMAIL_PREFETCH = 8
-# Notify messages held, and handled together. Each holds up to NOTIFY_EVENTS_PER_MESSAGE
+# Notify messages held, and handled together. Each holds up to ITEMS_PER_MESSAGE
 # events, so these bound the events (with their notices and e-mail jobs) a notifier
 # holds, and has parsed, at once.
 NOTIFY_PREFETCH = 16

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import pydantic
 
-from services.notifier.mailer import Mailer
+from services.notifier.mailer import SMTP_CONNECTIONS, Mailer
 from services.notifier.mime import render
 from shared.amqp.consumer import Delivery, PoisonMessage
 from shared.amqp.topology import EMAIL_KEY, INTERNAL_EXCHANGE, OUTBOUND_EXCHANGE
@@ -22,6 +22,7 @@ from shared.envelopes import (
     EmailBatch,
     EmailJob,
     NotifyEvent,
+    chunked,
     derived_id,
     unpack,
 )
@@ -29,12 +30,6 @@ from shared.logs import get_logger
 from shared.service import Runtime
 
 log = get_logger(__name__)
-
-# E-mail jobs per `email.batch` message. Batches nest (events from many notify
-# messages are fanned out together), so without a bound one message could carry
-# thousands of e-mails: a notifier would hold them all at once, and a crash while
-# sending them would send them all again.
-EMAIL_JOBS_PER_MESSAGE = 32
 
 
 class FanOutHandler:
@@ -65,10 +60,7 @@ class FanOutHandler:
                 for event in events
                 for notice in event.notices
             ),
-            *(
-                self._publish_emails(jobs[i : i + EMAIL_JOBS_PER_MESSAGE], events[0].event_id)
-                for i in range(0, len(jobs), EMAIL_JOBS_PER_MESSAGE)
-            ),
+            *(self._publish_emails(chunk, events[0].event_id) for chunk in chunked(jobs)),
         )
         # One line per batch: at bulk load a line per event or e-mail costs more than
         # the work it reports.
@@ -79,13 +71,13 @@ class FanOutHandler:
             emails=len(jobs),
         )
 
-    async def _publish_emails(self, jobs: list[EmailJob], first_event: uuid.UUID) -> None:
+    async def _publish_emails(self, jobs: Sequence[EmailJob], first_event: uuid.UUID) -> None:
         # Derived from the jobs, so a redelivered event group repeats the same message id.
         batch_id = derived_id(first_event, "emails", *(str(j.message_id) for j in jobs))
         await self._rt.publisher.publish(
             INTERNAL_EXCHANGE,
             EMAIL_KEY,
-            EmailBatch(items=jobs).model_dump_json().encode(),
+            EmailBatch(items=list(jobs)).model_dump_json().encode(),
             message_id=str(batch_id),
             message_type=EMAIL_BATCH_TYPE,
             correlation_id=str(first_event),
@@ -117,11 +109,11 @@ class EmailHandler:
     Jobs that queue up are claimed together in one statement and one transaction.
     """
 
-    def __init__(self, runtime: Runtime, mailer: Mailer, *, max_sending: int = 16) -> None:
+    def __init__(self, runtime: Runtime, mailer: Mailer) -> None:
         self._rt = runtime
         self._mailer = mailer
-        # E-mails handed over at once, each on an SMTP connection of its own.
-        self._sending = asyncio.Semaphore(max_sending)
+        # E-mails handed over at once, each on an SMTP connection the mailer keeps.
+        self._sending = asyncio.Semaphore(SMTP_CONNECTIONS)
 
     async def __call__(self, delivery: Delivery) -> None:
         await self.handle_batch([delivery])

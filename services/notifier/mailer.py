@@ -37,6 +37,10 @@ class EmlDirectoryMailer:
         os.replace(tmp, self._dir / f"{name}.eml")
 
 
+# SMTP connections kept open for reuse; the notifier sends as many e-mails at once.
+SMTP_CONNECTIONS = 16
+
+
 class SmtpMailer:
     """Sends over SMTP, keeping connections open between e-mails.
 
@@ -48,7 +52,12 @@ class SmtpMailer:
     """
 
     def __init__(
-        self, url: str, *, timeout: float = 30.0, idle_seconds: float = 10.0, max_idle: int = 16
+        self,
+        url: str,
+        *,
+        timeout: float = 30.0,
+        idle_seconds: float = 10.0,
+        max_idle: int = SMTP_CONNECTIONS,
     ) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("smtp", "smtps"):

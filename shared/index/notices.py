@@ -22,6 +22,7 @@ from shared.envelopes import (
     EmailJob,
     NotifyEvent,
     PartnerNotice,
+    chunked,
     derived_id,
 )
 from shared.index.domain import StoredMelding
@@ -218,29 +219,17 @@ def notify_message(event: NotifyEvent) -> OutboundMessage:
     )
 
 
-# Notify events per `notify.batch` message. A matcher transaction can hold a thousand
-# commands (batches of command batches); unbounded, its events would make one message
-# a notifier has to hold and parse all at once.
-NOTIFY_EVENTS_PER_MESSAGE = 32
-
-
 def merge_notify_messages(messages: Sequence[OutboundMessage]) -> list[OutboundMessage]:
     """The notify messages among `messages` as `notify.batch` messages of at most
-    NOTIFY_EVENTS_PER_MESSAGE events, in the place of the first; the others as they
-    were. One broker message per 32 events instead of one per event."""
+    ITEMS_PER_MESSAGE events, in the place of the first; the others as they were. One
+    broker message per 32 events instead of one per event."""
     events = [m for m in messages if m.message_type == NOTIFY_TYPE]
-    if len(events) < 2:
-        return list(messages)
-    merged = [
-        _notify_batch(events[i : i + NOTIFY_EVENTS_PER_MESSAGE])
-        for i in range(0, len(events), NOTIFY_EVENTS_PER_MESSAGE)
-    ]
     out: list[OutboundMessage] = []
     for message in messages:
         if message.message_type != NOTIFY_TYPE:
             out.append(message)
         elif message is events[0]:
-            out.extend(merged)
+            out.extend(_notify_batch(chunk) for chunk in chunked(events))
     return out
 
 

@@ -37,6 +37,10 @@ class Youth:
     birth_date: date
 
 
+def youth_from_row(row: asyncpg.Record) -> Youth:
+    return Youth(row["id"], row["identity_hash"], row["municipality"], row["birth_date"])
+
+
 @dataclass(frozen=True)
 class Group:
     id: uuid.UUID
@@ -82,7 +86,7 @@ async def lock_or_create_youths(
     )
     return {
         r["identity_hash"]: (
-            Youth(r["id"], r["identity_hash"], r["municipality"], r["birth_date"]),
+            youth_from_row(r),
             r["created"],
         )
         for r in found
@@ -94,11 +98,7 @@ async def lock_youth(conn: Conn, youth_id: int) -> Youth | None:
         "SELECT id, identity_hash, municipality, birth_date FROM youth WHERE id = $1 FOR UPDATE",
         youth_id,
     )
-    return (
-        Youth(row["id"], row["identity_hash"], row["municipality"], row["birth_date"])
-        if row
-        else None
-    )
+    return youth_from_row(row) if row else None
 
 
 async def lock_youth_by_hash(conn: Conn, identity_hash: bytes) -> Youth | None:
@@ -107,11 +107,7 @@ async def lock_youth_by_hash(conn: Conn, identity_hash: bytes) -> Youth | None:
            WHERE identity_hash = $1 FOR UPDATE""",
         identity_hash,
     )
-    return (
-        Youth(row["id"], row["identity_hash"], row["municipality"], row["birth_date"])
-        if row
-        else None
-    )
+    return youth_from_row(row) if row else None
 
 
 async def update_youths(conn: Conn, youths: Sequence[Youth]) -> None:

@@ -15,7 +15,7 @@ import asyncpg
 
 from services.matcher.context import Transaction
 from services.matcher.handler import MatcherHandler, parse_commands
-from services.notifier.handler import EMAIL_JOBS_PER_MESSAGE, FanOutHandler
+from services.notifier.handler import FanOutHandler
 from shared.amqp.consumer import ATTEMPT_HEADER, Delivery, PoisonMessage
 from shared.amqp.inspect import HeldMessage, hold, replay
 from shared.amqp.topology import (
@@ -31,6 +31,7 @@ from shared.amqp.topology import (
 from shared.envelopes import (
     COMMAND_BATCH_TYPE,
     EMAIL_BATCH_TYPE,
+    ITEMS_PER_MESSAGE,
     NOTIFY_BATCH_TYPE,
     Command,
     EmailBatch,
@@ -301,7 +302,7 @@ async def test_the_emails_of_many_events_travel_in_bounded_messages(
     channel, held = await hold(notifier.connection, EMAIL_QUEUE, 10)
     await channel.close()
     sizes = sorted(len(EmailBatch.model_validate_json(h.message.body).items) for h in held)
-    assert sizes == [13, EMAIL_JOBS_PER_MESSAGE]
+    assert sizes == [13, ITEMS_PER_MESSAGE]
     jobs = {
         j.message_id for h in held for j in EmailBatch.model_validate_json(h.message.body).items
     }

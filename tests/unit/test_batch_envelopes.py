@@ -8,6 +8,7 @@ import uuid
 from shared.amqp.consumer import multiple_ack_tag
 from shared.db.outbox import OutboundMessage
 from shared.envelopes import (
+    ITEMS_PER_MESSAGE,
     NOTIFY_BATCH_TYPE,
     NOTIFY_TYPE,
     NotifyBatch,
@@ -15,7 +16,7 @@ from shared.envelopes import (
     PartnerNotice,
     unpack,
 )
-from shared.index.notices import NOTIFY_EVENTS_PER_MESSAGE, merge_notify_messages, notify_message
+from shared.index.notices import merge_notify_messages, notify_message
 from shared.receipts import accepted
 
 
@@ -70,7 +71,7 @@ def test_a_batch_is_acked_with_one_multiple_ack_only_when_nothing_else_lies_belo
 
 
 def test_many_events_travel_in_messages_of_a_bounded_size() -> None:
-    events = [event(n) for n in range(2 * NOTIFY_EVENTS_PER_MESSAGE + 1)]
+    events = [event(n) for n in range(2 * ITEMS_PER_MESSAGE + 1)]
     merged = merge_notify_messages([notify_message(e) for e in events])
     # The last one, alone, stays a plain notify event.
     assert [m.message_type for m in merged] == [NOTIFY_BATCH_TYPE, NOTIFY_BATCH_TYPE, NOTIFY_TYPE]
