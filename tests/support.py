@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
+import aio_pika
+
 from services.matcher.handler import MatcherHandler
 from shared.amqp.consumer import Delivery
 from shared.amqp.topology import MATCHER_QUEUE
@@ -119,11 +121,30 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 10.0
         await asyncio.sleep(0.05)
 
 
+async def queue_depth(runtime: Runtime, queue: str) -> tuple[int, int]:
+    """(messages ready, consumers) of a queue, as the broker sees it now."""
+    async with runtime.connection.channel() as channel:
+        result = (await channel.declare_queue(queue, passive=True)).declaration_result
+        return result.message_count or 0, result.consumer_count or 0
+
+
 async def queued_messages(runtime: Runtime, queue: str) -> int:
     """Messages ready in `queue` (not those a consumer holds unacked)."""
+    return (await queue_depth(runtime, queue))[0]
+
+
+async def drain(runtime: Runtime, queue: str) -> list[aio_pika.abc.AbstractIncomingMessage]:
+    """Take every message that is ready in `queue`."""
     async with runtime.connection.channel() as channel:
-        declared = await channel.declare_queue(queue, passive=True)
-        return int(declared.declaration_result.message_count or 0)
+        source = await channel.get_queue(queue, ensure=False)
+        got = []
+        while (message := await source.get(fail=False, no_ack=True)) is not None:
+            got.append(message)
+        return got
+
+
+async def no_consumers(runtime: Runtime) -> None:
+    """A runtime setup without consumers: it publishes, and its outbox relay runs."""
 
 
 def mails(region: RegionUnderTest) -> list[EmailMessage]:

@@ -19,7 +19,7 @@ from shared.partner_client import PartnerClient, Received
 from shared.region.model import RegionConfig
 from shared.service import Runtime
 from tests.conftest import System
-from tests.support import RegionUnderTest, eventually, mails, register_body
+from tests.support import RegionUnderTest, eventually, mails, no_consumers, register_body
 
 
 def at(text: str) -> datetime:
@@ -53,10 +53,6 @@ class Lifecycle:
         return await Sweep(rt.pool, rt.outbox, config, rt.pseudonyms, batch=batch).run(now)
 
 
-async def _no_consumers(runtime: Runtime) -> None:
-    return None
-
-
 async def start_lifecycle(system: System, clock: FakeClock | None = None) -> Lifecycle:
     """Ingest, a matcher that reads the time from `clock`, the notifier, and a runtime
     for sweeps (no consumers; its outbox relay runs)."""
@@ -68,7 +64,7 @@ async def start_lifecycle(system: System, clock: FakeClock | None = None) -> Lif
     await system.start("ingest")
     await system.start("matcher", setup=matcher)
     await system.start("notifier")
-    retention = await system.start("retention", setup=_no_consumers)
+    retention = await system.start("retention", setup=no_consumers)
     return Lifecycle(system.region, matcher_clock, retention)
 
 

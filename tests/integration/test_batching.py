@@ -40,33 +40,22 @@ from shared.envelopes import (
 from shared.partner_client import PartnerClient
 from shared.service import Runtime
 from tests.conftest import System
-from tests.integration.test_email_delivery import free_port, sample_event
+from tests.integration.test_email_delivery import Collector, free_port, sample_event, smtp_server
 from tests.support import (
     RegionUnderTest,
+    drain,
     eventually,
+    no_consumers,
     queued_messages,
     register_body,
     valid_bsn,
 )
 
 
-async def _nothing(runtime: Runtime) -> None:
-    """A runtime that only publishes (the topology is declared when it opens)."""
-
-
-async def _drain_parked(runtime: Runtime, queue: str) -> list[aio_pika.abc.AbstractIncomingMessage]:
-    got = []
-    async with runtime.connection.channel() as channel:
-        parked = await channel.get_queue(parked_queue(queue), ensure=False)
-        while (message := await parked.get(fail=False, no_ack=True)) is not None:
-            got.append(message)
-    return got
-
-
 async def test_queued_messages_come_in_batches_and_a_failing_batch_goes_one_by_one(
     system: System,
 ) -> None:
-    tool = await system.start("tool", setup=_nothing)
+    tool = await system.start("tool", setup=no_consumers)
     for i in range(60):
         body = b"bad" if i == 37 else f"ok-{i}".encode()
         await tool.publisher.publish(INTERNAL_EXCHANGE, MATCHER_KEY, body, message_id=f"m-{i}")
@@ -90,13 +79,14 @@ async def test_queued_messages_come_in_batches_and_a_failing_batch_goes_one_by_o
 
     consumer = await system.start("matcher", setup=setup)
 
-    async def settled() -> bool:
-        return (
-            await queued_messages(consumer, MATCHER_QUEUE) == 0
-            and len(await _parked_so_far(consumer, parked_seen)) == 1
-        )
-
     parked_seen: list[aio_pika.abc.AbstractIncomingMessage] = []
+
+    async def settled() -> bool:
+        parked_seen.extend(await drain(consumer, parked_queue(MATCHER_QUEUE)))
+        handled = {b for bodies in batches if b"bad" not in bodies for b in bodies}
+        handled.update(body for body, _ in singles if body != b"bad")
+        return len(handled) == 59 and len(parked_seen) == 1
+
     await eventually(settled, timeout=15)
     assert max(len(bodies) for bodies in batches) > 1, batches
     assert max(len(bodies) for bodies in batches) <= consumer.settings.batch_size
@@ -118,13 +108,6 @@ async def test_queued_messages_come_in_batches_and_a_failing_batch_goes_one_by_o
     await system.stop(consumer)
     await asyncio.sleep(0.2)
     assert await queued_messages(tool, MATCHER_QUEUE) == 0
-
-
-async def _parked_so_far(
-    runtime: Runtime, seen: list[aio_pika.abc.AbstractIncomingMessage]
-) -> list[aio_pika.abc.AbstractIncomingMessage]:
-    seen.extend(await _drain_parked(runtime, MATCHER_QUEUE))
-    return seen
 
 
 class _FailsOn(MatcherHandler):
@@ -150,7 +133,7 @@ class _FailsOn(MatcherHandler):
 async def test_ingest_forwards_a_burst_as_one_batch_and_a_failing_batch_is_split(
     system: System, partners: dict[str, PartnerClient], db: asyncpg.Connection[Any]
 ) -> None:
-    tool = await system.start("tool", setup=_nothing)
+    tool = await system.start("tool", setup=no_consumers)
     school = partners["school"]
     refs = [f"S-{i}" for i in range(25)]
     sent = {
@@ -183,12 +166,12 @@ async def test_ingest_forwards_a_burst_as_one_batch_and_a_failing_batch_is_split
     parked: list[aio_pika.abc.AbstractIncomingMessage] = []
 
     async def broken_one_parked() -> bool:
-        parked.extend(await _drain_parked(tool, MATCHER_QUEUE))
+        parked.extend(await drain(tool, parked_queue(MATCHER_QUEUE)))
         return len(parked) >= 1
 
     await eventually(broken_one_parked)
     await asyncio.sleep(0.5)
-    parked.extend(await _drain_parked(tool, MATCHER_QUEUE))
+    parked.extend(await drain(tool, parked_queue(MATCHER_QUEUE)))
     # Split from its batch, the broken command was retried and parked on its own.
     assert len(parked) == 1 and parked[0].type != COMMAND_BATCH_TYPE
     assert Command.model_validate_json(parked[0].body).message_id == sent["S-13"]
@@ -197,12 +180,12 @@ async def test_ingest_forwards_a_burst_as_one_batch_and_a_failing_batch_is_split
     assert await db.fetchval("SELECT count(*) FROM inbox") == 24
 
 
-class _Refusing:
+class _Refusing(Collector):
     """An SMTP server that refuses one recipient until told otherwise."""
 
     def __init__(self, refused: str) -> None:
+        super().__init__()
         self.refused: str | None = refused
-        self.messages: list[bytes] = []
 
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, options: Any
@@ -212,21 +195,13 @@ class _Refusing:
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append(bytes(envelope.content))
-        return "250 OK"
-
 
 async def test_an_email_batch_with_one_refused_recipient_sends_the_rest_once(
     test_region: RegionUnderTest, system: System, db: asyncpg.Connection[Any]
 ) -> None:
-    from aiosmtpd.controller import Controller
-
     port = free_port()
     server = _Refusing("regie@amsterdam.example")
-    controller = Controller(server, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
+    with smtp_server(port, server):
         notifier = await system.start(
             "notifier",
             settings=test_region.with_settings(smtp_url=f"smtp://127.0.0.1:{port}").settings,
@@ -271,8 +246,6 @@ async def test_an_email_batch_with_one_refused_recipient_sends_the_rest_once(
 
         await eventually(all_six)
         await asyncio.sleep(0.3)
-    finally:
-        controller.stop()
     ids = [message_from_bytes(raw, policy=policy.default)["Message-ID"] for raw in server.messages]
     expected = {f"<{j.message_id}@verwijsindex.invalid>" for e in events for j in e.emails}
     assert len(ids) == 6 and set(ids) == expected  # every e-mail once, none twice
@@ -299,11 +272,8 @@ async def test_the_emails_of_many_events_travel_in_bounded_messages(
         return await queued_messages(notifier, EMAIL_QUEUE) == 2
 
     await eventually(all_jobs_queued)
-    channel, held = await hold(notifier.connection, EMAIL_QUEUE, 10)
-    await channel.close()
-    sizes = sorted(len(EmailBatch.model_validate_json(h.message.body).items) for h in held)
-    assert sizes == [13, ITEMS_PER_MESSAGE]
-    jobs = {
-        j.message_id for h in held for j in EmailBatch.model_validate_json(h.message.body).items
-    }
-    assert jobs == {j.message_id for e in events for j in e.emails}
+    queued = await drain(notifier, EMAIL_QUEUE)
+    batches = [EmailBatch.model_validate_json(m.body).items for m in queued]
+    assert sorted(len(jobs) for jobs in batches) == [13, ITEMS_PER_MESSAGE]
+    sent = {j.message_id for jobs in batches for j in jobs}
+    assert sent == {j.message_id for e in events for j in e.emails}

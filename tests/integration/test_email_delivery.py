@@ -24,13 +24,13 @@ from shared.amqp.topology import (
     NOTIFIER_KEY,
     parked_queue,
 )
-from shared.envelopes import EMAIL_BATCH_TYPE, EmailBatch, EmailJob, NotifyEvent
+from shared.envelopes import EMAIL_BATCH_TYPE, EmailJob, NotifyEvent, unpack
 from shared.index.domain import Contact, StoredMelding
 from shared.index.notices import match_event, participant
 from shared.partner_client import PartnerClient
 from tests.conftest import System
 from tests.integration.test_matching import Mailbox
-from tests.support import MatcherCrashingOnce, RegionUnderTest, eventually, valid_bsn
+from tests.support import MatcherCrashingOnce, RegionUnderTest, eventually, mails, valid_bsn
 
 
 def sample_event(region: RegionUnderTest) -> NotifyEvent:
@@ -84,9 +84,9 @@ async def test_a_notify_event_delivered_twice_has_one_effect_with_the_same_ids(
 
     await eventually(all_sent)
     await asyncio.sleep(0.3)
-    files = sorted(test_region.mail_dir.glob("*.eml"))
-    assert len(files) == 3
-    ids = {message_from_bytes(f.read_bytes(), policy=policy.default)["Message-ID"] for f in files}
+    written = mails(test_region)
+    assert len(written) == 3
+    ids = {m["Message-ID"] for m in written}
     assert ids == {f"<{job.message_id}@verwijsindex.invalid>" for job in event.emails}
     assert await db.fetchval("SELECT count(*) FROM sent_email") == 3
     assert [p.name for p in test_region.mail_dir.iterdir() if p.suffix != ".eml"] == []
@@ -177,9 +177,7 @@ async def test_smtp_down_notices_go_out_mails_are_retried_parked_and_replayed_on
     parked: list[aio_pika.abc.AbstractIncomingMessage] = []
 
     def jobs_in(message: aio_pika.abc.AbstractIncomingMessage) -> list[EmailJob]:
-        if message.type == EMAIL_BATCH_TYPE:
-            return EmailBatch.model_validate_json(message.body).items
-        return [EmailJob.model_validate_json(message.body)]
+        return unpack(message.body, message.type, EMAIL_BATCH_TYPE, EmailJob)
 
     async def all_parked() -> bool:
         message = await parked_from.get(fail=False, no_ack=True)

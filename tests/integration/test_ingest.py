@@ -43,7 +43,9 @@ from shared.service import Runtime
 from tests.conftest import System, apply_region
 from tests.support import (
     RegionUnderTest,
+    drain,
     eventually,
+    queue_depth,
     region_document,
     register_body,
     valid_bsn,
@@ -129,29 +131,6 @@ async def publish_raw(
         )
     finally:
         await connection.close()
-
-
-async def queue_depth(runtime: Runtime, queue: str) -> tuple[int, int]:
-    """(messages ready, consumers) of a queue, as the broker sees it now."""
-    channel = await runtime.connection.channel()
-    try:
-        declared = await channel.declare_queue(queue, passive=True)
-        result = declared.declaration_result
-        return result.message_count or 0, result.consumer_count or 0
-    finally:
-        await channel.close()
-
-
-async def drain(runtime: Runtime, queue: str) -> list[aio_pika.abc.AbstractIncomingMessage]:
-    channel = await runtime.connection.channel()
-    try:
-        source = await channel.get_queue(queue, ensure=False)
-        got = []
-        while (message := await source.get(fail=False, no_ack=True)) is not None:
-            got.append(message)
-        return got
-    finally:
-        await channel.close()
 
 
 def codes(receipt: Received) -> set[tuple[str, str]]:

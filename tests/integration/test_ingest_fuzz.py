@@ -24,8 +24,8 @@ from shared.contract.inbound import INBOUND_TYPES
 from shared.contract.outbound import Receipt, load_outbound
 from shared.partner_client import PartnerClient
 from tests.conftest import System
-from tests.integration.test_ingest import collect_answers, drain, queue_depth
-from tests.support import register_body, valid_bsn
+from tests.integration.test_ingest import collect_answers
+from tests.support import drain, queue_depth, register_body, valid_bsn
 
 BATCH = 40
 BATCHES = 55  # ~2,200 messages

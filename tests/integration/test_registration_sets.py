@@ -21,10 +21,16 @@ from services.matcher.handler import MatcherHandler
 from services.matcher.handlers.register import identity_of
 from shared.contract.inbound import InboundMessage, MeldingRegister, Youth
 from shared.db.outbox import OutboundMessage, UnitOfWork
-from shared.envelopes import NOTIFY_BATCH_TYPE, NOTIFY_TYPE, Command, NotifyBatch, NotifyEvent
+from shared.envelopes import NOTIFY_BATCH_TYPE, NOTIFY_TYPE, Command, NotifyEvent, unpack
 from shared.service import Runtime
 from tests.conftest import System, apply_region
-from tests.support import RegionUnderTest, region_document, register_body, valid_bsn
+from tests.support import (
+    RegionUnderTest,
+    no_consumers,
+    region_document,
+    register_body,
+    valid_bsn,
+)
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 REPORTED = "2026-03-01T10:00:00+01:00"
@@ -139,10 +145,8 @@ def _messages(sent: Sequence[OutboundMessage]) -> dict[str, list[Any]]:
     without registration times (the transaction's, so they differ by design)."""
     receipts, events = [], []
     for message in sent:
-        if message.message_type == NOTIFY_BATCH_TYPE:
-            events.extend(NotifyBatch.model_validate_json(message.body).items)
-        elif message.message_type == NOTIFY_TYPE:
-            events.append(NotifyEvent.model_validate_json(message.body))
+        if message.message_type in (NOTIFY_TYPE, NOTIFY_BATCH_TYPE):
+            events += unpack(message.body, message.message_type, NOTIFY_BATCH_TYPE, NotifyEvent)
         else:
             receipts.append([message.routing_key, json.loads(message.body)])
     text = json.dumps({"receipts": receipts, "events": [e.model_dump(mode="json") for e in events]})
@@ -237,17 +241,13 @@ async def _outcome(
     return await _state(db), _messages(sent)
 
 
-async def _nothing(runtime: Runtime) -> None:
-    """Only the runtime: the handler is called directly."""
-
-
 async def test_registrations_as_a_set_end_as_one_by_one(
     system: System, test_region: RegionUnderTest, db: asyncpg.Connection[Any]
 ) -> None:
     await apply_region(
         test_region, region_document(test_region.user_prefix, regie_priority=["jeugdhulp", "jgz"])
     )
-    runtime = await system.start("tool", setup=_nothing)
+    runtime = await system.start("tool", setup=no_consumers)
     for seed in (1, 2, 3):
         commands = _scenario(seed)
         state_together, sent_together = await _outcome(runtime, db, commands, together=True)
@@ -298,7 +298,7 @@ def _mixed_scenario(seed: int) -> list[Command]:
 async def test_mixed_batches_end_as_one_by_one(
     system: System, test_region: RegionUnderTest, db: asyncpg.Connection[Any]
 ) -> None:
-    runtime = await system.start("tool", setup=_nothing)
+    runtime = await system.start("tool", setup=no_consumers)
     for seed in (4, 5):
         commands = _mixed_scenario(seed)
         state_together, sent_together = await _outcome(runtime, db, commands, together=True)

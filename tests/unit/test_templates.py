@@ -238,9 +238,8 @@ def every_kind_of_job() -> list[EmailJob]:
     return jobs
 
 
-@pytest.mark.parametrize("index", range(len(every_kind_of_job())))
-def test_the_direct_renderer_writes_what_the_standard_library_writes(index: int) -> None:
-    job = every_kind_of_job()[index]
+@pytest.mark.parametrize("job", every_kind_of_job(), ids=lambda job: job.template)
+def test_the_direct_renderer_writes_what_the_standard_library_writes(job: EmailJob) -> None:
     date = "Sat, 28 Nov 2026 12:00:00 -0000"
     sender = "verwijsindex@regio.example"
     fast = render(job, sender, date=date)
