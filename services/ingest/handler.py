@@ -81,8 +81,8 @@ class IngestHandler:
             else f"user_id {user_id!r} is not a partner of this region"
         )
         log.warning("inbound_rejected_unknown_sender", reason=reason)
-        await self._rt.publisher.publish_message(
-            "", REJECTED_QUEUE, delivery.copy_for_runtime(**{ERROR_HEADER: reason})
+        await self._rt.publisher.publish_many(
+            [delivery.copy_for_runtime(REJECTED_QUEUE, {ERROR_HEADER: reason})]
         )
 
     async def _handle(

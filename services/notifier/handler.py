@@ -15,6 +15,7 @@ import pydantic
 from services.notifier.mailer import SMTP_CONNECTIONS, Mailer
 from services.notifier.mime import render
 from shared.amqp.consumer import Delivery, PoisonMessage
+from shared.amqp.publisher import Outgoing
 from shared.amqp.topology import EMAIL_KEY, INTERNAL_EXCHANGE, OUTBOUND_EXCHANGE
 from shared.envelopes import (
     EMAIL_BATCH_TYPE,
@@ -45,11 +46,10 @@ class FanOutHandler:
 
     async def handle_batch(self, deliveries: Sequence[Delivery]) -> None:
         events = [event for d in deliveries for event in _parse_events(d)]
-        publisher = self._rt.publisher
         jobs = [job for event in events for job in event.emails]
-        await asyncio.gather(
-            *(
-                publisher.publish(
+        await self._rt.publisher.publish_many(
+            [
+                Outgoing(
                     OUTBOUND_EXCHANGE,
                     notice.partner_id,
                     _json(notice.body),
@@ -59,8 +59,8 @@ class FanOutHandler:
                 )
                 for event in events
                 for notice in event.notices
-            ),
-            *(self._publish_emails(chunk, events[0].event_id) for chunk in chunked(jobs)),
+            ]
+            + [_email_message(chunk, events[0].event_id) for chunk in chunked(jobs)]
         )
         # One line per batch: at bulk load a line per event or e-mail costs more than
         # the work it reports.
@@ -71,17 +71,18 @@ class FanOutHandler:
             emails=len(jobs),
         )
 
-    async def _publish_emails(self, jobs: Sequence[EmailJob], first_event: uuid.UUID) -> None:
-        # Derived from the jobs, so a redelivered event group repeats the same message id.
-        batch_id = derived_id(first_event, "emails", *(str(j.message_id) for j in jobs))
-        await self._rt.publisher.publish(
-            INTERNAL_EXCHANGE,
-            EMAIL_KEY,
-            EmailBatch(items=list(jobs)).model_dump_json().encode(),
-            message_id=str(batch_id),
-            message_type=EMAIL_BATCH_TYPE,
-            correlation_id=str(first_event),
-        )
+
+def _email_message(jobs: Sequence[EmailJob], first_event: uuid.UUID) -> Outgoing:
+    # Derived from the jobs, so a redelivered event group repeats the same message id.
+    batch_id = derived_id(first_event, "emails", *(str(j.message_id) for j in jobs))
+    return Outgoing(
+        INTERNAL_EXCHANGE,
+        EMAIL_KEY,
+        EmailBatch(items=list(jobs)).model_dump_json().encode(),
+        message_id=str(batch_id),
+        message_type=EMAIL_BATCH_TYPE,
+        correlation_id=str(first_event),
+    )
 
 
 def _parse_events(delivery: Delivery) -> list[NotifyEvent]:

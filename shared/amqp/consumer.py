@@ -15,15 +15,14 @@ through the single handler, so one bad message never takes its neighbours with i
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, cast
 
-import aio_pika
 import aiormq
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
 
-from shared.amqp.publisher import Publisher
+from shared.amqp.publisher import Outgoing, Publisher
 from shared.amqp.topology import parked_queue, retry_queue
 from shared.logs import describe_error, get_logger, message_context
 
@@ -101,8 +100,11 @@ class Delivery:
                 return original
         return self.message.routing_key or ""
 
-    def copy_for_runtime(self, **headers: Any) -> aio_pika.Message:
-        """The same message, re-published by the runtime (retry, park, dead letter)."""
+    def copy_for_runtime(
+        self, queue: str, headers: Mapping[str, Any], *, drop: Collection[str] = ()
+    ) -> Outgoing:
+        """The same message, re-published by the runtime to `queue` (retry, park,
+        dead letter, replay), with `headers` added and the `drop` headers removed."""
         msg = self.message
         merged = self.headers
         merged.setdefault(USER_ID_HEADER, self.user_id or "")
@@ -110,18 +112,21 @@ class Delivery:
         if msg.message_id is None:
             merged[NO_MESSAGE_ID_HEADER] = True
         merged.update(headers)
-        return aio_pika.Message(
+        for name in drop:
+            merged.pop(name, None)
+        return Outgoing(
+            "",
+            queue,
             msg.body,
-            headers=merged,
-            content_type=msg.content_type,
-            content_encoding=msg.content_encoding,
             message_id=msg.message_id,
             correlation_id=msg.correlation_id,
-            timestamp=msg.timestamp,
-            type=msg.type,
-            app_id=msg.app_id,
+            message_type=msg.type,
+            headers=merged,
             user_id=self.service_user,
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            content_type=msg.content_type,
+            content_encoding=msg.content_encoding,
+            app_id=msg.app_id,
+            timestamp=msg.timestamp,
         )
 
 
@@ -340,29 +345,20 @@ class Consumer:
         error = describe_error(exc)
         attempt = delivery.attempt
         poison = isinstance(exc, PoisonMessage)
+        failure = {ATTEMPT_HEADER: attempt + 1, ERROR_HEADER: error, QUEUE_HEADER: self.queue_name}
         try:
             if not poison and attempt < len(self._delays):
                 delay = self._delays[attempt]
                 log.warning("handler_failed_retrying", error=error, retry_in_ms=delay)
-                copy = delivery.copy_for_runtime(
-                    **{
-                        ATTEMPT_HEADER: attempt + 1,
-                        ERROR_HEADER: error,
-                        QUEUE_HEADER: self.queue_name,
-                    }
+                await self._publisher.publish_many(
+                    [delivery.copy_for_runtime(retry_queue(self.queue_name, delay), failure)]
                 )
-                await self._publisher.publish_message("", retry_queue(self.queue_name, delay), copy)
                 outcome = "retried"
             else:
                 log.error("handler_failed_parked", error=error, poison=poison)
-                copy = delivery.copy_for_runtime(
-                    **{
-                        ATTEMPT_HEADER: attempt + 1,
-                        ERROR_HEADER: error,
-                        QUEUE_HEADER: self.queue_name,
-                    }
+                await self._publisher.publish_many(
+                    [delivery.copy_for_runtime(parked_queue(self.queue_name), failure)]
                 )
-                await self._publisher.publish_message("", parked_queue(self.queue_name), copy)
                 outcome = "parked"
         except Exception as publish_exc:
             # Could not hand the message on: give it back to the broker. The delivery

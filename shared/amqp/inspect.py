@@ -79,8 +79,8 @@ async def replay(
     replay so that an effect it already had is not repeated; then remove it from the
     parked queue."""
     delivery = Delivery(held.message, service_user)
-    copy = delivery.copy_for_runtime(**{REPLAYED_HEADER: 1})
-    copy.headers.pop(ATTEMPT_HEADER, None)
-    copy.headers.pop(ERROR_HEADER, None)
-    await publisher.publish_message("", work_queue, copy)
+    copy = delivery.copy_for_runtime(
+        work_queue, {REPLAYED_HEADER: 1}, drop=(ATTEMPT_HEADER, ERROR_HEADER)
+    )
+    await publisher.publish_many([copy])
     await held.message.ack()

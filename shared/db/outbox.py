@@ -19,7 +19,7 @@ from typing import Any
 
 import asyncpg
 
-from shared.amqp.publisher import Publisher
+from shared.amqp.publisher import Outgoing, Publisher
 from shared.db.pool import Conn
 from shared.logs import describe_error, get_logger
 
@@ -62,9 +62,9 @@ async def write(conn: Conn, messages: Sequence[OutboundMessage]) -> list[Pending
 
 
 async def _publish_all(publisher: Publisher, messages: Sequence[OutboundMessage]) -> None:
-    await asyncio.gather(
-        *(
-            publisher.publish(
+    await publisher.publish_many(
+        [
+            Outgoing(
                 m.exchange,
                 m.routing_key,
                 m.body,
@@ -73,7 +73,7 @@ async def _publish_all(publisher: Publisher, messages: Sequence[OutboundMessage]
                 message_type=m.message_type,
             )
             for m in messages
-        )
+        ]
     )
 
 

@@ -199,19 +199,16 @@ async def test_smtp_down_notices_go_out_mails_are_retried_parked_and_replayed_on
     with smtp_server(port, collector):
         # The operator replays the parked e-mails; one is (by mistake) replayed twice.
         for message in [*parked, parked[0]]:
-            await notifier.publisher.publish_message(
+            await notifier.publisher.publish(
                 "",
                 EMAIL_QUEUE,
-                aio_pika.Message(
-                    message.body,
-                    headers=dict(message.headers or {}),
-                    message_id=message.message_id,
-                    correlation_id=message.correlation_id,
-                    type=message.type,
-                    content_type=message.content_type,
-                    user_id=message.user_id,
-                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                ),
+                message.body,
+                headers=dict(message.headers or {}),
+                message_id=message.message_id,
+                correlation_id=message.correlation_id,
+                message_type=message.type,
+                content_type=message.content_type,
+                user_id=message.user_id,
             )
 
         async def delivered() -> bool:
