@@ -19,13 +19,14 @@ from typing import Any, cast
 
 import aio_pika
 from aio_pika.abc import (
-    AbstractChannel,
     AbstractConnection,
-    AbstractExchange,
     AbstractIncomingMessage,
+    AbstractRobustConnection,
 )
 
 from bench.env import MUNICIPALITIES, REPORTER_IDS, BenchEnv
+from shared.amqp.connection import connect
+from shared.amqp.publisher import Outgoing, Publisher
 from shared.amqp.topology import INBOUND_EXCHANGE, partner_queue
 from shared.contract.validation import example_bsn
 
@@ -100,53 +101,62 @@ def matches_in(meldingen: Sequence[Melding]) -> int:
 
 class Partners:
     """One connection per partner, logged in with the partner's own login; every publish
-    carries user_id = that login and waits for the broker's confirm."""
+    carries user_id = that login and waits for the broker's confirm. A bulk load sends
+    its meldingen in chunks written together, as a partner's system loading a region
+    at once would (and as the services publish theirs)."""
 
     def __init__(self, env: BenchEnv) -> None:
         self._env = env
-        self._connections: list[AbstractConnection] = []
-        self._channels: list[AbstractChannel] = []
-        self._exchanges: dict[str, AbstractExchange] = {}
+        self._connections: list[AbstractRobustConnection] = []
+        self._publishers: dict[str, Publisher] = {}
         self.sent_at: dict[str, float] = {}
         self.sent = 0
 
     async def start(self, partner_ids: Iterable[str] = REPORTER_IDS) -> None:
         for pid in partner_ids:
-            connection = await aio_pika.connect(
-                self._env.partner_url(pid),
-                client_properties={"connection_name": f"bench-partner-{pid}"},
-            )
-            channel = await connection.channel(publisher_confirms=True)
+            connection = await connect(self._env.partner_url(pid), f"bench-partner-{pid}")
+            publisher = Publisher(connection)
+            await publisher.start()
             self._connections.append(connection)
-            self._channels.append(channel)
-            self._exchanges[pid] = await channel.get_exchange(INBOUND_EXCHANGE, ensure=False)
+            self._publishers[pid] = publisher
 
     async def close(self) -> None:
         for connection in self._connections:
             await connection.close()
         self._connections.clear()
 
-    async def publish(self, melding: Melding, *, track: bool = False) -> None:
-        login = self._env.region.partners_by_id[melding.partner_id].broker_user
-        message = aio_pika.Message(
+    def _outgoing(self, melding: Melding) -> Outgoing:
+        return Outgoing(
+            INBOUND_EXCHANGE,
+            "melding.register",
             melding.body,
             message_id=melding.message_id,
-            user_id=login,
-            content_type="application/json",
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            user_id=self._env.region.partners_by_id[melding.partner_id].broker_user,
         )
+
+    async def publish(self, melding: Melding, *, track: bool = False) -> None:
         if track:
             self.sent_at[melding.message_id] = time.monotonic()
-        await self._exchanges[melding.partner_id].publish(message, "melding.register")
+        await self._publishers[melding.partner_id].publish_many([self._outgoing(melding)])
         self.sent += 1
 
-    async def publish_all(self, meldingen: Sequence[Melding], *, window: int = 256) -> None:
-        """As fast as the broker confirms, with up to `window` publishes in flight."""
-        items = iter(meldingen)
+    async def publish_all(
+        self, meldingen: Sequence[Melding], *, chunk: int = 32, window: int = 8
+    ) -> None:
+        """As fast as the broker confirms: chunks of `chunk` meldingen (each partner's
+        share written together), up to `window` chunks in flight."""
+        chunks = iter(range(0, len(meldingen), chunk))
 
         async def worker() -> None:
-            for melding in items:
-                await self.publish(melding)
+            for start in chunks:
+                part = meldingen[start : start + chunk]
+                by_partner: dict[str, list[Outgoing]] = {}
+                for melding in part:
+                    by_partner.setdefault(melding.partner_id, []).append(self._outgoing(melding))
+                await asyncio.gather(
+                    *(self._publishers[pid].publish_many(out) for pid, out in by_partner.items())
+                )
+                self.sent += len(part)
 
         await asyncio.gather(*(worker() for _ in range(window)))
 
