@@ -78,7 +78,13 @@ _FORBIDDEN_CATEGORIES: Final = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 _NOTE_ALLOWED: Final = frozenset("\n\r\t")
 
 
+# In ASCII only the control characters (category Cc) are forbidden.
+_ASCII_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def _has_forbidden_char(value: str, allowed: frozenset[str] = frozenset()) -> bool:
+    if value.isascii():  # the usual case, checked without a look-up per character
+        return any(ch not in allowed for ch in _ASCII_CONTROL.findall(value))
     return any(
         unicodedata.category(ch) in _FORBIDDEN_CATEGORIES and ch not in allowed for ch in value
     )

@@ -436,3 +436,32 @@ def test_naive_now_is_a_programming_error() -> None:
         validate_inbound(
             "regie.claim", b"{}", roles=REPORTER, municipalities=(), now=datetime(2026, 1, 1)
         )
+
+
+# --- free text ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "accepted"),
+    [
+        ("Jan de Vries", True),
+        ("Chloë Özdemir-Ça\u011flar", True),  # letters outside ASCII are fine
+        ("Jan\x00", False),
+        ("Jan\x1b[31m", False),  # an ANSI escape
+        ("Jan\x7f", False),
+        ("Jan\nde Vries", False),
+        ("Jan\tde Vries", False),
+        ("Chloë\u202eseirV", False),  # a bidi override
+        ("Chloë\u2028Vries", False),  # a line separator
+        ("Chloë\x85Vries", False),  # a C1 control character
+    ],
+)
+def test_plain_text_refuses_control_and_line_break_characters(name: str, accepted: bool) -> None:
+    body = register_body(
+        reporter={"name": name, "email": "j.devries@school.example", "phone": "+31201234567"}
+    )
+    outcome = check("melding.register", body)
+    if accepted:
+        assert isinstance(outcome, Valid), outcome
+    else:
+        assert codes(outcome) == {("reporter.name", "schema")}
