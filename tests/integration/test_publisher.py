@@ -38,7 +38,7 @@ async def channel(connection: AbstractRobustConnection) -> AsyncIterator[Abstrac
         yield ch
 
 
-async def declare(channel: AbstractChannel, **arguments: object) -> str:
+async def declare(channel: AbstractChannel, **arguments: int | str) -> str:
     name = f"pub-{uuid.uuid4().hex[:8]}"
     await channel.declare_queue(name, durable=True, arguments=dict(arguments) or None)
     return name
