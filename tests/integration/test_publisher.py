@@ -38,9 +38,9 @@ async def channel(connection: AbstractRobustConnection) -> AsyncIterator[Abstrac
         yield ch
 
 
-async def declare(channel: AbstractChannel, **arguments: int | str) -> str:
+async def declare(channel: AbstractChannel, arguments: dict[str, int | str] | None = None) -> str:
     name = f"pub-{uuid.uuid4().hex[:8]}"
-    await channel.declare_queue(name, durable=True, arguments=dict(arguments) or None)
+    await channel.declare_queue(name, durable=True, arguments=dict(arguments or {}) or None)
     return name
 
 
@@ -55,7 +55,7 @@ async def take_all(channel: AbstractChannel, queue: str) -> list[AbstractIncomin
 async def test_many_messages_arrive_whole_in_order_across_writes(
     publisher: Publisher, channel: AbstractChannel
 ) -> None:
-    queue = await declare(channel, **{"x-queue-type": "quorum"})
+    queue = await declare(channel, {"x-queue-type": "quorum"})
     count = WRITE_CHUNK * 2 + 7  # three socket writes
     messages = [
         Outgoing(
@@ -134,7 +134,7 @@ async def test_a_message_the_broker_refuses_is_raised(
     publisher: Publisher, channel: AbstractChannel
 ) -> None:
     # A full queue that refuses publishes makes the broker nack the surplus.
-    queue = await declare(channel, **{"x-max-length": 1, "x-overflow": "reject-publish"})
+    queue = await declare(channel, {"x-max-length": 1, "x-overflow": "reject-publish"})
     with pytest.raises(aiormq.exceptions.DeliveryError):
         await publisher.publish_many(
             [Outgoing("", queue, str(i).encode(), message_id=f"n-{i}") for i in range(3)]
