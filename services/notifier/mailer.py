@@ -10,11 +10,10 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Protocol
-from urllib.parse import urlsplit
-
-import aiosmtplib
+from urllib.parse import unquote, urlsplit
 
 from services.notifier.mime import OutgoingEmail
+from services.notifier.smtp import SmtpLogin, SmtpSession
 
 
 class Mailer(Protocol):
@@ -65,42 +64,41 @@ class SmtpMailer:
         self._host = parts.hostname or "localhost"
         self._port = parts.port or (465 if parts.scheme == "smtps" else 25)
         self._tls = parts.scheme == "smtps"
-        self._user = parts.username
-        self._password = parts.password
+        self._login = (
+            SmtpLogin(unquote(parts.username), unquote(parts.password or ""))
+            if parts.username
+            else None
+        )
         self._timeout = timeout
         self._idle_seconds = idle_seconds
         self._max_idle = max_idle
-        self._idle: list[tuple[aiosmtplib.SMTP, float]] = []
+        self._idle: list[tuple[SmtpSession, float]] = []
         self._local_hostname: str | None = None
 
-    async def _connect(self) -> aiosmtplib.SMTP:
+    async def _connect(self) -> SmtpSession:
         if self._local_hostname is None:
-            # aiosmtplib would otherwise look this up (in a thread) on every connect.
+            # Looked up once (in a thread: it may ask DNS), not on every connect.
             self._local_hostname = await asyncio.to_thread(socket.getfqdn)
-        client = aiosmtplib.SMTP(
-            hostname=self._host,
-            port=self._port,
+        return await SmtpSession.open(
+            self._host,
+            self._port,
             local_hostname=self._local_hostname,
-            use_tls=self._tls,
-            start_tls=False if self._tls else None,
-            username=self._user,
-            password=self._password,
+            implicit_tls=self._tls,
+            login=self._login,
             timeout=self._timeout,
         )
-        await client.connect()
-        return client
 
-    def _take_idle(self) -> aiosmtplib.SMTP | None:
+    def _take_idle(self) -> SmtpSession | None:
         now = time.monotonic()
         while self._idle:
             client, since = self._idle.pop()
-            if client.is_connected and now - since < self._idle_seconds:
+            if client.is_open and now - since < self._idle_seconds:
                 return client
             client.close()
         return None
 
-    def _give_back(self, client: aiosmtplib.SMTP) -> None:
-        if len(self._idle) < self._max_idle and client.is_connected:
+    def _give_back(self, client: SmtpSession) -> None:
+        if len(self._idle) < self._max_idle and client.is_open:
             self._idle.append((client, time.monotonic()))
         else:
             client.close()
@@ -110,7 +108,7 @@ class SmtpMailer:
         if client is not None:
             try:
                 await self._hand_over(client, email)
-            except (aiosmtplib.SMTPServerDisconnected, ConnectionError):
+            except ConnectionError:
                 client.close()  # went stale while idle: try once on a fresh connection
             except BaseException:
                 client.close()
@@ -127,9 +125,8 @@ class SmtpMailer:
         self._give_back(client)
 
     @staticmethod
-    async def _hand_over(client: aiosmtplib.SMTP, email: OutgoingEmail) -> None:
-        # aiosmtplib turns the LF line ends into CRLF and dot-stuffs the data.
-        await client.sendmail(email.sender, [email.recipient], email.data)
+    async def _hand_over(client: SmtpSession, email: OutgoingEmail) -> None:
+        await client.send(email.sender, email.recipient, email.data)
 
     def close(self) -> None:
         while self._idle:

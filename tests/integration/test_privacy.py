@@ -62,7 +62,7 @@ def _uncache_structlog_loggers() -> None:
 @contextmanager
 def every_log_line() -> Iterator[io.StringIO]:
     """The services' own JSON logging (structlog, at debug) and every stdlib record
-    (aio-pika, asyncpg, aiosmtplib, ...), all written into one buffer."""
+    (aio-pika, asyncpg, ...), all written into one buffer."""
     sink = io.StringIO()
     before = structlog.get_config()
     configure_logging("privacy-test", "debug")
