@@ -27,6 +27,14 @@ class _Keep:
     def __init__(self, out: BinaryIO) -> None:
         self._out = out
 
+    async def handle_EHLO(
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        # Offered like a production mail server does, so the run exercises the notifier's
+        # pipelined sends (aiosmtpd reads pipelined commands fine; it just does not say so).
+        session.host_name = hostname
+        return [responses[0], "250-PIPELINING", *responses[1:]]
+
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self._out.write(bytes(envelope.content) + BOUNDARY)
         self._out.flush()
