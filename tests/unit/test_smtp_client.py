@@ -283,26 +283,26 @@ async def test_a_refused_message_is_raised() -> None:
     assert (refused.value.code, refused.value.command) == (552, "the message")
 
 
-async def test_a_server_that_hangs_up_is_a_connection_error() -> None:
-    async with scripted({b"MAIL": b"CLOSE"}) as (_, port):
+@pytest.mark.parametrize(
+    "reply", [b"CLOSE", b"hello there\r\n"], ids=["hangs up", "malformed reply"]
+)
+async def test_a_broken_server_is_a_connection_error_and_ends_the_session(reply: bytes) -> None:
+    async with scripted({b"MAIL": reply}) as (_, port):
         session = await open_session(port)
         with pytest.raises(SmtpDisconnected):
             await session.send("a@school.example", "b@team.example", b"Hallo\n")
         assert not session.is_open
 
 
-async def test_a_malformed_reply_closes_the_session() -> None:
-    async with scripted({b"MAIL": b"hello there\r\n"}) as (_, port):
+async def test_multi_line_replies_are_read_whole() -> None:
+    async with scripted({b"RCPT": b"250-fine\r\n250-really\r\n250 ok\r\n"}) as (server, port):
         session = await open_session(port)
-        with pytest.raises(SmtpDisconnected):
-            await session.send("a@school.example", "b@team.example", b"Hallo\n")
-        assert not session.is_open
-
-
-async def test_multi_line_replies_and_slow_servers_within_the_timeout() -> None:
-    async with scripted({b"RCPT": b"250-fine\r\n250-really\r\n250 ok\r\n"}) as (_, port):
-        session = await open_session(port, timeout=2.0)
         await session.send("a@school.example", "b@team.example", b"Hallo\n")
+        await session.send("a@school.example", "c@team.example", b"Tweede\n")
+        await asyncio.sleep(0.05)
+    # Had a continuation line been taken for a whole reply, DATA's 354 would have been
+    # read as the reply to RCPT and the message written too early.
+    assert b"".join(server.chunks).count(b".\r\n") == 2
 
 
 async def test_a_server_that_does_not_answer_times_out() -> None:
