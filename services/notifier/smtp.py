@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import re
 import ssl
 from dataclasses import dataclass
@@ -81,12 +82,11 @@ class SmtpSession:
         timeout: float = 30.0,
         tls_context: ssl.SSLContext | None = None,
     ) -> SmtpSession:
-        context = tls_context or ssl.create_default_context()
         async with asyncio.timeout(timeout):
             reader, writer = await asyncio.open_connection(
                 host,
                 port,
-                ssl=context if implicit_tls else None,
+                ssl=(tls_context or _default_tls_context()) if implicit_tls else None,
                 server_hostname=host if implicit_tls else None,
                 limit=_LINE_LIMIT,
             )
@@ -96,7 +96,9 @@ class SmtpSession:
                 await session._ehlo(local_hostname)
                 if not implicit_tls and "starttls" in session.extensions:
                     await session._command("STARTTLS", 220)
-                    await writer.start_tls(context, server_hostname=host)
+                    await writer.start_tls(
+                        tls_context or _default_tls_context(), server_hostname=host
+                    )
                     await session._ehlo(local_hostname)
                 if login is not None:
                     await session._authenticate(login)
@@ -219,6 +221,13 @@ class SmtpSession:
             lines.append(text.decode("utf-8", "replace"))
             if more != b"-":
                 return Reply(int(code), "\n".join(lines))
+
+
+@functools.cache
+def _default_tls_context() -> ssl.SSLContext:
+    # One per process, made when first needed: each holds the system's CA certificates
+    # (about 1 MB), and the notifier keeps 16 connections.
+    return ssl.create_default_context()
 
 
 def _as_data(data: bytes) -> bytes:
