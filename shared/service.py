@@ -47,6 +47,7 @@ class Runtime:
     http: HealthServer | None = None
     instance: heartbeat.Instance = field(default_factory=lambda: heartbeat.Instance.new("?"))
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _closers: list[Callable[[], None]] = field(default_factory=list)
 
     @classmethod
     async def open(cls, name: str, settings: Settings) -> Runtime:
@@ -141,6 +142,11 @@ class Runtime:
     def background(self, job: BackgroundJob) -> None:
         self._tasks.append(asyncio.create_task(job()))
 
+    def on_close(self, closer: Callable[[], None]) -> None:
+        """Run `closer` at shutdown, once the consumers have drained (for what a
+        handler keeps open between messages, such as SMTP connections)."""
+        self._closers.append(closer)
+
     async def start(self) -> None:
         self.background(self.outbox.relay_forever)
         for consumer in self.consumers:
@@ -179,6 +185,8 @@ class Runtime:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        for closer in self._closers:
+            closer()
         await self.outbox.flush()
         if self.http is not None:
             await self.http.close()

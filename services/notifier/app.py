@@ -26,7 +26,9 @@ async def setup(runtime: Runtime) -> None:
         batch_handler=fan_out.handle_batch,
         batch_size=NOTIFY_BATCH_SIZE,
     )
-    emails = EmailHandler(runtime, mailer_for(settings.smtp_url, settings.mail_dir))
+    mailer = mailer_for(settings.smtp_url, settings.mail_dir)
+    runtime.on_close(mailer.close)
+    emails = EmailHandler(runtime, mailer)
     runtime.consume(
         EMAIL_QUEUE,
         emails,

@@ -19,6 +19,9 @@ from services.notifier.smtp import SmtpLogin, SmtpSession
 class Mailer(Protocol):
     async def send(self, email: OutgoingEmail) -> None: ...
 
+    def close(self) -> None:
+        """Let go of what is kept open between e-mails."""
+
 
 class EmlDirectoryMailer:
     """Writes each e-mail to `<dir>/<message-id>.eml`, atomically: a resend of the same
@@ -34,6 +37,9 @@ class EmlDirectoryMailer:
         with os.fdopen(fd, "wb") as handle:
             handle.write(email.data)
         os.replace(tmp, self._dir / f"{name}.eml")
+
+    def close(self) -> None:
+        pass  # nothing is kept open
 
 
 # SMTP connections kept open for reuse; the notifier sends as many e-mails at once.

@@ -17,6 +17,7 @@ import aio_pika
 import asyncpg
 from aiosmtpd.controller import Controller
 
+from bench.traffic import SmtpSink
 from shared.amqp.consumer import ATTEMPT_HEADER, ERROR_HEADER
 from shared.amqp.topology import (
     EMAIL_QUEUE,
@@ -230,3 +231,34 @@ async def test_smtp_down_notices_go_out_mails_are_retried_parked_and_replayed_on
     assert await parked_from.get(fail=False, no_ack=True) is None
     assert list(test_region.mail_dir.glob("*.eml")) == []  # by SMTP, not as files
     await channel.close()
+
+
+async def test_a_stopping_notifier_closes_its_smtp_connections(
+    test_region: RegionUnderTest, system: System, partners: dict[str, PartnerClient]
+) -> None:
+    sink = SmtpSink()
+    await sink.start()
+    try:
+        await system.start("ingest")
+        await system.start("matcher")
+        notifier = await system.start(
+            "notifier", settings=test_region.with_settings(smtp_url=sink.url).settings
+        )
+        school, team = Mailbox(partners["school"]), Mailbox(partners["jeugdteam"])
+        bsn = valid_bsn(404)
+        await school.register("S-1", bsn=bsn)
+        await team.register("T-1", bsn=bsn)
+
+        async def sent() -> bool:
+            return sink.count == 3  # both reporters and the coordinator
+
+        await eventually(sent)
+        assert sink._transports  # kept open for the next e-mails
+        await system.stop(notifier)
+
+        async def closed() -> bool:
+            return not sink._transports
+
+        await eventually(closed, timeout=5)
+    finally:
+        await sink.close()
