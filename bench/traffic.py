@@ -26,6 +26,7 @@ from shared.amqp.connection import connect
 from shared.amqp.publisher import Outgoing, Publisher
 from shared.amqp.topology import INBOUND_EXCHANGE, partner_queue
 from shared.contract.validation import example_bsn
+from shared.envelopes import chunked
 
 # How many positions after a youth's first melding its second one is sent.
 SECOND_LAG = 200
@@ -142,11 +143,10 @@ class Partners:
     ) -> None:
         """As fast as the broker confirms: chunks of `chunk` meldingen (each partner's
         share written together), up to `window` chunks in flight."""
-        chunks = iter(range(0, len(meldingen), chunk))
+        chunks = iter(chunked(meldingen, chunk))
 
         async def worker() -> None:
-            for start in chunks:
-                part = meldingen[start : start + chunk]
+            for part in chunks:
                 by_partner: dict[str, list[Outgoing]] = {}
                 for melding in part:
                     by_partner.setdefault(melding.partner_id, []).append(self._outgoing(melding))

@@ -113,7 +113,7 @@ class SmtpMailer:
         client = self._take_idle()
         if client is not None:
             try:
-                await self._hand_over(client, email)
+                await client.send(email.sender, email.recipient, email.data)
             except ConnectionError:
                 client.close()  # went stale while idle: try once on a fresh connection
             except BaseException:
@@ -124,15 +124,11 @@ class SmtpMailer:
                 return
         client = await self._connect()
         try:
-            await self._hand_over(client, email)
+            await client.send(email.sender, email.recipient, email.data)
         except BaseException:
             client.close()
             raise
         self._give_back(client)
-
-    @staticmethod
-    async def _hand_over(client: SmtpSession, email: OutgoingEmail) -> None:
-        await client.send(email.sender, email.recipient, email.data)
 
     def close(self) -> None:
         while self._idle:

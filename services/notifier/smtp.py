@@ -192,8 +192,8 @@ class SmtpSession:
         return await self._expect(shown or line.split(" ", 1)[0], ok)
 
     async def _expect(self, what: str, ok: int) -> Reply:
-        async with asyncio.timeout(self._timeout):
-            reply = await self._reply()
+        # Callers run inside open()'s or send()'s timeout.
+        reply = await self._reply()
         if reply.code != ok:
             raise SmtpError(reply.code, what, reply.text)
         return reply

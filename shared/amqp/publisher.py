@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -29,6 +29,8 @@ from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 from aiormq.abc import ChannelFrame
 from pamqp import commands as spec
 from pamqp.header import ContentHeader
+
+from shared.envelopes import chunked
 
 # Messages written per socket write: a bound on one frame buffer and one lock hold.
 WRITE_CHUNK = 128
@@ -127,17 +129,12 @@ class Publisher:
         assert isinstance(channel, aiormq.Channel)
         async with asyncio.timeout(self._timeout):
             confirmations: list[asyncio.Future[Any]] = []
-            for chunk in _chunks(messages, WRITE_CHUNK):
+            for chunk in chunked(messages, WRITE_CHUNK):
                 confirmations += await _write_together(channel, chunk)
             outcomes = await asyncio.gather(*confirmations, return_exceptions=True)
         for outcome in outcomes:
             if isinstance(outcome, BaseException):
                 raise outcome
-
-
-def _chunks(messages: Sequence[Outgoing], size: int) -> Iterator[Sequence[Outgoing]]:
-    for start in range(0, len(messages), size):
-        yield messages[start : start + size]
 
 
 async def _write_together(

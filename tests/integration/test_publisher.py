@@ -150,5 +150,8 @@ async def test_publishing_on_a_closed_publisher_is_raised(publisher: Publisher) 
         await publisher.publish_many([Outgoing("", "any", b"{}", message_id="x")])
 
 
-async def test_nothing_to_publish_is_a_no_op(publisher: Publisher) -> None:
-    await publisher.publish_many([])
+async def test_nothing_to_publish_needs_no_channel(connection: AbstractRobustConnection) -> None:
+    # A handler whose batch produced no messages may call it before, or without, start().
+    await Publisher(connection).publish_many([])
+    with pytest.raises(RuntimeError, match="start"):
+        await Publisher(connection).publish_many([Outgoing("", "any", b"{}", message_id="x")])
