@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from importlib import resources
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import asyncpg
 
@@ -98,20 +99,25 @@ async def ensure_current(conn: Conn) -> None:
         )
 
 
-async def create_database_if_missing(dsn: str) -> bool:
-    """Create the database named in `dsn` (connecting to `postgres` to do so)."""
-    from urllib.parse import urlsplit, urlunsplit
+def database_name(dsn: str) -> str:
+    """The database a connection URL names (its path)."""
+    return unquote(urlsplit(dsn).path.lstrip("/"))
 
-    parts = urlsplit(dsn)
-    name = parts.path.lstrip("/")
+
+async def create_database_if_missing(dsn: str) -> bool:
+    """Create the database named in `dsn` (connecting to `postgres` to do so); True if
+    this call created it. Only `db upgrade --create` does this: a mistyped name must
+    not become a new, empty database."""
+    name = database_name(dsn)
     if not name:
         return False
-    admin = await asyncpg.connect(urlunsplit(parts._replace(path="/postgres")))
+    admin = await asyncpg.connect(urlunsplit(urlsplit(dsn)._replace(path="/postgres")))
     try:
         if await admin.fetchval("SELECT true FROM pg_database WHERE datname = $1", name):
             return False
+        quoted = '"' + name.replace('"', '""') + '"'
         try:
-            await admin.execute(f'CREATE DATABASE "{name.replace(chr(34), "")}"')
+            await admin.execute(f"CREATE DATABASE {quoted}")
         except asyncpg.exceptions.DuplicateDatabaseError:
             return False  # created by a concurrent upgrade
         return True
