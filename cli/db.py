@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncpg
 import click
 
 from cli.common import run, settings
@@ -32,12 +31,7 @@ def upgrade(create: bool) -> None:
         created = create and await migrate.create_database_if_missing(dsn)
         return created, await migrate.upgrade(dsn)
 
-    try:
-        created, applied = run(go())
-    except asyncpg.InvalidCatalogNameError:
-        raise  # said the same way for every command (cli.errors)
-    except asyncpg.PostgresError as exc:
-        raise click.ClickException(f"migration failed: {exc}") from None
+    created, applied = run(go())
     if created:
         click.echo(f"created database {migrate.database_name(dsn)}")
     for m in applied:

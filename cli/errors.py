@@ -11,12 +11,18 @@ import aiormq.exceptions
 import asyncpg
 
 from shared.amqp.management import ManagementError
-from shared.db.migrate import SchemaOutOfDate
+from shared.db.migrate import MigrationFailed, SchemaOutOfDate
 from shared.region.model import RegionConfigError
 from shared.region.store import RegionNotApplied
 
 # Errors of our own whose message already says what to do.
-_SELF_EXPLAINING = (SchemaOutOfDate, RegionNotApplied, RegionConfigError, ManagementError)
+_SELF_EXPLAINING = (
+    SchemaOutOfDate,
+    MigrationFailed,
+    RegionNotApplied,
+    RegionConfigError,
+    ManagementError,
+)
 
 _DATABASE_URL_FORM = "postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE"
 _AMQP_URL_FORM = "amqp://USER:PASSWORD@HOST[:PORT]/[VHOST]"

@@ -30,6 +30,10 @@ class SchemaOutOfDate(RuntimeError):
     pass
 
 
+class MigrationFailed(RuntimeError):
+    """A migration the database refused; nothing of it was applied."""
+
+
 def available_migrations() -> list[Migration]:
     found = []
     for entry in resources.files("shared.db").joinpath("migrations").iterdir():
@@ -68,13 +72,18 @@ async def upgrade(dsn: str) -> list[Migration]:
             for migration in available_migrations():
                 if migration.version in done:
                     continue
-                async with conn.transaction():
-                    await conn.execute(migration.sql)
-                    await conn.execute(
-                        "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
-                        migration.version,
-                        migration.name,
-                    )
+                try:
+                    async with conn.transaction():
+                        await conn.execute(migration.sql)
+                        await conn.execute(
+                            "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+                            migration.version,
+                            migration.name,
+                        )
+                except asyncpg.PostgresError as exc:
+                    raise MigrationFailed(
+                        f"migration {migration.version:04d}_{migration.name} failed: {exc}"
+                    ) from exc
                 applied.append(migration)
             return applied
         finally:
