@@ -36,15 +36,20 @@ def _parse_now(value: str | None) -> datetime:
 AHEAD_WITHOUT_ASKING = timedelta(days=1)
 
 
+def _at_a_terminal() -> bool:
+    return sys.stdin.isatty()
+
+
 def _confirm_future(now: datetime) -> None:
     ahead = now - datetime.now(UTC)
     if ahead <= AHEAD_WITHOUT_ASKING:
         return
+    days = round(ahead / timedelta(days=1))
     warning = (
-        f"--now is {ahead.days} days ahead of the clock: what is due by then ends for "
-        "real and partners are told."
+        f"--now is {days} days ahead of the clock: what is due by then ends for real and "
+        "partners are told."
     )
-    if not sys.stdin.isatty():
+    if not _at_a_terminal():
         raise click.ClickException(
             f"{warning}\nAdd --yes to sweep anyway, or look first with --dry-run."
         )
