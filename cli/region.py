@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
 from cli.common import run, settings
+from cli.output import emit_json, table
 from shared.amqp.connection import connect
 from shared.amqp.topology import declare_core, declare_partner_queues
 from shared.db import migrate
 from shared.db.pool import connect as connect_db
 from shared.region.model import RegionConfig, RegionConfigError, load_region_file
-from shared.region.store import store_region
+from shared.region.store import AppliedRegion, RegionNotApplied, applied_region, store_region
 
 
 @click.group()
@@ -61,3 +63,65 @@ def apply(file: Path) -> None:
         f"{state}: {config.region.name}, revision {revision}: "
         f"{len(config.municipality)} municipalities, {len(config.partner)} partners"
     )
+
+
+async def _applied() -> AppliedRegion:
+    conn = await connect_db(settings().database_url)
+    try:
+        await migrate.ensure_current(conn)
+        found = await applied_region(conn)
+    finally:
+        await conn.close()
+    if found is None:
+        raise RegionNotApplied(
+            "no region config is applied yet: run `verwijsindex region apply FILE`"
+        )
+    return found
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value) or "-"
+    return "-" if value is None else str(value)
+
+
+def _entries(entries: list[dict[str, Any]]) -> str:
+    headers = list(entries[0])
+    return table(headers, [[_cell(e[h]) for h in headers] for e in entries])
+
+
+def _render(applied: AppliedRegion) -> str:
+    doc = applied.config.model_dump(mode="json")
+    applied_at = applied.applied_at.isoformat(timespec="seconds")
+    width = max(len(key) for key in doc["region"])
+    return "\n".join(
+        [
+            f"revision {applied.revision}, applied {applied_at}",
+            "",
+            "[region]",
+            *(f"  {key.ljust(width)}  {_cell(value)}" for key, value in doc["region"].items()),
+            "",
+            f"[[municipality]] ({len(doc['municipality'])})",
+            _entries(doc["municipality"]),
+            "",
+            f"[[partner]] ({len(doc['partner'])})",
+            _entries(doc["partner"]),
+        ]
+    )
+
+
+@region.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def show(as_json: bool) -> None:
+    """The region config the services run on: what was last applied, with its revision."""
+    applied = run(_applied())
+    if as_json:
+        emit_json(
+            {
+                "revision": applied.revision,
+                "applied_at": applied.applied_at.isoformat(),
+                "config": applied.config.model_dump(mode="json"),
+            }
+        )
+    else:
+        click.echo(_render(applied))

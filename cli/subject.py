@@ -12,14 +12,22 @@ import click
 
 from cli.common import run, settings
 from cli.output import emit_json
+from shared.contract.validation import passes_11_proef
 from shared.index import subject as rights
 from shared.service import Runtime
+
+
+def _checked_bsn(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """A mistyped BSN would find nothing and read as 'nothing stored': say it instead."""
+    if value is not None and not passes_11_proef(value):
+        raise click.BadParameter("not a valid BSN: it must be 9 digits that pass the 11-proef")
+    return value
 
 
 def _who(func: Any) -> Any:
     for option in reversed(
         [
-            click.option("--bsn", help="The youth's BSN."),
+            click.option("--bsn", callback=_checked_bsn, help="The youth's BSN (9 digits)."),
             click.option("--surname", help="Without a BSN: surname ..."),
             click.option(
                 "--birth-date", type=click.DateTime(["%Y-%m-%d"]), help="... birth date ..."

@@ -9,7 +9,7 @@ scripts/ensure-backends.sh
 export VI_MAIL_DIR=${VI_MAIL_DIR:-var/mail}
 mkdir -p var/log "$VI_MAIL_DIR"
 VI=.venv/bin/verwijsindex
-$VI db upgrade
+$VI db upgrade --create
 $VI region apply region/demo.toml
 $VI demo users
 

@@ -169,16 +169,26 @@ def cli_env(region: RegionUnderTest) -> dict[str, str]:
     }
 
 
-async def run_cli(region: RegionUnderTest, *args: str, input: str | None = None) -> Any:
+async def run_cli(
+    region: RegionUnderTest,
+    *args: str,
+    input: str | None = None,
+    env: dict[str, str] | None = None,
+) -> Any:
     """Run `verwijsindex ARGS` against the test region (in a thread: the CLI runs its
-    own event loop)."""
+    own event loop); `env` overrides settings."""
     from click.testing import CliRunner
 
     from cli.main import main
 
     runner = CliRunner()
     return await asyncio.to_thread(
-        runner.invoke, main, list(args), env=cli_env(region), input=input, catch_exceptions=False
+        runner.invoke,
+        main,
+        list(args),
+        env={**cli_env(region), **(env or {})},
+        input=input,
+        catch_exceptions=False,
     )
 
 

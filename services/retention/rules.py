@@ -46,6 +46,7 @@ Action = Callable[[UnitOfWork, RegionConfig, Target, str, datetime], Awaitable[b
 @dataclass(frozen=True)
 class Rule:
     name: str
+    meaning: str  # what acting on one row does, for the operator
     # Candidates in keyset order: $1 = last key seen, $2 = batch size, $3 = threshold.
     # The threshold is exact on Amsterdam calendar dates (see shared.index.deadlines);
     # `due` checks again in Python, and the action re-checks under the youth's lock.
@@ -86,6 +87,7 @@ async def _purge_youth(
 
 AGE_LIMIT_RULE = Rule(
     name="age_limit",
+    meaning="youths who turned 23: everything on them ends and is purged",
     # Exact on the birth date (and so served by its index): 29 February counts as
     # 28 February in a year without it.
     candidates="""SELECT id, id AS youth_id FROM youth WHERE id > $1 AND birth_date <= $3
@@ -129,6 +131,7 @@ async def _expire(
 
 EXPIRY_RULE = Rule(
     name="expired",
+    meaning="active meldingen two years old: they end and go to the archive",
     candidates="""SELECT id, youth_id FROM melding WHERE id > $1 AND state = 'active'
         AND expires_on <= $3 ORDER BY id LIMIT $2""",
     first_key=0,
@@ -166,6 +169,7 @@ async def _purge_archived(
 
 ARCHIVE_PURGE_RULE = Rule(
     name="archive_purged",
+    meaning="archived meldingen whose archive term is over: purged",
     candidates="""SELECT id, youth_id FROM melding WHERE id > $1 AND state = 'archived'
         AND purge_on <= $3 ORDER BY id LIMIT $2""",
     first_key=0,
@@ -206,6 +210,7 @@ async def _escalate(
 
 ESCALATION_RULE = Rule(
     name="lead_escalated",
+    meaning="matches without a lead past the deadline: escalated",
     candidates="""SELECT id, youth_id, lead_needed_since FROM match_group
         WHERE id > $1 AND ended_at IS NULL AND lead_melding_id IS NULL
           AND escalated_at IS NULL AND lead_needed_since <= $3
@@ -284,6 +289,7 @@ async def _remind(
 
 INFORM_REMINDER_RULE = Rule(
     name="inform_reminded",
+    meaning="meldingen with no informing recorded past the deadline: reminded",
     candidates="""SELECT id, youth_id, reported_at FROM melding WHERE id > $1
         AND state = 'active' AND informed IS NULL AND deferred_reason IS NULL
         AND inform_reminded_at IS NULL AND reported_at <= $3

@@ -8,19 +8,25 @@ at the end of the rule's pass, this time waiting for the lock, and re-checked un
 it. Memory and transaction size stay flat however much data there is; a sweep run
 twice, or by two replicas at once, acts exactly once on every due row, and a sweep
 that returns has handled everything that was due when it started.
+
+`rehearse` runs the very same sweep inside one transaction that is rolled back: what
+it reports is exactly what a sweep would do, and nothing is changed or published.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 
 from services.retention.rules import RULES, Rule, Target
 from shared.db.inbox import DEDUP_WINDOW_DAYS
-from shared.db.outbox import Outbox
+from shared.db.outbox import UnitOfWork
+from shared.db.pool import Conn
 from shared.logs import get_logger
 from shared.pseudonym import Pseudonymizer
 from shared.region.model import RegionConfig
@@ -30,12 +36,58 @@ log = get_logger(__name__)
 BATCH = 500
 AUDIT_RETENTION_DAYS = 7 * 366  # outlives the longest a melding can exist (2 + 5 years)
 
+
+@dataclass(frozen=True)
+class ExpiringRows:
+    name: str
+    meaning: str
+    table: str
+    column: str
+    days: int
+    # Rows that only serve deduplication expire by the database's own clock, never by
+    # the moment a sweep runs as of: a sweep as of a future time (`retention run --now`,
+    # to test or catch up) must not forget which messages and e-mails were handled.
+    real_clock: bool
+
+
 # Housekeeping: rows that only serve deduplication, and the audit log's own term.
-_EXPIRING_ROWS = (
-    ("inbox_expired", "inbox", "received_at", DEDUP_WINDOW_DAYS),
-    ("sent_email_expired", "sent_email", "sent_at", DEDUP_WINDOW_DAYS),
-    ("audit_expired", "audit_log", "at", AUDIT_RETENTION_DAYS),
+EXPIRING_ROWS = (
+    ExpiringRows(
+        "inbox_expired",
+        f"message ids past the {DEDUP_WINDOW_DAYS}-day dedup window (by the real clock)",
+        "inbox",
+        "received_at",
+        DEDUP_WINDOW_DAYS,
+        real_clock=True,
+    ),
+    ExpiringRows(
+        "sent_email_expired",
+        f"records of sent e-mails older than {DEDUP_WINDOW_DAYS} days (by the real clock)",
+        "sent_email",
+        "sent_at",
+        DEDUP_WINDOW_DAYS,
+        real_clock=True,
+    ),
+    ExpiringRows(
+        "audit_expired",
+        "audit log entries past their term of 7 years",
+        "audit_log",
+        "at",
+        AUDIT_RETENTION_DAYS,
+        real_clock=False,
+    ),
 )
+
+# Every count a sweep reports, in the order it acts, with what it means.
+STEPS: tuple[tuple[str, str], ...] = tuple((r.name, r.meaning) for r in RULES) + tuple(
+    (e.name, e.meaning) for e in EXPIRING_ROWS
+)
+
+
+class UnitsOfWork(Protocol):
+    """Where a rule's action runs: the outbox (for real), or a savepoint (rehearsal)."""
+
+    def unit_of_work(self) -> AbstractAsyncContextManager[UnitOfWork]: ...
 
 
 @dataclass
@@ -49,8 +101,8 @@ class SweepReport:
 class Sweep:
     def __init__(
         self,
-        pool: asyncpg.Pool[Any],
-        outbox: Outbox,
+        pool: asyncpg.Pool[Any] | Conn,
+        outbox: UnitsOfWork,
         region: RegionConfig,
         pseudonyms: Pseudonymizer,
         *,
@@ -63,11 +115,15 @@ class Sweep:
         self._batch = batch
 
     async def run(self, now: datetime) -> SweepReport:
+        report = await self._sweep(now)
+        log.info("sweep_done", as_of=now.isoformat(), **report.counts)
+        return report
+
+    async def _sweep(self, now: datetime) -> SweepReport:
         report = SweepReport()
         for rule in RULES:
             await self._apply(rule, now, report)
         await self._housekeeping(now, report)
-        log.info("sweep_done", as_of=now.isoformat(), **report.counts)
         return report
 
     async def _apply(self, rule: Rule, now: datetime, report: SweepReport) -> None:
@@ -117,15 +173,52 @@ class Sweep:
             return await rule.action(uow, self._region, target, youth_ref, now)
 
     async def _housekeeping(self, now: datetime, report: SweepReport) -> None:
-        for name, table, column, days in _EXPIRING_ROWS:
+        database_now: datetime = await self._pool.fetchval("SELECT now()")
+        for rows in EXPIRING_ROWS:
+            cutoff = (database_now if rows.real_clock else now) - timedelta(days=rows.days)
             sql = (
-                f"DELETE FROM {table} WHERE ctid IN "  # noqa: S608 - constant names
-                f"(SELECT ctid FROM {table} WHERE {column} < $1 LIMIT $2)"
+                f"DELETE FROM {rows.table} WHERE ctid IN "  # noqa: S608 - constant names
+                f"(SELECT ctid FROM {rows.table} WHERE {rows.column} < $1 LIMIT $2)"
             )
             while True:
-                status = await self._pool.execute(sql, now - timedelta(days=days), self._batch)
+                status = await self._pool.execute(sql, cutoff, self._batch)
                 deleted = int(status.split()[-1])
                 if deleted:
-                    report.add(name, deleted)
+                    report.add(rows.name, deleted)
                 if deleted < self._batch:
                     break
+
+
+class _Savepoints:
+    """Units of work as savepoints of one open transaction. What they emit is dropped:
+    a rehearsal publishes nothing."""
+
+    def __init__(self, conn: Conn) -> None:
+        self._conn = conn
+
+    @asynccontextmanager
+    async def unit_of_work(self) -> AsyncIterator[UnitOfWork]:
+        async with self._conn.transaction():
+            yield UnitOfWork(self._conn)
+
+
+async def rehearse(
+    pool: asyncpg.Pool[Any],
+    region: RegionConfig,
+    pseudonyms: Pseudonymizer,
+    now: datetime,
+    *,
+    batch: int = BATCH,
+) -> SweepReport:
+    """What a sweep as of `now` would do: the same sweep, in one transaction that is
+    rolled back. The rows it would touch stay locked until it ends."""
+    async with pool.acquire() as conn:
+        transaction = conn.transaction()
+        await transaction.start()
+        try:
+            sweep = Sweep(conn, _Savepoints(conn), region, pseudonyms, batch=batch)
+            report = await sweep._sweep(now)
+        finally:
+            await transaction.rollback()
+    log.info("sweep_rehearsed", as_of=now.isoformat(), **report.counts)
+    return report

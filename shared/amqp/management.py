@@ -38,13 +38,20 @@ class Management:
         except HTTPError as exc:
             if method == "DELETE" and exc.code == 404:
                 return None
+            if exc.code == 401:
+                raise ManagementError(
+                    "the RabbitMQ management API refused the login (HTTP 401): "
+                    "check the user and password in VI_MANAGEMENT_URL"
+                ) from None
             raise ManagementError(
                 f"RabbitMQ management API {method} {path}: HTTP {exc.code} {exc.reason}"
             ) from None
         except OSError as exc:
+            reason = getattr(exc, "reason", exc)  # URLError wraps the socket's error
             raise ManagementError(
-                f"cannot reach the RabbitMQ management API at {self._base}: {exc}. "
-                "Is the management plugin enabled (rabbitmq-plugins enable rabbitmq_management)?"
+                f"cannot reach the RabbitMQ management API at {self._base} ({reason}): is "
+                "the management plugin enabled (rabbitmq-plugins enable rabbitmq_management), "
+                "and does VI_MANAGEMENT_URL point at it?"
             ) from None
         return json.loads(raw) if raw else None
 

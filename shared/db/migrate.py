@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from importlib import resources
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import asyncpg
 
@@ -27,6 +28,10 @@ class Migration:
 
 class SchemaOutOfDate(RuntimeError):
     pass
+
+
+class MigrationFailed(RuntimeError):
+    """A migration the database refused; nothing of it was applied."""
 
 
 def available_migrations() -> list[Migration]:
@@ -67,13 +72,18 @@ async def upgrade(dsn: str) -> list[Migration]:
             for migration in available_migrations():
                 if migration.version in done:
                     continue
-                async with conn.transaction():
-                    await conn.execute(migration.sql)
-                    await conn.execute(
-                        "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
-                        migration.version,
-                        migration.name,
-                    )
+                try:
+                    async with conn.transaction():
+                        await conn.execute(migration.sql)
+                        await conn.execute(
+                            "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+                            migration.version,
+                            migration.name,
+                        )
+                except asyncpg.PostgresError as exc:
+                    raise MigrationFailed(
+                        f"migration {migration.version:04d}_{migration.name} failed: {exc}"
+                    ) from exc
                 applied.append(migration)
             return applied
         finally:
@@ -98,20 +108,25 @@ async def ensure_current(conn: Conn) -> None:
         )
 
 
-async def create_database_if_missing(dsn: str) -> bool:
-    """Create the database named in `dsn` (connecting to `postgres` to do so)."""
-    from urllib.parse import urlsplit, urlunsplit
+def database_name(dsn: str) -> str:
+    """The database a connection URL names (its path)."""
+    return unquote(urlsplit(dsn).path.lstrip("/"))
 
-    parts = urlsplit(dsn)
-    name = parts.path.lstrip("/")
+
+async def create_database_if_missing(dsn: str) -> bool:
+    """Create the database named in `dsn` (connecting to `postgres` to do so); True if
+    this call created it. Only `db upgrade --create` does this: a mistyped name must
+    not become a new, empty database."""
+    name = database_name(dsn)
     if not name:
         return False
-    admin = await asyncpg.connect(urlunsplit(parts._replace(path="/postgres")))
+    admin = await asyncpg.connect(urlunsplit(urlsplit(dsn)._replace(path="/postgres")))
     try:
         if await admin.fetchval("SELECT true FROM pg_database WHERE datname = $1", name):
             return False
+        quoted = '"' + name.replace('"', '""') + '"'
         try:
-            await admin.execute(f'CREATE DATABASE "{name.replace(chr(34), "")}"')
+            await admin.execute(f"CREATE DATABASE {quoted}")
         except asyncpg.exceptions.DuplicateDatabaseError:
             return False  # created by a concurrent upgrade
         return True

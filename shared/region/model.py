@@ -93,14 +93,36 @@ class RegionConfigError(ValueError):
     """A region file that cannot be applied; the message says what to fix."""
 
 
+# The key that names an entry of a list in the file, besides its position.
+_ENTRY_NAMES = {"partner": "id", "municipality": "code"}
+
+
+def error_location(loc: tuple[int | str, ...], data: Any) -> str:
+    """Where in the file an error is, as the operator counts: pydantic's
+    ('partner', 2, 'sector') becomes `partner[3] (id "jt-noord").sector`."""
+    where = ""
+    node, list_key = data, ""
+    for part in loc:
+        if isinstance(part, int):
+            where += f"[{part + 1}]"
+            node = node[part] if isinstance(node, list) and 0 <= part < len(node) else None
+            name_key = _ENTRY_NAMES.get(list_key)
+            if name_key and isinstance(node, dict) and isinstance(node.get(name_key), str):
+                where += f' ({name_key} "{node[name_key]}")'
+        else:
+            where += f".{part}" if where else part
+            node = node.get(part) if isinstance(node, dict) else None
+            list_key = part
+    return where or "(file)"
+
+
 def parse_region(data: dict[str, Any]) -> RegionConfig:
     try:
         return RegionConfig.model_validate(data)
     except ValidationError as exc:
         lines = []
         for err in exc.errors(include_input=False, include_url=False):
-            loc = ".".join(str(p) for p in err["loc"]) or "(file)"
-            lines.append(f"  {loc}: {err['msg']}")
+            lines.append(f"  {error_location(err['loc'], data)}: {err['msg']}")
         raise RegionConfigError("the region config is not valid:\n" + "\n".join(lines)) from None
 
 

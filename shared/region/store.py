@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -42,6 +44,21 @@ async def store_region(conn: Conn, config: RegionConfig) -> tuple[int, bool]:
             digest,
         )
         return revision, True
+
+
+@dataclass(frozen=True)
+class AppliedRegion:
+    revision: int
+    applied_at: datetime
+    config: RegionConfig
+
+
+async def applied_region(conn: Conn) -> AppliedRegion | None:
+    """The config the services run on, with its revision; None before the first apply."""
+    row = await conn.fetchrow("SELECT revision, applied_at, config FROM region_config WHERE id = 1")
+    if row is None:
+        return None
+    return AppliedRegion(int(row["revision"]), row["applied_at"], parse_region(row["config"]))
 
 
 class RegionCache:

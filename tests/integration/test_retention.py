@@ -429,3 +429,98 @@ async def test_the_audit_log_is_pseudonymous_and_has_its_own_term(
     assert report.counts.get("audit_expired") == 1
     left = {r["action"] for r in await db.fetch("SELECT action FROM audit_log")}
     assert "old" not in left and "recent" in left and "registered" in left
+
+
+_STATE = {
+    "melding": "SELECT melding_ref, state, purge_on, inform_reminded_at FROM melding",
+    "youth": "SELECT id FROM youth",
+    "audit_log": "SELECT id, action FROM audit_log",
+    "outbox": "SELECT id FROM outbox",
+    "inbox": "SELECT partner_id, message_id FROM inbox",
+    "sent_email": "SELECT message_id FROM sent_email",
+}
+
+
+async def _state(db: asyncpg.Connection[Any]) -> dict[str, list[tuple[Any, ...]]]:
+    return {table: sorted(tuple(r) for r in await db.fetch(sql)) for table, sql in _STATE.items()}
+
+
+async def test_a_dry_run_counts_per_rule_what_a_sweep_does_and_changes_nothing(
+    test_region: RegionUnderTest,
+    system: System,
+    partners: dict[str, PartnerClient],
+    db: asyncpg.Connection[Any],
+) -> None:
+    await start_lifecycle(system)
+    school = boxes(partners)["school"]
+    await school.accepted(register("D-1", valid_bsn(680), reported_at="2024-03-10T09:00:00+01:00"))
+    await school.accepted(register("D-2", valid_bsn(681), reported_at="2024-03-11T09:00:00+01:00"))
+    await school.accepted(
+        register(
+            "D-3", valid_bsn(682), birth_date="2003-03-01", reported_at="2025-06-01T09:00:00+02:00"
+        )
+    )
+    await db.execute(
+        "INSERT INTO audit_log (at, action, actor) VALUES ('2018-01-01T00:00:00Z', 'old', 't')"
+    )
+    await db.execute(
+        "INSERT INTO sent_email (message_id, sent_at) "
+        "VALUES ('old-mail', now() - interval '46 days')"
+    )
+    before = await _state(db)
+    as_of = "2026-03-12T08:00:00+01:00"
+
+    dry = await run_cli(test_region, "retention", "run", "--now", as_of, "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert "nothing was changed" in dry.output
+    expected = {
+        "age_limit": 1,
+        "expired": 2,
+        "archive_purged": 0,
+        "lead_escalated": 0,
+        "inform_reminded": 0,
+        "inbox_expired": 0,
+        "sent_email_expired": 1,
+        "audit_expired": 1,
+    }
+    for name, count in expected.items():
+        assert f"  {name}: {count} (" in dry.output, dry.output
+    assert await _state(db) == before
+    assert await school.rest(0.5) == []  # nobody was told anything
+
+    done = await run_cli(test_region, "retention", "run", "--now", as_of)
+    assert done.exit_code == 0, done.output
+    for name, count in expected.items():  # the rehearsal said exactly what the sweep did
+        assert f"  {name}: {count} (" in done.output, done.output
+    assert await _state(db) != before
+
+
+async def test_a_sweep_far_ahead_of_the_clock_needs_yes_and_keeps_the_dedup_window(
+    test_region: RegionUnderTest,
+    system: System,
+    partners: dict[str, PartnerClient],
+    db: asyncpg.Connection[Any],
+) -> None:
+    await start_lifecycle(system)
+    school = boxes(partners)["school"]
+    await school.accepted(
+        register("F-1", valid_bsn(690), reported_at=datetime.now(UTC).isoformat())
+    )
+    await db.execute("INSERT INTO sent_email (message_id) VALUES ('fresh-mail'), ('other-mail')")
+    inbox = await db.fetch("SELECT partner_id, message_id FROM inbox")
+    assert inbox
+    far = (datetime.now(UTC) + timedelta(days=3 * 365)).isoformat()
+
+    refused = await run_cli(test_region, "retention", "run", "--now", far)
+    assert refused.exit_code == 1
+    assert "days ahead of the clock" in refused.output and "--yes" in refused.output
+    assert (await melding_row(db, "school", "F-1"))["state"] == "active"
+
+    swept = await run_cli(test_region, "retention", "run", "--now", far, "--yes")
+    assert swept.exit_code == 0, swept.output
+    assert "  expired: 1 (" in swept.output
+    assert (await melding_row(db, "school", "F-1"))["state"] == "archived"
+    # Three simulated years on, the dedup records are only days old by the real clock.
+    assert await db.fetch("SELECT partner_id, message_id FROM inbox") == inbox
+    assert await db.fetchval("SELECT count(*) FROM sent_email") == 2
+    assert "  inbox_expired: 0 (" in swept.output
