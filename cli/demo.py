@@ -42,7 +42,8 @@ def demo() -> None:
     show_default=True,
 )
 def users(region_file: Path) -> None:
-    """Create a broker login for every partner, password = its id (DEMO ONLY).
+    """Create a broker login for every partner, password = the login (DEMO ONLY), and
+    print each login with its password and AMQP URL.
 
     Each login gets the permissions the partner guide prescribes: publish to
     vi.inbound, read its own partner.<id> queue, declare nothing.
@@ -59,9 +60,19 @@ def users(region_file: Path) -> None:
         for partner in config.partner:
             await api.put_user(partner.broker_user, partner.broker_user)
             await api.set_permissions(vhost, partner.broker_user, **partner_permissions(partner.id))
-            click.echo(f"broker login {partner.broker_user} ready (partner {partner.id})")
 
     run(go())
+    rows = [("partner", "login", "password", "AMQP URL")]
+    rows += [
+        (p.id, p.broker_user, p.broker_user, _partner_url(s.amqp_url, p.broker_user))
+        for p in config.partner
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    click.echo("Demo partner logins (the password is the login; demo only):")
+    for partner_id, login, password, url in rows:
+        click.echo(
+            f"  {partner_id:<{widths[0]}}  {login:<{widths[1]}}  {password:<{widths[2]}}  {url}"
+        )
 
 
 def _show(partner: str, got: Received) -> None:

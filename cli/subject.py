@@ -60,6 +60,18 @@ def _identity(
         raise click.UsageError(str(exc)) from None
 
 
+def _nothing_stored() -> click.ClickException:
+    message = "nothing is stored on this youth"
+    if settings().uses_dev_key:
+        # The youth is found by a keyed hash: under another key than the services',
+        # everything looks absent.
+        message += (
+            " under the development key; VI_PSEUDONYM_KEY is not set. Set it to the"
+            " services' key and ask again"
+        )
+    return click.ClickException(message)
+
+
 @click.group()
 def subject() -> None:
     """Requests from a youth or parents: see everything stored, or erase it."""
@@ -94,7 +106,7 @@ def export_cmd(
 
     doc = run(go())
     if doc is None:
-        raise click.ClickException("nothing is stored on this youth")
+        raise _nothing_stored()
     if output is not None:
         output.write_text(json.dumps(doc, indent=2, ensure_ascii=False), encoding="utf-8")
         click.echo(f"written to {output}")
@@ -142,5 +154,5 @@ def erase_cmd(
 
     removed = run(go())
     if removed is None:
-        raise click.ClickException("nothing is stored on this youth")
+        raise _nothing_stored()
     click.echo(f"erased: {removed} melding(en) and everything linked to them")

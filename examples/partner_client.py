@@ -1,17 +1,22 @@
-"""Register one melding the way a partner system does, and show what comes back.
+"""Register one melding the way a partner system does, and print what comes back.
 
-    python examples/partner_client.py --url amqp://regenboog:regenboog@localhost:5672/ \\
-        --partner regenboog --user regenboog
+Standalone: it needs Python 3.11+ and aio-pika (``pip install aio-pika``), nothing of
+the index's own code.
 
-It logs in with the partner's own broker login, publishes a ``melding.register`` on
-``vi.inbound`` (routing key = type, ``user_id`` = the login, persistent, with
-publisher confirms), then reads the partner's mailbox ``partner.<id>``: it prints the
-receipt whose ``in_reply_to`` is our ``message_id``, and every notice that arrives
-until the mailbox has been quiet for ``--wait`` seconds. Messages with a
-``message_id`` already seen are dropped, as a partner must. Exit status: 0 accepted,
-1 rejected or duplicate, 2 no receipt in time.
+    python partner_client.py --url amqp://LOGIN:PASSWORD@localhost:5672/ --partner regenboog
 
-The BSN defaults to a made-up one that passes the 11-proef; it is never printed.
+What every partner system must do, and this one shows:
+
+* log in with the partner's own broker login, and set ``user_id`` to that login;
+* publish persistent messages to ``vi.inbound`` (routing key = ``type``) with
+  publisher confirms;
+* choose the ``message_id`` once, before the first attempt, and publish again with the
+  same id when the broker does not confirm (a retry must be the same message);
+* read the mailbox ``partner.<id>`` with manual acks, and drop a ``message_id`` seen
+  before (the index delivers at least once);
+* find the receipt by ``correlation_id``, which is the ``message_id`` we sent.
+
+Exit status: 0 accepted, 1 rejected or duplicate, 2 no receipt in time.
 See docs/partners.md for the whole contract.
 """
 
@@ -24,26 +29,30 @@ import sys
 import uuid
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
-from shared.contract.validation import example_bsn
-from shared.partner_client import PartnerClient, Received
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
+
+INBOUND_EXCHANGE = "vi.inbound"
+PUBLISH_ATTEMPTS = 5
+CONFIRM_TIMEOUT = 10.0  # seconds to await the broker's confirm of one publish
+RETRY_PAUSE = 1.0  # seconds before the first retry; one more before each next one
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Register one melding and print the answers.")
     parser.add_argument("--url", required=True, help="AMQP URL with the partner's own login")
     parser.add_argument("--partner", required=True, help="partner id (mailbox partner.<id>)")
-    parser.add_argument("--user", required=True, help="broker login, sent as AMQP user_id")
-    parser.add_argument("--ref", default=None, help="melding_ref (default: a new one)")
-    parser.add_argument("--bsn", default=example_bsn(1), help="the youth's BSN")
+    parser.add_argument("--user", help="broker login sent as user_id (default: the URL's)")
+    parser.add_argument("--ref", help="melding_ref (default: a new one)")
+    parser.add_argument("--bsn", default="111222333", help="the youth's BSN (a made-up one)")
     parser.add_argument("--birth-date", default="2014-05-01", help="YYYY-MM-DD")
     parser.add_argument("--municipality", default="0363", help="4-digit municipality code")
     parser.add_argument("--reporter-name", default="J. de Vries")
     parser.add_argument("--reporter-email", default="j.devries@school.example")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds to await the receipt")
-    parser.add_argument(
-        "--wait", type=float, default=3.0, help="seconds of quiet before we stop reading notices"
-    )
+    parser.add_argument("--wait", type=float, default=3.0, help="seconds of quiet, then stop")
     return parser.parse_args(argv)
 
 
@@ -61,48 +70,82 @@ def registration(args: argparse.Namespace, ref: str) -> dict[str, Any]:
     }
 
 
-def show(label: str, message: Received) -> None:
-    print(f"{label}: {message.body.get('status') or message.type}")
-    print(json.dumps(message.body, indent=2, ensure_ascii=False))
+async def publish(
+    channel: AbstractChannel, body: dict[str, Any], message_id: str, user: str
+) -> None:
+    """Publish until the broker confirms. Every attempt carries the same message_id, so
+    the index acts once however often the message arrives. (Set it yourself: aio-pika
+    fills in a fresh random id on each publish without one, which would make a retry
+    a second melding.)"""
+    message = aio_pika.Message(
+        json.dumps(body).encode(),
+        message_id=message_id,
+        user_id=user,
+        content_type="application/json",
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+    )
+    for attempt in range(1, PUBLISH_ATTEMPTS + 1):
+        try:
+            exchange = await channel.get_exchange(INBOUND_EXCHANGE, ensure=False)
+            await exchange.publish(message, routing_key=body["type"], timeout=CONFIRM_TIMEOUT)
+            return
+        except (aio_pika.exceptions.AMQPError, ConnectionError, TimeoutError) as exc:
+            if attempt == PUBLISH_ATTEMPTS:
+                raise
+            print(f"not confirmed ({exc!r}); again with the same message_id", file=sys.stderr)
+            await asyncio.sleep(attempt * RETRY_PAUSE)  # the connection reconnects meanwhile
+
+
+def show(label: str, body: dict[str, Any]) -> None:
+    print(f"{label}: {body.get('status') or body.get('type')}")
+    print(json.dumps(body, indent=2, ensure_ascii=False))
 
 
 async def run(args: argparse.Namespace) -> int:
-    client = PartnerClient(args.url, args.partner, args.user)
-    await client.start()
-    seen: set[str | None] = set()
+    user = args.user or unquote(urlsplit(args.url).username or "")
+    connection = await aio_pika.connect_robust(args.url)
+    async with connection:
+        channel = await connection.channel(publisher_confirms=True)
+        # A passive declare (ensure=True): a partner may declare nothing, and only a
+        # queue the robust channel looked up itself is consumed again after a reconnect.
+        mailbox = await channel.get_queue(f"partner.{args.partner}", ensure=True)
+        arrived: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
+        await mailbox.consume(arrived.put)
+        seen: set[str | None] = set()
 
-    def is_new(message: Received) -> bool:
-        if message.message_id in seen:
-            return False  # a redelivered copy: same message_id, already handled
-        seen.add(message.message_id)
-        return True
+        async def next_new(timeout: float) -> AbstractIncomingMessage | None:
+            """The next message not seen before (acknowledged), or None after `timeout`."""
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + timeout
+            while True:
+                try:
+                    message = await asyncio.wait_for(arrived.get(), deadline - loop.time())
+                except TimeoutError:
+                    return None
+                # A real system stores the message first and acknowledges after that.
+                await message.ack()
+                if message.message_id not in seen:  # else a redelivered copy: drop it
+                    seen.add(message.message_id)
+                    return message
 
-    try:
         ref = args.ref or f"EX-{uuid.uuid4().hex[:8]}"
-        message_id = await client.send(registration(args, ref))
+        message_id = str(uuid.uuid4())  # the idempotency key, chosen before the first try
+        await publish(channel, registration(args, ref), message_id, user)
         print(f"sent melding.register {ref} as message_id {message_id}")
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + args.timeout
-        receipt: Received | None = None
-        while receipt is None:
-            try:
-                message = await client.next(max(deadline - loop.time(), 0.001))
-            except TimeoutError:
+
+        while True:
+            message = await next_new(args.timeout)
+            if message is None:
                 print(f"no receipt within {args.timeout:g} s", file=sys.stderr)
                 return 2
-            if not is_new(message):
-                continue
-            if message.type == "receipt" and message.body.get("in_reply_to") == message_id:
-                receipt = message
-                show("receipt", message)
-            else:
-                show("earlier message", message)  # e.g. left in the mailbox by a former run
-        for message in await client.quiet(args.wait):
-            if is_new(message):
-                show("notice", message)
-        return 0 if receipt.body["status"] == "accepted" else 1
-    finally:
-        await client.close()
+            body = json.loads(message.body)
+            if message.correlation_id == message_id:
+                show("receipt", body)
+                break
+            show("earlier message", body)  # e.g. left in the mailbox by a former run
+        while (notice := await next_new(args.wait)) is not None:
+            show("notice", json.loads(notice.body))
+        return 0 if body["status"] == "accepted" else 1
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,7 +11,8 @@ mkdir -p var/log "$VI_MAIL_DIR"
 VI=.venv/bin/verwijsindex
 $VI db upgrade --create
 $VI region apply region/demo.toml
-$VI demo users
+logins=$($VI demo users)
+echo "$logins"
 
 pids=()
 cleanup() {
@@ -30,6 +31,17 @@ for service in ingest matcher notifier retention; do
 done
 sleep 2
 $VI demo traffic
-echo
-echo "The system keeps running: try 'verwijsindex --help' in another shell. Ctrl-C stops it."
+example_url=$(awk '$1 == "regenboog" {print $4}' <<<"$logins")
+cat <<EOF
+
+The system keeps running; Ctrl-C stops it.
+
+$logins
+
+Be a partner yourself, in another shell (a second run as jt-noord makes a match):
+  .venv/bin/python examples/partner_client.py --partner regenboog --url $example_url
+
+The operator command is $VI (try '$VI --help'), or activate the
+environment first with 'source .venv/bin/activate' and type 'verwijsindex --help'.
+EOF
 wait

@@ -2,7 +2,8 @@
 
 It logs in with the partner's own broker login, publishes with `user_id` set to that
 login and publisher confirms on, and reads the partner's mailbox. The demo, the
-benchmarks and the tests use it; `examples/partner_client.py` shows it in use.
+benchmarks and the tests use it; partners get the standalone
+`examples/partner_client.py`, which needs nothing of this project.
 """
 
 from __future__ import annotations

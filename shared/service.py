@@ -67,8 +67,6 @@ class Runtime:
             )
         publisher = Publisher(connection)
         await publisher.start()
-        if settings.uses_dev_key:
-            log.warning("dev_pseudonym_key", hint="set VI_PSEUDONYM_KEY outside development")
         return cls(
             name=name,
             settings=settings,
@@ -209,6 +207,10 @@ class Runtime:
 async def _serve(name: str, setup: Callable[[Runtime], Awaitable[None]]) -> None:
     settings = Settings.from_env()
     configure_logging(name, settings.log_level)
+    if settings.uses_dev_key:
+        # Once per service start. (Not in Runtime.open: CLI commands open a runtime too,
+        # and an operator's every command would repeat it.)
+        log.warning("dev_pseudonym_key", hint="set VI_PSEUDONYM_KEY outside development")
     try:
         runtime = await Runtime.open(name, settings)
     except migrate.SchemaOutOfDate as exc:

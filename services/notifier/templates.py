@@ -60,6 +60,29 @@ def _lead_line(lead: dict[str, Any] | None) -> str:
     )
 
 
+def _reporter_request(d: dict[str, Any], several: bool) -> str:
+    """What the reporter is asked to do. Agreeing on the lead is asked only while nobody
+    has it, and not of an archived melding (it cannot take the lead)."""
+    lead = d.get("lead")
+    others = "de andere professionals" if several else "de andere professional"
+    if d.get("own_archived"):
+        return f"Neem zo nodig contact op met {others}."
+    if not lead:
+        return (
+            "Neem contact met elkaar op om uw hulp af te stemmen en af te spreken wie de regie"
+            " neemt."
+        )
+    if d.get("lead_is_yours"):
+        return (
+            f"Uw organisatie heeft de regie in deze match. Neem contact op met {others}"
+            " om de hulp af te stemmen."
+        )
+    return (
+        f"{lead['organisation']} heeft de regie in deze match. Neem contact met elkaar op"
+        " om uw hulp af te stemmen."
+    )
+
+
 def match_reporter(d: dict[str, Any]) -> Rendered:
     counterparts = d["counterparts"]
     several = len(counterparts) > 1
@@ -79,8 +102,7 @@ def match_reporter(d: dict[str, Any]) -> Rendered:
         )
     body = (
         "Geachte collega,\n\n"
-        f"{intro} Neem contact met elkaar op om uw hulp af te stemmen en af te spreken"
-        " wie de regie neemt.\n\n"
+        f"{intro} {_reporter_request(d, several)}\n\n"
         f"Betrokken professional{'s' if several else ''}:\n"
         f"{_people(counterparts)}\n\n"
         f"{_lead_line(d.get('lead'))}\n"
@@ -95,7 +117,7 @@ def match_coordinator(d: dict[str, Any]) -> Rendered:
         "Geachte matchregisseur,\n\n"
         f"Er is een match ontstaan op een jeugdige die in {d['municipality']} woont."
         " De volgende professionals zijn over elkaar geïnformeerd; wilt u nagaan of zij"
-        " contact hebben gehad en wie de regie neemt?\n\n"
+        f" contact hebben gehad{'' if d.get('lead') else ' en wie de regie neemt'}?\n\n"
         f"{_people(d['participants'])}\n\n"
         f"{_lead_line(d.get('lead'))}\n"
         f"Matchnummer: {d['match_id']}"

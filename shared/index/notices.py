@@ -133,6 +133,7 @@ def match_event(
                 "own_archived": not p.melding.active,
                 "counterparts": [c.as_counterpart() for c in involved if c is not p],
                 "lead": lead_body,
+                "lead_is_yours": lead is not None and lead.melding.id == p.melding.id,
             },
         )
         for p in involved

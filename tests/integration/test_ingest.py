@@ -1,6 +1,5 @@
 """The front door through the running pipeline: who may speak, what is refused and
-why, one receipt per message, replicas, the dedup window, the published schemas and
-the example partner client.
+why, one receipt per message, replicas, the dedup window and the published schemas.
 
 The rules themselves are unit-tested in depth (tests/unit/test_validation*.py); here a
 representative message per error code travels the real broker and database.
@@ -9,10 +8,8 @@ representative message per error code travels the real broker and database.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import re
-import sys
 from collections import Counter, defaultdict
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
@@ -786,47 +783,3 @@ def test_partner_docs_cover_every_message_type_and_error_code() -> None:
             now=now,
         )
         assert isinstance(outcome, Valid), (example, outcome)
-
-
-# --- 7. the example partner client ------------------------------------------------------
-
-
-def _load_example() -> Any:
-    path = REPO / "examples" / "partner_client.py"
-    spec = importlib.util.spec_from_file_location("example_partner_client", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-async def test_the_example_partner_client_registers_and_prints_the_answers(
-    pipeline: System,
-    partners: dict[str, PartnerClient],
-    test_region: RegionUnderTest,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    example = _load_example()
-    bsn = valid_bsn(7400)
-    team = partners["jeugdteam"]
-    earlier = await team.send(register_body("EX-0", bsn=bsn))
-    assert (await team.receipt_for(earlier)).body["status"] == "accepted"
-
-    await partners["school"].close()  # the example is to be the mailbox's only reader
-    school = test_region.region.partners_by_id["school"]
-    url = test_region.partner_url("school")
-    args = ["--url", url, "--partner", "school", "--user", school.broker_user]
-    args += ["--ref", "EX-1", "--bsn", bsn, "--wait", "1.5"]
-    status = await example.run(example.parse_args(args))
-    assert status == 0
-    out = capsys.readouterr().out
-    assert "receipt: accepted" in out
-    assert '"in_reply_to"' in out and '"EX-1"' in out
-    assert "match.notice" in out and "Jeugdteam Noord" in out
-    assert bsn not in out
-
-    # A refused registration exits non-zero and says why.
-    status = await example.run(example.parse_args([*args[:6], "--ref", "EX-1", "--wait", "0"]))
-    assert status == 1
-    assert "duplicate_ref" in capsys.readouterr().out

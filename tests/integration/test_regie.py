@@ -153,6 +153,17 @@ async def test_regie_priority_assigns_the_lead_when_the_match_forms_and_never_mo
     for pid in ("school", "jeugdteam", "jgz"):
         assert [m.type for m in await box[pid].rest(0.3)] == [], pid
     assert codes(await box["jeugdteam"].claim("T-1")) == ["regie_taken"]
+    # Every match e-mail (formed: school and jgz; joined: all three) names the lead
+    # instead of asking the reporters to agree on one.
+    matched = await wait_for_mails(test_region, "Match in de Verwijsindex", 5)
+    texts = {(str(m["Subject"]).rsplit(" ", 1)[1], m.get_content()) for m in matched}
+    assert all("wie de regie neemt" not in text for _, text in texts)
+    for ref, text in texts:
+        if ref == "G-1":
+            assert "Uw organisatie heeft de regie in deze match." in text
+        else:
+            assert "GGD Jeugdgezondheidszorg heeft de regie in deze match." in text
+    assert {ref for ref, _ in texts} == {"S-1", "G-1", "T-1"}
 
     # The lead's melding ends: the lead is assigned again by the same rule.
     await box["jgz"].withdraw("G-1")

@@ -76,7 +76,9 @@ def test_reporter_mail_names_own_ref_and_everyone_elses_contact_data() -> None:
     assert message["Subject"] == "Match in de Verwijsindex voor uw melding REF-SCHOOL-1"
     assert "uw melding met kenmerk REF-SCHOOL-1 (Basisschool De Regenboog)" in text
     assert "hebben ook andere organisaties een melding gedaan" in text
-    assert "Neem contact met elkaar op" in text
+    assert (
+        "Neem contact met elkaar op om uw hulp af te stemmen en af te spreken wie de regie" in text
+    )
     for other in (TEAM, GGD):
         assert other.organisation in text
         assert f"Contactpersoon: {other.melding.reporter.name}" in text
@@ -108,10 +110,28 @@ def test_single_counterpart_is_in_the_singular_and_phone_is_listed() -> None:
     assert "Telefoon: +31201111111" in text
 
 
-def test_reporter_mail_names_the_lead_when_there_is_one() -> None:
-    job = next(j for j in three_way_match(lead=TEAM).emails if j.to == "contact@school.example")
-    _, text = rendered(job)
+def mail_to(event: NotifyEvent, address: str) -> str:
+    return rendered(next(j for j in event.emails if j.to == address))[1]
+
+
+def test_with_a_lead_the_reporters_are_told_who_has_it_not_asked_to_agree() -> None:
+    with_lead = three_way_match(lead=TEAM)
+    text = mail_to(with_lead, "contact@school.example")
+    assert "Jeugdteam Noord heeft de regie in deze match." in text
+    assert "Neem contact met elkaar op om uw hulp af te stemmen." in text
     assert "Regie: Jeugdteam Noord (contactpersoon Contact jeugdteam," in text
+    # The lead's own reporter hears that its organisation has it.
+    text = mail_to(with_lead, "contact@jeugdteam.example")
+    assert "Uw organisatie heeft de regie in deze match." in text
+    assert "Neem contact op met de andere professionals om de hulp af te stemmen." in text
+    # An archived melding cannot take the lead: it is not asked to, with or without one.
+    for event in (with_lead, three_way_match()):
+        text = mail_to(event, "contact@jgz.example")
+        assert "Neem zo nodig contact op met de andere professionals." in text
+    for address in ("contact@school.example", "contact@jeugdteam.example", "contact@jgz.example"):
+        assert "wie de regie neemt" not in mail_to(with_lead, address)
+    assert "wie de regie neemt" not in mail_to(with_lead, "regie@amsterdam.example")
+    assert "en wie de regie neemt?" in mail_to(three_way_match(), "regie@amsterdam.example")
 
 
 def test_coordinator_mail_lists_every_participant_with_their_reference() -> None:
