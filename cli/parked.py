@@ -306,13 +306,14 @@ def rejected_show(message_id: str) -> None:
 @click.option("--all", "everything", is_flag=True, help="Replay every rejected message.")
 @_operator_option
 def rejected_replay(message_ids: tuple[str, ...], everything: bool, operator: str) -> None:
-    """Hand rejected messages to ingest again, once their sender is a partner (audited).
+    """Hand rejected messages to ingest again (audited).
 
-    Typically a partner's login was created before the partner was added to the region
-    config: run `verwijsindex region apply FILE` first. Each message goes to ingest with
-    its original sender, routing key, message_id and body, and the partner gets its
-    receipt. A message without user_id, or whose sender is still not a partner, is left
-    in place (exit code 1).
+    For messages whose sender has become a partner since, typically a login that
+    was created before its partner was in the region config (run `verwijsindex
+    region apply FILE` first). Each message goes to ingest with its original sender,
+    routing key, message_id and body, and the partner gets its receipt. A message
+    without user_id, or whose sender is still not a partner, is left in place
+    (exit code 1).
     """
     _need_selection(message_ids, everything, "replay")
 
@@ -345,7 +346,9 @@ def rejected_replay(message_ids: tuple[str, ...], everything: bool, operator: st
 def rejected_purge(
     message_ids: tuple[str, ...], everything: bool, yes: bool, operator: str
 ) -> None:
-    """Remove rejected messages for good (audited: one entry per message)."""
+    """Remove rejected messages for good (audited).
+
+    One audit entry per message, written before it is removed."""
     _need_selection(message_ids, everything, "purge")
     if not yes:
         what = "every message" if everything else f"{len(message_ids)} message(s)"

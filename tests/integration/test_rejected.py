@@ -9,6 +9,7 @@ import json
 from typing import Any
 
 import asyncpg
+import pytest
 
 from shared.amqp.topology import REJECTED_QUEUE
 from shared.partner_client import PartnerClient
@@ -83,7 +84,10 @@ async def test_a_message_from_a_partner_added_later_is_replayed_and_answered(
 
 
 async def test_purge_asks_first_removes_for_good_and_is_audited(
-    test_region: RegionUnderTest, pipeline: System, db: asyncpg.Connection[Any]
+    test_region: RegionUnderTest,
+    pipeline: System,
+    db: asyncpg.Connection[Any],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     ingest = pipeline.runtimes[0]
     for n in range(3):  # no user_id: nobody to answer
@@ -108,8 +112,10 @@ async def test_purge_asks_first_removes_for_good_and_is_audited(
     assert one.exit_code == 0 and "purged 1" in one.output, one.output
     assert sorted(i["message_id"] for i in await _rejected(test_region)) == ["anon-0", "anon-2"]
 
+    monkeypatch.setattr("cli.parked.PROGRESS_FROM", 2)  # as if the queue were long
     rest = await run_cli(test_region, "rejected", "purge", "--all", "--yes", "--operator", "op-3")
-    assert "purged 2" in rest.output
+    assert "purged 2" in rest.stdout
+    assert "purging vi.rejected" in rest.stderr  # progress, kept off stdout
     assert await queued_messages(ingest, REJECTED_QUEUE) == 0
     audited = await db.fetch("SELECT actor, detail FROM audit_log WHERE action = 'rejected_purged'")
     assert sorted(r["detail"]["message_id"] for r in audited) == ["anon-0", "anon-1", "anon-2"]
