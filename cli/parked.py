@@ -11,16 +11,19 @@ from __future__ import annotations
 import getpass
 import json
 import sys
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import click
+from aio_pika.abc import AbstractRobustConnection
 
 from cli.common import run, settings
 from cli.output import emit_json, table
+from shared.amqp.connection import connect
 from shared.amqp.inspect import HeldMessage, Progress, Visit, depth, pass_through, replay
+from shared.amqp.publisher import Publisher
 from shared.amqp.topology import INGEST_QUEUE, REJECTED_QUEUE, WORK_QUEUES, parked_queue
 from shared.db.audit import audit
 from shared.service import Runtime
@@ -59,34 +62,48 @@ def _progress(length: int, label: str) -> Iterator[Progress | None]:
         yield bar.update
 
 
-async def _open() -> Runtime:
-    return await Runtime.open("verwijsindex-cli", settings())
+@dataclass(frozen=True)
+class _Broker:
+    connection: AbstractRobustConnection
+    publisher: Publisher
+    service_user: str
+
+    async def go_through(self, queue: str, visit: Visit, label: str) -> None:
+        length = await depth(self.connection, queue)
+        with _progress(length, f"{label} {queue}") as progress:
+            await pass_through(
+                self.connection,
+                self.publisher,
+                queue,
+                visit,
+                service_user=self.service_user,
+                progress=progress,
+            )
 
 
-async def _pass(runtime: Runtime, queue: str, visit: Visit, label: str) -> None:
-    with _progress(await depth(runtime.connection, queue), f"{label} {queue}") as progress:
-        await pass_through(
-            runtime.connection,
-            runtime.publisher,
-            queue,
-            visit,
-            service_user=runtime.settings.service_broker_user,
-            progress=progress,
-        )
+@asynccontextmanager
+async def _looking() -> AsyncIterator[_Broker]:
+    """The broker only: looking works while the database is down."""
+    s = settings()
+    connection = await connect(s.amqp_url, "verwijsindex-cli")
+    publisher = Publisher(connection)
+    try:
+        await publisher.start()
+        yield _Broker(connection, publisher, s.service_broker_user)
+    finally:
+        await publisher.close()
+        await connection.close()
 
 
 async def _list(queue_names: list[str], limit: int) -> list[dict[str, Any]]:
-    runtime = await _open()
-    try:
-        found: list[dict[str, Any]] = []
+    found: list[dict[str, Any]] = []
+    async with _looking() as broker:
         for name in queue_names:
-            found.extend(await _read(runtime, name, limit))
-        return found
-    finally:
-        await runtime.close()
+            found.extend(await _read(broker, name, limit))
+    return found
 
 
-async def _read(runtime: Runtime, queue: str, limit: int) -> list[dict[str, Any]]:
+async def _read(broker: _Broker, queue: str, limit: int) -> list[dict[str, Any]]:
     listed: list[dict[str, Any]] = []
 
     async def look(held: HeldMessage) -> bool:
@@ -94,14 +111,13 @@ async def _read(runtime: Runtime, queue: str, limit: int) -> list[dict[str, Any]
             listed.append({"from": queue, **held.summary()})
         return False
 
-    await _pass(runtime, queue, look, "reading")
+    await broker.go_through(queue, look, "reading")
     return listed
 
 
 async def _show(queue_names: list[str], message_id: str) -> dict[str, Any] | None:
-    runtime = await _open()
     found: list[dict[str, Any]] = []
-    try:
+    async with _looking() as broker:
         for name in queue_names:
 
             async def look(held: HeldMessage, name: str = name) -> bool:
@@ -109,12 +125,10 @@ async def _show(queue_names: list[str], message_id: str) -> dict[str, Any] | Non
                     found.append(_detail(name, held))
                 return False
 
-            await _pass(runtime, name, look, "reading")
+            await broker.go_through(name, look, "reading")
             if found:
                 return found[0]
-        return None
-    finally:
-        await runtime.close()
+    return None
 
 
 def _detail(queue: str, held: HeldMessage) -> dict[str, Any]:
@@ -137,7 +151,9 @@ async def _act_on(
 ) -> _Outcome:
     """Go through the queues once; `act` on each selected message."""
     outcome = _Outcome()
-    runtime = await _open()
+    s = settings()
+    runtime = await Runtime.open("verwijsindex-cli", s)
+    broker = _Broker(runtime.connection, runtime.publisher, s.service_broker_user)
     try:
         for name in queue_names:
 
@@ -152,7 +168,7 @@ async def _act_on(
                 outcome.done.append(message_id)
                 return True
 
-            await _pass(runtime, name, visit, label)
+            await broker.go_through(name, visit, label)
     finally:
         await runtime.close()
     return outcome
