@@ -186,7 +186,7 @@ async def _audit(
                 "queue": queue,
                 "message_id": held.message_id,
                 "sender": held.sender,
-                "type": held.summary()["type"],
+                "type": held.kind,
             },
         )
 

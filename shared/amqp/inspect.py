@@ -59,12 +59,17 @@ class HeldMessage:
         record the login of a connection that published without one."""
         return self.delivery.user_id
 
+    @property
+    def kind(self) -> str | None:
+        """The routing key the sender used (e.g. `melding.register`)."""
+        return self.delivery.routing_key or self.message.type
+
     def summary(self) -> dict[str, Any]:
         h = self.headers
         ts = self.message.timestamp
         return {
             "message_id": self.message_id,
-            "type": self.delivery.routing_key or self.message.type,
+            "type": self.kind,
             "sender": self.sender,
             "queue": h.get(QUEUE_HEADER),
             "attempts": h.get(ATTEMPT_HEADER),
