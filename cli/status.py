@@ -1,7 +1,14 @@
-"""`verwijsindex status`: is all well, and if not, where is it stuck?"""
+"""`verwijsindex status`: is all well, and if not, where is it stuck?
+
+It only reads figures (the broker's, the database's); it never takes a message from a
+queue, so looking costs no message any of its delivery budget.
+"""
 
 from __future__ import annotations
 
+import enum
+import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,27 +17,74 @@ import click
 from cli.common import run, settings
 from cli.output import emit_json, table
 from shared.amqp.connection import connect, vhost_of
-from shared.amqp.inspect import hold, oldest_age_seconds
-from shared.amqp.management import Management
+from shared.amqp.management import Management, ManagementError
+from shared.amqp.queue_age import LONG, SHORT, held_for
 from shared.amqp.topology import REJECTED_QUEUE, WORK_QUEUES
 from shared.db.heartbeat import STALE_AFTER_SECONDS
 from shared.db.pool import connect as connect_db
 
-# Peeking gives a message back to its queue; on a work queue that counts towards the
-# delivery limit, so only queues without one are peeked for their oldest message.
-_PEEKABLE_SUFFIXES = (".parked",)
+# Every one of these must have a live replica; retention has no queue to show it.
+SERVICES = ("ingest", "matcher", "notifier", "retention")
 
 
-def _peekable(name: str) -> bool:
-    return (
-        name == REJECTED_QUEUE or name.startswith("partner.") or name.endswith(_PEEKABLE_SUFFIXES)
-    )
+class Attention(enum.IntFlag):
+    """Bits of the exit code. 1 and 2 are click's (an error such as an unreachable
+    broker or database, a usage error), so these start at 4."""
+
+    PARKED = 4
+    REJECTED = 8
+    NO_CONSUMERS = 16
+    SERVICE_DOWN = 32
+
+
+EXIT_CODES_HELP = """\b
+Exit code: 0 when all is well; 1 when the broker, its management API or the
+database cannot be reached; 2 for a usage error; otherwise the sum of
+   4  messages are parked
+   8  messages are in vi.rejected
+  16  a work queue has no consumer
+  32  a service has no live replica (ingest, matcher, notifier, retention)"""
+
+
+async def _queue_rows(management: Management, vhost: str, amqp_url: str) -> list[dict[str, Any]]:
+    figures = await management.queues_with_lengths(vhost, seconds=SHORT[0], every=SHORT[1])
+    connection = await connect(amqp_url, "verwijsindex-status")
+    rows = []
+    try:
+        for q in sorted(figures, key=lambda q: q["name"]):
+            name = q["name"]
+            if ".retry." in name:
+                continue
+            # The management API's figures lag by seconds; a passive declare is exact
+            # for ready messages and consumers.
+            async with connection.channel() as channel:
+                declared = (await channel.declare_queue(name, passive=True)).declaration_result
+            ready, consumers = declared.message_count or 0, declared.consumer_count or 0
+            unacked = int(q.get("messages_unacknowledged", 0))
+            held = held_for(q, time.time()) if ready + unacked else None
+            if held is not None and held.at_least:
+                longer = await management.queue_with_lengths(
+                    vhost, name, seconds=LONG[0], every=LONG[1]
+                )
+                held = held_for(longer, time.time()) or held
+            rows.append(
+                {
+                    "queue": name,
+                    "ready": ready,
+                    "unacked": unacked,
+                    "consumers": consumers,
+                    "oldest_seconds": None if held is None else round(held.seconds, 1),
+                    "oldest_at_least": held is not None and held.at_least,
+                }
+            )
+    finally:
+        await connection.close()
+    return rows
 
 
 async def gather_status() -> dict[str, Any]:
     s = settings()
-    queues = await Management(s.management_url).queues(vhost_of(s.amqp_url))
-    connection = await connect(s.amqp_url, "verwijsindex-status")
+    rows = await _queue_rows(Management(s.management_url), vhost_of(s.amqp_url), s.amqp_url)
     conn = await connect_db(s.database_url)
     try:
         instances = await conn.fetch(
@@ -43,36 +97,8 @@ async def gather_status() -> dict[str, Any]:
                       extract(epoch FROM now() - min(created_at)) AS oldest_seconds
                FROM outbox"""
         )
-        lags: dict[str, float] = {}
-        rows = []
-        for q in sorted(queues, key=lambda q: q["name"]):
-            name = q["name"]
-            if ".retry." in name:
-                continue
-            # The management API's figures lag by seconds; a passive declare is exact
-            # for ready messages and consumers.
-            async with connection.channel() as channel:
-                declared = (await channel.declare_queue(name, passive=True)).declaration_result
-            ready, consumers = declared.message_count or 0, declared.consumer_count or 0
-            unacked = int(q.get("messages_unacknowledged", 0))
-            oldest = None
-            if ready + unacked and _peekable(name):
-                channel, held = await hold(connection, name, limit=1)
-                oldest = oldest_age_seconds(held)
-                await channel.close()
-            rows.append(
-                {
-                    "queue": name,
-                    "ready": ready,
-                    "unacked": unacked,
-                    "consumers": consumers,
-                    "oldest_seconds": None if oldest is None else round(oldest, 1),
-                }
-            )
-            lags[name] = oldest or 0.0
     finally:
         await conn.close()
-        await connection.close()
     services: dict[str, dict[str, int]] = {}
     for inst in instances:
         alive = float(inst["silent_for"]) < STALE_AFTER_SECONDS
@@ -85,7 +111,7 @@ async def gather_status() -> dict[str, Any]:
     assert outbox is not None
     parked = {r["queue"]: r["ready"] + r["unacked"] for r in rows if r["queue"].endswith(".parked")}
     rejected = next((r["ready"] + r["unacked"] for r in rows if r["queue"] == REJECTED_QUEUE), 0)
-    return {
+    doc: dict[str, Any] = {
         "at": datetime.now(UTC).isoformat(),
         "queues": rows,
         "parked": parked,
@@ -97,6 +123,47 @@ async def gather_status() -> dict[str, Any]:
         "services": services,
         "work_queues": sorted(WORK_QUEUES),
     }
+    findings = attention(doc)
+    doc["attention"] = [{"code": int(flag), "problem": text} for flag, text in findings]
+    doc["exit_code"] = _exit_code(findings)
+    return doc
+
+
+def attention(doc: Mapping[str, Any]) -> list[tuple[Attention, str]]:
+    """What needs an operator, each with the bit it sets in the exit code."""
+    found: list[tuple[Attention, str]] = []
+    for queue, count in sorted(doc["parked"].items()):
+        if count:
+            found.append(
+                (Attention.PARKED, f"{count} parked in {queue}: `verwijsindex parked list`")
+            )
+    if doc["rejected"]:
+        found.append(
+            (
+                Attention.REJECTED,
+                f"{doc['rejected']} in {REJECTED_QUEUE}: `verwijsindex rejected list`",
+            )
+        )
+    for q in doc["queues"]:
+        if q["queue"] in WORK_QUEUES and not q["consumers"]:
+            found.append((Attention.NO_CONSUMERS, f"{q['queue']} has no consumer"))
+    for service in SERVICES:
+        if not doc["services"].get(service, {}).get("replicas"):
+            found.append((Attention.SERVICE_DOWN, f"no live replica of {service} reports in"))
+    return found
+
+
+def _exit_code(findings: list[tuple[Attention, str]]) -> int:
+    code = 0
+    for flag, _ in findings:
+        code |= flag
+    return code
+
+
+def _age(q: Mapping[str, Any]) -> str | None:
+    if q["oldest_seconds"] is None:
+        return None
+    return (">" if q["oldest_at_least"] else "") + f"{q['oldest_seconds']:.0f}"
 
 
 def _render(doc: dict[str, Any]) -> str:
@@ -105,7 +172,7 @@ def _render(doc: dict[str, Any]) -> str:
         table(
             ["queue", "ready", "unacked", "consumers", "oldest (s)"],
             [
-                [q["queue"], q["ready"], q["unacked"], q["consumers"], q["oldest_seconds"]]
+                [q["queue"], q["ready"], q["unacked"], q["consumers"], _age(q)]
                 for q in doc["queues"]
             ],
         ),
@@ -125,17 +192,32 @@ def _render(doc: dict[str, Any]) -> str:
         )
         if doc["services"]
         else "  no service has reported in (are they running?)",
+        "",
     ]
+    if doc["attention"]:
+        parts.append(f"Needs attention (exit code {doc['exit_code']}):")
+        parts.extend(f"  {a['problem']}" for a in doc["attention"])
+    else:
+        parts.append("All well.")
     return "\n".join(parts)
 
 
-@click.command()
+@click.command(epilog=EXIT_CODES_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def status(as_json: bool) -> None:
-    """Queue depths, consumers, unacked and oldest message; rejected and parked
-    counts; outbox backlog; each service's replicas and readiness."""
-    doc = run(gather_status())
+    """Queue depths, consumers, unacked and the age of the oldest message; rejected
+    and parked counts; outbox backlog; each service's replicas and readiness; and
+    what needs attention, also in the exit code (below), for scripts and monitoring.
+
+    The oldest message's age is how long the queue has not been empty, from the
+    broker's length history (5 s precision; ">" when it was never empty in the last
+    day). No message is read for it."""
+    try:
+        doc = run(gather_status())
+    except ManagementError as exc:
+        raise click.ClickException(str(exc)) from None
     if as_json:
         emit_json(doc)
     else:
         click.echo(_render(doc))
+    click.get_current_context().exit(doc["exit_code"])

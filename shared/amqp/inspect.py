@@ -1,14 +1,22 @@
-"""Looking into a queue without losing anything: messages are fetched unacked and
-given back when the channel closes, except those an operator chose to replay.
+"""Going through a holding queue (parked queues, `vi.rejected`) without losing a
+message and without spending its delivery budget.
 
-Only for queues without a delivery limit (parked queues, vi.rejected, partner
-mailboxes): on a quorum work queue every give-back counts towards its limit.
+A get followed by a give-back (nack with requeue, or closing the channel) counts as a
+failed delivery on a quorum queue: it raises `x-delivery-count`, and where a delivery
+limit applies (RabbitMQ 4.0 gives every quorum queue a default of 20) the message is
+eventually dropped or dead-lettered. So a message that is only looked at is never given
+back: a copy is published to the back of its own queue, confirmed, and only then is
+the original acked. After one pass over the whole queue every message not taken is
+there again, in its old order, as a fresh delivery. Should the original's ack be lost
+after its copy was confirmed, the message is there twice; replaying it twice has no
+second effect.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
@@ -18,28 +26,51 @@ from shared.amqp.consumer import (
     ERROR_HEADER,
     QUEUE_HEADER,
     REPLAYED_HEADER,
-    ROUTING_KEY_HEADER,
-    USER_ID_HEADER,
     Delivery,
 )
-from shared.amqp.publisher import Publisher
+from shared.amqp.publisher import Outgoing, Publisher
+
+# Set by the broker on every delivery from a quorum queue; meaningless on a copy.
+DELIVERY_COUNT_HEADER = "x-delivery-count"
 
 
 @dataclass(frozen=True)
 class HeldMessage:
-    message: AbstractIncomingMessage
+    """A message from a holding queue, read the way the services read it."""
+
+    delivery: Delivery
+
+    @property
+    def message(self) -> AbstractIncomingMessage:
+        return self.delivery.message
 
     @property
     def headers(self) -> dict[str, Any]:
-        return dict(self.message.headers or {})
+        return self.delivery.headers
+
+    @property
+    def message_id(self) -> str | None:
+        return self.message.message_id
+
+    @property
+    def sender(self) -> str | None:
+        """The broker login that published the original, as the broker checked it
+        (`user_id`); None when the original had no `user_id`. The broker does not
+        record the login of a connection that published without one."""
+        return self.delivery.user_id
+
+    @property
+    def kind(self) -> str | None:
+        """The routing key the sender used (e.g. `melding.register`)."""
+        return self.delivery.routing_key or self.message.type
 
     def summary(self) -> dict[str, Any]:
         h = self.headers
         ts = self.message.timestamp
         return {
-            "message_id": self.message.message_id,
-            "type": h.get(ROUTING_KEY_HEADER) or self.message.type or self.message.routing_key,
-            "partner_user": h.get(USER_ID_HEADER) or self.message.user_id,
+            "message_id": self.message_id,
+            "type": self.kind,
+            "sender": self.sender,
             "queue": h.get(QUEUE_HEADER),
             "attempts": h.get(ATTEMPT_HEADER),
             "error": h.get(ERROR_HEADER),
@@ -48,39 +79,60 @@ class HeldMessage:
         }
 
 
-async def hold(
-    connection: AbstractRobustConnection, queue_name: str, limit: int
-) -> tuple[Any, list[HeldMessage]]:
-    """Fetch up to `limit` messages unacked. Close the returned channel to give back
-    every message not acked."""
-    channel = await connection.channel()
-    queue = await channel.get_queue(queue_name, ensure=True)
-    held: list[HeldMessage] = []
-    while len(held) < limit:
-        message = await queue.get(no_ack=False, fail=False)
-        if message is None:
-            break
-        held.append(HeldMessage(message))
-    return channel, held
+# Decides about one message: True when it has been dealt with (replayed, purged) and
+# may go, False to keep it in the queue.
+Visit = Callable[[HeldMessage], Awaitable[bool]]
+Progress = Callable[[int], None]
 
 
-def oldest_age_seconds(held: list[HeldMessage]) -> float | None:
-    stamps = [m.message.timestamp for m in held if isinstance(m.message.timestamp, datetime)]
-    if not stamps:
-        return None
-    oldest = min(s if s.tzinfo else s.replace(tzinfo=UTC) for s in stamps)
-    return (datetime.now(UTC) - oldest).total_seconds()
+async def depth(connection: AbstractRobustConnection, queue_name: str) -> int:
+    """Messages ready in the queue now."""
+    async with connection.channel() as channel:
+        declared = await channel.declare_queue(queue_name, passive=True)
+        return declared.declaration_result.message_count or 0
 
 
-async def replay(
-    publisher: Publisher, held: HeldMessage, *, work_queue: str, service_user: str
-) -> None:
-    """Put a parked message back on its work queue as a first attempt, marked as a
-    replay so that an effect it already had is not repeated; then remove it from the
-    parked queue."""
-    delivery = Delivery(held.message, service_user)
-    copy = delivery.copy_for_runtime(
-        work_queue, {REPLAYED_HEADER: 1}, drop=(ATTEMPT_HEADER, ERROR_HEADER)
+async def pass_through(
+    connection: AbstractRobustConnection,
+    publisher: Publisher,
+    queue_name: str,
+    visit: Visit,
+    *,
+    service_user: str,
+    progress: Progress | None = None,
+) -> int:
+    """Show every message now in the queue to `visit` once, in order; remove those it
+    took and keep the others (see the module's docstring). Returns how many it saw."""
+    seen = 0
+    async with connection.channel() as channel:
+        queue = await channel.declare_queue(queue_name, passive=True)
+        # Only the messages there now: the kept copies queue up behind them.
+        for _ in range(queue.declaration_result.message_count or 0):
+            message = await queue.get(no_ack=False, fail=False)
+            if message is None:
+                break
+            held = HeldMessage(Delivery(message, service_user))
+            if not await visit(held):
+                await publisher.publish_many([_kept(held, queue_name)])
+            await message.ack()
+            seen += 1
+            if progress is not None:
+                progress(1)
+    return seen
+
+
+def _kept(held: HeldMessage, queue_name: str) -> Outgoing:
+    return held.delivery.copy_for_runtime(queue_name, {}, drop=(DELIVERY_COUNT_HEADER,))
+
+
+async def replay(publisher: Publisher, held: HeldMessage, *, work_queue: str) -> None:
+    """Publish a held message to a work queue as a first attempt, marked as a replay so
+    that an effect it already had is not repeated. The runtime's headers keep the
+    original sender and routing key, which the services trust only on a message
+    published with their own login."""
+    copy = held.delivery.copy_for_runtime(
+        work_queue,
+        {REPLAYED_HEADER: 1},
+        drop=(ATTEMPT_HEADER, ERROR_HEADER, QUEUE_HEADER, DELIVERY_COUNT_HEADER),
     )
     await publisher.publish_many([copy])
-    await held.message.ack()

@@ -85,6 +85,27 @@ class Management:
         result = await self.call("GET", f"/queues/{quote(vhost, safe='')}")
         return list(result or [])
 
+    async def queues_with_lengths(
+        self, vhost: str, *, seconds: int, every: int
+    ) -> list[dict[str, Any]]:
+        """Every queue's figures, with its length (`messages`) sampled every `every`
+        seconds over the last `seconds` (in `messages_details.samples`)."""
+        result = await self.call(
+            "GET", f"/queues/{quote(vhost, safe='')}?{_lengths(seconds, every)}"
+        )
+        return list(result or [])
+
+    async def queue_with_lengths(
+        self, vhost: str, name: str, *, seconds: int, every: int
+    ) -> dict[str, Any]:
+        """One queue's figures, like `queues_with_lengths`."""
+        path = f"/queues/{quote(vhost, safe='')}/{quote(name, safe='')}"
+        return dict(await self.call("GET", f"{path}?{_lengths(seconds, every)}") or {})
+
+
+def _lengths(seconds: int, every: int) -> str:
+    return f"lengths_age={seconds}&lengths_incr={every}"
+
 
 def partner_permissions(partner_id: str) -> dict[str, str]:
     """What a partner's broker login may do: publish to vi.inbound, read its own

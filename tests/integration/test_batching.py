@@ -17,7 +17,7 @@ from services.matcher.context import Transaction
 from services.matcher.handler import MatcherHandler, parse_commands
 from services.notifier.handler import FanOutHandler
 from shared.amqp.consumer import ATTEMPT_HEADER, Delivery, PoisonMessage
-from shared.amqp.inspect import HeldMessage, hold, replay
+from shared.amqp.inspect import HeldMessage, pass_through, replay
 from shared.amqp.topology import (
     EMAIL_QUEUE,
     INGEST_QUEUE,
@@ -214,14 +214,23 @@ async def test_an_email_batch_with_one_refused_recipient_sends_the_rest_once(
                 event.model_dump_json().encode(),
                 message_id=str(event.event_id),
             )
-        channel: Any = None
+        parked_email = parked_queue(EMAIL_QUEUE)
+        service_user = notifier.settings.service_broker_user
         held: list[HeldMessage] = []
 
+        async def look(message: HeldMessage) -> bool:
+            held.append(message)
+            return False
+
         async def refused_ones_parked() -> bool:
-            nonlocal channel, held
-            if channel is not None:
-                await channel.close()  # gives back what was looked at
-            channel, held = await hold(notifier.connection, parked_queue(EMAIL_QUEUE), 10)
+            held.clear()
+            await pass_through(
+                notifier.connection,
+                notifier.publisher,
+                parked_email,
+                look,
+                service_user=service_user,
+            )
             jobs = [j for h in held for j in EmailBatch.model_validate_json(h.message.body).items]
             return sum(1 for j in jobs if j.to == "regie@amsterdam.example") >= 2
 
@@ -232,14 +241,18 @@ async def test_an_email_batch_with_one_refused_recipient_sends_the_rest_once(
         assert await db.fetchval("SELECT count(*) FROM sent_email") == 4
 
         server.refused = None
-        for parked in held:  # the operator replays the parked e-mail batches
-            await replay(
-                notifier.publisher,
-                parked,
-                work_queue=EMAIL_QUEUE,
-                service_user=notifier.settings.service_broker_user,
-            )
-        await channel.close()
+
+        async def replay_it(message: HeldMessage) -> bool:  # the operator replays them
+            await replay(notifier.publisher, message, work_queue=EMAIL_QUEUE)
+            return True
+
+        await pass_through(
+            notifier.connection,
+            notifier.publisher,
+            parked_email,
+            replay_it,
+            service_user=service_user,
+        )
 
         async def all_six() -> bool:
             return int(await db.fetchval("SELECT count(*) FROM sent_email")) == 6

@@ -9,6 +9,7 @@ from typing import Any
 import asyncpg
 
 from services.matcher.handler import MatcherHandler
+from services.retention.app import setup as retention_setup
 from shared.amqp.consumer import Delivery
 from shared.amqp.topology import MATCHER_QUEUE
 from shared.partner_client import PartnerClient
@@ -20,8 +21,10 @@ from tests.support import RegionUnderTest, eventually, register_body, run_cli, v
 async def test_status_reports_queues_outbox_and_replicas(
     test_region: RegionUnderTest, pipeline: System, db: asyncpg.Connection[Any]
 ) -> None:
+    await pipeline.start("retention", setup=retention_setup)
+
     async def reported() -> bool:
-        return int(await db.fetchval("SELECT count(*) FROM service_instance WHERE ready")) == 3
+        return int(await db.fetchval("SELECT count(*) FROM service_instance WHERE ready")) == 4
 
     await eventually(reported)
     result = await run_cli(test_region, "status", "--json")
@@ -33,8 +36,10 @@ async def test_status_reports_queues_outbox_and_replicas(
     assert ingest["consumers"] == 1
     assert doc["services"]["matcher"] == {"replicas": 1, "ready": 1, "stale": 0}
     assert doc["outbox"]["rows"] == 0
+    assert doc["attention"] == [] and doc["exit_code"] == 0
     table = await run_cli(test_region, "status")
     assert "vi.matcher" in table.output and "Services" in table.output
+    assert "All well." in table.output and table.exit_code == 0
 
 
 async def _park_one(
@@ -92,21 +97,30 @@ async def test_parked_list_show_and_replay_without_duplicate_effect(
     assert json.loads(shown.stdout)["body"]["message"]["melding_ref"] == "P-1"
 
     await system.start("matcher")
-    replayed = await run_cli(test_region, "parked", "replay", "--all", "--queue", "vi.matcher")
+    replayed = await run_cli(
+        test_region, "parked", "replay", "--all", "--queue", "vi.matcher", "--operator", "op-1"
+    )
     assert "replayed 2" in replayed.output, replayed.output
     assert (await school.receipt_for(fresh)).body["status"] == "accepted"
     assert await school.quiet(1.0) == []  # P-2 is not answered, nor registered, again
     assert await db.fetchval("SELECT count(*) FROM melding") == 2
+    audited = await db.fetch("SELECT actor, detail FROM audit_log WHERE action = 'parked_replayed'")
+    assert {(r["actor"], r["detail"]["message_id"]) for r in audited} == {
+        ("op-1", fresh),
+        ("op-1", done),
+    }
+    assert {r["detail"]["queue"] for r in audited} == {"vi.matcher.parked"}
     empty = await run_cli(test_region, "parked", "list", "--json")
     assert json.loads(empty.stdout) == []
     missing = await run_cli(test_region, "parked", "replay", fresh)
     assert missing.exit_code != 0 and "not found" in missing.output
 
 
-async def test_rejected_list_and_show(
+async def test_rejected_list_and_show_claim_no_sender_without_user_id(
     test_region: RegionUnderTest, pipeline: System, db: asyncpg.Connection[Any]
 ) -> None:
     runtime = pipeline.runtimes[0]
+    # Published with the services' own login, but without user_id.
     await runtime.publisher.publish(
         "vi.inbound", "melding.register", b'{"type": "melding.register"}', message_id="who-am-i"
     )
@@ -119,10 +133,17 @@ async def test_rejected_list_and_show(
     result = await run_cli(test_region, "rejected", "list", "--json")
     [item] = json.loads(result.stdout)
     assert item["message_id"] == "who-am-i" and "no user_id" in item["error"]
+    assert item["sender"] is None
+    assert item["type"] == "melding.register"
+    text = await run_cli(test_region, "rejected", "list")
+    assert "(no user_id)" in text.output
+    assert runtime.settings.service_broker_user not in text.output
     shown = json.loads((await run_cli(test_region, "rejected", "show", "who-am-i")).stdout)
     assert shown["body"] == {"type": "melding.register"}
-    # Looking does not take it away.
-    again = await run_cli(test_region, "rejected", "list", "--json")
+    assert shown["sender"] is None
+    # Looking does not take it away, and needs only the broker.
+    without_db = test_region.with_settings(database_url="postgresql://postgres@127.0.0.1:1/x")
+    again = await run_cli(without_db, "rejected", "list", "--json")
     assert len(json.loads(again.stdout)) == 1
 
 
