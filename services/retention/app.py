@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
+from services.retention.rules import ESCALATION_RULE
 from services.retention.sweep import Sweep
+from shared import metrics
 from shared.clock import utcnow
 from shared.logs import describe_error, get_logger
 from shared.service import Runtime
@@ -13,15 +16,26 @@ log = get_logger(__name__)
 
 
 async def setup(runtime: Runtime) -> None:
+    interval = runtime.settings.retention_interval_seconds
+    metrics.watch_retention(runtime.service, interval)
+
     async def sweep_forever() -> None:
         while True:
             try:
                 region = await runtime.region.get()
-                await Sweep(runtime.pool, runtime.outbox, region, runtime.pseudonyms).run(utcnow())
+                sweep = Sweep(runtime.pool, runtime.outbox, region, runtime.pseudonyms)
+                try:
+                    await sweep.run(utcnow())
+                    metrics.RETENTION_LAST_SWEEP.labels(runtime.service).set(time.time())
+                finally:
+                    # Counted whether or not the sweep got through: an escalation that
+                    # keeps failing shows here, not only as a late sweep.
+                    overdue = await sweep.still_due(ESCALATION_RULE, utcnow())
+                    metrics.LEAD_ESCALATIONS_OVERDUE.labels(runtime.service).set(overdue)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a failed sweep is retried at the next tick
                 log.error("sweep_failed", error=describe_error(exc, 300))
-            await asyncio.sleep(runtime.settings.retention_interval_seconds)
+            await asyncio.sleep(interval)
 
     runtime.background(sweep_forever)
