@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
@@ -11,17 +10,11 @@ import asyncpg
 from shared.amqp.management import Management
 from shared.partner_client import PartnerClient
 from tests.conftest import System
-from tests.support import RegionUnderTest, eventually, register_body, valid_bsn
+from tests.support import RegionUnderTest, eventually, http_get, register_body, valid_bsn
 
 
 async def _get(port: int, path: str) -> tuple[int, bytes]:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-    await writer.drain()
-    raw = await reader.read()
-    writer.close()
-    head, _, body = raw.partition(b"\r\n\r\n")
-    return int(head.split(b" ")[1]), body
+    return await http_get(f"http://127.0.0.1:{port}{path}")
 
 
 async def test_health_readiness_and_metrics(
