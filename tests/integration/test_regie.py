@@ -13,6 +13,7 @@ from typing import Any
 import asyncpg
 
 from services.matcher.handler import MatcherHandler
+from services.retention.rules import ESCALATION_RULE
 from services.retention.sweep import Sweep
 from shared.amqp.consumer import Delivery
 from shared.amqp.topology import MATCHER_QUEUE
@@ -202,8 +203,12 @@ async def test_lead_cleared_when_its_melding_ends_and_escalation_once_per_period
 
     # Thirteen days without a lead: not yet. Fourteen: escalated, once.
     assert "lead_escalated" not in (await sweep.run(t0 + timedelta(days=13))).counts
+    # What the retention service reports as overdue (vi_lead_escalations_overdue).
+    assert await sweep.still_due(ESCALATION_RULE, t0 + timedelta(days=13)) == 0
+    assert await sweep.still_due(ESCALATION_RULE, t0 + timedelta(days=14)) == 1
     report = await sweep.run(t0 + timedelta(days=14))
     assert report.counts.get("lead_escalated") == 1
+    assert await sweep.still_due(ESCALATION_RULE, t0 + timedelta(days=14)) == 0
     for pid, ref in (("school", "S-1"), ("jeugdteam", "T-1"), ("jgz", "G-1")):
         notice = (await box[pid].notice("regie.notice", ref)).body
         assert notice == {
