@@ -24,18 +24,28 @@ async def setup(runtime: Runtime) -> None:
             try:
                 region = await runtime.region.get()
                 sweep = Sweep(runtime.pool, runtime.outbox, region, runtime.pseudonyms)
-                try:
-                    await sweep.run(utcnow())
-                    metrics.RETENTION_LAST_SWEEP.labels(runtime.service).set(time.time())
-                finally:
-                    # Counted whether or not the sweep got through: an escalation that
-                    # keeps failing shows here, not only as a late sweep.
-                    overdue = await sweep.still_due(ESCALATION_RULE, utcnow())
-                    metrics.LEAD_ESCALATIONS_OVERDUE.labels(runtime.service).set(overdue)
+                await sweep.run(utcnow())
+                metrics.RETENTION_LAST_SWEEP.labels(runtime.service).set(time.time())
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a failed sweep is retried at the next tick
                 log.error("sweep_failed", error=describe_error(exc, 300))
+            await count_overdue_escalations(runtime)
             await asyncio.sleep(interval)
 
     runtime.background(sweep_forever)
+
+
+async def count_overdue_escalations(runtime: Runtime) -> None:
+    """After every sweep, whether or not it got through: an escalation that keeps
+    failing shows as overdue matches, not only as a late sweep."""
+    try:
+        region = await runtime.region.get()
+        sweep = Sweep(runtime.pool, runtime.outbox, region, runtime.pseudonyms)
+        overdue = await sweep.still_due(ESCALATION_RULE, utcnow())
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # the database is away: the sweep said so already
+        log.warning("overdue_count_failed", error=describe_error(exc, 300))
+        return
+    metrics.LEAD_ESCALATIONS_OVERDUE.labels(runtime.service).set(overdue)
