@@ -16,3 +16,34 @@ if [ ! -f "$stamp" ]; then
     rm -f .venv/.installed-*
     touch "$stamp"
 fi
+
+# promtool and amtool check and test the alert rules and the Alertmanager config. Taken
+# from Debian's prometheus and prometheus-alertmanager packages: only the one binary
+# of each, into .venv/bin, so no Prometheus or Alertmanager server is installed,
+# enabled or started (the packages' own scripts would start one on :9090 / :9093).
+debian_tool() {  # debian_tool TOOL PACKAGE
+    if command -v "$1" >/dev/null 2>&1 || [ -x ".venv/bin/$1" ]; then
+        return 0
+    fi
+    echo "==> installing $1 (from Debian's $2 package) into .venv/bin"
+    local dir
+    dir=$(mktemp -d)
+    chmod a+rwx "$dir" # apt's download sandbox user writes here
+    if ! (cd "$dir" && apt-get download -qq "$2" >/dev/null 2>&1); then
+        # A fresh machine may not have the package lists yet.
+        [ "$(id -u)" = 0 ] && { apt-get update -qq >/dev/null 2>&1 || true; }
+        (cd "$dir" && apt-get download -qq "$2" >/dev/null 2>&1) || true
+    fi
+    if ls "$dir"/"$2"_*.deb >/dev/null 2>&1 &&
+        dpkg-deb --fsys-tarfile "$dir"/"$2"_*.deb | tar -xO "./usr/bin/$1" >".venv/bin/$1.tmp"; then
+        chmod +x ".venv/bin/$1.tmp"
+        mv ".venv/bin/$1.tmp" ".venv/bin/$1"
+    else
+        rm -f ".venv/bin/$1.tmp"
+        echo "warning: could not get $1 from Debian's $2 package (no apt-get, or no" \
+            "network?): install $1 yourself; the alert tests fail without it" >&2
+    fi
+    rm -rf "$dir"
+}
+debian_tool promtool prometheus
+debian_tool amtool prometheus-alertmanager

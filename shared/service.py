@@ -91,6 +91,7 @@ class Runtime:
         """Consume `queue` with `handler`; with `batch_handler`, messages that queue up
         are handled in batches (see `shared.amqp.consumer`) of at most `batch_size`
         (default VI_BATCH_SIZE) messages."""
+        metrics.watch_queue(self.service, queue)
         self.consumers.append(
             Consumer(
                 self.connection,
@@ -160,7 +161,9 @@ class Runtime:
         )
 
     async def _heartbeat_forever(self) -> None:
-        """Report this replica (for `verwijsindex status`) and the outbox gauges."""
+        """Report this replica (for `verwijsindex status`), and the outbox and replica
+        gauges: each replica exports the figures of all, so any one left reports the
+        others gone."""
         while True:
             try:
                 checks = await self.readiness()
@@ -170,6 +173,7 @@ class Runtime:
                 backlog, lag = await self.outbox.backlog_and_lag()
                 metrics.OUTBOX_BACKLOG.labels(self.service).set(backlog)
                 metrics.OUTBOX_LAG.labels(self.service).set(lag)
+                metrics.report_replicas(await heartbeat.census(self.pool))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

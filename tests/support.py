@@ -4,6 +4,8 @@ running in-process against it, and partner clients that log in as partners do.""
 from __future__ import annotations
 
 import asyncio
+import urllib.error
+import urllib.request
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -119,6 +121,19 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 10.0
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.05)
+
+
+async def http_get(url: str) -> tuple[int, bytes]:
+    """Status and body of a GET (in a thread: urllib handles chunked replies)."""
+
+    def get() -> tuple[int, bytes]:
+        try:
+            with urllib.request.urlopen(url, timeout=10) as reply:  # noqa: S310 - test URLs
+                return int(reply.status), bytes(reply.read())
+        except urllib.error.HTTPError as error:
+            return error.code, error.read()
+
+    return await asyncio.to_thread(get)
 
 
 async def queue_depth(runtime: Runtime, queue: str) -> tuple[int, int]:

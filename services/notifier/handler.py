@@ -14,6 +14,7 @@ import pydantic
 
 from services.notifier.mailer import SMTP_CONNECTIONS, Mailer
 from services.notifier.mime import render
+from shared import metrics
 from shared.amqp.consumer import Delivery, PoisonMessage
 from shared.amqp.publisher import Outgoing
 from shared.amqp.topology import EMAIL_KEY, INTERNAL_EXCHANGE, OUTBOUND_EXCHANGE
@@ -115,6 +116,7 @@ class EmailHandler:
         self._mailer = mailer
         # E-mails handed over at once, each on an SMTP connection the mailer keeps.
         self._sending = asyncio.Semaphore(SMTP_CONNECTIONS)
+        metrics.watch_email(runtime.service)
 
     async def __call__(self, delivery: Delivery) -> None:
         await self.handle_batch([delivery])
@@ -145,9 +147,12 @@ class EmailHandler:
                 await conn.execute(
                     "DELETE FROM sent_email WHERE message_id = ANY($1::text[])", list(failed)
                 )
+        sent = len(to_send) - len(failed)
+        metrics.EMAILS.labels(self._rt.service, "sent").inc(sent)
+        metrics.EMAILS.labels(self._rt.service, "failed").inc(len(failed))
         log.info(
             "emails_sent",
-            sent=len(to_send) - len(failed),
+            sent=sent,
             already_sent=len(jobs) - len(to_send),
             failed=len(failed),
             templates=dict(Counter(jobs[key].template for key in to_send if key not in failed)),

@@ -126,23 +126,31 @@ class Sweep:
         await self._housekeeping(now, report)
         return report
 
-    async def _apply(self, rule: Rule, now: datetime, report: SweepReport) -> None:
+    async def still_due(self, rule: Rule, now: datetime) -> int:
+        """How many rows `rule` would act on as of `now` (after a sweep: none, unless
+        its action keeps failing)."""
+        return sum([1 async for _ in self._due_rows(rule, now)])
+
+    async def _due_rows(self, rule: Rule, now: datetime) -> AsyncIterator[asyncpg.Record]:
         last = rule.first_key
         threshold = rule.threshold(now, self._region)
-        busy: list[asyncpg.Record] = []
         while True:
             rows = await self._pool.fetch(rule.candidates, last, self._batch, threshold)
             for row in rows:
-                if not rule.due(row, now, self._region):
-                    continue
-                outcome = await self._act(rule, row, now, wait=False)
-                if outcome is None:
-                    busy.append(row)
-                elif outcome:
-                    report.add(rule.name)
+                if rule.due(row, now, self._region):
+                    yield row
             if len(rows) < self._batch:
                 break
             last = rows[-1]["id"]
+
+    async def _apply(self, rule: Rule, now: datetime, report: SweepReport) -> None:
+        busy: list[asyncpg.Record] = []
+        async for row in self._due_rows(rule, now):
+            outcome = await self._act(rule, row, now, wait=False)
+            if outcome is None:
+                busy.append(row)
+            elif outcome:
+                report.add(rule.name)
         # Rows whose youth was locked elsewhere: wait for the lock now. Whoever held it
         # may have done the work already; the action's re-check then finds nothing.
         # (Bounded: at most the candidates of this pass, and usually none.)

@@ -13,6 +13,10 @@ import asyncpg
 
 INTERVAL_SECONDS = 5.0
 STALE_AFTER_SECONDS = 3 * INTERVAL_SECONDS
+# A replica that went silent without leaving counts as *gone* for this long, then the
+# metric forgets it (its row stays for `verwijsindex status`): a crashed replica that
+# its supervisor replaced is worth an alert, not one that never resolves.
+GONE_WINDOW_SECONDS = 15 * 60
 
 
 @dataclass(frozen=True)
@@ -55,3 +59,22 @@ async def beat(
 
 async def leave(pool: asyncpg.Pool[Any], instance: Instance) -> None:
     await pool.execute("DELETE FROM service_instance WHERE instance_id = $1", instance.instance_id)
+
+
+async def census(pool: asyncpg.Pool[Any]) -> dict[str, dict[str, int]]:
+    """Per service: replicas `live` (reported lately), `ready` (of those), and `gone`
+    (silent for longer than STALE_AFTER_SECONDS, within GONE_WINDOW_SECONDS)."""
+    rows = await pool.fetch(
+        """SELECT service,
+                  count(*) FILTER (WHERE last_seen > now() - make_interval(secs => $1))
+                      AS live,
+                  count(*) FILTER (WHERE last_seen > now() - make_interval(secs => $1)
+                                     AND ready) AS ready,
+                  count(*) FILTER (WHERE last_seen <= now() - make_interval(secs => $1)
+                                     AND last_seen > now() - make_interval(secs => $2))
+                      AS gone
+           FROM service_instance GROUP BY service""",
+        STALE_AFTER_SECONDS,
+        float(GONE_WINDOW_SECONDS),
+    )
+    return {r["service"]: {k: int(r[k]) for k in ("live", "ready", "gone")} for r in rows}

@@ -16,6 +16,7 @@ from typing import Any
 import aio_pika
 import asyncpg
 from aiosmtpd.controller import Controller
+from prometheus_client import REGISTRY
 
 from bench.traffic import SmtpSink
 from shared.amqp.consumer import ATTEMPT_HEADER, ERROR_HEADER
@@ -152,6 +153,14 @@ def smtp_server(port: int, collector: Collector) -> Iterator[None]:
         controller.stop()
 
 
+def emails_counted(outcome: str) -> float:
+    """vi_emails_total of the notifiers in this process (they share one registry)."""
+    value = REGISTRY.get_sample_value(
+        "vi_emails_total", {"service": "notifier", "outcome": outcome}
+    )
+    return value or 0.0
+
+
 async def test_smtp_down_notices_go_out_mails_are_retried_parked_and_replayed_once(
     test_region: RegionUnderTest,
     system: System,
@@ -159,6 +168,7 @@ async def test_smtp_down_notices_go_out_mails_are_retried_parked_and_replayed_on
     db: asyncpg.Connection[Any],
 ) -> None:
     port = free_port()  # nothing listens here yet: the mail server is down
+    failed_before, sent_before = emails_counted("failed"), emails_counted("sent")
     await system.start("ingest")
     await system.start("matcher")
     notifier = await system.start(
@@ -188,6 +198,10 @@ async def test_smtp_down_notices_go_out_mails_are_retried_parked_and_replayed_on
 
     await eventually(all_parked)
     assert await db.fetchval("SELECT count(*) FROM sent_email") == 0
+    # Every attempt at every e-mail counted (3 each; more where a batch failed whole
+    # and was tried again one by one): what VIEmailSendingFails watches.
+    assert emails_counted("failed") - failed_before >= 9
+    assert emails_counted("sent") == sent_before
     for message in parked:
         headers = message.headers or {}
         assert headers[ATTEMPT_HEADER] == 3  # the first try and one per backoff delay
@@ -228,6 +242,7 @@ async def test_smtp_down_notices_go_out_mails_are_retried_parked_and_replayed_on
         f"<{job.message_id}@verwijsindex.invalid>" for p in parked for job in jobs_in(p)
     }
     assert await db.fetchval("SELECT count(*) FROM sent_email") == 3
+    assert emails_counted("sent") - sent_before == 3
     assert await parked_from.get(fail=False, no_ack=True) is None
     assert list(test_region.mail_dir.glob("*.eml")) == []  # by SMTP, not as files
     await channel.close()

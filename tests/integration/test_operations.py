@@ -2,26 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
 import asyncpg
+from prometheus_client import REGISTRY
 
 from shared.amqp.management import Management
+from shared.db import heartbeat
 from shared.partner_client import PartnerClient
 from tests.conftest import System
-from tests.support import RegionUnderTest, eventually, register_body, valid_bsn
+from tests.support import RegionUnderTest, eventually, http_get, register_body, valid_bsn
 
 
 async def _get(port: int, path: str) -> tuple[int, bytes]:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-    await writer.drain()
-    raw = await reader.read()
-    writer.close()
-    head, _, body = raw.partition(b"\r\n\r\n")
-    return int(head.split(b" ")[1]), body
+    return await http_get(f"http://127.0.0.1:{port}{path}")
 
 
 async def test_health_readiness_and_metrics(
@@ -83,3 +78,35 @@ async def test_replicas_report_themselves_and_leave_on_stop(
     await eventually(two_ready)
     await system.stop(first)
     assert await db.fetchval("SELECT count(*) FROM service_instance") == 1
+
+
+async def test_the_heartbeat_census_reports_replicas_gone_without_leaving(
+    system: System, db: asyncpg.Connection[Any]
+) -> None:
+    matcher = await system.start("matcher")
+
+    async def ready() -> bool:
+        return bool(await db.fetchval("SELECT bool_and(ready) FROM service_instance"))
+
+    await eventually(ready)
+    # Two matchers that died without leaving: one a minute ago, and one so long ago
+    # that the metric has forgotten it (status still lists it as stale).
+    for instance, silent in (("matcher-crashed", 60), ("matcher-old", 3600)):
+        await db.execute(
+            """INSERT INTO service_instance
+                   (instance_id, service, host, pid, started_at, last_seen, ready)
+               VALUES ($1, 'matcher', 'h', 1, now() - interval '2 hours',
+                       now() - make_interval(secs => $2), true)""",
+            instance,
+            silent,
+        )
+    assert await heartbeat.census(matcher.pool) == {"matcher": {"live": 1, "ready": 1, "gone": 1}}
+
+    def replicas(state: str) -> float | None:
+        return REGISTRY.get_sample_value("vi_replicas", {"service": "matcher", "state": state})
+
+    async def reported() -> bool:  # by the running replica, at its next heartbeat
+        return replicas("gone") == 1
+
+    await eventually(reported, timeout=3 * heartbeat.INTERVAL_SECONDS)
+    assert (replicas("live"), replicas("ready")) == (1, 1)

@@ -11,11 +11,15 @@ from email.message import EmailMessage
 from typing import Any
 
 import asyncpg
+from prometheus_client import REGISTRY
 
 from services.matcher.handler import MatcherHandler
+from services.retention.app import count_overdue_escalations
+from services.retention.rules import ESCALATION_RULE
 from services.retention.sweep import Sweep
 from shared.amqp.consumer import Delivery
 from shared.amqp.topology import MATCHER_QUEUE
+from shared.clock import utcnow
 from shared.partner_client import PartnerClient
 from shared.service import Runtime
 from tests.conftest import System, apply_region
@@ -213,8 +217,12 @@ async def test_lead_cleared_when_its_melding_ends_and_escalation_once_per_period
 
     # Thirteen days without a lead: not yet. Fourteen: escalated, once.
     assert "lead_escalated" not in (await sweep.run(t0 + timedelta(days=13))).counts
+    # What the retention service reports as overdue (vi_lead_escalations_overdue).
+    assert await sweep.still_due(ESCALATION_RULE, t0 + timedelta(days=13)) == 0
+    assert await sweep.still_due(ESCALATION_RULE, t0 + timedelta(days=14)) == 1
     report = await sweep.run(t0 + timedelta(days=14))
     assert report.counts.get("lead_escalated") == 1
+    assert await sweep.still_due(ESCALATION_RULE, t0 + timedelta(days=14)) == 0
     for pid, ref in (("school", "S-1"), ("jeugdteam", "T-1"), ("jgz", "G-1")):
         notice = (await box[pid].notice("regie.notice", ref)).body
         assert notice == {
@@ -257,6 +265,27 @@ async def test_lead_cleared_when_its_melding_ends_and_escalation_once_per_period
     assert "lead_escalated" not in (await sweep.run(t0 + timedelta(days=35))).counts
     audit = await db.fetch("SELECT actor, match_id FROM audit_log WHERE action = 'lead_escalated'")
     assert [(r["actor"], str(r["match_id"])) for r in audit] == [("system", match_id)] * 2
+
+
+async def test_the_retention_service_counts_matches_past_the_lead_deadline(
+    system: System, partners: dict[str, PartnerClient], db: asyncpg.Connection[Any]
+) -> None:
+    await system.start("ingest")
+    matcher = await system.start("matcher")
+    await system.start("notifier")
+    await match_of_three(mailboxes(partners), valid_bsn(206))
+    await db.execute("UPDATE match_group SET lead_needed_since = now() - interval '20 days'")
+
+    def overdue() -> float | None:
+        return REGISTRY.get_sample_value("vi_lead_escalations_overdue", {"service": "matcher"})
+
+    # What VILeadEscalationOverdue reads: one before the sweep, none after it.
+    await count_overdue_escalations(matcher)
+    assert overdue() == 1
+    region = await matcher.region.get()
+    await Sweep(matcher.pool, matcher.outbox, region, matcher.pseudonyms).run(utcnow())
+    await count_overdue_escalations(matcher)
+    assert overdue() == 0
 
 
 async def test_two_claims_at_once_on_two_replicas_exactly_one_wins(

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
+from prometheus_client import REGISTRY
 
 from services.retention.app import setup as retention_setup
 from services.retention.sweep import AUDIT_RETENTION_DAYS, Sweep
@@ -339,6 +340,12 @@ async def test_cli_runs_one_full_sweep_as_of_the_given_time(
     assert bad.exit_code != 0 and "offset" in bad.output
 
 
+def retention_gauge(name: str) -> float:
+    value = REGISTRY.get_sample_value(name, {"service": "retention"})
+    assert value is not None, name
+    return value
+
+
 async def test_the_retention_service_sweeps_on_its_own(
     test_region: RegionUnderTest,
     system: System,
@@ -361,7 +368,12 @@ async def test_the_retention_service_sweeps_on_its_own(
     assert row["state"] == "archived"
     assert row["purge_on"] == add_years(amsterdam_date(reported), 2 + 5)
     # Sweeping every 0.2 s, it still says it once.
+    last_sweep = retention_gauge("vi_retention_last_sweep_timestamp_seconds")
     assert await school.rest(0.8, ignore=REMINDERS) == []
+    # What VIRetentionSweepLate and VILeadEscalationOverdue read.
+    assert retention_gauge("vi_retention_last_sweep_timestamp_seconds") > last_sweep
+    assert retention_gauge("vi_retention_interval_seconds") == 0.2
+    assert retention_gauge("vi_lead_escalations_overdue") == 0
 
 
 async def test_the_audit_log_is_pseudonymous_and_has_its_own_term(

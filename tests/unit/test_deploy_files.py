@@ -256,3 +256,28 @@ class TestCompose:
             for t in sc["targets"]
         }
         assert "rabbitmq:15692" in targets
+
+    def test_prometheus_loads_the_alert_rules_and_sends_to_alertmanager(self) -> None:
+        yaml = pytest.importorskip("yaml")
+        config = yaml.safe_load(PROMETHEUS.read_text(encoding="utf-8"))
+        assert config["rule_files"] == ["alerts.yml"]  # next to prometheus.yml
+        (alertmanagers,) = config["alerting"]["alertmanagers"]
+        assert alertmanagers["static_configs"] == [{"targets": ["alertmanager:9093"]}]
+        services = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))["services"]
+        mounts = services["prometheus"]["volumes"]
+        assert "./deploy/prometheus/prometheus.yml:/etc/prometheus/prometheus.yml:ro" in mounts
+        assert "./deploy/prometheus/alerts.yml:/etc/prometheus/alerts.yml:ro" in mounts
+        assert "alertmanager" in services["prometheus"]["depends_on"]
+
+    def test_alertmanager_runs_with_its_config(self) -> None:
+        yaml = pytest.importorskip("yaml")
+        services = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))["services"]
+        alertmanager = services["alertmanager"]
+        assert alertmanager["image"].startswith("prom/alertmanager:v")
+        assert "--config.file=/etc/alertmanager/alertmanager.yml" in alertmanager["command"]
+        assert (
+            "./deploy/alertmanager/alertmanager.yml:/etc/alertmanager/alertmanager.yml:ro"
+            in alertmanager["volumes"]
+        )
+        assert "9093:9093" in alertmanager["ports"]
+        assert "mailsink" in alertmanager["depends_on"]
