@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 import click
 
+from shared.amqp.tls import TlsSettingsError
 from shared.logs import configure_logging
 from shared.settings import Settings
 
@@ -23,6 +24,10 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     configure_logging("cli", "warning")
     try:
         return asyncio.run(coro)
+    except TlsSettingsError as exc:
+        raise click.ClickException(
+            f"{exc}. Check VI_AMQP_CA_FILE, VI_AMQP_CERT_FILE and VI_AMQP_KEY_FILE."
+        ) from None
     except (OSError, ConnectionError) as exc:
         raise click.ClickException(
             f"{exc}. Check that PostgreSQL and RabbitMQ are running and that "

@@ -9,7 +9,7 @@ import click
 
 from cli.common import run, settings
 from cli.output import emit_json, table
-from shared.amqp.connection import connect
+from shared.amqp.connection import connect_broker
 from shared.amqp.inspect import HeldMessage, hold, replay
 from shared.amqp.publisher import Publisher
 from shared.amqp.topology import REJECTED_QUEUE, WORK_QUEUES, parked_queue
@@ -26,7 +26,7 @@ def _queues(queue: str | None) -> list[str]:
 
 
 async def _list(queue_names: list[str], limit: int) -> list[dict[str, Any]]:
-    connection = await connect(settings().amqp_url, "verwijsindex-cli")
+    connection = await connect_broker(settings(), "verwijsindex-cli")
     try:
         found: list[dict[str, Any]] = []
         for name in queue_names:
@@ -39,7 +39,7 @@ async def _list(queue_names: list[str], limit: int) -> list[dict[str, Any]]:
 
 
 async def _show(queue_names: list[str], message_id: str) -> dict[str, Any] | None:
-    connection = await connect(settings().amqp_url, "verwijsindex-cli")
+    connection = await connect_broker(settings(), "verwijsindex-cli")
     try:
         for name in queue_names:
             channel, held = await hold(connection, name, LIMIT)
@@ -113,7 +113,7 @@ def parked_show(message_id: str, queue: str | None) -> None:
 
 async def _replay(queue_names: list[str], ids: set[str], everything: bool) -> list[str]:
     s = settings()
-    connection = await connect(s.amqp_url, "verwijsindex-cli")
+    connection = await connect_broker(s, "verwijsindex-cli")
     publisher = Publisher(connection)
     await publisher.start()
     replayed = []

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from cli.common import run, settings
-from shared.amqp.connection import connect
+from shared.amqp.connection import connect_broker
 from shared.amqp.topology import declare_core, declare_partner_queues
 from shared.db import migrate
 from shared.db.pool import connect as connect_db
@@ -25,7 +25,7 @@ async def _apply(config: RegionConfig) -> tuple[int, bool]:
     conn = await connect_db(s.database_url)
     try:
         await migrate.ensure_current(conn)
-        connection = await connect(s.amqp_url, "verwijsindex-cli")
+        connection = await connect_broker(s, "verwijsindex-cli")
         try:
             async with connection.channel() as channel:
                 await declare_core(

@@ -9,7 +9,7 @@ import click
 
 from cli.common import run, settings
 from cli.output import emit_json, table
-from shared.amqp.connection import connect, vhost_of
+from shared.amqp.connection import connect_broker, vhost_of
 from shared.amqp.inspect import hold, oldest_age_seconds
 from shared.amqp.management import Management
 from shared.amqp.topology import REJECTED_QUEUE, WORK_QUEUES
@@ -30,7 +30,7 @@ def _peekable(name: str) -> bool:
 async def gather_status() -> dict[str, Any]:
     s = settings()
     queues = await Management(s.management_url).queues(vhost_of(s.amqp_url))
-    connection = await connect(s.amqp_url, "verwijsindex-status")
+    connection = await connect_broker(s, "verwijsindex-status")
     conn = await connect_db(s.database_url)
     try:
         instances = await conn.fetch(

@@ -62,6 +62,22 @@ class Management:
             "PUT", f"/users/{quote(name, safe='')}", {"password": password, "tags": tags}
         )
 
+    async def put_user_without_password(self, name: str, tags: str = "") -> None:
+        """A user no password logs in as: it logs in by client certificate (EXTERNAL).
+        An existing user's password is cleared."""
+        await self.call(
+            "PUT", f"/users/{quote(name, safe='')}", {"password_hash": "", "tags": tags}
+        )
+
+    async def user_exists(self, name: str) -> bool:
+        try:
+            await self.call("GET", f"/users/{quote(name, safe='')}")
+        except ManagementError as exc:
+            if "HTTP 404" in str(exc):
+                return False
+            raise
+        return True
+
     async def delete_user(self, name: str) -> None:
         await self.call("DELETE", f"/users/{quote(name, safe='')}")
 
@@ -77,6 +93,18 @@ class Management:
     async def queues(self, vhost: str) -> list[dict[str, Any]]:
         result = await self.call("GET", f"/queues/{quote(vhost, safe='')}")
         return list(result or [])
+
+
+async def set_up_partner_login(
+    api: Management, vhost: str, *, partner_id: str, broker_user: str, password: str | None
+) -> None:
+    """Create or update a partner's broker user with the permissions of a partner.
+    `password` None: a certificate login, with no password at all."""
+    if password is None:
+        await api.put_user_without_password(broker_user)
+    else:
+        await api.put_user(broker_user, password)
+    await api.set_permissions(vhost, broker_user, **partner_permissions(partner_id))
 
 
 def partner_permissions(partner_id: str) -> dict[str, str]:
