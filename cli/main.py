@@ -7,6 +7,7 @@ import click
 from cli.db import db
 from cli.demo import demo
 from cli.parked import parked, rejected
+from cli.partner import partner
 from cli.region import region
 from cli.retention import retention
 from cli.schema import schema
@@ -27,3 +28,4 @@ def main() -> None:
 
 for command in (db, demo, parked, region, rejected, retention, schema, stats, status, subject):
     main.add_command(command)
+main.add_command(partner)

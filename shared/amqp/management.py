@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import ssl
+from pathlib import Path
 from typing import Any
 from urllib.error import HTTPError
 from urllib.parse import quote, urlsplit
@@ -18,9 +20,16 @@ class ManagementError(RuntimeError):
 
 
 class Management:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, ca_file: Path | None = None) -> None:
+        """`ca_file`: the CA to check an https:// API's certificate against (the
+        system's trust store when None), usually the broker's, VI_AMQP_CA_FILE."""
         parts = urlsplit(url)
         self._base = f"{parts.scheme}://{parts.hostname}:{parts.port or 15672}/api"
+        self._tls = (
+            ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+            if parts.scheme == "https"
+            else None
+        )
         creds = f"{parts.username or 'guest'}:{parts.password or 'guest'}".encode()
         self._auth = "Basic " + base64.b64encode(creds).decode()
 
@@ -33,7 +42,7 @@ class Management:
             headers={"Authorization": self._auth, "Content-Type": "application/json"},
         )
         try:
-            with urlopen(request, timeout=10) as response:  # noqa: S310
+            with urlopen(request, timeout=10, context=self._tls) as response:  # noqa: S310
                 raw = response.read()
         except HTTPError as exc:
             if method == "DELETE" and exc.code == 404:

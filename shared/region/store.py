@@ -44,6 +44,16 @@ async def store_region(conn: Conn, config: RegionConfig) -> tuple[int, bool]:
         return revision, True
 
 
+async def applied_region(conn: Conn) -> RegionConfig:
+    """The region config last applied."""
+    config = await conn.fetchval("SELECT config FROM region_config WHERE id = 1")
+    if config is None:
+        raise RegionNotApplied(
+            "no region config in the database: run `verwijsindex region apply FILE`"
+        )
+    return parse_region(config)
+
+
 class RegionCache:
     """The current region config, re-read when its revision changes (checked at most
     every `reload_seconds`)."""
