@@ -54,6 +54,7 @@ auth_mechanisms.2 = PLAIN
 ssl_cert_login_from = common_name
 management.tcp.ip = 127.0.0.1
 management.tcp.port = {management_port}
+collect_statistics_interval = 500
 log.console = false
 log.file.level = info
 """
