@@ -38,26 +38,33 @@ def _free_port(below: int = 55_000) -> int:
             return port
 
 
+# What makes the listener safe; deploy/rabbitmq/rabbitmq.conf must say the same
+# (tests/unit/test_deploy_files.py checks it).
+TLS_POLICY = {
+    "ssl_options.verify": "verify_peer",
+    "ssl_options.fail_if_no_peer_cert": "true",
+    "ssl_options.versions.1": "tlsv1.3",
+    "ssl_options.versions.2": "tlsv1.2",
+    "auth_mechanisms.1": "EXTERNAL",
+    "auth_mechanisms.2": "PLAIN",
+    "ssl_cert_login_from": "common_name",
+}
+
+
 def _config(*, tls_port: int, management_port: int, certs: Path) -> str:
-    return f"""\
-listeners.tcp = none
-listeners.ssl.default = 127.0.0.1:{tls_port}
-ssl_options.cacertfile = {certs / "ca.pem"}
-ssl_options.certfile = {certs / "server.pem"}
-ssl_options.keyfile = {certs / "server.key"}
-ssl_options.verify = verify_peer
-ssl_options.fail_if_no_peer_cert = true
-ssl_options.versions.1 = tlsv1.3
-ssl_options.versions.2 = tlsv1.2
-auth_mechanisms.1 = EXTERNAL
-auth_mechanisms.2 = PLAIN
-ssl_cert_login_from = common_name
-management.tcp.ip = 127.0.0.1
-management.tcp.port = {management_port}
-collect_statistics_interval = 500
-log.console = false
-log.file.level = info
-"""
+    settings = {
+        "listeners.tcp": "none",
+        "listeners.ssl.default": f"127.0.0.1:{tls_port}",
+        "ssl_options.cacertfile": str(certs / "ca.pem"),
+        "ssl_options.certfile": str(certs / "server.pem"),
+        "ssl_options.keyfile": str(certs / "server.key"),
+        **TLS_POLICY,
+        "management.tcp.port": str(management_port),
+        "collect_statistics_interval": "500",
+        "log.console": "false",
+        "log.file.level": "info",
+    }
+    return "".join(f"{key} = {value}\n" for key, value in settings.items())
 
 
 @dataclass
