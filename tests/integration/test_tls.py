@@ -74,6 +74,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     for partner in region_document(USER_PREFIX)["partner"]:
         ca.issue(partner["broker_user"]).write(directory, partner["id"])
     DemoCA("Another CA").issue("tls-school").write(directory, "school-other-ca")
+    ca.issue("tls-gone").write(directory, "gone")  # valid, but no broker user has its name
     long_ago = datetime.now(UTC) - timedelta(days=30)
     ca.issue("tls-school", not_before=long_ago, days=7).write(directory, "school-expired")
     return Pki(directory)
@@ -235,6 +236,18 @@ async def test_the_broker_refuses_a_bad_certificate_at_the_handshake(
     with pytest.raises(ssl.SSLError, match=alert):
         _, writer = await asyncio.open_connection("localhost", tls_node.tls_port, ssl=context)
         writer.close()
+
+
+async def test_a_valid_certificate_without_a_broker_user_cannot_log_in(
+    tls_region: RegionUnderTest, tls_node: TlsBrokerNode, pki: Pki
+) -> None:
+    """How a revoked partner is shut out: its broker user is deleted."""
+    with pytest.raises(aiormq.exceptions.ProbableAuthenticationError, match="EXTERNAL"):
+        await aio_pika.connect(
+            tls_node.amqps_url("tls-gone", tls_region.vhost),
+            ssl_context=pki.context("gone"),
+            timeout=10,
+        )
 
 
 async def test_a_partner_cannot_publish_as_another_over_tls(
