@@ -10,7 +10,7 @@ import aio_pika
 from aio_pika.abc import AbstractRobustConnection
 
 from shared.amqp import wire
-from shared.amqp.tls import client_context
+from shared.amqp.tls import TlsSettingsError, client_context
 from shared.settings import Settings
 
 
@@ -30,7 +30,18 @@ async def connect(
 
 def broker_tls(settings: Settings) -> ssl.SSLContext | None:
     """The TLS context for the services' own broker URL; None for plain `amqp://`."""
-    if urlsplit(settings.amqp_url).scheme != "amqps":
+    url = urlsplit(settings.amqp_url)
+    if "auth=external" in url.query.lower():
+        if url.scheme != "amqps" or settings.amqp_cert_file is None:
+            raise TlsSettingsError(
+                "a certificate login (?auth=external) needs an amqps:// URL and VI_AMQP_CERT_FILE"
+            )
+        if not url.username:
+            raise TlsSettingsError(
+                "with ?auth=external, VI_AMQP_URL must still name the user "
+                "(amqps://USER@host/…): the common name of VI_AMQP_CERT_FILE"
+            )
+    if url.scheme != "amqps":
         return None
     return client_context(settings.amqp_ca_file, settings.amqp_cert_file, settings.amqp_key_file)
 

@@ -72,6 +72,22 @@ def test_unusable_tls_files_are_named(tmp_path: Path) -> None:
         client_context(ca_file, None, tmp_path / "some.key")
 
 
+@pytest.mark.parametrize(
+    ("url", "cert", "complaint"),
+    [
+        ("amqp://vi@broker/?auth=external", "vi.pem", "needs an amqps:// URL"),
+        ("amqps://vi@broker/?auth=external", None, "VI_AMQP_CERT_FILE"),
+        ("amqps://broker/?auth=external", "vi.pem", "must still name the user"),
+    ],
+)
+def test_a_certificate_login_needs_tls_a_certificate_and_a_user_name(
+    url: str, cert: str | None, complaint: str
+) -> None:
+    settings = Settings(amqp_url=url, amqp_cert_file=Path(cert) if cert else None)
+    with pytest.raises(TlsSettingsError, match=complaint):
+        broker_tls(settings)
+
+
 def test_the_cli_says_which_tls_setting_is_wrong() -> None:
     result = CliRunner().invoke(
         main,
