@@ -10,7 +10,7 @@ import re
 import ssl
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -279,6 +279,6 @@ async def test_the_services_check_the_brokers_certificate_and_host_name(
         await connect(by_address, "test-tls", ssl_context=broker_tls(settings))
     # A broker certificate from a CA we do not trust.
     other_ca = DemoCA("Untrusted CA").write(pki.directory / "untrusted")
-    untrusting = Settings(amqp_url=settings.amqp_url, amqp_ca_file=other_ca)
+    untrusting = replace(settings, amqp_ca_file=other_ca)
     with pytest.raises(aiormq.exceptions.AMQPConnectionError, match="CERTIFICATE_VERIFY_FAILED"):
         await connect(settings.amqp_url, "test-tls", ssl_context=broker_tls(untrusting))
