@@ -8,15 +8,20 @@ import asyncio
 import base64
 import json
 import ssl
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 from urllib.error import HTTPError
 from urllib.parse import quote, urlsplit
 from urllib.request import Request, urlopen
 
+from shared.amqp.tls import client_context
+
 
 class ManagementError(RuntimeError):
-    pass
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status  # the HTTP status, when the API answered
 
 
 class Management:
@@ -25,13 +30,15 @@ class Management:
         system's trust store when None), usually the broker's, VI_AMQP_CA_FILE."""
         parts = urlsplit(url)
         self._base = f"{parts.scheme}://{parts.hostname}:{parts.port or 15672}/api"
-        self._tls = (
-            ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
-            if parts.scheme == "https"
-            else None
-        )
+        self._https = parts.scheme == "https"
+        self._ca_file = ca_file
         creds = f"{parts.username or 'guest'}:{parts.password or 'guest'}".encode()
         self._auth = "Basic " + base64.b64encode(creds).decode()
+
+    @cached_property
+    def _tls(self) -> ssl.SSLContext | None:
+        # Made on first use, inside the caller's error handling.
+        return client_context(self._ca_file) if self._https else None
 
     def _call(self, method: str, path: str, body: Any = None) -> Any:
         data = json.dumps(body).encode() if body is not None else None
@@ -48,7 +55,8 @@ class Management:
             if method == "DELETE" and exc.code == 404:
                 return None
             raise ManagementError(
-                f"RabbitMQ management API {method} {path}: HTTP {exc.code} {exc.reason}"
+                f"RabbitMQ management API {method} {path}: HTTP {exc.code} {exc.reason}",
+                exc.code,
             ) from None
         except OSError as exc:
             raise ManagementError(
@@ -82,7 +90,7 @@ class Management:
         try:
             await self.call("GET", f"/users/{quote(name, safe='')}")
         except ManagementError as exc:
-            if "HTTP 404" in str(exc):
+            if exc.status == 404:
                 return False
             raise
         return True

@@ -4,6 +4,8 @@ certificates: no broker needed."""
 from __future__ import annotations
 
 import ssl
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,7 @@ from cryptography.x509.oid import NameOID
 from cli.demo_pki import TEST_ONLY, DemoCA
 from cli.main import main
 from shared.amqp.connection import broker_tls
+from shared.amqp.management import Management, ManagementError
 from shared.amqp.tls import TlsSettingsError, client_context
 from shared.region.model import Login, RegionConfigError, load_region_file, parse_region
 from shared.settings import Settings
@@ -137,3 +140,36 @@ def test_demo_certs_make_a_ca_a_broker_services_and_partner_certificates(tmp_pat
     again = CliRunner().invoke(main, ["demo", "certs", str(out)])
     assert again.exit_code == 1
     assert "already holds demo certificates" in again.output
+
+
+class _Users(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # one user, "known"
+        known = self.path == "/api/users/known"
+        self.send_response(200 if known else 404)
+        self.end_headers()
+        self.wfile.write(b'{"name": "known"}' if known else b"{}")
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+async def test_the_management_api_over_https_is_checked_against_the_ca(tmp_path: Path) -> None:
+    ca = DemoCA()
+    ca_file = ca.write(tmp_path)
+    cert, key = ca.issue("localhost", server_names=["localhost"]).write(tmp_path, "server")
+    server = HTTPServer(("127.0.0.1", 0), _Users)
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(cert, key)
+    server.socket = tls.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"https://guest:guest@localhost:{server.server_address[1]}"
+        api = Management(url, ca_file=ca_file)
+        assert await api.user_exists("known")
+        assert not await api.user_exists("unknown")
+        with pytest.raises(ManagementError, match="CERTIFICATE_VERIFY_FAILED"):
+            await Management(url, ca_file=DemoCA().write(tmp_path / "other")).user_exists("known")
+    finally:
+        server.shutdown()
+        server.server_close()
