@@ -114,6 +114,8 @@ async def tls_region(
     await api.put_vhost(vhost)
     await api.put_user_without_password(SERVICES_USER)
     await api.set_permissions(vhost, SERVICES_USER, configure=".*", write=".*", read=".*")
+    # A partner moving from a password to a certificate: apply clears the password.
+    await api.put_user("tls-brp", "a-password-from-before")
     admin = await asyncpg.connect(_admin_url())
     await admin.execute(f'CREATE DATABASE "{database}" TEMPLATE "{template_db}"')
     directory = tmp_path_factory.mktemp("tls-region")
@@ -138,9 +140,9 @@ async def tls_region(
     )
     region_file = directory / "region.toml"
     region_file.write_text(_region_toml(document))
-    applied = await run_cli(region, "region", "apply", str(region_file))
-    assert applied.exit_code == 0, applied.output
     try:
+        applied = await run_cli(region, "region", "apply", str(region_file))
+        assert applied.exit_code == 0, applied.output
         yield region
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
@@ -162,7 +164,7 @@ async def test_region_apply_gives_certificate_partners_users_without_password(
     tls_region: RegionUnderTest, tls_node: TlsBrokerNode
 ) -> None:
     api = Management(tls_node.management_url)
-    for partner in tls_region.region.partner:
+    for partner in tls_region.region.partner:  # tls-brp had a password before
         user = await api.call("GET", f"/users/{partner.broker_user}")
         assert user["password_hash"] == ""
         granted = await api.call("GET", f"/permissions/{tls_region.vhost}/{partner.broker_user}")
