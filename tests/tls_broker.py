@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -97,6 +98,7 @@ class TlsBrokerNode:
         env = {
             **os.environ,
             "HOME": str(directory),  # the Erlang cookie of this node and its CLI calls
+            "ERL_EPMD_ADDRESS": "127.0.0.1",  # should this node be the one to start epmd
             "RABBITMQ_NODENAME": node,
             "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
             "RABBITMQ_DIST_PORT": str(_free_port()),
@@ -138,7 +140,7 @@ class TlsBrokerNode:
             try:
                 self.process.wait(timeout=30)
             except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, 9)
+                os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(timeout=10)
         shutil.rmtree(self.directory, ignore_errors=True)
 
