@@ -53,7 +53,7 @@ def users(region_file: Path) -> None:
     except RegionConfigError as exc:
         raise click.ClickException(str(exc)) from None
     s = settings()
-    api = Management(s.management_url, ca_file=s.amqp_ca_file)
+    api = Management.for_settings(s)
     vhost = vhost_of(s.amqp_url)
 
     async def go() -> None:

@@ -47,7 +47,7 @@ async def _partner(partner_id: str) -> Partner:
 async def _login(partner_id: str, password: str) -> tuple[Partner, bool]:
     found = await _partner(partner_id)
     s = settings()
-    api = Management(s.management_url, ca_file=s.amqp_ca_file)
+    api = Management.for_settings(s)
     existed = await api.user_exists(found.broker_user)
     await set_up_partner_login(
         api,

@@ -46,7 +46,7 @@ async def _certificate_logins(config: RegionConfig) -> None:
     """Partners that log in by certificate get their broker user here: no password,
     a partner's permissions. Password logins are made by `verwijsindex partner login`."""
     s = settings()
-    api = Management(s.management_url, ca_file=s.amqp_ca_file)
+    api = Management.for_settings(s)
     for partner in config.partner:
         if partner.login is Login.CERTIFICATE:
             await set_up_partner_login(

@@ -29,7 +29,7 @@ def _peekable(name: str) -> bool:
 
 async def gather_status() -> dict[str, Any]:
     s = settings()
-    queues = await Management(s.management_url).queues(vhost_of(s.amqp_url))
+    queues = await Management.for_settings(s).queues(vhost_of(s.amqp_url))
     connection = await connect_broker(s, "verwijsindex-status")
     conn = await connect_db(s.database_url)
     try:

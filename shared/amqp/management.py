@@ -16,6 +16,7 @@ from urllib.parse import quote, urlsplit
 from urllib.request import Request, urlopen
 
 from shared.amqp.tls import client_context
+from shared.settings import Settings
 
 
 class ManagementError(RuntimeError):
@@ -34,6 +35,11 @@ class Management:
         self._ca_file = ca_file
         creds = f"{parts.username or 'guest'}:{parts.password or 'guest'}".encode()
         self._auth = "Basic " + base64.b64encode(creds).decode()
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> Management:
+        """The API at VI_MANAGEMENT_URL, an https:// one checked against VI_AMQP_CA_FILE."""
+        return cls(settings.management_url, ca_file=settings.amqp_ca_file)
 
     @cached_property
     def _tls(self) -> ssl.SSLContext | None:
