@@ -13,8 +13,9 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import click
 
 from cli.common import run, settings
+from cli.demo_pki import TEST_ONLY, DemoCA
 from shared.amqp.connection import vhost_of
-from shared.amqp.management import Management, partner_permissions
+from shared.amqp.management import Management, set_up_partner_login
 from shared.contract.validation import example_bsn
 from shared.partner_client import PartnerClient, Received
 from shared.region.model import RegionConfigError, load_region_file
@@ -53,13 +54,18 @@ def users(region_file: Path) -> None:
     except RegionConfigError as exc:
         raise click.ClickException(str(exc)) from None
     s = settings()
-    api = Management(s.management_url)
+    api = Management.for_settings(s)
     vhost = vhost_of(s.amqp_url)
 
     async def go() -> None:
         for partner in config.partner:
-            await api.put_user(partner.broker_user, partner.broker_user)
-            await api.set_permissions(vhost, partner.broker_user, **partner_permissions(partner.id))
+            await set_up_partner_login(
+                api,
+                vhost,
+                partner_id=partner.id,
+                broker_user=partner.broker_user,
+                password=partner.broker_user,
+            )
 
     run(go())
     rows = [("partner", "login", "password", "AMQP URL")]
@@ -220,3 +226,62 @@ def traffic(region_file: Path, wait: float) -> None:
         click.echo(f"  to {mail['To']}: {mail['Subject']}")
     if not mails:
         click.echo("  none yet (is the notifier running?)")
+
+
+DEMO_SERVER_NAMES = ("localhost", "127.0.0.1", "rabbitmq")
+
+
+@demo.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--region",
+    "region_file",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_REGION,
+    show_default=True,
+    help="Partners to make client certificates for.",
+)
+@click.option(
+    "--host",
+    "hosts",
+    multiple=True,
+    default=DEMO_SERVER_NAMES,
+    show_default=True,
+    help="Name (or IP address) the broker is reached by; repeat for several.",
+)
+@click.option(
+    "--services-user",
+    default="verwijsindex",
+    show_default=True,
+    help="Common name of the services' client certificate (their broker user).",
+)
+@click.option("--days", default=365, show_default=True, help="Validity of every certificate.")
+def certs(
+    directory: Path, region_file: Path, hosts: tuple[str, ...], services_user: str, days: int
+) -> None:
+    """Make a demo CA and certificates for AMQPS in DIRECTORY (FOR TESTING ONLY).
+
+    Writes ca.pem; server.pem/.key for the broker (for every --host); services.pem/.key
+    for the services; and partners/<id>.pem/.key for every partner of the region, with
+    the partner's broker_user as common name (certificate login). In production use
+    PKIoverheid certificates instead (docs/operations.md).
+    """
+    try:
+        config = load_region_file(region_file)
+    except RegionConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    if (directory / "ca.pem").exists():
+        raise click.ClickException(
+            f"{directory} already holds demo certificates; remove it or choose another directory."
+        )
+    ca = DemoCA(days=days)
+    ca.write(directory)
+    ca.issue(hosts[0], server_names=hosts, days=days).write(directory, "server")
+    ca.issue(services_user, days=days).write(directory, "services")
+    for partner in config.partner:
+        ca.issue(partner.broker_user, days=days).write(directory / "partners", partner.id)
+    click.echo(
+        f"{TEST_ONLY}: a demo CA, a broker certificate for {', '.join(hosts)}, one for "
+        f"the services (CN={services_user}) and {len(config.partner)} partner "
+        f"certificates, in {directory}"
+    )

@@ -11,6 +11,7 @@ import aiormq.exceptions
 import asyncpg
 
 from shared.amqp.management import ManagementError
+from shared.amqp.tls import TlsSettingsError
 from shared.db.migrate import MigrationFailed, SchemaOutOfDate
 from shared.region.model import RegionConfigError
 from shared.region.store import RegionNotApplied
@@ -97,6 +98,8 @@ def explain(exc: Exception) -> str:
     """One or two lines for an error that ended a command."""
     if isinstance(exc, _SELF_EXPLAINING):
         return str(exc)
+    if isinstance(exc, TlsSettingsError):
+        return f"{exc}. Check VI_AMQP_CA_FILE, VI_AMQP_CERT_FILE and VI_AMQP_KEY_FILE."
     explained = _broker(exc) or _database(exc)
     if explained is not None:
         return explained

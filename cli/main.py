@@ -10,6 +10,7 @@ from cli.db import db
 from cli.demo import demo
 from cli.errors import explain
 from cli.parked import parked, rejected
+from cli.partner import partner
 from cli.region import region
 from cli.retention import retention
 from cli.schema import schema
@@ -46,3 +47,4 @@ def main(debug: bool) -> None:
 
 for command in (db, demo, parked, region, rejected, retention, schema, stats, status, subject):
     main.add_command(command)
+main.add_command(partner)

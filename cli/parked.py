@@ -21,7 +21,7 @@ from aio_pika.abc import AbstractRobustConnection
 
 from cli.common import run, settings
 from cli.output import emit_json, table
-from shared.amqp.connection import connect
+from shared.amqp.connection import connect_broker
 from shared.amqp.inspect import HeldMessage, Progress, Visit, depth, pass_through, replay
 from shared.amqp.publisher import Publisher
 from shared.amqp.topology import INGEST_QUEUE, REJECTED_QUEUE, WORK_QUEUES, parked_queue
@@ -85,7 +85,7 @@ class _Broker:
 async def _looking() -> AsyncIterator[_Broker]:
     """The broker only: looking works while the database is down."""
     s = settings()
-    connection = await connect(s.amqp_url, "verwijsindex-cli")
+    connection = await connect_broker(s, "verwijsindex-cli")
     publisher = Publisher(connection)
     try:
         await publisher.start()

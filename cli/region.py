@@ -9,11 +9,12 @@ import click
 
 from cli.common import run, settings
 from cli.output import emit_json, table
-from shared.amqp.connection import connect
+from shared.amqp.connection import connect_broker, vhost_of
+from shared.amqp.management import Management, ManagementError, set_up_partner_login
 from shared.amqp.topology import declare_core, declare_partner_queues
 from shared.db import migrate
 from shared.db.pool import connect as connect_db
-from shared.region.model import RegionConfig, RegionConfigError, load_region_file
+from shared.region.model import Login, RegionConfig, RegionConfigError, load_region_file
 from shared.region.store import AppliedRegion, RegionNotApplied, applied_region, store_region
 
 
@@ -27,7 +28,7 @@ async def _apply(config: RegionConfig) -> tuple[int, bool]:
     conn = await connect_db(s.database_url)
     try:
         await migrate.ensure_current(conn)
-        connection = await connect(s.amqp_url, "verwijsindex-cli")
+        connection = await connect_broker(s, "verwijsindex-cli")
         try:
             async with connection.channel() as channel:
                 await declare_core(
@@ -36,16 +37,36 @@ async def _apply(config: RegionConfig) -> tuple[int, bool]:
                 await declare_partner_queues(channel, [p.id for p in config.partner])
         finally:
             await connection.close()
+        await _certificate_logins(config)
         # Stored last: services only see partners whose mailboxes exist.
         return await store_region(conn, config)
     finally:
         await conn.close()
 
 
+async def _certificate_logins(config: RegionConfig) -> None:
+    """Partners that log in by certificate get their broker user here: no password,
+    a partner's permissions. Password logins are made by `verwijsindex partner login`."""
+    s = settings()
+    api = Management.for_settings(s)
+    for partner in config.partner:
+        if partner.login is Login.CERTIFICATE:
+            await set_up_partner_login(
+                api,
+                vhost_of(s.amqp_url),
+                partner_id=partner.id,
+                broker_user=partner.broker_user,
+                password=None,
+            )
+
+
 @region.command()
 @click.argument("file", type=click.Path(path_type=Path))
 def apply(file: Path) -> None:
     """Validate FILE (TOML), store it, and declare the broker topology.
+
+    Partners with login = "certificate" get a broker user named by their
+    certificate's common name (broker_user), without a password.
 
     A bad file changes nothing. Applying the same file again is a no-op. Running
     services pick up a change within 10 seconds.
@@ -56,7 +77,7 @@ def apply(file: Path) -> None:
         raise click.ClickException(str(exc)) from None
     try:
         revision, changed = run(_apply(config))
-    except migrate.SchemaOutOfDate as exc:
+    except (migrate.SchemaOutOfDate, ManagementError) as exc:
         raise click.ClickException(str(exc)) from None
     state = "applied" if changed else "unchanged"
     click.echo(

@@ -16,12 +16,13 @@ import click
 
 from cli.common import run, settings
 from cli.output import emit_json, table
-from shared.amqp.connection import connect, vhost_of
+from shared.amqp.connection import connect_broker, vhost_of
 from shared.amqp.management import Management, ManagementError
 from shared.amqp.queue_age import LONG, SHORT, held_for
 from shared.amqp.topology import REJECTED_QUEUE, WORK_QUEUES
 from shared.db.heartbeat import STALE_AFTER_SECONDS
 from shared.db.pool import connect as connect_db
+from shared.settings import Settings
 
 # Every one of these must have a live replica; retention has no queue to show it.
 SERVICES = ("ingest", "matcher", "notifier", "retention")
@@ -46,9 +47,9 @@ database cannot be reached; 2 for a usage error; otherwise the sum of
   32  a service has no live replica (ingest, matcher, notifier, retention)"""
 
 
-async def _queue_rows(management: Management, vhost: str, amqp_url: str) -> list[dict[str, Any]]:
+async def _queue_rows(management: Management, vhost: str, s: Settings) -> list[dict[str, Any]]:
     figures = await management.queues_with_lengths(vhost, seconds=SHORT[0], every=SHORT[1])
-    connection = await connect(amqp_url, "verwijsindex-status")
+    connection = await connect_broker(s, "verwijsindex-status")
     rows = []
     try:
         for q in sorted(figures, key=lambda q: q["name"]):
@@ -84,7 +85,7 @@ async def _queue_rows(management: Management, vhost: str, amqp_url: str) -> list
 
 async def gather_status() -> dict[str, Any]:
     s = settings()
-    rows = await _queue_rows(Management(s.management_url), vhost_of(s.amqp_url), s.amqp_url)
+    rows = await _queue_rows(Management.for_settings(s), vhost_of(s.amqp_url), s)
     conn = await connect_db(s.database_url)
     try:
         instances = await conn.fetch(

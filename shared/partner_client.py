@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -42,8 +43,18 @@ class Received:
 
 
 class PartnerClient:
-    def __init__(self, url: str, partner_id: str, broker_user: str) -> None:
+    def __init__(
+        self,
+        url: str,
+        partner_id: str,
+        broker_user: str,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        """`url` amqps://…?auth=external with an `ssl_context` holding the partner's
+        certificate logs in by certificate (its common name is `broker_user`)."""
         self.url = url
+        self.ssl_context = ssl_context
         self.partner_id = partner_id
         self.broker_user = broker_user
         self._connection: AbstractRobustConnection | None = None
@@ -52,7 +63,9 @@ class PartnerClient:
 
     async def start(self, *, read_mailbox: bool = True) -> None:
         self._connection = await aio_pika.connect_robust(
-            self.url, client_properties={"connection_name": f"partner-{self.partner_id}"}
+            self.url,
+            client_properties={"connection_name": f"partner-{self.partner_id}"},
+            ssl_context=self.ssl_context,
         )
         self._channel = await self._connection.channel(publisher_confirms=True)
         if read_mailbox:

@@ -13,7 +13,7 @@ import asyncpg
 from aio_pika.abc import AbstractRobustConnection
 
 from shared import metrics
-from shared.amqp.connection import connect
+from shared.amqp.connection import connect_broker
 from shared.amqp.consumer import BatchHandler, Consumer, Handler
 from shared.amqp.publisher import Publisher
 from shared.amqp.topology import declare_core
@@ -55,7 +55,7 @@ class Runtime:
         try:
             async with pool.acquire() as conn:
                 await migrate.ensure_current(conn)
-            connection = await connect(settings.amqp_url, name)
+            connection = await connect_broker(settings, name)
         except BaseException:
             await pool.close()
             raise

@@ -14,9 +14,19 @@ def _int_tuple(raw: str) -> tuple[int, ...]:
     return tuple(int(part) for part in raw.split(",") if part.strip())
 
 
+def _path(raw: str | None) -> Path | None:
+    return Path(raw) if raw else None
+
+
 @dataclass(frozen=True)
 class Settings:
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    # For an amqps:// URL: the CA that signed the broker's certificate (unset: the
+    # system's trust store), and the services' own client certificate and key for a
+    # certificate login (`?auth=external` in the URL).
+    amqp_ca_file: Path | None = None
+    amqp_cert_file: Path | None = None
+    amqp_key_file: Path | None = None
     database_url: str = "postgresql://postgres@127.0.0.1:5432/verwijsindex"
     management_url: str = "http://guest:guest@127.0.0.1:15672"
     smtp_url: str | None = None
@@ -45,7 +55,9 @@ class Settings:
 
     @property
     def service_broker_user(self) -> str:
-        """The login the services use; only they may set this AMQP user_id."""
+        """The login the services use; only they may set this AMQP user_id. With a
+        certificate login the URL names it too (`amqps://verwijsindex@host/?auth=external`):
+        it is the common name of the services' certificate."""
         return urlsplit(self.amqp_url).username or "guest"
 
     @property
@@ -58,6 +70,9 @@ class Settings:
         d = cls()
         return cls(
             amqp_url=e.get("VI_AMQP_URL", d.amqp_url),
+            amqp_ca_file=_path(e.get("VI_AMQP_CA_FILE")),
+            amqp_cert_file=_path(e.get("VI_AMQP_CERT_FILE")),
+            amqp_key_file=_path(e.get("VI_AMQP_KEY_FILE")),
             database_url=e.get("VI_DATABASE_URL", d.database_url),
             management_url=e.get("VI_MANAGEMENT_URL", d.management_url),
             smtp_url=e.get("VI_SMTP_URL") or None,

@@ -181,6 +181,15 @@ def cli_env(region: RegionUnderTest) -> dict[str, str]:
         "VI_PSEUDONYM_KEY": s.pseudonym_key,
         "VI_MAIL_DIR": str(s.mail_dir),
         "VI_RETRY_DELAYS_MS": ",".join(str(d) for d in s.retry_delays_ms),
+        **{
+            name: str(path)
+            for name, path in (
+                ("VI_AMQP_CA_FILE", s.amqp_ca_file),
+                ("VI_AMQP_CERT_FILE", s.amqp_cert_file),
+                ("VI_AMQP_KEY_FILE", s.amqp_key_file),
+            )
+            if path is not None
+        },
     }
 
 

@@ -7,22 +7,44 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import ssl
+from functools import cached_property
+from pathlib import Path
 from typing import Any
 from urllib.error import HTTPError
 from urllib.parse import quote, urlsplit
 from urllib.request import Request, urlopen
 
+from shared.amqp.tls import client_context
+from shared.settings import Settings
+
 
 class ManagementError(RuntimeError):
-    pass
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status  # the HTTP status, when the API answered
 
 
 class Management:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, ca_file: Path | None = None) -> None:
+        """`ca_file`: the CA to check an https:// API's certificate against (the
+        system's trust store when None), usually the broker's, VI_AMQP_CA_FILE."""
         parts = urlsplit(url)
         self._base = f"{parts.scheme}://{parts.hostname}:{parts.port or 15672}/api"
+        self._https = parts.scheme == "https"
+        self._ca_file = ca_file
         creds = f"{parts.username or 'guest'}:{parts.password or 'guest'}".encode()
         self._auth = "Basic " + base64.b64encode(creds).decode()
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> Management:
+        """The API at VI_MANAGEMENT_URL, an https:// one checked against VI_AMQP_CA_FILE."""
+        return cls(settings.management_url, ca_file=settings.amqp_ca_file)
+
+    @cached_property
+    def _tls(self) -> ssl.SSLContext | None:
+        # Made on first use, inside the caller's error handling.
+        return client_context(self._ca_file) if self._https else None
 
     def _call(self, method: str, path: str, body: Any = None) -> Any:
         data = json.dumps(body).encode() if body is not None else None
@@ -33,7 +55,7 @@ class Management:
             headers={"Authorization": self._auth, "Content-Type": "application/json"},
         )
         try:
-            with urlopen(request, timeout=10) as response:  # noqa: S310
+            with urlopen(request, timeout=10, context=self._tls) as response:  # noqa: S310
                 raw = response.read()
         except HTTPError as exc:
             if method == "DELETE" and exc.code == 404:
@@ -44,7 +66,8 @@ class Management:
                     "check the user and password in VI_MANAGEMENT_URL"
                 ) from None
             raise ManagementError(
-                f"RabbitMQ management API {method} {path}: HTTP {exc.code} {exc.reason}"
+                f"RabbitMQ management API {method} {path}: HTTP {exc.code} {exc.reason}",
+                exc.code,
             ) from None
         except OSError as exc:
             reason = getattr(exc, "reason", exc)  # URLError wraps the socket's error
@@ -68,6 +91,22 @@ class Management:
         await self.call(
             "PUT", f"/users/{quote(name, safe='')}", {"password": password, "tags": tags}
         )
+
+    async def put_user_without_password(self, name: str, tags: str = "") -> None:
+        """A user no password logs in as: it logs in by client certificate (EXTERNAL).
+        An existing user's password is cleared."""
+        await self.call(
+            "PUT", f"/users/{quote(name, safe='')}", {"password_hash": "", "tags": tags}
+        )
+
+    async def user_exists(self, name: str) -> bool:
+        try:
+            await self.call("GET", f"/users/{quote(name, safe='')}")
+        except ManagementError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
 
     async def delete_user(self, name: str) -> None:
         await self.call("DELETE", f"/users/{quote(name, safe='')}")
@@ -105,6 +144,18 @@ class Management:
 
 def _lengths(seconds: int, every: int) -> str:
     return f"lengths_age={seconds}&lengths_incr={every}"
+
+
+async def set_up_partner_login(
+    api: Management, vhost: str, *, partner_id: str, broker_user: str, password: str | None
+) -> None:
+    """Create or update a partner's broker user with the permissions of a partner.
+    `password` None: a certificate login, with no password at all."""
+    if password is None:
+        await api.put_user_without_password(broker_user)
+    else:
+        await api.put_user(broker_user, password)
+    await api.set_permissions(vhost, broker_user, **partner_permissions(partner_id))
 
 
 def partner_permissions(partner_id: str) -> dict[str, str]:

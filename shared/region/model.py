@@ -27,6 +27,13 @@ class Role(StrEnum):
     POPULATION_REGISTER = "population_register"
 
 
+class Login(StrEnum):
+    """How a partner's system logs in to the broker."""
+
+    PASSWORD = "password"  # noqa: S105 - a kind of login, not a secret
+    CERTIFICATE = "certificate"
+
+
 _EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
 
@@ -53,6 +60,9 @@ class Partner(_Frozen):
     name: Annotated[str, Field(min_length=1, max_length=200)]
     sector: Sector
     roles: Annotated[list[Role], Field(min_length=1)]
+    # "certificate": broker_user is the common name of the partner's client
+    # certificate; `region apply` creates that user without a password.
+    login: Login = Login.PASSWORD
 
     @property
     def role_names(self) -> frozenset[str]:

@@ -15,6 +15,7 @@ import pytest
 
 from shared.amqp.management import partner_permissions
 from shared.region.model import RegionConfig, load_region_file
+from tests.tls_broker import TLS_POLICY
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -66,6 +67,16 @@ def region() -> RegionConfig:
 def dashboard() -> dict[str, Any]:
     data: dict[str, Any] = json.loads(DASHBOARD.read_text(encoding="utf-8"))
     return data
+
+
+def _rabbitmq_conf() -> dict[str, str]:
+    settings = {}
+    for line in RABBITMQ_CONF.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            settings[key.strip()] = value.strip()
+    return settings
 
 
 def _users(definitions: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -153,22 +164,31 @@ class TestRabbitDefinitions:
                 assert not re.fullmatch(granted["configure"], resource)
 
     def test_rabbitmq_conf(self) -> None:
-        settings = {}
-        for line in RABBITMQ_CONF.read_text(encoding="utf-8").splitlines():
-            line = line.strip()
-            if line and not line.startswith("#"):
-                key, _, value = line.partition("=")
-                settings[key.strip()] = value.strip()
+        settings = _rabbitmq_conf()
         assert settings["load_definitions"] == "/etc/rabbitmq/definitions.json"
         assert settings["prometheus.return_per_object_metrics"] == "true"
         assert int(settings["consumer_timeout"]) >= 60_000
         assert settings["vm_memory_high_watermark.relative"] == "0.6"
 
+    def test_tls_listener_is_the_tested_one(self) -> None:
+        """AMQPS with the policy the TLS tests run against (tests/tls_broker.py), and
+        the certificate files where the compose `tls-files` job puts them."""
+        settings = _rabbitmq_conf()
+        assert settings["listeners.ssl.default"] == "5671"
+        assert {k: settings.get(k) for k in TLS_POLICY} == TLS_POLICY
+        for key, name in (("cacertfile", "ca.pem"), ("certfile", "server.pem")):
+            assert settings[f"ssl_options.{key}"] == f"/etc/rabbitmq/tls/{name}"
+        assert settings["ssl_options.keyfile"] == "/etc/rabbitmq/tls/server.key"
+
     def test_enabled_plugins(self) -> None:
         text = ENABLED_PLUGINS.read_text(encoding="utf-8").strip()
         assert re.fullmatch(r"\[[a-z_,\s]+\]\.", text)
         plugins = {p.strip() for p in text[1:-2].split(",")}
-        assert plugins == {"rabbitmq_management", "rabbitmq_prometheus"}
+        assert plugins == {
+            "rabbitmq_management",
+            "rabbitmq_prometheus",
+            "rabbitmq_auth_mechanism_ssl",
+        }
 
 
 class TestDashboard:
@@ -234,7 +254,11 @@ class TestCompose:
             assert service["deploy"]["replicas"] == replicas[name]
             assert service["depends_on"]["setup"] == {"condition": "service_completed_successfully"}
             env = service["environment"]
-            assert env["VI_AMQP_URL"].startswith(f"amqp://{SERVICE_USER}:")
+            assert env["VI_AMQP_URL"] == f"amqps://{SERVICE_USER}@rabbitmq:5671/?auth=external"
+            assert env["VI_AMQP_CA_FILE"] == "/run/vi-tls/ca.pem"
+            assert env["VI_AMQP_CERT_FILE"] == "/run/vi-tls/services.pem"
+            assert env["VI_AMQP_KEY_FILE"] == "/run/vi-tls/services.key"
+            assert "services-tls:/run/vi-tls:ro" in service["volumes"]
             assert env["VI_MANAGEMENT_URL"].startswith(f"http://{SERVICE_USER}:")
             assert env["VI_HTTP_PORT"] == "8080"
             assert env["VI_SMTP_URL"] == "smtp://mailsink:1025"
@@ -242,6 +266,25 @@ class TestCompose:
             assert "8080/healthz" in " ".join(service["healthcheck"]["test"])
         assert services["setup"]["restart"] == "no"
         assert "region apply /app/region/demo.toml" in " ".join(services["setup"]["command"])
+
+    def test_certificates_come_from_secrets(self) -> None:
+        yaml = pytest.importorskip("yaml")
+        compose = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
+        services = compose["services"]
+        job = services["tls-files"]
+        assert set(job["secrets"]) == set(compose["secrets"])
+        for secret in compose["secrets"].values():
+            assert secret["file"].startswith("${VI_CERTS_DIR:-./var/certs}/")
+        script = job["command"][-1]
+        # Each private key readable by its own process only: RabbitMQ, the services.
+        assert "install -o 999 -g 999 -m 0400 amqp-server-key /broker/server.key" in script
+        assert "-o 10001 -g 10001 -m 0400 amqp-services-key /services/services.key" in script
+        assert "broker-tls:/etc/rabbitmq/tls:ro" in services["rabbitmq"]["volumes"]
+        assert services["rabbitmq"]["depends_on"]["tls-files"] == {
+            "condition": "service_completed_successfully"
+        }
+        assert "5671:5671" in services["rabbitmq"]["ports"]
+        assert "services-tls:/run/vi-tls:ro" in services["setup"]["volumes"]
 
     def test_prometheus_scrapes_every_replica(self) -> None:
         yaml = pytest.importorskip("yaml")

@@ -1,0 +1,86 @@
+"""`verwijsindex partner ...`: a partner's broker login."""
+
+from __future__ import annotations
+
+import secrets
+
+import click
+
+from cli.common import run, settings
+from shared.amqp.connection import vhost_of
+from shared.amqp.management import Management, ManagementError, set_up_partner_login
+from shared.db import migrate
+from shared.db.pool import connect as connect_db
+from shared.region.model import Login, Partner
+from shared.region.store import RegionNotApplied, applied_region
+
+PASSWORD_BYTES = 24  # 32 characters of URL-safe base64
+
+
+@click.group()
+def partner() -> None:
+    """Partners' broker logins."""
+
+
+async def _partner(partner_id: str) -> Partner:
+    conn = await connect_db(settings().database_url)
+    try:
+        await migrate.ensure_current(conn)
+        applied = await applied_region(conn)
+    finally:
+        await conn.close()
+    if applied is None:
+        raise RegionNotApplied(
+            "no region config is applied yet: run `verwijsindex region apply FILE`"
+        )
+    config = applied.config
+    found = config.partners_by_id.get(partner_id)
+    if found is None:
+        raise click.ClickException(
+            f"no partner {partner_id!r} in the applied region config: add it to the "
+            "region file and run `verwijsindex region apply FILE` first."
+        )
+    if found.login is Login.CERTIFICATE:
+        raise click.ClickException(
+            f'partner {partner_id!r} logs in by certificate (login = "certificate"): '
+            f"its broker user {found.broker_user!r} has no password. "
+            "`verwijsindex region apply FILE` sets it up."
+        )
+    return found
+
+
+async def _login(partner_id: str, password: str) -> tuple[Partner, bool]:
+    found = await _partner(partner_id)
+    s = settings()
+    api = Management.for_settings(s)
+    existed = await api.user_exists(found.broker_user)
+    await set_up_partner_login(
+        api,
+        vhost_of(s.amqp_url),
+        partner_id=found.id,
+        broker_user=found.broker_user,
+        password=password,
+    )
+    return found, existed
+
+
+@partner.command()
+@click.argument("partner_id", metavar="ID")
+def login(partner_id: str) -> None:
+    """Create or rotate the broker login of partner ID, with a new password.
+
+    The password is printed once: hand it to the partner over a secure channel. The
+    login may publish to vi.inbound and read partner.<ID>, nothing else. Rotating
+    refuses the old password from then on; connections already open stay open until
+    they reconnect (close them with `rabbitmqctl close_all_user_connections USER`).
+    Partners that log in by certificate need no password: see `region apply`.
+    """
+    password = secrets.token_urlsafe(PASSWORD_BYTES)
+    try:
+        found, existed = run(_login(partner_id, password))
+    except (RegionNotApplied, migrate.SchemaOutOfDate, ManagementError) as exc:
+        raise click.ClickException(str(exc)) from None
+    action = "new password for" if existed else "created"
+    click.echo(f"{action} broker login {found.broker_user!r} (partner {found.id})")
+    click.echo(f"password: {password}")
+    click.echo("Shown only this once: store it or hand it over now.", err=True)
