@@ -31,7 +31,9 @@ ONBOARDING_ROUTING_KEY: Final = "onboard.melding.register"
 
 INBOUND_CHANNEL: Final = "vi.inbound"
 OUTBOUND_CHANNEL: Final = "vi.outbound"
-MAILBOX_CHANNEL: Final = "partner.{partner_id}"
+# The mailbox's id is not its address: braces have no place in a "#/channels/…" ref.
+MAILBOX_CHANNEL: Final = "mailbox"
+MAILBOX_ADDRESS: Final = "partner.{partner_id}"
 
 _SCHEMAS: Final = "#/components/schemas/"
 _LOCAL_DEFS: Final = "#/$defs/"
@@ -235,7 +237,7 @@ def _channels(inbound: list[str], outbound: list[str]) -> dict[str, Any]:
             },
         },
         MAILBOX_CHANNEL: {
-            "address": MAILBOX_CHANNEL,
+            "address": MAILBOX_ADDRESS,
             "title": "partner.<id>",
             "description": (
                 "Your mailbox: a durable queue bound to `vi.outbound` with your partner id. "
@@ -247,7 +249,7 @@ def _channels(inbound: list[str], outbound: list[str]) -> dict[str, Any]:
                 "amqp": {
                     "is": "queue",
                     "queue": {
-                        "name": MAILBOX_CHANNEL,
+                        "name": MAILBOX_ADDRESS,
                         "durable": True,
                         "exclusive": False,
                         "autoDelete": False,

@@ -90,15 +90,17 @@ def test_every_reference_points_into_the_document() -> None:
     assert refs
     for ref in refs:
         assert isinstance(_resolve(document, ref), dict | bool), ref
+        assert not set(ref) & set("{} "), f"not usable as a URI fragment: {ref}"
 
 
 def test_channels_carry_every_message_of_the_registries() -> None:
     document = asyncapi_document()
     channels = document["channels"]
-    assert set(channels) == {"vi.inbound", "vi.outbound", "partner.{partner_id}"}
+    assert set(channels) == {"vi.inbound", "vi.outbound", "mailbox"}
+    assert channels["mailbox"]["address"] == "partner.{partner_id}"
     assert list(channels["vi.inbound"]["messages"]) == list(INBOUND_TYPES)
     assert list(channels["vi.outbound"]["messages"]) == list(OUTBOUND_TYPES)
-    assert list(channels["partner.{partner_id}"]["messages"]) == list(OUTBOUND_TYPES)
+    assert list(channels["mailbox"]["messages"]) == list(OUTBOUND_TYPES)
     assert set(document["components"]["messages"]) == {*INBOUND_TYPES, *OUTBOUND_TYPES}
     routing_keys = channels["vi.inbound"]["parameters"]["routing_key"]["enum"]
     assert routing_keys == [*INBOUND_TYPES, ONBOARDING_ROUTING_KEY]
@@ -114,7 +116,7 @@ def test_amqp_bindings_name_the_exchanges_and_the_mailbox() -> None:
         "autoDelete": False,
     }
     assert channels["vi.outbound"]["bindings"]["amqp"]["exchange"]["type"] == "direct"
-    mailbox = channels["partner.{partner_id}"]["bindings"]["amqp"]
+    mailbox = channels["mailbox"]["bindings"]["amqp"]
     assert mailbox["is"] == "queue" and mailbox["queue"]["name"] == "partner.{partner_id}"
 
 
