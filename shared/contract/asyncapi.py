@@ -140,14 +140,7 @@ def _payload_schema(
     return {"$ref": _SCHEMAS + model.__name__}
 
 
-def _summary(model: type[BaseModel]) -> str | None:
-    doc = (model.__doc__ or "").strip()
-    return doc.split("\n\n")[0].replace("\n", " ") if doc else None
-
-
-def _message(
-    message_type: str, model: type[BaseModel], direction: Direction, payload: dict[str, str]
-) -> dict[str, Any]:
+def _message(message_type: str, direction: Direction, payload: dict[str, str]) -> dict[str, Any]:
     message: dict[str, Any] = {
         "name": message_type,
         "title": message_type,
@@ -156,9 +149,6 @@ def _message(
         "payload": payload,
         "bindings": {"amqp": {"messageType": message_type, "bindingVersion": AMQP_BINDING_VERSION}},
     }
-    summary = _summary(model)
-    if summary:
-        message["summary"] = summary
     if message_type == "receipt":
         message["correlationId"] = {
             "description": "The `message_id` of the inbound message this receipt answers.",
@@ -267,7 +257,7 @@ def _operations(inbound: list[str], outbound: list[str]) -> dict[str, Any]:
         operations[_operation_id("send", message_type)] = {
             "action": "send",
             "channel": {"$ref": f"#/channels/{INBOUND_CHANNEL}"},
-            "summary": f"Publish `{message_type}` to vi.inbound.",
+            "summary": f"Publish `{message_type}` to vi.inbound, routing key `{message_type}`.",
             "messages": [_message_ref(INBOUND_CHANNEL, message_type)],
             "security": [{"$ref": "#/components/securitySchemes/user_id"}],
             "bindings": {"amqp": {"deliveryMode": 2, "bindingVersion": AMQP_BINDING_VERSION}},
@@ -276,6 +266,12 @@ def _operations(inbound: list[str], outbound: list[str]) -> dict[str, Any]:
                 "messages": [_message_ref(MAILBOX_CHANNEL, "receipt")],
             },
         }
+    register = operations.get(_operation_id("send", "melding.register"))
+    if register is not None:
+        register["description"] = (
+            f"An onboarding load of existing meldingen uses routing key "
+            f"`{ONBOARDING_ROUTING_KEY}` instead; it is handled after live traffic."
+        )
     operations["receiveMailbox"] = {
         "action": "receive",
         "channel": {"$ref": f"#/channels/{MAILBOX_CHANNEL}"},
@@ -355,7 +351,7 @@ def asyncapi_document() -> dict[str, Any]:
     for direction, models in catalogue:
         for message_type, model in models.items():
             payload = _payload_schema(schemas, model, direction)
-            messages[message_type] = _message(message_type, model, direction, payload)
+            messages[message_type] = _message(message_type, direction, payload)
     inbound, outbound = list(INBOUND_TYPES), list(OUTBOUND_TYPES)
     return {
         "asyncapi": ASYNCAPI_VERSION,

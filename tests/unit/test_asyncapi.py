@@ -130,6 +130,7 @@ def test_operations_send_every_inbound_type_and_receive_the_mailbox() -> None:
         scheme = _resolve(document, op["security"][0]["$ref"])
         assert scheme["type"] == "userPassword" and "user_id" in scheme["description"]
         assert _resolve(document, op["reply"]["messages"][0]["$ref"])["name"] == "receipt"
+    assert ONBOARDING_ROUTING_KEY in operations["sendMeldingRegister"]["description"]
     (receive,) = [op for op in operations.values() if op["action"] == "receive"]
     received = [_resolve(document, ref["$ref"])["name"] for ref in receive["messages"]]
     assert received == list(OUTBOUND_TYPES)
