@@ -8,10 +8,22 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from structlog.testing import capture_logs
 
 from shared import backends
 from shared.backends import Backend, quiet_retry_reports
+
+
+class RecordingLog:
+    """Stands in for the module's logger: structlog caches loggers on first use, so
+    capturing its output depends on which test configured logging first."""
+
+    def __init__(self) -> None:
+        self.lines: list[dict[str, Any]] = []
+
+    def info(self, event: str, **fields: Any) -> None:
+        self.lines.append({"event": event, **fields})
+
+    warning = info
 
 
 async def test_waits_with_backoff_and_logs_each_change_once(
@@ -32,13 +44,15 @@ async def test_waits_with_backoff_and_logs_each_change_once(
             raise error
         return "pool"
 
+    log = RecordingLog()
+    monkeypatch.setattr(backends, "log", log)
     database = Backend("postgresql")
-    with capture_logs() as logs:
-        assert await database.reach(attempt, wait=True) == "pool"
-        database.down(None)
-        database.down(ConnectionResetError())
-        database.up()
-        database.up()
+    assert await database.reach(attempt, wait=True) == "pool"
+    database.down(None)
+    database.down(ConnectionResetError())
+    database.up()
+    database.up()
+    logs = log.lines
     assert sleeps == [0.5, 1.0, 2.0, 4.0, 8.0, 10.0, 10.0]
     assert [(e["event"], e["backend"]) for e in logs] == [
         ("backend_unavailable", "postgresql"),
