@@ -49,8 +49,8 @@ class Exit:
     returncode: int
     expected: bool
     at: float
-    # A process that exits before it started (the broker or the database is down)
-    # failed to start; a supervisor starts it again. One that had started died.
+    # A process that exits before it started failed to start (a service waits for a
+    # backend that is down, so this is a failure too); one that had started died.
     started: bool
     last_line: str
 

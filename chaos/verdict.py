@@ -125,6 +125,11 @@ async def judge(e: Evidence) -> verify.Report:
     report.figures["start_failure_reasons"] = dict(
         Counter(_start_failure_reason(e.last_line) for e in failed_starts)
     )
+    report.check(
+        "no service process exited at start-up (a backend that is down is waited for)",
+        not failed_starts,
+        [asdict(e) for e in failed_starts[:10]],
+    )
     unexpected = fleet.unexpected_exits
     report.check(
         "no service process died by itself",

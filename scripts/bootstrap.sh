@@ -47,3 +47,13 @@ debian_tool() {  # debian_tool TOOL PACKAGE
 }
 debian_tool promtool prometheus
 debian_tool amtool prometheus-alertmanager
+
+# The official AsyncAPI JSON Schemas (npm @asyncapi/specs; no PyPI package ships them),
+# against which the tests check the generated asyncapi.yaml offline.
+ASYNCAPI_SPECS_VERSION=6.11.1
+specs=.venv/asyncapi-specs/node_modules/@asyncapi/specs
+if ! grep -qs "\"version\": \"$ASYNCAPI_SPECS_VERSION\"" "$specs/package.json"; then
+    echo "==> installing @asyncapi/specs $ASYNCAPI_SPECS_VERSION into .venv/asyncapi-specs"
+    npm install --silent --no-audit --no-fund --ignore-scripts \
+        --prefix .venv/asyncapi-specs "@asyncapi/specs@$ASYNCAPI_SPECS_VERSION"
+fi

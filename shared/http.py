@@ -32,7 +32,8 @@ def _json(doc: object) -> bytes:
 class HealthServer:
     def __init__(self, service: str, readiness: ReadinessCheck) -> None:
         self._service = service
-        self._readiness = readiness
+        # Replaceable: a service answers /readyz while it still waits for its backends.
+        self.readiness = readiness
         self._server: asyncio.Server | None = None
 
     @property
@@ -64,7 +65,7 @@ class HealthServer:
                     "application/json",
                 )
             elif path == "/readyz":
-                checks = await self._readiness()
+                checks = await self.readiness()
                 ready = all(checks.values())
                 await _respond(
                     writer,

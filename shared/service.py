@@ -17,6 +17,7 @@ from shared.amqp.connection import connect_broker
 from shared.amqp.consumer import BatchHandler, Consumer, Handler
 from shared.amqp.publisher import Publisher
 from shared.amqp.topology import declare_core
+from shared.backends import Backends, quiet_retry_reports
 from shared.db import heartbeat, migrate
 from shared.db.outbox import Outbox
 from shared.db.pool import create_pool
@@ -46,28 +47,31 @@ class Runtime:
     consumers: list[Consumer] = field(default_factory=list)
     http: HealthServer | None = None
     instance: heartbeat.Instance = field(default_factory=lambda: heartbeat.Instance.new("?"))
+    backends: Backends = field(default_factory=Backends)
+    _closing: bool = False
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _closers: list[Callable[[], None]] = field(default_factory=list)
 
     @classmethod
-    async def open(cls, name: str, settings: Settings) -> Runtime:
-        pool = await create_pool(settings.database_url, size=settings.db_pool_size)
+    async def open(
+        cls, name: str, settings: Settings, *, backends: Backends | None = None
+    ) -> Runtime:
+        """Connect to PostgreSQL and RabbitMQ. Given `backends`, wait (with backoff)
+        for each until it answers, tracking their state there; without, the first
+        failure is raised."""
+        wait = backends is not None
+        backends = backends or Backends()
+        pool = await backends.database.reach(lambda: _open_database(settings), wait=wait)
         try:
-            async with pool.acquire() as conn:
-                await migrate.ensure_current(conn)
-            connection = await connect_broker(settings, name)
+            connection = await backends.broker.reach(
+                lambda: _open_broker(name, settings), wait=wait
+            )
+            publisher = Publisher(connection)
+            await publisher.start()
         except BaseException:
             await pool.close()
             raise
-        async with connection.channel() as channel:
-            await declare_core(
-                channel,
-                retry_delays_ms=settings.retry_delays_ms,
-                delivery_limit=settings.delivery_limit,
-            )
-        publisher = Publisher(connection)
-        await publisher.start()
-        return cls(
+        runtime = cls(
             name=name,
             settings=settings,
             connection=connection,
@@ -77,7 +81,21 @@ class Runtime:
             region=RegionCache(pool, settings.config_reload_seconds),
             pseudonyms=Pseudonymizer(settings.pseudonym_key),
             instance=heartbeat.Instance.new(name.removeprefix("test-")),
+            backends=backends,
         )
+        runtime._watch_broker()
+        return runtime
+
+    def _watch_broker(self) -> None:
+        """Keep the broker's state current: the robust connection reconnects by itself
+        (every 2 s); these callbacks see it go and come back."""
+
+        def lost(_: object, error: BaseException | None = None) -> None:
+            if not self._closing:
+                self.backends.broker.down(error)
+
+        self.connection.close_callbacks.add(lost)
+        self.connection.reconnect_callbacks.add(lambda _: self.backends.broker.up())
 
     def consume(
         self,
@@ -126,15 +144,16 @@ class Runtime:
 
     async def readiness(self) -> dict[str, bool]:
         """Broker connected, database answering, every consumer registered."""
-        database = True
         try:
             await asyncio.wait_for(self.pool.fetchval("SELECT 1"), 2.0)
-        except Exception:
-            database = False
+        except Exception as exc:
+            self.backends.database.down(exc)
+        else:
+            self.backends.database.up()
         consumers = [await c.is_consuming() for c in self.consumers]
         return {
-            "broker": not self.connection.is_closed,
-            "database": database,
+            "broker": self.backends.broker.available is True and not self.connection.is_closed,
+            "database": self.backends.database.available is True,
             "consumers": all(consumers),
         }
 
@@ -147,7 +166,9 @@ class Runtime:
         self._closers.append(closer)
 
     async def start(self) -> None:
-        self.background(self.outbox.relay_forever)
+        self.background(
+            lambda: self.outbox.relay_forever(paused=lambda: not self.backends.all_available)
+        )
         for consumer in self.consumers:
             await consumer.start()
         self.background(self._heartbeat_forever)
@@ -169,6 +190,9 @@ class Runtime:
                 checks = await self.readiness()
                 ready = all(checks.values())
                 metrics.READY.labels(self.service).set(1 if ready else 0)
+                if not checks["database"]:  # logged once by the state; nowhere to write
+                    await asyncio.sleep(heartbeat.INTERVAL_SECONDS)
+                    continue
                 await heartbeat.beat(self.pool, self.instance, ready=ready, detail=checks)
                 backlog, lag = await self.outbox.backlog_and_lag()
                 metrics.OUTBOX_BACKLOG.labels(self.service).set(backlog)
@@ -182,6 +206,7 @@ class Runtime:
 
     async def close(self) -> None:
         """Drain: stop consuming, finish in-flight messages, then close everything."""
+        self._closing = True
         for consumer in self.consumers:
             await consumer.stop()
         for task in self._tasks:
@@ -208,27 +233,82 @@ class Runtime:
         log.info("service_stopped")
 
 
+async def _open_database(settings: Settings) -> asyncpg.Pool[Any]:
+    pool = await create_pool(settings.database_url, size=settings.db_pool_size)
+    try:
+        async with pool.acquire() as conn:
+            await migrate.ensure_current(conn)
+    except BaseException:
+        await pool.close()
+        raise
+    return pool
+
+
+async def _open_broker(name: str, settings: Settings) -> AbstractRobustConnection:
+    connection = await connect_broker(settings, name)
+    try:
+        async with connection.channel() as channel:
+            await declare_core(
+                channel,
+                retry_delays_ms=settings.retry_delays_ms,
+                delivery_limit=settings.delivery_limit,
+            )
+    except BaseException:
+        await connection.close()
+        raise
+    return connection
+
+
+async def _open_waiting(
+    name: str, settings: Settings, backends: Backends, stop: asyncio.Event
+) -> Runtime | None:
+    """The runtime once both backends answer, or None when stopped while waiting."""
+    opening = asyncio.create_task(Runtime.open(name, settings, backends=backends))
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait({opening, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    if not opening.done():
+        opening.cancel()
+        await asyncio.gather(opening, return_exceptions=True)
+        return None
+    return opening.result()
+
+
 async def _serve(name: str, setup: Callable[[Runtime], Awaitable[None]]) -> None:
     settings = Settings.from_env()
     configure_logging(name, settings.log_level)
+    quiet_retry_reports()
     if settings.uses_dev_key:
         # Once per service start. (Not in Runtime.open: CLI commands open a runtime too,
         # and an operator's every command would repeat it.)
         log.warning("dev_pseudonym_key", hint="set VI_PSEUDONYM_KEY outside development")
-    try:
-        runtime = await Runtime.open(name, settings)
-    except migrate.SchemaOutOfDate as exc:
-        log.error("schema_out_of_date", error=str(exc))
-        raise SystemExit(2) from None
-    except Exception as exc:
-        # RabbitMQ or PostgreSQL unreachable at start: one JSON line, exit 1, and the
-        # supervisor (compose `restart: unless-stopped`) starts us again.
-        log.error("startup_failed", error=describe_error(exc, 300))
-        raise SystemExit(1) from None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    backends = Backends()
+    http: HealthServer | None = None
+    if settings.http_port >= 0:
+        # Up before the backends, so that /readyz can say what the service waits for.
+        http = HealthServer(name, backends.readiness)
+        await http.start(settings.http_host, settings.http_port)
+    try:
+        runtime = await _open_waiting(name, settings, backends, stop)
+    except migrate.SchemaOutOfDate as exc:
+        log.error("schema_out_of_date", error=str(exc))
+        raise SystemExit(2) from None
+    except Exception as exc:
+        # Not a backend that is away (that is waited out) but a fault of our own.
+        log.error("startup_failed", error=describe_error(exc, 300))
+        raise SystemExit(1) from None
+    if runtime is None:
+        log.info("service_stopping", reason="signal", started=False)
+        if http is not None:
+            await http.close()
+        return
+    if http is not None:
+        runtime.http = http
+        http.readiness = runtime.readiness
     try:
         await setup(runtime)
         await runtime.start()

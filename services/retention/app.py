@@ -19,18 +19,22 @@ async def setup(runtime: Runtime) -> None:
     interval = runtime.settings.retention_interval_seconds
     metrics.watch_retention(runtime.service, interval)
 
+    async def sweep_once() -> None:
+        try:
+            region = await runtime.region.get()
+            await Sweep(runtime.pool, runtime.outbox, region, runtime.pseudonyms).run(utcnow())
+            metrics.RETENTION_LAST_SWEEP.labels(runtime.service).set(time.time())
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a failed sweep is retried at the next tick
+            log.error("sweep_failed", error=describe_error(exc, 300))
+
     async def sweep_forever() -> None:
         while True:
-            try:
-                region = await runtime.region.get()
-                sweep = Sweep(runtime.pool, runtime.outbox, region, runtime.pseudonyms)
-                await sweep.run(utcnow())
-                metrics.RETENTION_LAST_SWEEP.labels(runtime.service).set(time.time())
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # a failed sweep is retried at the next tick
-                log.error("sweep_failed", error=describe_error(exc, 300))
-            await count_overdue_escalations(runtime)
+            # A backend that is away is reported once, not by a failed sweep per tick.
+            if runtime.backends.all_available:
+                await sweep_once()
+                await count_overdue_escalations(runtime)
             await asyncio.sleep(interval)
 
     runtime.background(sweep_forever)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -186,8 +186,15 @@ class Outbox:
         assert row is not None
         return int(row["n"]), float(row["lag"])
 
-    async def relay_forever(self, interval: float = 1.0) -> None:
+    async def relay_forever(
+        self, interval: float = 1.0, *, paused: Callable[[], bool] = lambda: False
+    ) -> None:
+        """Relay every `interval` seconds, except while `paused()` (a backend is away:
+        trying would only fail and log once a second)."""
         while True:
+            if paused():
+                await asyncio.sleep(interval)
+                continue
             try:
                 while await self.relay_once() > 0:
                     pass

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import sys
 import textwrap
 from pathlib import Path
@@ -21,7 +20,7 @@ from shared.amqp.topology import INTERNAL_EXCHANGE, MATCHER_KEY, MATCHER_QUEUE
 from shared.partner_client import PartnerClient
 from shared.service import Runtime
 from tests.conftest import System
-from tests.support import RegionUnderTest, cli_env, eventually, register_body, valid_bsn
+from tests.support import RegionUnderTest, eventually, register_body, valid_bsn
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -133,28 +132,6 @@ async def test_library_log_records_are_json_lines_with_the_service_context() -> 
     assert failed["service"] == "ingest"
     assert "ConnectionError: channel closed" in failed["exception"]
     assert pool["message_id"] == "m-1"
-
-
-async def test_a_service_that_cannot_reach_the_broker_at_start_says_so_in_json(
-    test_region: RegionUnderTest,
-) -> None:
-    """Found by the chaos run: a replica started while RabbitMQ restarted died with a
-    bare Python traceback. It still exits 1 (its supervisor starts it again), but with
-    one JSON line that says why."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        closed_port = probe.getsockname()[1]
-    env = cli_env(test_region) | {
-        "VI_AMQP_URL": f"amqp://guest:guest@127.0.0.1:{closed_port}/",
-        "VI_LOG_LEVEL": "info",
-    }
-    code, stderr = await _run_python("-m", "services.ingest", env=env)
-    assert code == 1
-    records = _json_lines(stderr)
-    failed = [r for r in records if r["event"] == "startup_failed"]
-    assert len(failed) == 1, records
-    assert failed[0]["service"] == "ingest"
-    assert "Connection" in failed[0]["error"]
 
 
 async def test_an_ack_lost_with_the_channel_is_a_redelivery_not_an_escaped_error(
