@@ -53,6 +53,9 @@ class Partner(_Frozen):
     name: Annotated[str, Field(min_length=1, max_length=200)]
     sector: Sector
     roles: Annotated[list[Role], Field(min_length=1)]
+    # A partner that left the region stays in the file, so that its archived meldingen
+    # keep its name and sector; it may send nothing and is sent no notices.
+    retired: bool = False
 
     @property
     def role_names(self) -> frozenset[str]:

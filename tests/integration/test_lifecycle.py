@@ -125,7 +125,10 @@ async def test_withdraw_unjustified_in_a_match_keeps_the_youth_and_ends_the_grou
     group = await db.fetchrow("SELECT * FROM match_group WHERE youth_id = $1", youth_id)
     assert group is not None and group["ended_at"] is not None
     assert await db.fetchval("SELECT count(*) FROM match_member") == 1  # only T-1's
-    assert await team.rest() == []  # no lead was set, so nobody is told anything
+    # The one left hears that the match is over; no lead was set, so nothing more.
+    ended = (await team.take("match.ended")).body
+    assert ended == {"type": "match.ended", "match_id": str(group["id"]), "melding_ref": "T-1"}
+    assert await rest_of_all(school, team) == {"school": [], "jeugdteam": []}
 
 
 async def test_only_the_owner_can_withdraw(
