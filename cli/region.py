@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 
 from cli.common import run, settings
-from shared.amqp.connection import connect
-from shared.amqp.topology import declare_core, declare_partner_queues
+from shared.amqp.topology import declare_partner_queues
 from shared.db import migrate
-from shared.db.pool import connect as connect_db
+from shared.index import retirement
 from shared.region.model import RegionConfig, RegionConfigError, load_region_file
-from shared.region.store import store_region
+from shared.region.store import lock_stored_region, store_region
+from shared.service import Runtime
 
 
 @click.group()
@@ -20,24 +22,41 @@ def region() -> None:
     """The region config: municipalities, partners, lead and informing rules."""
 
 
-async def _apply(config: RegionConfig) -> tuple[int, bool]:
-    s = settings()
-    conn = await connect_db(s.database_url)
+@dataclass(frozen=True)
+class Applied:
+    revision: int
+    changed: bool
+    withdrawn: int  # active meldingen of retired partners withdrawn by this apply
+
+
+async def _apply(config: RegionConfig) -> Applied:
+    """In one transaction, holding the stored config's lock: refuse to drop a partner
+    that has meldingen, declare the topology, store the config, and withdraw what
+    retired partners still have active (see shared.index.retirement)."""
+    runtime = await Runtime.open("verwijsindex-cli", settings())
     try:
-        await migrate.ensure_current(conn)
-        connection = await connect(s.amqp_url, "verwijsindex-cli")
-        try:
-            async with connection.channel() as channel:
-                await declare_core(
-                    channel, retry_delays_ms=s.retry_delays_ms, delivery_limit=s.delivery_limit
+        async with runtime.outbox.unit_of_work() as uow:
+            stored = await lock_stored_region(uow.conn)
+            kept = await retirement.dropped_with_meldingen(uow.conn, stored, config)
+            if kept:
+                counts = ", ".join(f"{pid} {n}" for pid, n in sorted(kept.items()))
+                raise RegionConfigError(
+                    f"nothing changed: partners dropped from the file still have meldingen "
+                    f"(active or archived): {counts}.\nKeep a partner that leaves the "
+                    "region in the file with `retired = true`."
                 )
+            # Declared before the config is stored: services only see partners whose
+            # mailboxes exist (a retired partner keeps its own, for its receipts).
+            async with runtime.connection.channel() as channel:
                 await declare_partner_queues(channel, [p.id for p in config.partner])
-        finally:
-            await connection.close()
-        # Stored last: services only see partners whose mailboxes exist.
-        return await store_region(conn, config)
+            revision, changed = await store_region(uow.conn, config)
+            withdrawn, messages = await retirement.withdraw_retired(
+                uow.conn, config, runtime.pseudonyms, actor="operator", now=datetime.now(UTC)
+            )
+            uow.emit(*messages)
+        return Applied(revision, changed, withdrawn)
     finally:
-        await conn.close()
+        await runtime.close()
 
 
 @region.command()
@@ -47,17 +66,28 @@ def apply(file: Path) -> None:
 
     A bad file changes nothing. Applying the same file again is a no-op. Running
     services pick up a change within 10 seconds.
+
+    A partner that leaves the region stays in the file with `retired = true`: its
+    active meldingen are withdrawn (archived, as `risk_ended`) by this command. A
+    partner that still has meldingen cannot be dropped from the file.
     """
     try:
         config = load_region_file(file)
     except RegionConfigError as exc:
         raise click.ClickException(str(exc)) from None
     try:
-        revision, changed = run(_apply(config))
-    except migrate.SchemaOutOfDate as exc:
+        applied = run(_apply(config))
+    except (migrate.SchemaOutOfDate, RegionConfigError) as exc:
         raise click.ClickException(str(exc)) from None
-    state = "applied" if changed else "unchanged"
+    state = "applied" if applied.changed else "unchanged"
+    retired = [p.id for p in config.partner if p.retired]
     click.echo(
-        f"{state}: {config.region.name}, revision {revision}: "
+        f"{state}: {config.region.name}, revision {applied.revision}: "
         f"{len(config.municipality)} municipalities, {len(config.partner)} partners"
+        + (f" ({len(retired)} retired: {', '.join(retired)})" if retired else "")
     )
+    if applied.withdrawn:
+        click.echo(
+            f"withdrawn: {applied.withdrawn} active melding(en) of retired partners "
+            "(archived as risk_ended)"
+        )

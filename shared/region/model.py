@@ -91,6 +91,11 @@ class RegionConfig(_Frozen):
     def municipalities_by_code(self) -> dict[str, Municipality]:
         return {m.code: m for m in self.municipality}
 
+    def takes_part(self, partner_id: str) -> bool:
+        """Whether the partner is in the file and not retired."""
+        partner = self.partners_by_id.get(partner_id)
+        return partner is not None and not partner.retired
+
 
 class RegionConfigError(ValueError):
     """A region file that cannot be applied; the message says what to fix."""
