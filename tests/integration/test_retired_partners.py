@@ -161,6 +161,10 @@ async def test_retiring_a_partner_withdraws_its_meldingen_once_and_tells_the_oth
 
     await eventually(refused)
     assert await gp.rejected(withdraw("H-3", "unjustified")) == ["not_authorized"]
+    # Ingest answers it itself, also when there is no message_id to pass on.
+    await gp.client.send(withdraw("H-3", "unjustified"), message_id="")
+    receipt = (await gp.take("receipt", in_reply_to=None)).body
+    assert [e["code"] for e in receipt["errors"]] == ["missing_message_id", "not_authorized"]
     assert await db.fetchval("SELECT count(*) FROM melding WHERE partner_id = 'huisarts'") == 3
 
 
