@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -9,13 +11,21 @@ import click
 
 from cli.common import run, settings
 from cli.output import emit_json, table
-from shared.amqp.connection import connect_broker, vhost_of
+from shared.amqp.connection import vhost_of
 from shared.amqp.management import Management, ManagementError, set_up_partner_login
-from shared.amqp.topology import declare_core, declare_partner_queues
+from shared.amqp.topology import declare_partner_queues
 from shared.db import migrate
 from shared.db.pool import connect as connect_db
+from shared.index import retirement
 from shared.region.model import Login, RegionConfig, RegionConfigError, load_region_file
-from shared.region.store import AppliedRegion, RegionNotApplied, applied_region, store_region
+from shared.region.store import (
+    AppliedRegion,
+    RegionNotApplied,
+    applied_region,
+    lock_stored_region,
+    store_region,
+)
+from shared.service import Runtime
 
 
 @click.group()
@@ -23,25 +33,42 @@ def region() -> None:
     """The region config: municipalities, partners, lead and informing rules."""
 
 
-async def _apply(config: RegionConfig) -> tuple[int, bool]:
-    s = settings()
-    conn = await connect_db(s.database_url)
+@dataclass(frozen=True)
+class Applied:
+    revision: int
+    changed: bool
+    withdrawn: int  # active meldingen of retired partners withdrawn by this apply
+
+
+async def _apply(config: RegionConfig) -> Applied:
+    """In one transaction, holding the stored config's lock: refuse to drop a partner
+    that has meldingen, declare the topology, store the config, and withdraw what
+    retired partners still have active (see shared.index.retirement)."""
+    runtime = await Runtime.open("verwijsindex-cli", settings())
     try:
-        await migrate.ensure_current(conn)
-        connection = await connect_broker(s, "verwijsindex-cli")
-        try:
-            async with connection.channel() as channel:
-                await declare_core(
-                    channel, retry_delays_ms=s.retry_delays_ms, delivery_limit=s.delivery_limit
+        async with runtime.outbox.unit_of_work() as uow:
+            stored = await lock_stored_region(uow.conn)
+            kept = await retirement.dropped_with_meldingen(uow.conn, stored, config)
+            if kept:
+                counts = ", ".join(f"{pid} {n}" for pid, n in sorted(kept.items()))
+                raise RegionConfigError(
+                    f"nothing changed: partners dropped from the file still have meldingen "
+                    f"(active or archived): {counts}.\nKeep a partner that leaves the "
+                    "region in the file with `retired = true`."
                 )
+            # Declared before the config is stored: services only see partners whose
+            # mailboxes exist (a retired partner keeps its own, for its receipts).
+            async with runtime.connection.channel() as channel:
                 await declare_partner_queues(channel, [p.id for p in config.partner])
-        finally:
-            await connection.close()
-        await _certificate_logins(config)
-        # Stored last: services only see partners whose mailboxes exist.
-        return await store_region(conn, config)
+            await _certificate_logins(config)
+            revision, changed = await store_region(uow.conn, config)
+            withdrawn, messages = await retirement.withdraw_retired(
+                uow.conn, config, runtime.pseudonyms, actor="operator", now=datetime.now(UTC)
+            )
+            uow.emit(*messages)
+        return Applied(revision, changed, withdrawn)
     finally:
-        await conn.close()
+        await runtime.close()
 
 
 async def _certificate_logins(config: RegionConfig) -> None:
@@ -70,20 +97,31 @@ def apply(file: Path) -> None:
 
     A bad file changes nothing. Applying the same file again is a no-op. Running
     services pick up a change within 10 seconds.
+
+    A partner that leaves the region stays in the file with `retired = true`: its
+    active meldingen are withdrawn (archived, as `risk_ended`) by this command. A
+    partner that still has meldingen cannot be dropped from the file.
     """
     try:
         config = load_region_file(file)
     except RegionConfigError as exc:
         raise click.ClickException(str(exc)) from None
     try:
-        revision, changed = run(_apply(config))
-    except (migrate.SchemaOutOfDate, ManagementError) as exc:
+        applied = run(_apply(config))
+    except (migrate.SchemaOutOfDate, RegionConfigError, ManagementError) as exc:
         raise click.ClickException(str(exc)) from None
-    state = "applied" if changed else "unchanged"
+    state = "applied" if applied.changed else "unchanged"
+    retired = [p.id for p in config.partner if p.retired]
     click.echo(
-        f"{state}: {config.region.name}, revision {revision}: "
+        f"{state}: {config.region.name}, revision {applied.revision}: "
         f"{len(config.municipality)} municipalities, {len(config.partner)} partners"
+        + (f" ({len(retired)} retired: {', '.join(retired)})" if retired else "")
     )
+    if applied.withdrawn:
+        click.echo(
+            f"withdrawn: {applied.withdrawn} active melding(en) of retired partners "
+            "(archived as risk_ended)"
+        )
 
 
 async def _applied() -> AppliedRegion:

@@ -4,6 +4,7 @@ running in-process against it, and partner clients that log in as partners do.""
 from __future__ import annotations
 
 import asyncio
+import json
 import urllib.error
 import urllib.request
 from collections.abc import Awaitable, Callable
@@ -68,6 +69,27 @@ def region_document(user_prefix: str, **rules: Any) -> dict[str, Any]:
             for pid, name, sector, roles in partners
         ],
     }
+
+
+def region_toml(document: dict[str, Any]) -> str:
+    """A region document as the TOML file an operator applies (strings, numbers,
+    booleans and lists of strings are all a region file holds)."""
+
+    def value(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, list):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        return json.dumps(v) if isinstance(v, str) else str(v)
+
+    def table(entries: dict[str, Any]) -> list[str]:
+        return [f"{k} = {value(v)}" for k, v in entries.items()]
+
+    lines = ["[region]", *table(document["region"])]
+    for key in ("municipality", "partner"):
+        for entry in document[key]:
+            lines += ["", f"[[{key}]]", *table(entry)]
+    return "\n".join(lines) + "\n"
 
 
 @dataclass

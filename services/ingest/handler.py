@@ -3,6 +3,7 @@ message ends in a durable outcome (a receipt, or `vi.rejected`).
 
 * No or unknown ``user_id``: nobody to answer. The message is copied whole to
   ``vi.rejected`` with the reason in header ``x-vi-error``.
+* A retired partner: every message is answered ``not_authorized``.
 * No usable ``message_id``: nothing to deduplicate on, so the receipt
   (``in_reply_to: null``) is published at once. Its own message_id is derived from
   the partner, routing key and body, so a redelivery repeats the very same receipt.
@@ -25,7 +26,7 @@ from shared.amqp.consumer import ERROR_HEADER, Delivery
 from shared.amqp.topology import REJECTED_QUEUE
 from shared.clock import Clock, utcnow
 from shared.commands import send_command, send_commands
-from shared.contract.errors import ErrorItem
+from shared.contract.errors import NOT_A_PARTNER_ANY_MORE, ErrorItem
 from shared.contract.outbound import Receipt
 from shared.contract.validation import Invalid, check_message_id, validate_inbound
 from shared.envelopes import Command
@@ -95,6 +96,8 @@ class IngestHandler:
             municipalities=municipalities,
             now=self._clock(),
         )
+        if partner.retired:
+            outcome = Invalid([NOT_A_PARTNER_ANY_MORE], outcome.melding_ref)
         message_id = delivery.message_id
         id_error = check_message_id(message_id)
         if id_error is not None or message_id is None:

@@ -21,13 +21,15 @@ from services.matcher.staging import RegistrationStage
 from shared.amqp.consumer import Delivery, PoisonMessage
 from shared.clock import Clock, utcnow
 from shared.commands import send_command
+from shared.contract.errors import NOT_A_PARTNER_ANY_MORE
 from shared.contract.inbound import MeldingRegister
 from shared.db import inbox
+from shared.db.outbox import UnitOfWork
 from shared.envelopes import COMMAND_BATCH_TYPE, Command, unpack
 from shared.index import repository as repo
 from shared.index.notices import merge_notify_messages
 from shared.logs import describe_error, get_logger, message_context
-from shared.receipts import answer_to_handled
+from shared.receipts import answer_to_handled, rejected
 from shared.service import Runtime
 
 log = get_logger(__name__)
@@ -63,6 +65,13 @@ def parse_commands(delivery: Delivery) -> list[Command]:
     return commands
 
 
+def _refuse(uow: UnitOfWork, command: Command) -> None:
+    """A partner that retired (or left the file) after ingest let its message through."""
+    log.info("inbound_from_retired_partner")
+    ref = getattr(command.message, "melding_ref", None)
+    uow.emit(rejected(command.partner_id, command.message_id, ref, [NOT_A_PARTNER_ANY_MORE]))
+
+
 class MatcherHandler:
     def __init__(self, runtime: Runtime, clock: Clock = utcnow) -> None:
         self._rt = runtime
@@ -94,7 +103,6 @@ class MatcherHandler:
         """All commands in one transaction: each sees the effects of those before it
         (two meldingen on one youth in a batch match as if they came one by one). Any
         failure rolls the whole batch back."""
-        region = await self._rt.region.get()
         identities = {
             id(c): identity_of(c.message.youth, self._rt.pseudonyms)
             for c in commands
@@ -109,6 +117,9 @@ class MatcherHandler:
             commands = sorted(commands, key=lambda c: identities[id(c)])
         async with self._rt.outbox.unit_of_work() as uow:
             conn = uow.conn
+            # Read under a share lock: a partner retired by a `region apply` that
+            # committed first is refused here, even while the cache is behind.
+            region = await self._rt.region.current(conn)
             unclaimed = await inbox.claim_many(
                 conn, [(c.partner_id, c.message_id) for c in commands]
             )
@@ -124,8 +135,13 @@ class MatcherHandler:
             marked = []
             for command in commands:
                 key = (command.partner_id, command.message_id)
-                marked.append((command, key in unclaimed))
+                is_new = key in unclaimed
                 unclaimed.discard(key)  # a second copy in the same batch is not new
+                if is_new and not region.takes_part(command.partner_id):
+                    with _context_of(command):
+                        _refuse(uow, command)
+                    continue
+                marked.append((command, is_new))
             # Runs of new registrations are handled as a set (see staging.py); anything
             # else one command at a time, in order.
             for staged_run, run in itertools.groupby(

@@ -47,3 +47,11 @@ class ErrorItem(BaseModel):
     loc: str
     code: ErrorCode
     msg: str
+
+
+# The answer to every message of a partner that has left the region (`retired`).
+NOT_A_PARTNER_ANY_MORE = ErrorItem(
+    loc="body",
+    code=ErrorCode.NOT_AUTHORIZED,
+    msg="your organisation has left this region (retired): the index takes no messages from it",
+)

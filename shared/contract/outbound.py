@@ -23,6 +23,10 @@ Sector = Literal[
     "politie_justitie",
     "gemeente",
 ]
+# The sector shown for an organisation the region config no longer names (a melding
+# stored before a partner could only leave the region as `retired`).
+UnknownSector = Literal["onbekend"]
+UNKNOWN_SECTOR: Final[UnknownSector] = "onbekend"
 ReceiptStatus = Literal["accepted", "rejected", "duplicate"]
 EndReason = Literal["expired", "age_limit", "deceased", "erased"]
 
@@ -42,7 +46,7 @@ class ReporterContact(OutboundBase):
 class Counterpart(OutboundBase):
     partner: str
     organisation: str
-    sector: Sector
+    sector: Sector | UnknownSector
     reporter: ReporterContact
     registered_at: datetime
     archived: bool = False
@@ -101,6 +105,15 @@ class MeldingEnded(OutboundBase):
     reason: EndReason
 
 
+class MatchEnded(OutboundBase):
+    """The match group ended (fewer than two active meldingen remain); sent to each
+    partner whose melding in it is still active."""
+
+    type: Literal["match.ended"] = "match.ended"
+    match_id: str
+    melding_ref: str
+
+
 class InformReminder(OutboundBase):
     type: Literal["inform.reminder"] = "inform.reminder"
     melding_ref: str
@@ -114,7 +127,7 @@ class YouthMoved(OutboundBase):
 
 
 OutboundMessage = Annotated[
-    Receipt | MatchNotice | RegieNotice | MeldingEnded | InformReminder | YouthMoved,
+    Receipt | MatchNotice | RegieNotice | MeldingEnded | MatchEnded | InformReminder | YouthMoved,
     Field(discriminator="type"),
 ]
 
@@ -123,6 +136,7 @@ OUTBOUND_TYPES: Final[dict[str, type[OutboundBase]]] = {
     "match.notice": MatchNotice,
     "regie.notice": RegieNotice,
     "melding.ended": MeldingEnded,
+    "match.ended": MatchEnded,
     "inform.reminder": InformReminder,
     "youth.moved": YouthMoved,
 }

@@ -8,7 +8,7 @@ all counterparts; each counterpart hears of the new melding.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -93,3 +93,35 @@ def choose_lead(priority: Sequence[str] | None, members: Sequence[MemberSector])
         if candidates:
             return min(candidates, key=lambda m: (m.registered_at, m.melding_id)).melding_id
     return None
+
+
+@dataclass(frozen=True)
+class GroupEnds:
+    """Fewer than two active meldingen remain: the group ends, and the owner of each
+    melding still active in it is told that the match is over."""
+
+    remaining: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class LeadLeft:
+    """The lead's melding ended in a group that lives on: the lead is cleared and,
+    with a sector priority list, given to ``new_lead``."""
+
+    new_lead: int | None
+
+
+def decide_after_leaving(
+    remaining: Sequence[MemberSector],
+    *,
+    left: Collection[int],
+    lead_melding_id: int | None,
+    priority: Sequence[str] | None,
+) -> GroupEnds | LeadLeft | None:
+    """What follows for a match group when the meldingen ``left`` ended and
+    ``remaining`` are still active in it; None when nothing changes for the others."""
+    if len(remaining) < 2:
+        return GroupEnds(tuple(m.melding_id for m in remaining))
+    if lead_melding_id is None or lead_melding_id not in left:
+        return None
+    return LeadLeft(choose_lead(priority, remaining))

@@ -1,7 +1,12 @@
 """How a melding ends, and what follows for its match group and lead.
 
 Shared by the matcher (withdraw, death), the retention sweep (expiry, 23rd birthday,
-archive purge) and the operator CLI (erasure). The caller holds the youth's row lock.
+archive purge) and the operator CLI (erasure, a partner's retirement). The caller
+holds the youth's row lock.
+
+A group that keeps fewer than two active meldingen ends, and the owners of those
+that remain get `match.ended`; a group that lives on but lost its lead's melding
+gets a new (or no) lead, announced with `regie.notice`.
 
 Purged means gone: a purged melding leaves no row behind (no soft delete), and a youth
 with nothing stored any more leaves no youth, match group or membership row either.
@@ -9,6 +14,7 @@ with nothing stored any more leaves no youth, match group or membership row eith
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from datetime import date, datetime
 from typing import cast
 
@@ -19,8 +25,14 @@ from shared.db.outbox import OutboundMessage
 from shared.db.pool import Conn
 from shared.index import repository as repo
 from shared.index.deadlines import archive_purge_date
-from shared.index.domain import MemberSector, StoredMelding, choose_lead
-from shared.index.notices import ended_event, notify_message, participant, regie_event
+from shared.index.domain import GroupEnds, MemberSector, StoredMelding, decide_after_leaving
+from shared.index.notices import (
+    ended_event,
+    match_ended_event,
+    notify_message,
+    participant,
+    regie_event,
+)
 from shared.region.model import RegionConfig
 
 # Ended by these reasons a melding is kept in the archive for 5 years; by any other
@@ -47,39 +59,68 @@ async def end_melding(
     An archived melding's 5-year term runs from ``archive_from`` (the expiry date, for
     an expiry handled by a late sweep) or else from the day it ends.
     """
-    out: list[OutboundMessage] = []
-    group = await repo.group_of_melding(conn, melding.id)
-    if reason in ARCHIVING_REASONS and melding.active:
-        await conn.execute(
-            """UPDATE melding SET state = 'archived', ended_at = $2, end_reason = $3,
-                   purge_on = $4, archive_signalled = false,
-                   informed = NULL, informed_on = NULL, deferred_reason = NULL
-               WHERE id = $1""",
-            melding.id,
-            now,
-            reason,
-            archive_purge_date(archive_from or amsterdam_date(now)),
-        )
-        action = "archived"
-    else:
-        await conn.execute("DELETE FROM melding WHERE id = $1", melding.id)
-        action = "purged"
-    await audit(
+    return await end_meldingen(
         conn,
-        action,
-        actor,
-        melding_ref=melding.melding_ref,
+        region,
+        [melding],
+        youth_id=youth_id,
         youth_ref=youth_ref,
-        detail={"partner": melding.partner_id, "reason": reason},
-        at=now,
+        reason=reason,
+        actor=actor,
+        now=now,
+        archive_from=archive_from,
     )
-    if melding.active and reason in NOTIFIED_REASONS:
-        out.append(notify_message(ended_event(melding, cast(EndReason, reason))))
-    if group is not None and melding.active:
-        out.extend(
-            await after_member_left(conn, region, group, melding, youth_id=youth_id, now=now)
+
+
+async def end_meldingen(
+    conn: Conn,
+    region: RegionConfig,
+    meldingen: Sequence[StoredMelding],
+    *,
+    youth_id: int,
+    youth_ref: str,
+    reason: str,
+    actor: str,
+    now: datetime,
+    archive_from: date | None = None,
+) -> list[OutboundMessage]:
+    """End meldingen of one youth for one reason (see `end_melding`), then settle
+    their match group once: the others hear one outcome, not one per melding."""
+    out: list[OutboundMessage] = []
+    left = [m.id for m in meldingen if m.active]
+    group = (await repo.open_groups(conn, [youth_id])).get(youth_id) if left else None
+    purged = False
+    for melding in meldingen:
+        if reason in ARCHIVING_REASONS and melding.active:
+            await conn.execute(
+                """UPDATE melding SET state = 'archived', ended_at = $2, end_reason = $3,
+                       purge_on = $4, archive_signalled = false,
+                       informed = NULL, informed_on = NULL, deferred_reason = NULL
+                   WHERE id = $1""",
+                melding.id,
+                now,
+                reason,
+                archive_purge_date(archive_from or amsterdam_date(now)),
+            )
+            action = "archived"
+        else:
+            await conn.execute("DELETE FROM melding WHERE id = $1", melding.id)
+            action = "purged"
+            purged = True
+        await audit(
+            conn,
+            action,
+            actor,
+            melding_ref=melding.melding_ref,
+            youth_ref=youth_ref,
+            detail={"partner": melding.partner_id, "reason": reason},
+            at=now,
         )
-    if action == "purged":
+        if melding.active and reason in NOTIFIED_REASONS:
+            out.append(notify_message(ended_event(melding, cast(EndReason, reason))))
+    if group is not None:
+        out.extend(await after_members_left(conn, region, group, left, youth_id=youth_id, now=now))
+    if purged:
         await tidy_after_purge(conn, youth_id)
     return out
 
@@ -97,8 +138,9 @@ async def purge_youth(
     erasure). Returns the messages to emit: `melding.ended` to the owner of every
     active melding.
 
-    Every melding ends at once, so no lead is cleared or reassigned on the way: the
-    partners hear only that their own melding ended.
+    Every melding ends at once, so no lead is cleared or reassigned on the way, and
+    no melding remains to be told `match.ended`: the partners hear only that their own
+    melding ended.
     """
     out: list[OutboundMessage] = []
     for melding in await repo.meldingen_of_youth(conn, youth_id):
@@ -131,32 +173,43 @@ async def tidy_after_purge(conn: Conn, youth_id: int) -> None:
     await repo.delete_youths_if_empty(conn, [youth_id])
 
 
-async def after_member_left(
+async def after_members_left(
     conn: Conn,
     region: RegionConfig,
     group: repo.Group,
-    left: StoredMelding,
+    left: Collection[int],
     *,
     youth_id: int,
     now: datetime,
 ) -> list[OutboundMessage]:
-    remaining = await repo.active_members(conn, group.id)
-    if len(remaining) < 2:
-        await repo.end_group(conn, group.id, now)
-        return []
-    if group.lead_melding_id != left.id:
-        return []
-    # The lead's melding ended: clear it, and with a priority list assign a new one.
-    new_lead = choose_lead(
-        region.region.regie_priority and [s.value for s in region.region.regie_priority],
-        [MemberSector(m.id, participant(region, m).sector, m.registered_at) for m in remaining],
+    """The consequences for a group of its active meldingen ``left`` having ended."""
+    remaining = [participant(region, m) for m in await repo.active_members(conn, group.id)]
+    priority = region.region.regie_priority
+    decision = decide_after_leaving(
+        [MemberSector(p.melding.id, p.sector, p.melding.registered_at) for p in remaining],
+        left=left,
+        lead_melding_id=group.lead_melding_id,
+        priority=[s.value for s in priority] if priority else None,
     )
+    if isinstance(decision, GroupEnds):
+        await repo.end_group(conn, group.id, now)
+        told = [p for p in remaining if p.melding.id in decision.remaining]
+        event = match_ended_event(match_id=group.id, remaining=told)
+        return [notify_message(event)] if event.notices else []
+    if decision is None:
+        return []
     await repo.set_lead(conn, group.id, None, now)
-    if new_lead is not None:
-        await repo.set_lead(conn, group.id, new_lead, now)
+    if decision.new_lead is not None:
+        await repo.set_lead(conn, group.id, decision.new_lead, now)
     return [
         await lead_changed_message(
-            conn, region, group.id, remaining, new_lead, youth_id=youth_id, escalated=False
+            conn,
+            region,
+            group.id,
+            [p.melding for p in remaining],
+            decision.new_lead,
+            youth_id=youth_id,
+            escalated=False,
         )
     ]
 

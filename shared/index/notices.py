@@ -7,14 +7,21 @@ carries a BSN, surname or birth date (the matcher never has them in this form).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
 
 from shared.amqp.topology import INTERNAL_EXCHANGE, NOTIFIER_KEY
-from shared.contract.outbound import EndReason, MatchNotice, MeldingEnded, RegieNotice
+from shared.contract.outbound import (
+    UNKNOWN_SECTOR,
+    EndReason,
+    MatchEnded,
+    MatchNotice,
+    MeldingEnded,
+    RegieNotice,
+)
 from shared.db.outbox import OutboundMessage
 from shared.envelopes import (
     NOTIFY_BATCH_TYPE,
@@ -34,6 +41,9 @@ class Participant:
     melding: StoredMelding
     organisation: str
     sector: str
+    # False for a retired partner and for one the region config no longer names: its
+    # melding is still shown to others, but it is sent nothing.
+    receives_notices: bool = True
 
     def contact(self) -> dict[str, Any]:
         r = self.melding.reporter
@@ -69,6 +79,12 @@ def _notice(event_id: uuid.UUID, recipient: Participant, model: BaseModel) -> Pa
     )
 
 
+def _notices(
+    event_id: uuid.UUID, addressed: Iterable[tuple[Participant, BaseModel]]
+) -> list[PartnerNotice]:
+    return [_notice(event_id, p, model) for p, model in addressed if p.receives_notices]
+
+
 def _email(event_id: uuid.UUID, key: str, to: str, template: Any, data: dict[str, Any]) -> EmailJob:
     return EmailJob(
         message_id=derived_id(event_id, "email", key), to=to, template=template, data=data
@@ -88,9 +104,8 @@ def match_event(
     to the coordinator of the youth's municipality."""
     event_id = uuid.uuid4()
     lead_body = lead.as_lead() if lead else None
-    notices = [
-        _notice(
-            event_id,
+    addressed: list[tuple[Participant, BaseModel]] = [
+        (
             newcomer,
             MatchNotice.model_validate(
                 {
@@ -104,9 +119,8 @@ def match_event(
         )
     ]
     for other in counterparts:
-        notices.append(
-            _notice(
-                event_id,
+        addressed.append(
+            (
                 other,
                 MatchNotice.model_validate(
                     {
@@ -119,6 +133,7 @@ def match_event(
                 ),
             )
         )
+    notices = _notices(event_id, addressed)
     involved = [newcomer, *counterparts]
     emails = [
         _email(
@@ -171,22 +186,24 @@ def regie_event(
     """A lead set, cleared or escalated: every active member hears it."""
     event_id = uuid.uuid4()
     lead_body = lead.as_lead() if lead else None
-    notices = [
-        _notice(
-            event_id,
-            member,
-            RegieNotice.model_validate(
-                {
-                    "type": "regie.notice",
-                    "match_id": str(match_id),
-                    "melding_ref": member.melding.melding_ref,
-                    "lead": lead_body,
-                    "escalated": escalated,
-                }
-            ),
-        )
-        for member in members
-    ]
+    notices = _notices(
+        event_id,
+        (
+            (
+                member,
+                RegieNotice.model_validate(
+                    {
+                        "type": "regie.notice",
+                        "match_id": str(match_id),
+                        "melding_ref": member.melding.melding_ref,
+                        "lead": lead_body,
+                        "escalated": escalated,
+                    }
+                ),
+            )
+            for member in members
+        ),
+    )
     emails = []
     if coordinator_template is not None:
         emails.append(
@@ -207,6 +224,20 @@ def regie_event(
             )
         )
     return NotifyEvent(event_id=event_id, notices=notices, emails=emails)
+
+
+def match_ended_event(*, match_id: uuid.UUID, remaining: Sequence[Participant]) -> NotifyEvent:
+    """The group ended: each partner whose melding in it is still active hears that
+    the match is over (no e-mail: nobody needs to act on it)."""
+    event_id = uuid.uuid4()
+    notices = _notices(
+        event_id,
+        (
+            (p, MatchEnded(match_id=str(match_id), melding_ref=p.melding.melding_ref))
+            for p in remaining
+        ),
+    )
+    return NotifyEvent(event_id=event_id, notices=notices)
 
 
 def notify_message(event: NotifyEvent) -> OutboundMessage:
@@ -249,10 +280,11 @@ def _notify_batch(events: Sequence[OutboundMessage]) -> OutboundMessage:
 
 def participant(region: RegionConfig, melding: StoredMelding) -> Participant:
     partner = region.partners_by_id.get(melding.partner_id)
-    # A partner removed from the region config still has its meldingen until they end.
-    organisation = partner.name if partner else melding.partner_id
-    sector = partner.sector.value if partner else "onbekend"
-    return Participant(melding, organisation, sector)
+    if partner is None:
+        # Dropped from the config by an older version (`region apply` now refuses to
+        # drop a partner with meldingen): still shown, by its id, and sent nothing.
+        return Participant(melding, melding.partner_id, UNKNOWN_SECTOR, receives_notices=False)
+    return Participant(melding, partner.name, partner.sector.value, not partner.retired)
 
 
 def ended_event(melding: StoredMelding, reason: EndReason) -> NotifyEvent:

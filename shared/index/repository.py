@@ -353,3 +353,24 @@ async def delete_youths_if_empty(conn: Conn, youth_ids: Sequence[int]) -> None:
                AND NOT EXISTS (SELECT 1 FROM melding WHERE youth_id = youth.id)""",
             list(youth_ids),
         )
+
+
+async def melding_counts(conn: Conn, partner_ids: Sequence[str]) -> dict[str, int]:
+    """How many meldingen (active and archived) each of these partners has; partners
+    without any are left out."""
+    rows = await conn.fetch(
+        """SELECT partner_id, count(*) AS n FROM melding
+           WHERE partner_id = ANY($1::text[]) GROUP BY partner_id""",
+        list(partner_ids),
+    )
+    return {r["partner_id"]: int(r["n"]) for r in rows}
+
+
+async def youths_with_active_meldingen_of(conn: Conn, partner_ids: Sequence[str]) -> list[int]:
+    """The youths on which these partners have an active melding, in id order."""
+    rows = await conn.fetch(
+        """SELECT DISTINCT youth_id FROM melding
+           WHERE partner_id = ANY($1::text[]) AND state = 'active' ORDER BY youth_id""",
+        list(partner_ids),
+    )
+    return [r["youth_id"] for r in rows]

@@ -63,6 +63,9 @@ class Partner(_Frozen):
     # "certificate": broker_user is the common name of the partner's client
     # certificate; `region apply` creates that user without a password.
     login: Login = Login.PASSWORD
+    # A partner that left the region stays in the file, so that its archived meldingen
+    # keep its name and sector; it may send nothing and is sent no notices.
+    retired: bool = False
 
     @property
     def role_names(self) -> frozenset[str]:
@@ -97,6 +100,11 @@ class RegionConfig(_Frozen):
     @cached_property
     def municipalities_by_code(self) -> dict[str, Municipality]:
         return {m.code: m for m in self.municipality}
+
+    def takes_part(self, partner_id: str) -> bool:
+        """Whether the partner is in the file and not retired."""
+        partner = self.partners_by_id.get(partner_id)
+        return partner is not None and not partner.retired
 
 
 class RegionConfigError(ValueError):

@@ -61,6 +61,13 @@ async def applied_region(conn: Conn) -> AppliedRegion | None:
     return AppliedRegion(int(row["revision"]), row["applied_at"], parse_region(row["config"]))
 
 
+async def lock_stored_region(conn: Conn) -> RegionConfig | None:
+    """The stored config, locked until the caller's transaction ends (`region apply`
+    holds it while it stores a new one and acts on it); None before the first apply."""
+    config = await conn.fetchval("SELECT config FROM region_config WHERE id = 1 FOR UPDATE")
+    return None if config is None else parse_region(config)
+
+
 class RegionCache:
     """The current region config, re-read when its revision changes (checked at most
     every `reload_seconds`)."""
@@ -80,16 +87,30 @@ class RegionCache:
         assert self._config is not None
         return self._config
 
+    async def current(self, conn: Conn) -> RegionConfig:
+        """The config in force for the caller's transaction on `conn`.
+
+        Takes a share lock on the stored config, so a `region apply` cannot commit a
+        new one (and act on it, as when a partner retires) while this transaction
+        runs; one that committed first is read here, whatever the cache held.
+        """
+        revision = await conn.fetchval("SELECT revision FROM region_config WHERE id = 1 FOR SHARE")
+        await self._load(conn, revision)
+        assert self._config is not None
+        return self._config
+
     async def _refresh(self) -> None:
         revision = await self._pool.fetchval("SELECT revision FROM region_config WHERE id = 1")
+        await self._load(self._pool, revision)
+
+    async def _load(self, db: Conn | asyncpg.Pool[Any], revision: int | None) -> None:
+        """Read the stored config when `revision` is not the one held."""
         if revision is None:
             raise RegionNotApplied(
                 "no region config in the database: run `verwijsindex region apply FILE`"
             )
         if revision != self._revision:
-            row = await self._pool.fetchrow(
-                "SELECT revision, config FROM region_config WHERE id = 1"
-            )
+            row = await db.fetchrow("SELECT revision, config FROM region_config WHERE id = 1")
             assert row is not None
             self._config = parse_region(row["config"])
             self._revision = int(row["revision"])

@@ -173,8 +173,11 @@ async def test_subject_export_and_erase(
     )
     assert erased.exit_code == 0, erased.output
     for client, ref in ((school, "E-1"), (team, "E-2")):
-        ended = [m.body for m in await client.quiet(2.0) if m.type == "melding.ended"]
+        got = await client.quiet(2.0)
+        ended = [m.body for m in got if m.type == "melding.ended"]
         assert ended == [{"type": "melding.ended", "melding_ref": ref, "reason": "erased"}]
+        # Everything ended at once: no melding remains to be told the match ended.
+        assert "match.ended" not in [m.type for m in got]
     for table in ("youth", "melding", "match_group", "match_member"):
         assert await db.fetchval(f"SELECT count(*) FROM {table}") == 0, table
     actions = [r["action"] for r in await db.fetch("SELECT action FROM audit_log ORDER BY id")]

@@ -125,7 +125,33 @@ async def test_withdraw_unjustified_in_a_match_keeps_the_youth_and_ends_the_grou
     group = await db.fetchrow("SELECT * FROM match_group WHERE youth_id = $1", youth_id)
     assert group is not None and group["ended_at"] is not None
     assert await db.fetchval("SELECT count(*) FROM match_member") == 1  # only T-1's
-    assert await team.rest() == []  # no lead was set, so nobody is told anything
+    # The one left hears that the match is over; no lead was set, so nothing more.
+    ended = (await team.take("match.ended")).body
+    assert ended == {"type": "match.ended", "match_id": str(group["id"]), "melding_ref": "T-1"}
+    assert await rest_of_all(school, team) == {"school": [], "jeugdteam": []}
+
+
+async def test_when_the_leads_melding_ends_the_one_left_hears_the_match_is_over(
+    system: System, partners: dict[str, PartnerClient], db: asyncpg.Connection[Any]
+) -> None:
+    await start_lifecycle(system)
+    box = boxes(partners)
+    school, team = box["school"], box["jeugdteam"]
+    bsn = valid_bsn(513)
+    await school.accepted(register("S-1", bsn, reported_at=REPORTED))
+    await team.accepted(register("T-1", bsn, reported_at=REPORTED))
+    await team.accepted({"type": "regie.claim", "melding_ref": "T-1"})
+    await rest_of_all(school, team, seconds=0.2)
+    match_id = await db.fetchval("SELECT id FROM match_group")
+
+    await team.accepted(withdraw("T-1", "risk_ended"))
+    # match.ended, not a regie.notice clearing the lead of a match that is gone.
+    ended = (await school.take("match.ended")).body
+    assert ended == {"type": "match.ended", "match_id": str(match_id), "melding_ref": "S-1"}
+    assert await rest_of_all(school, team) == {"school": [], "jeugdteam": []}
+    group = await db.fetchrow("SELECT ended_at, lead_melding_id FROM match_group")
+    assert group is not None and group["ended_at"] is not None
+    assert group["lead_melding_id"] is None
 
 
 async def test_only_the_owner_can_withdraw(

@@ -102,15 +102,18 @@ async def test_expiry_of_a_match_member_ends_the_group(
     await school.accepted(register("S-1", bsn, reported_at="2024-03-10T09:00:00+01:00"))
     await team.accepted(register("T-1", bsn, reported_at="2025-01-10T09:00:00+01:00"))
     await team.take("match.notice")
+    await school.take("match.notice")
     youth_id = await youth_id_of(db, "school", "S-1")
 
     await lc.sweep(at("2026-03-10T09:00:00+01:00"))
     assert (await school.take("melding.ended")).body["reason"] == "expired"
-    group = await db.fetchrow("SELECT ended_at FROM match_group WHERE youth_id = $1", youth_id)
+    group = await db.fetchrow("SELECT id, ended_at FROM match_group WHERE youth_id = $1", youth_id)
     assert group is not None and group["ended_at"] is not None
     assert (await melding_row(db, "jeugdteam", "T-1"))["state"] == "active"
-    # Without a lead nothing changes for the one left: the group just ends.
-    assert await team.rest(ignore=REMINDERS) == []
+    # The one left hears that the match is over, and nothing else.
+    ended = (await team.take("match.ended")).body
+    assert ended == {"type": "match.ended", "match_id": str(group["id"]), "melding_ref": "T-1"}
+    assert await rest_of_all(school, team, ignore=REMINDERS) == {"school": [], "jeugdteam": []}
 
 
 async def _youth_with_active_and_archived(

@@ -25,6 +25,7 @@ from shared.contract.outbound import (
     Counterpart,
     InformReminder,
     LeadInfo,
+    MatchEnded,
     MatchNotice,
     MeldingEnded,
     Receipt,
@@ -408,6 +409,7 @@ def test_other_outbound_messages_serialise_with_their_type() -> None:
         RegieNotice(match_id="g-1", melding_ref="R-1", lead=lead, escalated=False),
         RegieNotice(match_id="g-1", melding_ref="R-1", lead=None, escalated=True),
         MeldingEnded(melding_ref="R-1", reason="age_limit"),
+        MatchEnded(match_id="g-1", melding_ref="R-1"),
         InformReminder(melding_ref="R-1", inform=["parents"]),
         YouthMoved(melding_ref="R-1", municipality="0599"),
     ]

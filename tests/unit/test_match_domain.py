@@ -1,4 +1,5 @@
-"""The match rules without I/O: who matches whom, and who gets the lead."""
+"""The match rules without I/O: who matches whom, who gets the lead, and what follows
+for a group when meldingen leave it."""
 
 from __future__ import annotations
 
@@ -7,10 +8,13 @@ from datetime import UTC, datetime, timedelta
 from shared.index.domain import (
     AlreadyRegistered,
     Contact,
+    GroupEnds,
+    LeadLeft,
     MemberSector,
     Registered,
     StoredMelding,
     choose_lead,
+    decide_after_leaving,
     decide_registration,
 )
 
@@ -138,3 +142,42 @@ def test_no_sector_of_the_list_present_means_no_lead() -> None:
 
 def test_equal_times_are_broken_by_melding_id() -> None:
     assert choose_lead(["jgz"], [member(9, "jgz"), member(4, "jgz")]) == 4
+
+
+# --- meldingen leaving a group ------------------------------------------------------
+
+
+def test_a_group_left_with_one_active_melding_ends_and_names_it() -> None:
+    outcome = decide_after_leaving(
+        [member(2, "jgz")], left=[1], lead_melding_id=None, priority=None
+    )
+    assert outcome == GroupEnds(remaining=(2,))
+
+
+def test_a_group_ends_also_when_the_lead_left_and_one_remains() -> None:
+    # The one left is told the match is over, not that the lead was cleared.
+    outcome = decide_after_leaving(
+        [member(2, "jeugdhulp")], left=[1], lead_melding_id=1, priority=["jeugdhulp"]
+    )
+    assert outcome == GroupEnds(remaining=(2,))
+
+
+def test_a_group_left_with_nothing_active_ends_with_nobody_to_tell() -> None:
+    outcome = decide_after_leaving([], left=[1, 2], lead_melding_id=1, priority=None)
+    assert outcome == GroupEnds(remaining=())
+
+
+def test_a_living_group_without_its_lead_gets_a_new_one_by_priority() -> None:
+    remaining = [member(2, "onderwijs"), member(3, "jgz", minutes=5)]
+    assert decide_after_leaving(
+        remaining, left=[1], lead_melding_id=1, priority=["jgz"]
+    ) == LeadLeft(new_lead=3)
+    assert decide_after_leaving(remaining, left=[1], lead_melding_id=1, priority=None) == LeadLeft(
+        new_lead=None
+    )
+
+
+def test_a_living_group_whose_lead_stays_is_unchanged() -> None:
+    remaining = [member(2, "onderwijs"), member(3, "jgz")]
+    assert decide_after_leaving(remaining, left=[1], lead_melding_id=3, priority=["jgz"]) is None
+    assert decide_after_leaving(remaining, left=[1], lead_melding_id=None, priority=None) is None
