@@ -28,7 +28,6 @@ from shared.contract.errors import ErrorCode, ErrorItem
 from shared.contract.inbound import (
     INBOUND_TYPES,
     OWN_ERROR_PREFIX,
-    PATTERN_MESSAGES,
     Bsn,
     CalendarDate,
     InboundMessage,
@@ -205,8 +204,6 @@ def _msg_text(details: ErrorDetails, routing_key: str) -> str:
             return f"must be at least {ctx.get('min_length')} characters"
         case "string_too_long":
             return f"must be at most {ctx.get('max_length')} characters"
-        case "string_pattern_mismatch":
-            return PATTERN_MESSAGES.get(str(ctx.get("pattern")), "has the wrong format")
         case "literal_error":
             return f"must be {ctx.get('expected')}"
         case "list_type":
