@@ -5,6 +5,11 @@ hostile; everything wrong with a message is reported in one go, so a partner fix
 it in one round trip. The rules that need stored state (duplicate refs, unknown
 meldingen, ...) are checked later by the services.
 
+The shape of a message (fields, types, nulls, lengths, characters, dates and times)
+is judged by the contract models, and the published JSON Schemas say exactly the
+same. The rules below the models (the 11-proef, the age limit, the clock, the region's
+municipalities) are this module's own; no static schema can hold them.
+
 Locations of errors that concern the message as a whole: ``body`` (too large, not
 JSON), ``type`` (unknown type, not authorised, body type differs from the routing
 key) and ``message_id``.

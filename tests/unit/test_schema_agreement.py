@@ -26,7 +26,7 @@ from jsonschema import Draft202012Validator
 from shared.contract import patterns
 from shared.contract.errors import ErrorCode
 from shared.contract.inbound import INBOUND_TYPES, MAX_YEAR, MIN_YEAR
-from shared.contract.schema_export import schema_for
+from shared.contract.schema_export import INDEX_ONLY_CHECKS, schema_for
 from shared.contract.validation import Invalid, validate_inbound
 
 # The schemas exactly as exported (through JSON, as a partner reads them).
@@ -509,6 +509,14 @@ def test_forbidden_characters_cover_this_python_s_unicode() -> None:
     # Python's isspace also counts the four information separators (\x1c-\x1f).
     python_space = {chr(c) for c in range(0x10000) if chr(c).isspace()} - set("\x1c\x1d\x1e\x1f")
     assert set(patterns.WHITESPACE_CHARS) == python_space
+
+
+def test_each_schema_says_what_only_the_index_checks() -> None:
+    assert INDEX_ONLY_CHECKS.keys() == INBOUND_TYPES.keys()
+    for message_type, schema in SCHEMAS.items():
+        assert schema["description"].endswith("; ".join(INDEX_ONLY_CHECKS[message_type]) + ".")
+    register = " ".join(INDEX_ONLY_CHECKS["melding.register"])
+    assert all(f"({code.value})" in register for code in INDEX_ONLY)
 
 
 def test_every_format_in_the_schemas_is_checked() -> None:
