@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
 import unicodedata
 from datetime import UTC, date, datetime
 from typing import Any, Final
@@ -534,3 +536,34 @@ def test_patterns_are_the_same_in_python_and_ecma_script() -> None:
             rest = source.replace(patterns.END, "")
             assert not any(x in rest for x in ("$", "\\d", "\\w", "\\s", "\\S")), source
             assert all(ord(ch) < 0x80 for ch in source)  # others only as \uXXXX
+
+
+_ECMA_SEARCH: Final = """
+const {patterns, texts} = JSON.parse(require("fs").readFileSync(0, "utf8"));
+console.log(JSON.stringify(patterns.map(p => texts.map(t => new RegExp(p, "u").test(t)))));
+"""
+
+
+NODE: Final = shutil.which("node")
+
+
+@pytest.mark.skipif(NODE is None, reason="needs node for ECMA-262 regexes")
+def test_an_ecma_script_engine_reads_every_pattern_as_python_does() -> None:
+    """What a partner's validator in another language does with the same patterns."""
+    assert NODE is not None
+    found = re.findall(r'"pattern": ("(?:[^"\\]|\\.)*")', json.dumps(SCHEMAS))
+    pattern_list = sorted({json.loads(p) for p in found})
+    texts = sorted({v for values in EDGES.values() for v in values if isinstance(v, str)})
+    result = subprocess.run(  # noqa: S603 (our own script and data)
+        [NODE, "-e", _ECMA_SEARCH],
+        input=json.dumps({"patterns": pattern_list, "texts": texts}),
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    ecma = json.loads(result.stdout)
+    for pattern, verdicts in zip(pattern_list, ecma, strict=True):
+        python = [re.search(pattern, t) is not None for t in texts]
+        differ = [t for t, a, b in zip(texts, python, verdicts, strict=True) if a != b]
+        assert differ == [], pattern
