@@ -1,8 +1,11 @@
 """Receipts: exactly one per inbound message, written to the outbox with the outcome.
 
-A receipt for a handled message has a stable id derived from the inbound message, so
-re-publishing it is a duplicate delivery the partner can drop. A `duplicate` receipt
-answers a new delivery of an old message_id and so gets an id of its own.
+The receipt of a handled message takes its id from the message's inbox row (see
+:mod:`shared.db.inbox`): one id per handling, kept by the outbox row, so re-publishing
+the receipt is a duplicate delivery the partner can drop, while a message_id that
+comes back after the dedup window is answered with a receipt id never used before.
+A `duplicate` receipt answers a new delivery of an old message_id and so gets an id
+of its own.
 """
 
 from __future__ import annotations
@@ -15,12 +18,6 @@ from shared.contract.outbound import Receipt, dump_json
 from shared.db import inbox
 from shared.db.outbox import OutboundMessage
 from shared.db.pool import Conn
-
-_RECEIPT_NS = uuid.UUID("6f1d3f0e-8a39-4a57-9d0c-2b9f3c1e7a10")
-
-
-def receipt_id(partner_id: str, in_reply_to: str) -> uuid.UUID:
-    return uuid.uuid5(_RECEIPT_NS, f"{partner_id}/{in_reply_to}")
 
 
 def receipt_message(partner_id: str, receipt: Receipt, *, message_id: uuid.UUID) -> OutboundMessage:
@@ -35,7 +32,12 @@ def receipt_message(partner_id: str, receipt: Receipt, *, message_id: uuid.UUID)
 
 
 def accepted(
-    partner_id: str, in_reply_to: str, melding_ref: str | None, inform: list[str] | None = None
+    partner_id: str,
+    in_reply_to: str,
+    melding_ref: str | None,
+    inform: list[str] | None = None,
+    *,
+    receipt_id: uuid.UUID,
 ) -> OutboundMessage:
     receipt = Receipt(
         in_reply_to=in_reply_to,
@@ -44,16 +46,21 @@ def accepted(
         errors=[],
         inform=inform,
     )
-    return receipt_message(partner_id, receipt, message_id=receipt_id(partner_id, in_reply_to))
+    return receipt_message(partner_id, receipt, message_id=receipt_id)
 
 
 def rejected(
-    partner_id: str, in_reply_to: str, melding_ref: str | None, errors: list[ErrorItem]
+    partner_id: str,
+    in_reply_to: str,
+    melding_ref: str | None,
+    errors: list[ErrorItem],
+    *,
+    receipt_id: uuid.UUID,
 ) -> OutboundMessage:
     receipt = Receipt(
         in_reply_to=in_reply_to, status="rejected", melding_ref=melding_ref, errors=errors
     )
-    return receipt_message(partner_id, receipt, message_id=receipt_id(partner_id, in_reply_to))
+    return receipt_message(partner_id, receipt, message_id=receipt_id)
 
 
 async def claim_or_answer_duplicate(
@@ -63,16 +70,18 @@ async def claim_or_answer_duplicate(
     *,
     seen_before: bool,
     melding_ref: str | None,
-) -> tuple[bool, list[OutboundMessage]]:
-    """Claim the message in the inbox. Returns (is_new, messages to write).
+) -> tuple[uuid.UUID | None, list[OutboundMessage]]:
+    """Claim the message in the inbox. Returns (the id for the receipt of this new
+    handling, or None when the message is not new; messages to write).
 
     Not new and seen before: our own earlier attempt committed its outcome (and its
     receipt) already, so there is nothing more to say. Not new and fresh: the partner
     re-used a message_id, which gets a `duplicate` receipt and no effect.
     """
-    if await inbox.claim(conn, partner_id, message_id):
-        return True, []
-    return False, answer_to_handled(
+    receipt_id = await inbox.claim(conn, partner_id, message_id)
+    if receipt_id is not None:
+        return receipt_id, []
+    return None, answer_to_handled(
         partner_id, message_id, seen_before=seen_before, melding_ref=melding_ref
     )
 

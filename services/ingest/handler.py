@@ -6,7 +6,8 @@ message ends in a durable outcome (a receipt, or `vi.rejected`).
 * A retired partner: every message is answered ``not_authorized``.
 * No usable ``message_id``: nothing to deduplicate on, so the receipt
   (``in_reply_to: null``) is published at once. Its own message_id is derived from
-  the partner, routing key and body, so a redelivery repeats the very same receipt.
+  the partner, routing key, body and the answer, so a redelivery repeats the very
+  same receipt.
 * Invalid message: the inbox claim and the ``rejected`` receipt are written in one
   transaction (a re-used message_id gets ``duplicate`` instead).
 * Valid message: forwarded to the matcher, which claims the inbox and answers. No
@@ -27,7 +28,7 @@ from shared.amqp.topology import REJECTED_QUEUE
 from shared.clock import Clock, utcnow
 from shared.commands import send_command, send_commands
 from shared.contract.errors import NOT_A_PARTNER_ANY_MORE, ErrorItem
-from shared.contract.outbound import Receipt
+from shared.contract.outbound import Receipt, dump_json
 from shared.contract.validation import Invalid, check_message_id, validate_inbound
 from shared.envelopes import Command
 from shared.logs import get_logger, message_context
@@ -121,15 +122,23 @@ class IngestHandler:
     ) -> None:
         log.info("inbound_invalid", codes=sorted({e.code.value for e in outcome.errors}))
         async with self._rt.outbox.unit_of_work() as uow:
-            is_new, answers = await claim_or_answer_duplicate(
+            receipt_id, answers = await claim_or_answer_duplicate(
                 uow.conn,
                 partner.id,
                 message_id,
                 seen_before=delivery.seen_before,
                 melding_ref=outcome.melding_ref,
             )
-            if is_new:
-                answers = [rejected(partner.id, message_id, outcome.melding_ref, outcome.errors)]
+            if receipt_id is not None:
+                answers = [
+                    rejected(
+                        partner.id,
+                        message_id,
+                        outcome.melding_ref,
+                        outcome.errors,
+                        receipt_id=receipt_id,
+                    )
+                ]
             uow.emit(*answers)
 
     async def _answer_without_message_id(
@@ -140,14 +149,11 @@ class IngestHandler:
         melding_ref: str | None,
     ) -> None:
         log.info("inbound_without_message_id", codes=sorted({e.code.value for e in errors}))
-        # The same message (routing key and body) always gets the same receipt id.
-        key = delivery.routing_key.encode("utf-8", "surrogateescape")
-        digest = hashlib.sha256(key + b"\0" + delivery.message.body).hexdigest()
         receipt = Receipt(
             in_reply_to=None, status="rejected", melding_ref=melding_ref, errors=errors
         )
         out = receipt_message(
-            partner.id, receipt, message_id=uuid.uuid5(_NO_ID_NS, f"{partner.id}/{digest}")
+            partner.id, receipt, message_id=_id_without_message_id(partner.id, delivery, receipt)
         )
         await self._rt.publisher.publish(
             out.exchange,
@@ -156,3 +162,21 @@ class IngestHandler:
             message_id=str(out.message_id),
             message_type=out.message_type,
         )
+
+
+def _id_without_message_id(partner_id: str, delivery: Delivery, receipt: Receipt) -> uuid.UUID:
+    """A receipt id for a message that has no id of its own to remember it by.
+
+    Derived from the message (routing key and body) and from the answer itself: a
+    redelivery answered the same way repeats the very same receipt, which the partner
+    drops, while a different answer (the clock or the region config moved on) gets a
+    new id, so it is not dropped as a copy of the first.
+    """
+    digest = hashlib.sha256()
+    for part in (
+        delivery.routing_key.encode("utf-8", "surrogateescape"),
+        delivery.message.body,
+        dump_json(receipt),
+    ):
+        digest.update(len(part).to_bytes(8, "big") + part)
+    return uuid.uuid5(_NO_ID_NS, f"{partner_id}/{digest.hexdigest()}")

@@ -49,6 +49,8 @@ class Transaction:
 class Context:
     batch: Transaction
     command: Command
+    # The id of the receipt that answers this handling of the command (its inbox row's).
+    receipt_id: uuid.UUID
 
     @property
     def uow(self) -> UnitOfWork:
@@ -91,14 +93,26 @@ class Context:
         self.batch.journal.facts.append(Fact(kind, self.now, sector, municipality))
 
     def accept(self, melding_ref: str | None, inform: list[str] | None = None) -> None:
-        self.uow.emit(accepted(self.partner_id, self.command.message_id, melding_ref, inform))
+        self.uow.emit(
+            accepted(
+                self.partner_id,
+                self.command.message_id,
+                melding_ref,
+                inform,
+                receipt_id=self.receipt_id,
+            )
+        )
 
     def reject(self, melding_ref: str | None, code: ErrorCode, loc: str, msg: str) -> None:
+        self.reject_all(melding_ref, [ErrorItem(loc=loc, code=code, msg=msg)])
+
+    def reject_all(self, melding_ref: str | None, errors: list[ErrorItem]) -> None:
         self.uow.emit(
             rejected(
                 self.partner_id,
                 self.command.message_id,
                 melding_ref,
-                [ErrorItem(loc=loc, code=code, msg=msg)],
+                errors,
+                receipt_id=self.receipt_id,
             )
         )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, cast
 
@@ -65,11 +66,19 @@ def parse_commands(delivery: Delivery) -> list[Command]:
     return commands
 
 
-def _refuse(uow: UnitOfWork, command: Command) -> None:
+def _refuse(uow: UnitOfWork, command: Command, receipt_id: uuid.UUID) -> None:
     """A partner that retired (or left the file) after ingest let its message through."""
     log.info("inbound_from_retired_partner")
     ref = getattr(command.message, "melding_ref", None)
-    uow.emit(rejected(command.partner_id, command.message_id, ref, [NOT_A_PARTNER_ANY_MORE]))
+    uow.emit(
+        rejected(
+            command.partner_id,
+            command.message_id,
+            ref,
+            [NOT_A_PARTNER_ANY_MORE],
+            receipt_id=receipt_id,
+        )
+    )
 
 
 class MatcherHandler:
@@ -132,48 +141,61 @@ class MatcherHandler:
                 ],
             )
             batch = Transaction(uow, region, self._rt.pseudonyms, self._clock(), used_refs)
+            # Each command with the id for its receipt, or None when it is not new (a
+            # second copy in the same batch is not new either).
             marked = []
             for command in commands:
-                key = (command.partner_id, command.message_id)
-                is_new = key in unclaimed
-                unclaimed.discard(key)  # a second copy in the same batch is not new
-                if is_new and not region.takes_part(command.partner_id):
+                receipt_id = unclaimed.pop((command.partner_id, command.message_id), None)
+                if receipt_id is not None and not region.takes_part(command.partner_id):
                     with _context_of(command):
-                        _refuse(uow, command)
+                        _refuse(uow, command, receipt_id)
                     continue
-                marked.append((command, is_new))
+                marked.append((command, receipt_id))
             # Runs of new registrations are handled as a set (see staging.py); anything
             # else one command at a time, in order.
             for staged_run, run in itertools.groupby(
-                marked, key=lambda m: m[1] and isinstance(m[0].message, MeldingRegister)
+                marked,
+                key=lambda m: m[1] is not None and isinstance(m[0].message, MeldingRegister),
             ):
                 if staged_run:
-                    await self._register_all(batch, [c for c, _ in run], identities)
+                    await self._register_all(batch, list(run), identities)
                 else:
-                    for command, is_new in run:
+                    for command, receipt_id in run:
                         with _context_of(command):
-                            await self._apply(batch, command, is_new=is_new)
+                            await self._apply(batch, command, receipt_id)
             await batch.journal.write(conn)
             uow.messages[:] = merge_notify_messages(uow.messages)
 
     async def _register_all(
-        self, batch: Transaction, commands: Sequence[Command], identities: dict[int, bytes]
+        self,
+        batch: Transaction,
+        claimed: Sequence[tuple[Command, uuid.UUID | None]],
+        identities: dict[int, bytes],
     ) -> None:
         conn = batch.uow.conn
-        messages = [cast(MeldingRegister, c.message) for c in commands]
+        messages = [cast(MeldingRegister, c.message) for c, _ in claimed]
         stage = await RegistrationStage.prepare(
-            conn, [youth_of(m, identities[id(c)]) for c, m in zip(commands, messages, strict=True)]
+            conn,
+            [youth_of(m, identities[id(c)]) for (c, _), m in zip(claimed, messages, strict=True)],
         )
-        for command, message in zip(commands, messages, strict=True):
+        for (command, receipt_id), message in zip(claimed, messages, strict=True):
+            assert receipt_id is not None  # only new registrations are staged
             with _context_of(command):
                 await register(
-                    Context(batch, command), message, stage, stage.youths[identities[id(command)]]
+                    Context(batch, command, receipt_id),
+                    message,
+                    stage,
+                    stage.youths[identities[id(command)]],
                 )
         await stage.flush(conn, batch.now)
 
-    async def _apply(self, batch: Transaction, command: Command, *, is_new: bool) -> None:
+    async def _apply(
+        self, batch: Transaction, command: Command, receipt_id: uuid.UUID | None
+    ) -> None:
+        """Handle a new command (`receipt_id` from its inbox claim), or answer one that
+        the inbox already holds (`receipt_id` None)."""
         message = command.message
-        if not is_new:
+        if receipt_id is None:
             answers = answer_to_handled(
                 command.partner_id,
                 command.message_id,
@@ -183,4 +205,4 @@ class MatcherHandler:
             batch.uow.emit(*answers)
             log.info("inbound_already_handled", answered=bool(answers))
             return
-        await HANDLERS[message.type](Context(batch, command), message)
+        await HANDLERS[message.type](Context(batch, command, receipt_id), message)

@@ -8,23 +8,29 @@ Choices made where the contract leaves room:
 
 * Strings are never produced from numbers or booleans: ``"bsn": 111222333`` is a
   ``schema`` error, not a BSN.
-* ``melding_ref``: 1-64 characters, all printable in the sense of
-  :meth:`str.isprintable` (no control, format or line-break characters and no space
-  other than the plain ASCII space). It is used exactly as sent, without trimming.
+* ``melding_ref``: 1-64 characters, none of them a control, format, line-break or
+  whitespace character other than the plain ASCII space (see
+  :mod:`shared.contract.patterns`). It is used exactly as sent, without trimming.
 * Names, surnames, phone numbers and the deferral reason lose leading and trailing
-  whitespace and may not contain control, format, surrogate or line/paragraph
-  separator characters (they end up in e-mails and stored records). Only the
-  deferral reason, a free-text note, may contain line breaks and tabs.
+  whitespace (Unicode's White_Space) and may not contain control, format or
+  line/paragraph separator characters (they end up in e-mails and stored records).
+  Only the deferral reason, a free-text note, may contain line breaks and tabs.
 * ``reporter.phone`` may be absent, ``null`` or blank; all three mean "no phone".
 * Timestamps: ``YYYY-MM-DDTHH:MM[:SS[.fraction]]`` followed by ``Z`` or ``+HH:MM`` /
   ``-HH:MM``. Seconds may be left out and up to 9 fraction digits are accepted
   (finer than microseconds is cut off). A timestamp without offset is rejected.
 * Dates and timestamps must fall in the years 1900-2999; nothing real in this
   system lies outside, and it keeps calendar arithmetic safe from overflow.
+
+Every text, date and time field is checked with a pattern from
+:mod:`shared.contract.patterns`, which the published JSON Schema carries unchanged,
+so the schema accepts exactly the shapes the index accepts.
 """
 
 import re
 import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Annotated, Any, Final, Literal
 
@@ -34,12 +40,17 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
     Strict,
     StringConstraints,
+    WithJsonSchema,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, PydanticCustomError, core_schema
 
+from shared.contract import patterns
 from shared.dates import InformTarget
 
 # Errors raised by the validators in this module carry a type with this prefix and a
@@ -50,22 +61,6 @@ OWN_ERROR_PREFIX: Final = "vi_"
 MIN_YEAR: Final = 1900
 MAX_YEAR: Final = 2999
 
-BSN_PATTERN: Final = r"^[0-9]{9}$"
-MUNICIPALITY_PATTERN: Final = r"^[0-9]{4}$"
-# Deliberately loose: one "@", no whitespace, and nothing that has a meaning in a
-# mail header (<>()[],;:"\) so an address can never smuggle in a second recipient.
-_EMAIL_ATOM: Final = r"""[^\s@<>()\[\],;:"\\.]"""
-EMAIL_PATTERN: Final = (
-    r"""^[^\s@<>()\[\],;:"\\]{1,64}@""" + rf"(?:{_EMAIL_ATOM}+\.)+{_EMAIL_ATOM}{{2,}}$"
-)
-
-# Messages for pattern mismatches, keyed by the pattern itself.
-PATTERN_MESSAGES: Final[dict[str, str]] = {
-    BSN_PATTERN: "must be exactly 9 digits",
-    MUNICIPALITY_PATTERN: "must be exactly 4 digits",
-    EMAIL_PATTERN: "is not a plausible e-mail address",
-}
-
 
 def _own_error(kind: str, message: str) -> PydanticCustomError:
     return PydanticCustomError(OWN_ERROR_PREFIX + kind, message)
@@ -73,43 +68,69 @@ def _own_error(kind: str, message: str) -> PydanticCustomError:
 
 # --- text ---------------------------------------------------------------------------
 
-# Control, format (e.g. bidi overrides), surrogate, line and paragraph separators.
-_FORBIDDEN_CATEGORIES: Final = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
-_NOTE_ALLOWED: Final = frozenset("\n\r\t")
+
+@dataclass(frozen=True)
+class Matches:
+    """Field metadata: the value must match ``pattern`` (searched, as a JSON Schema
+    validator does), and the field's JSON Schema carries the same pattern.
+
+    ``explain`` turns a value that does not match into the message for the partner;
+    it names the kind of problem and never quotes the value.
+    """
+
+    pattern: str
+    explain: Callable[[str], str]
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        compiled = re.compile(self.pattern)
+
+        def check(value: str) -> str:
+            if compiled.search(value) is None:
+                raise _own_error("invalid", self.explain(value))
+            return value
+
+        return core_schema.no_info_after_validator_function(check, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return {**handler(schema), "pattern": self.pattern}
 
 
-# In ASCII only the control characters (category Cc) are forbidden.
-_ASCII_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
+def _saying(message: str) -> Callable[[str], str]:
+    return lambda _value: message
 
 
-def _has_forbidden_char(value: str, allowed: frozenset[str] = frozenset()) -> bool:
-    if value.isascii():  # the usual case, checked without a look-up per character
-        return any(ch not in allowed for ch in _ASCII_CONTROL.findall(value))
-    return any(
-        unicodedata.category(ch) in _FORBIDDEN_CATEGORIES and ch not in allowed for ch in value
-    )
+_FORBIDDEN_CHAR: Final = re.compile(patterns.char_class(patterns.FORBIDDEN))
+_NOTE_FORBIDDEN_CHAR: Final = re.compile(
+    patterns.char_class(patterns.FORBIDDEN, allowing=patterns.NOTE_BREAKS)
+)
 
 
-def _plain_text(value: str) -> str:
-    if _has_forbidden_char(value):
-        raise _own_error("invalid", "must not contain control or line-break characters")
-    return value
+def _text_problem(max_length: int, *, note: bool = False) -> Callable[[str], str]:
+    forbidden = _NOTE_FORBIDDEN_CHAR if note else _FORBIDDEN_CHAR
+
+    def explain(value: str) -> str:
+        text = _trim(value)
+        if not text:
+            return "must not be empty"
+        if forbidden.search(text):
+            if note:
+                return "must not contain control characters"
+            return "must not contain control or line-break characters"
+        return f"must be at most {max_length} characters"
+
+    return explain
 
 
-def _note_text(value: str) -> str:
-    if _has_forbidden_char(value, _NOTE_ALLOWED):
-        raise _own_error("invalid", "must not contain control characters")
-    return value
-
-
-def _printable_ref(value: str) -> str:
-    if not value.isprintable():
-        raise _own_error("invalid", "must contain printable characters only")
-    return value
+def _trim(value: str) -> str:
+    return value.strip(patterns.WHITESPACE_CHARS)
 
 
 def _blank_as_absent(value: object) -> object:
-    if isinstance(value, str) and not value.strip():
+    if isinstance(value, str) and not _trim(value):
         return None
     return value
 
@@ -127,33 +148,54 @@ def normalise_surname(surname: str) -> str:
 
 # --- dates and timestamps -----------------------------------------------------------
 
-_DATE_RE: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-_TIMESTAMP_RE: Final = re.compile(
+_DATE: Final = re.compile(patterns.DATE)
+_TIMESTAMP: Final = re.compile(patterns.TIMESTAMP)
+# The parts of a timestamp that the pattern has already checked.
+_TIMESTAMP_PARTS: Final = re.compile(
     r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2})"
     r"(?::([0-9]{2})(?:\.([0-9]{1,9}))?)?"
     r"(?:(?P<utc>[Zz])|(?P<sign>[+-])([0-9]{2}):([0-9]{2}))?"
 )
 _DATE_HINT: Final = "must be a date as YYYY-MM-DD"
 _TIMESTAMP_HINT: Final = "must be an ISO 8601 timestamp with offset: YYYY-MM-DDThh:mm:ss+hh:mm"
+_YEAR_HINT: Final = f"year must lie between {MIN_YEAR} and {MAX_YEAR}"
 
 
 def _check_year(year: int) -> None:
     if not MIN_YEAR <= year <= MAX_YEAR:
-        raise _own_error("invalid", f"year must lie between {MIN_YEAR} and {MAX_YEAR}")
+        raise _own_error("invalid", _YEAR_HINT)
+
+
+def _date_problem(value: str) -> str:
+    if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value):
+        return _DATE_HINT
+    if not MIN_YEAR <= int(value[:4]) <= MAX_YEAR:
+        return _YEAR_HINT
+    return "is not an existing calendar date"
 
 
 def _parse_date(value: object) -> date:
     if isinstance(value, date) and not isinstance(value, datetime):
         _check_year(value.year)
         return value
-    if not isinstance(value, str) or not _DATE_RE.fullmatch(value):
+    if not isinstance(value, str):
         raise _own_error("invalid", _DATE_HINT)
-    try:
-        parsed = date.fromisoformat(value)
-    except ValueError:
-        raise _own_error("invalid", "is not an existing calendar date") from None
-    _check_year(parsed.year)
-    return parsed
+    if _DATE.search(value) is None:
+        raise _own_error("invalid", _date_problem(value))
+    return date.fromisoformat(value)
+
+
+def _timestamp_problem(value: str) -> str:
+    match = _TIMESTAMP_PARTS.fullmatch(value)
+    if match is None:
+        return _TIMESTAMP_HINT
+    if match["utc"] is None and match["sign"] is None:
+        return "must include a UTC offset (Z or +HH:MM)"
+    if match["sign"] is not None and (int(match[10]) > 23 or int(match[11]) > 59):
+        return "has an offset outside -23:59..+23:59"
+    if not MIN_YEAR <= int(match[1]) <= MAX_YEAR:
+        return _YEAR_HINT
+    return "is not an existing date and time"
 
 
 def _parse_timestamp(value: object) -> datetime:
@@ -162,28 +204,20 @@ def _parse_timestamp(value: object) -> datetime:
             raise _own_error("invalid", "must include a UTC offset")
         _check_year(value.year)
         return value
-    match = _TIMESTAMP_RE.fullmatch(value) if isinstance(value, str) else None
-    if match is None:
+    if not isinstance(value, str):
         raise _own_error("invalid", _TIMESTAMP_HINT)
-    if match["utc"] is None and match["sign"] is None:
-        raise _own_error("invalid", "must include a UTC offset (Z or +HH:MM)")
+    match = _TIMESTAMP_PARTS.fullmatch(value) if _TIMESTAMP.search(value) else None
+    if match is None:
+        raise _own_error("invalid", _timestamp_problem(value))
     year, month, day, hour, minute = (int(match[i]) for i in range(1, 6))
     second = int(match[6] or 0)
     micro = int((match[7] or "0")[:6].ljust(6, "0"))
     offset = timedelta(0)
     if match["sign"] is not None:
-        off_hours, off_minutes = int(match[10]), int(match[11])
-        if off_hours > 23 or off_minutes > 59:
-            raise _own_error("invalid", "has an offset outside -23:59..+23:59")
-        offset = timedelta(hours=off_hours, minutes=off_minutes)
+        offset = timedelta(hours=int(match[10]), minutes=int(match[11]))
         if match["sign"] == "-":
             offset = -offset
-    try:
-        parsed = datetime(year, month, day, hour, minute, second, micro, timezone(offset))
-    except ValueError:
-        raise _own_error("invalid", "is not an existing date and time") from None
-    _check_year(parsed.year)
-    return parsed
+    return datetime(year, month, day, hour, minute, second, micro, timezone(offset))
 
 
 # --- field types (also used on their own by the front door's rules) -----------------
@@ -192,51 +226,78 @@ MeldingRef = Annotated[
     str,
     Strict(),
     StringConstraints(min_length=1, max_length=64),
-    AfterValidator(_printable_ref),
-    Field(description="The partner's own reference: 1-64 printable characters."),
+    Matches(
+        patterns.MELDING_REF,
+        _saying("must not contain control characters or whitespace other than spaces"),
+    ),
+    Field(description="The partner's own reference: 1-64 characters, used as sent."),
 ]
 Bsn = Annotated[
     str,
     Strict(),
-    StringConstraints(pattern=BSN_PATTERN),
-    Field(description="Burgerservicenummer: 9 digits that pass the 11-proef."),
+    Matches(patterns.BSN, _saying("must be exactly 9 digits")),
+    Field(description="Burgerservicenummer: 9 digits (the index also checks the 11-proef)."),
 ]
 MunicipalityCode = Annotated[
     str,
     Strict(),
-    StringConstraints(pattern=MUNICIPALITY_PATTERN),
-    Field(description="4-digit CBS municipality code, known in the region config."),
+    Matches(patterns.MUNICIPALITY, _saying("must be exactly 4 digits")),
+    Field(description="4-digit CBS municipality code (the index also checks the region)."),
 ]
-CalendarDate = Annotated[date, BeforeValidator(_parse_date)]
+CalendarDate = Annotated[
+    date,
+    BeforeValidator(_parse_date),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "date",
+            "pattern": patterns.DATE,
+            "description": "YYYY-MM-DD, an existing date in the years 1900-2999.",
+        }
+    ),
+]
 Timestamp = Annotated[
     datetime,
     BeforeValidator(_parse_timestamp),
-    Field(description="ISO 8601 with offset (Z or +HH:MM); seconds optional."),
+    # Not "format": "date-time": RFC 3339 requires the seconds, the index does not.
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": patterns.TIMESTAMP,
+            "description": (
+                "ISO 8601 with offset: YYYY-MM-DDThh:mm[:ss[.fraction]] then Z or +hh:mm;"
+                " seconds optional, years 1900-2999."
+            ),
+        }
+    ),
 ]
 PersonName = Annotated[
     str,
     Strict(),
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
-    AfterValidator(_plain_text),
+    Matches(patterns.PERSON_NAME, _text_problem(200)),
+    AfterValidator(_trim),
+    Field(description="1-200 characters after trimming; no control or line-break characters."),
 ]
 Surname = PersonName  # the same rules; a separate name for what it means
 Email = Annotated[
     str,
     Strict(),
-    StringConstraints(max_length=254, pattern=EMAIL_PATTERN),
-    AfterValidator(_plain_text),
+    StringConstraints(max_length=254),
+    Matches(patterns.EMAIL, _saying("is not a plausible e-mail address")),
 ]
 Phone = Annotated[
     str,
     Strict(),
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=32),
-    AfterValidator(_plain_text),
+    Matches(patterns.PHONE, _text_problem(32)),
+    AfterValidator(_trim),
+    Field(description="At most 32 characters after trimming; blank means no phone."),
 ]
 DeferredReason = Annotated[
     str,
     Strict(),
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=500),
-    AfterValidator(_note_text),
+    Matches(patterns.DEFERRED_REASON, _text_problem(500, note=True)),
+    AfterValidator(_trim),
+    Field(description="1-500 characters after trimming; line breaks and tabs allowed."),
 ]
 Sex = Literal["M", "F", "X"]
 WithdrawReason = Literal["risk_ended", "unjustified"]
@@ -285,6 +346,40 @@ def _present(data: dict[str, Any], key: str) -> bool:
     return data.get(key) is not None
 
 
+# The same either/or rules in JSON Schema: "present" means present and not null.
+_NOT_NULL: Final = {"not": {"type": "null"}}
+
+
+def _without_null(field_schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema of an optional field (``anyOf: [X, null]``) as X alone."""
+    (kept,) = [branch for branch in field_schema["anyOf"] if branch != {"type": "null"}]
+    return dict(kept)
+
+
+def _form(present: tuple[str, ...], absent: tuple[str, ...]) -> dict[str, Any]:
+    """Schema of a form of a message: fields ``present`` given, ``absent`` not (or null)."""
+    properties = {name: _NOT_NULL for name in present} | {n: {"type": "null"} for n in absent}
+    return {"required": list(present), "properties": properties}
+
+
+def _youth_schema(schema: dict[str, Any]) -> None:
+    """With a bsn, surname and sex are dropped unseen, whatever they hold; without
+    one, both are required and checked."""
+    properties = schema["properties"]
+    identity = {name: _without_null(properties[name]) for name in ("surname", "sex")}
+    for name in identity:
+        properties[name] = {
+            "description": "Without a bsn: required and checked. With a bsn: ignored."
+        }
+    schema["if"] = {"required": ["bsn"], "properties": {"bsn": _NOT_NULL}}
+    schema["else"] = {"required": list(identity), "properties": identity}
+
+
+def _informed_schema(schema: dict[str, Any]) -> None:
+    confirmation, deferral = ("informed", "informed_on"), ("deferred_reason",)
+    schema["oneOf"] = [_form(confirmation, deferral), _form(deferral, confirmation)]
+
+
 # --- models -------------------------------------------------------------------------
 
 
@@ -297,9 +392,7 @@ class InboundBase(BaseModel):
 class Youth(InboundBase):
     """The youth a melding is about. With a BSN, surname and sex are dropped unseen."""
 
-    model_config = ConfigDict(
-        json_schema_extra={"anyOf": [{"required": ["bsn"]}, {"required": ["surname", "sex"]}]}
-    )
+    model_config = ConfigDict(json_schema_extra=_youth_schema)
 
     bsn: Annotated[Bsn | None, _GapAware] = None
     surname: Annotated[Surname | None, _GapAware] = None
@@ -354,14 +447,7 @@ class RegieClaim(InboundBase):
 class MeldingInformed(InboundBase):
     """Either a confirmation (``informed`` + ``informed_on``) or a ``deferred_reason``."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "oneOf": [
-                {"required": ["informed", "informed_on"]},
-                {"required": ["deferred_reason"]},
-            ]
-        }
-    )
+    model_config = ConfigDict(json_schema_extra=_informed_schema)
 
     type: Literal["melding.informed"]
     melding_ref: MeldingRef

@@ -2,12 +2,18 @@
 
 The models are the single source: the published schema is never edited by hand.
 Run ``python -m shared.contract.schema_export DIR`` to (re)write them.
+
+An inbound schema accepts exactly the messages whose shape the index accepts:
+structure, types, lengths, characters, patterns and formats
+(``tests/unit/test_schema_agreement.py`` holds them to that). What a static schema
+cannot know, the index checks on its own; each inbound schema's description lists
+those checks (:data:`INDEX_ONLY_CHECKS`).
 """
 
 import json
 import sys
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, get_args
 
 from pydantic import BaseModel
 
@@ -19,13 +25,51 @@ INDEX_FILE: Final = "index.json"
 
 Direction = Literal["inbound", "outbound"]
 
+# Per inbound type: what the index checks beyond the schema, with the error code.
+# They need arithmetic, the clock, the region config or what is stored.
+_REF_RULES: Final = "melding_ref is one of your active meldingen (unknown_melding, not_active)"
+INDEX_ONLY_CHECKS: Final[dict[str, list[str]]] = {
+    "melding.register": [
+        "youth.bsn passes the 11-proef (bsn_checksum)",
+        "the youth is under 23 on the day of reported_at (too_old)",
+        "youth.birth_date is not after the day of reported_at (birth_date_future)",
+        "reported_at is at most 5 minutes ahead of the index's clock (reported_at_future)",
+        "youth.municipality is a municipality of the region (unknown_municipality)",
+        "melding_ref was never used before by you (duplicate_ref)",
+        "you have no active melding on the youth yet (already_registered)",
+    ],
+    "melding.withdraw": [_REF_RULES],
+    "regie.claim": [
+        _REF_RULES,
+        "the melding is in a match of at least two active meldingen (no_match)",
+        "nobody else has the lead (regie_taken)",
+    ],
+    "melding.informed": [_REF_RULES, "informed_on is not in the future (schema)"],
+    "person.moved": [
+        "bsn passes the 11-proef (bsn_checksum)",
+        "municipality is a municipality of the region (unknown_municipality)",
+        "the index holds something on the person (unknown_person)",
+    ],
+    "person.deceased": [
+        "bsn passes the 11-proef (bsn_checksum)",
+        "died_on is not in the future (schema)",
+        "the index holds something on the person (unknown_person)",
+    ],
+}
+
 
 def schema_for(model: type[BaseModel], direction: Direction) -> dict[str, Any]:
     # Inbound schemas describe what we accept, outbound ones what we send.
     mode: Literal["validation", "serialization"] = (
         "validation" if direction == "inbound" else "serialization"
     )
-    return {"$schema": JSON_SCHEMA_DIALECT, **model.model_json_schema(mode=mode)}
+    schema = {"$schema": JSON_SCHEMA_DIALECT, **model.model_json_schema(mode=mode)}
+    if direction == "inbound":
+        (message_type,) = get_args(model.model_fields["type"].annotation)
+        checks = "Checked by the index only: " + "; ".join(INDEX_ONLY_CHECKS[message_type]) + "."
+        own = schema.get("description")
+        schema["description"] = f"{own}\n\n{checks}" if own else checks
+    return schema
 
 
 def _write_json(path: Path, content: object) -> None:

@@ -5,6 +5,11 @@ hostile; everything wrong with a message is reported in one go, so a partner fix
 it in one round trip. The rules that need stored state (duplicate refs, unknown
 meldingen, ...) are checked later by the services.
 
+The shape of a message (fields, types, nulls, lengths, characters, dates and times)
+is judged by the contract models, and the published JSON Schemas say exactly the
+same. The rules below the models (the 11-proef, the age limit, the clock, the region's
+municipalities) are this module's own; no static schema can hold them.
+
 Locations of errors that concern the message as a whole: ``body`` (too large, not
 JSON), ``type`` (unknown type, not authorised, body type differs from the routing
 key) and ``message_id``.
@@ -28,7 +33,6 @@ from shared.contract.errors import ErrorCode, ErrorItem
 from shared.contract.inbound import (
     INBOUND_TYPES,
     OWN_ERROR_PREFIX,
-    PATTERN_MESSAGES,
     Bsn,
     CalendarDate,
     InboundMessage,
@@ -205,8 +209,6 @@ def _msg_text(details: ErrorDetails, routing_key: str) -> str:
             return f"must be at least {ctx.get('min_length')} characters"
         case "string_too_long":
             return f"must be at most {ctx.get('max_length')} characters"
-        case "string_pattern_mismatch":
-            return PATTERN_MESSAGES.get(str(ctx.get("pattern")), "has the wrong format")
         case "literal_error":
             return f"must be {ctx.get('expected')}"
         case "list_type":

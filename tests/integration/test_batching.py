@@ -5,6 +5,7 @@ it and nothing is lost, doubled or parked that should not be."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections import Counter
 from collections.abc import Sequence
 from email import message_from_bytes, policy
@@ -123,11 +124,14 @@ class _FailsOn(MatcherHandler):
         await super().__call__(delivery)
 
     async def _register_all(
-        self, batch: Transaction, commands: Sequence[Command], identities: dict[int, bytes]
+        self,
+        batch: Transaction,
+        claimed: Sequence[tuple[Command, uuid.UUID | None]],
+        identities: dict[int, bytes],
     ) -> None:
-        if any(getattr(c.message, "melding_ref", None) == self._ref for c in commands):
+        if any(getattr(c.message, "melding_ref", None) == self._ref for c, _ in claimed):
             raise RuntimeError("this melding breaks the matcher")
-        await super()._register_all(batch, commands, identities)
+        await super()._register_all(batch, claimed, identities)
 
 
 async def test_ingest_forwards_a_burst_as_one_batch_and_a_failing_batch_is_split(

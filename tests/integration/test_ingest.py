@@ -617,9 +617,12 @@ async def test_the_dedup_window_is_kept_then_purged_by_retention(
     runtime = pipeline.runtimes[0]
     sweep = Sweep(runtime.pool, runtime.outbox, test_region.region, runtime.pseudonyms)
     school = partners["school"]
-    body = {"type": "melding.withdraw", "melding_ref": "W-1"}  # no reason: rejected
-    await school.send(body, message_id="window-1")
-    assert (await school.receipt_for("window-1")).body["status"] == "rejected"
+    invalid = register_body("W-1", bsn="123456789")  # fails the 11-proef: ingest answers
+    await school.send(invalid, message_id="window-1")
+    first = await school.receipt_for("window-1")
+    assert first.body["status"] == "rejected"
+    # The receipt's id is the one its inbox row was given.
+    assert str(await db.fetchval("SELECT receipt_id FROM inbox")) == first.message_id
 
     # The window runs by the database's clock (a sweep as of another time changes
     # nothing about it), so the row is made older instead.
@@ -629,16 +632,62 @@ async def test_the_dedup_window_is_kept_then_purged_by_retention(
     await received(timedelta(days=DEDUP_WINDOW_DAYS - 1))
     await sweep.run(datetime.now(UTC))
     assert await db.fetchval("SELECT count(*) FROM inbox") == 1
-    await school.send(body, message_id="window-1")
-    assert (await school.receipt_for("window-1")).body["status"] == "duplicate"
+    await school.send(register_body("W-1", bsn=valid_bsn(61)), message_id="window-1")
+    duplicate = await school.receipt_for("window-1")
+    assert duplicate.body["status"] == "duplicate"
+    assert duplicate.message_id not in {first.message_id, None}
 
     await received(timedelta(days=DEDUP_WINDOW_DAYS, hours=1))
     report = await sweep.run(datetime.now(UTC))
     assert report.counts.get("inbox_expired") == 1
     assert await db.fetchval("SELECT count(*) FROM inbox") == 0
-    # Past the window the id is new again and the message is judged afresh.
-    await school.send(body, message_id="window-1")
-    assert (await school.receipt_for("window-1")).body["status"] == "rejected"
+    # Past the window the id is new again and the message is judged afresh (here by
+    # the matcher). It is a new answer, so a partner that drops receipt ids it has
+    # seen must not drop it: its id is new.
+    await school.send(register_body("W-1", bsn=valid_bsn(61)), message_id="window-1")
+    accepted = await school.receipt_for("window-1")
+    assert accepted.body["status"] == "accepted"
+    assert accepted.message_id not in {first.message_id, duplicate.message_id, None}
+
+    # The same again for a message the matcher answered: purged, re-sent, a new id.
+    await received(timedelta(days=DEDUP_WINDOW_DAYS, hours=1))
+    await sweep.run(datetime.now(UTC))
+    assert await db.fetchval("SELECT count(*) FROM inbox") == 0
+    await school.send(register_body("W-2", bsn=valid_bsn(62)), message_id="window-1")
+    again = await school.receipt_for("window-1")
+    assert again.body["status"] == "accepted"
+    assert again.message_id not in {first.message_id, duplicate.message_id, accepted.message_id}
+
+
+async def test_a_message_without_id_gets_a_new_receipt_id_when_the_answer_changes(
+    system: System, partners: dict[str, PartnerClient]
+) -> None:
+    """No message_id to remember it by: the same message answered the same way repeats
+    its receipt (and id), which the partner drops as a copy; a different answer to the
+    same message gets an id of its own, or the partner would drop a real answer."""
+    clock = [datetime.now(UTC)]
+
+    async def setup(runtime: Runtime) -> None:
+        runtime.consume(INGEST_QUEUE, IngestHandler(runtime, clock=lambda: clock[0]))
+
+    await system.start("ingest", setup=setup)
+    school = partners["school"]
+    ahead = (clock[0] + timedelta(minutes=20)).isoformat()
+    body = register_body("N-1", bsn=valid_bsn(63), reported_at=ahead)
+    await school.send(body, message_id="")
+    first = await school.receipt_for(None)
+    assert codes(first) == {
+        ("message_id", "missing_message_id"),
+        ("reported_at", "reported_at_future"),
+    }
+    await school.send(body, message_id="")
+    assert (await school.receipt_for(None)).message_id == first.message_id
+
+    clock[0] += timedelta(minutes=30)  # reported_at no longer lies ahead
+    await school.send(body, message_id="")
+    later = await school.receipt_for(None)
+    assert codes(later) == {("message_id", "missing_message_id")}
+    assert later.message_id not in {first.message_id, None}
 
 
 # --- 5. replicas ------------------------------------------------------------------------

@@ -20,8 +20,10 @@ from hypothesis import strategies as st
 
 from shared.amqp.consumer import ERROR_HEADER, USER_ID_HEADER
 from shared.amqp.topology import INGEST_QUEUE, REJECTED_QUEUE, WORK_QUEUES, parked_queue
+from shared.contract.errors import ErrorItem
 from shared.contract.inbound import INBOUND_TYPES
 from shared.contract.outbound import Receipt, load_outbound
+from shared.contract.validation import check_message_id
 from shared.partner_client import PartnerClient
 from tests.conftest import System
 from tests.integration.test_ingest import collect_answers
@@ -335,17 +337,18 @@ async def test_hostile_messages_each_get_one_answer_and_ingest_keeps_going(
         await asyncio.gather(*(_publish(m, partners, pipeline) for m in chunk))
 
     # Partners: one receipt per message. Without a usable id the receipt has
-    # in_reply_to null and an id derived from routing key + body, so identical
-    # messages share one (a partner drops the copy).
+    # in_reply_to null and an id derived from routing key + body + the answer, so
+    # identical messages answered alike share one (a partner drops the copy); what
+    # is wrong with the id is part of the answer.
     expected: dict[str, list[str | None]] = defaultdict(list)
-    anonymous: dict[str, set[tuple[str, bytes]]] = defaultdict(set)
+    anonymous: dict[str, set[tuple[str, bytes, ErrorItem | None]]] = defaultdict(set)
     for m in messages:
         if m.sender == SERVICE:
             continue
         if m.id_is_usable:
             expected[m.sender].append(m.message_id)
         else:
-            anonymous[m.sender].add((m.routing_key, m.body))
+            anonymous[m.sender].add((m.routing_key, m.body, check_message_id(m.message_id)))
     for pid, distinct in anonymous.items():
         expected[pid] += [None] * len(distinct)
 

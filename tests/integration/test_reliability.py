@@ -44,6 +44,30 @@ async def test_redelivery_after_commit_has_one_effect_and_one_receipt(
     assert await db.fetchval("SELECT count(*) FROM inbox") == 1
 
 
+async def test_a_receipt_published_twice_keeps_its_id(
+    pipeline: System, partners: dict[str, PartnerClient], db: asyncpg.Connection[Any]
+) -> None:
+    """A process that dies between publishing its outbox rows and deleting them leaves
+    them to the relay, which publishes them again: the copy has the receipt's id."""
+    await db.execute(
+        """CREATE FUNCTION keep_row() RETURNS trigger LANGUAGE plpgsql
+               AS $$ BEGIN RETURN NULL; END $$;
+           CREATE TRIGGER keep_published BEFORE DELETE ON outbox
+               FOR EACH ROW EXECUTE FUNCTION keep_row();"""
+    )
+    school = partners["school"]
+    mid = await school.send(register_body("R-9", bsn=valid_bsn(49)))
+    first = await school.receipt_for(mid)
+    assert first.body["status"] == "accepted"
+    assert str(await db.fetchval("SELECT receipt_id FROM inbox")) == first.message_id
+
+    relay = Outbox(pipeline.runtimes[0].pool, pipeline.runtimes[0].publisher)
+    assert await relay.relay_once(grace_seconds=0) >= 1
+    copy = await school.receipt_for(mid)
+    assert copy.message_id == first.message_id
+    assert copy.body == first.body
+
+
 async def test_a_reused_message_id_gets_duplicate_and_changes_nothing(
     pipeline: System, partners: dict[str, PartnerClient], db: asyncpg.Connection[Any]
 ) -> None:

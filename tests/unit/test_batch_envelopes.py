@@ -35,12 +35,12 @@ def event(n: int) -> NotifyEvent:
 
 
 def test_one_event_stays_as_it_was() -> None:
-    messages = [accepted("school", "m-1", "S-1"), notify_message(event(1))]
+    messages = [accepted("school", "m-1", "S-1", receipt_id=uuid.uuid4()), notify_message(event(1))]
     assert merge_notify_messages(messages) == messages
 
 
 def test_events_become_one_batch_in_the_place_of_the_first() -> None:
-    receipts = [accepted("school", f"m-{n}", f"S-{n}") for n in range(3)]
+    receipts = [accepted("school", f"m-{n}", f"S-{n}", receipt_id=uuid.uuid4()) for n in range(3)]
     events = [event(n) for n in range(3)]
     messages: list[OutboundMessage] = [
         receipts[0],

@@ -20,7 +20,6 @@ from shared.index.notices import match_event, notify_message, participant
 from shared.index.repository import NewYouth
 from shared.index.subject import identity
 from shared.pseudonym import Pseudonymizer
-from shared.receipts import rejected
 
 
 def identity_of(youth: Youth, pseudonyms: Pseudonymizer) -> bytes:
@@ -69,7 +68,7 @@ async def register(
             )
         )
     if errors or isinstance(decision, AlreadyRegistered):
-        ctx.uow.emit(rejected(ctx.partner_id, ctx.command.message_id, msg.melding_ref, errors))
+        ctx.reject_all(msg.melding_ref, errors)
         stage.forget_if_empty(staged)
         return
     stage.note_facts(staged, birth_date=msg.youth.birth_date, municipality=msg.youth.municipality)
