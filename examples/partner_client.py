@@ -5,6 +5,11 @@ the index's own code.
 
     python partner_client.py --url amqp://LOGIN:PASSWORD@localhost:5672/ --partner regenboog
 
+or, logging in by client certificate over TLS (the login is the certificate's CN):
+
+    python partner_client.py --url "amqps://regenboog@mq.example:5671/?auth=external" \
+        --ca broker-ca.pem --cert regenboog.pem --key regenboog.key --partner regenboog
+
 What every partner system must do, and this one shows:
 
 * log in with the partner's own broker login, and set ``user_id`` to that login;
@@ -25,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import ssl
 import sys
 import uuid
 from datetime import UTC, datetime
@@ -45,6 +51,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--url", required=True, help="AMQP URL with the partner's own login")
     parser.add_argument("--partner", required=True, help="partner id (mailbox partner.<id>)")
     parser.add_argument("--user", help="broker login sent as user_id (default: the URL's)")
+    parser.add_argument("--ca", help="amqps: CA file that signed the broker's certificate")
+    parser.add_argument("--cert", help="amqps: the partner's client certificate (PEM)")
+    parser.add_argument("--key", help="amqps: the key of that certificate (PEM)")
     parser.add_argument("--ref", help="melding_ref (default: a new one)")
     parser.add_argument("--bsn", default="111222333", help="the youth's BSN (a made-up one)")
     parser.add_argument("--birth-date", default="2014-05-01", help="YYYY-MM-DD")
@@ -101,9 +110,21 @@ def show(label: str, body: dict[str, Any]) -> None:
     print(json.dumps(body, indent=2, ensure_ascii=False))
 
 
+def tls_context(args: argparse.Namespace) -> ssl.SSLContext | None:
+    """For amqps://: check the broker's certificate and host name, TLS 1.2 or newer, and
+    present the partner's certificate when one is given (log in with ?auth=external)."""
+    if urlsplit(args.url).scheme != "amqps":
+        return None
+    context = ssl.create_default_context(cafile=args.ca)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if args.cert:
+        context.load_cert_chain(args.cert, args.key)
+    return context
+
+
 async def run(args: argparse.Namespace) -> int:
     user = args.user or unquote(urlsplit(args.url).username or "")
-    connection = await aio_pika.connect_robust(args.url)
+    connection = await aio_pika.connect_robust(args.url, ssl_context=tls_context(args))
     async with connection:
         channel = await connection.channel(publisher_confirms=True)
         # A passive declare (ensure=True): a partner may declare nothing, and only a

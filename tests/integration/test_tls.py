@@ -28,6 +28,7 @@ from shared.partner_client import PartnerClient
 from shared.region.model import parse_region
 from shared.settings import Settings
 from tests.conftest import System, _admin_url, _db_url
+from tests.integration.test_partner_example import run_example
 from tests.support import (
     RegionUnderTest,
     eventually,
@@ -284,3 +285,38 @@ async def test_the_services_check_the_brokers_certificate_and_host_name(
     untrusting = replace(settings, amqp_ca_file=other_ca)
     with pytest.raises(aiormq.exceptions.AMQPConnectionError, match="CERTIFICATE_VERIFY_FAILED"):
         await connect(settings.amqp_url, "test-tls", ssl_context=broker_tls(untrusting))
+
+
+async def test_the_example_partner_client_logs_in_by_certificate(
+    tls_region: RegionUnderTest, tls_node: TlsBrokerNode, pki: Pki, tmp_path: Path
+) -> None:
+    """examples/partner_client.py, run on its own, registers over AMQPS with the
+    partner's certificate (EXTERNAL) and gets its receipt."""
+    system = System(tls_region)
+    try:
+        for name in ("ingest", "matcher"):
+            await system.start(name)
+        user = tls_region.region.partners_by_id["jgz"].broker_user
+        code, out, err = await run_example(
+            tmp_path,
+            "--url",
+            tls_node.amqps_url(user, tls_region.vhost),
+            "--ca",
+            str(pki.ca),
+            "--cert",
+            str(pki.directory / "jgz.pem"),
+            "--key",
+            str(pki.directory / "jgz.key"),
+            "--partner",
+            "jgz",
+            "--ref",
+            "TLS-EX-1",
+            "--bsn",
+            valid_bsn(2077),
+            "--wait",
+            "0.5",
+        )
+        assert code == 0, out + err
+        assert "receipt: accepted" in out
+    finally:
+        await system.close()
