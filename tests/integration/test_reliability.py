@@ -62,7 +62,12 @@ async def test_a_receipt_published_twice_keeps_its_id(
     assert str(await db.fetchval("SELECT receipt_id FROM inbox")) == first.message_id
 
     relay = Outbox(pipeline.runtimes[0].pool, pipeline.runtimes[0].publisher)
-    assert await relay.relay_once(grace_seconds=0) >= 1
+
+    async def republished() -> bool:
+        # A writer or a service's relay may hold the kept row for a moment (SKIP LOCKED).
+        return await relay.relay_once(grace_seconds=0) >= 1
+
+    await eventually(republished)
     copy = await school.receipt_for(mid)
     assert copy.message_id == first.message_id
     assert copy.body == first.body
