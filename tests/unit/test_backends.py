@@ -89,7 +89,13 @@ def test_library_reports_of_each_failed_attempt_are_dropped(
     quiet_retry_reports()
     quiet_retry_reports()  # idempotent
     records: list[Any] = []
-    with caplog.at_level(logging.INFO):
+    # The libraries' loggers are set explicitly: a CLI command run in this process
+    # before may have quietened them (cli.common).
+    with (
+        caplog.at_level(logging.INFO),
+        caplog.at_level(logging.INFO, logger="aiormq"),
+        caplog.at_level(logging.INFO, logger="asyncpg"),
+    ):
         logging.getLogger("aiormq.connection").error("error when creating transport: %r", "x")
         logging.getLogger("asyncpg.pool").warning(
             "Failed to restore the pool connection floor; retrying"

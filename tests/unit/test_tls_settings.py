@@ -108,7 +108,7 @@ def test_a_partner_logs_in_by_password_unless_the_region_says_certificate() -> N
     config = parse_region(document)
     assert [p.login for p in config.partner[:2]] == [Login.CERTIFICATE, Login.PASSWORD]
     document["partner"][0]["login"] = "smartcard"
-    with pytest.raises(RegionConfigError, match=r"partner\.0\.login"):
+    with pytest.raises(RegionConfigError, match=r'partner\[1\] \(id "school"\)\.login'):
         parse_region(document)
 
 
