@@ -7,12 +7,12 @@ import secrets
 import click
 
 from cli.common import run, settings
+from cli.region import read_applied
 from shared.amqp.connection import vhost_of
 from shared.amqp.management import Management, ManagementError, set_up_partner_login
 from shared.db import migrate
-from shared.db.pool import connect as connect_db
 from shared.region.model import Login, Partner
-from shared.region.store import RegionNotApplied, applied_region
+from shared.region.store import RegionNotApplied
 
 PASSWORD_BYTES = 24  # 32 characters of URL-safe base64
 
@@ -23,17 +23,7 @@ def partner() -> None:
 
 
 async def _partner(partner_id: str) -> Partner:
-    conn = await connect_db(settings().database_url)
-    try:
-        await migrate.ensure_current(conn)
-        applied = await applied_region(conn)
-    finally:
-        await conn.close()
-    if applied is None:
-        raise RegionNotApplied(
-            "no region config is applied yet: run `verwijsindex region apply FILE`"
-        )
-    config = applied.config
+    config = (await read_applied()).config
     found = config.partners_by_id.get(partner_id)
     if found is None:
         raise click.ClickException(

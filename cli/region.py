@@ -124,7 +124,8 @@ def apply(file: Path) -> None:
         )
 
 
-async def _applied() -> AppliedRegion:
+async def read_applied() -> AppliedRegion:
+    """The applied region config, or an error that says to apply one."""
     conn = await connect_db(settings().database_url)
     try:
         await migrate.ensure_current(conn)
@@ -173,7 +174,7 @@ def _render(applied: AppliedRegion) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def show(as_json: bool) -> None:
     """The region config the services run on: what was last applied, with its revision."""
-    applied = run(_applied())
+    applied = run(read_applied())
     if as_json:
         emit_json(
             {
