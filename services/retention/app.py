@@ -22,30 +22,35 @@ async def setup(runtime: Runtime) -> None:
     async def sweep_once() -> None:
         try:
             region = await runtime.region.get()
-            await Sweep(runtime.pool, runtime.outbox, region, runtime.pseudonyms).run(utcnow())
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # retried at the next tick
+            log.error("sweep_failed", error=describe_error(exc, 300))
+            return
+        sweep = Sweep(runtime.pool, runtime.outbox, region, runtime.pseudonyms)
+        try:
+            await sweep.run(utcnow())
             metrics.RETENTION_LAST_SWEEP.labels(runtime.service).set(time.time())
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a failed sweep is retried at the next tick
             log.error("sweep_failed", error=describe_error(exc, 300))
+        await count_overdue_escalations(runtime, sweep)
 
     async def sweep_forever() -> None:
         while True:
             # A backend that is away is reported once, not by a failed sweep per tick.
             if runtime.backends.all_available:
                 await sweep_once()
-                await count_overdue_escalations(runtime)
             await asyncio.sleep(interval)
 
     runtime.background(sweep_forever)
 
 
-async def count_overdue_escalations(runtime: Runtime) -> None:
+async def count_overdue_escalations(runtime: Runtime, sweep: Sweep) -> None:
     """After every sweep, whether or not it got through: an escalation that keeps
     failing shows as overdue matches, not only as a late sweep."""
     try:
-        region = await runtime.region.get()
-        sweep = Sweep(runtime.pool, runtime.outbox, region, runtime.pseudonyms)
         overdue = await sweep.still_due(ESCALATION_RULE, utcnow())
     except asyncio.CancelledError:
         raise

@@ -280,11 +280,12 @@ async def test_the_retention_service_counts_matches_past_the_lead_deadline(
         return REGISTRY.get_sample_value("vi_lead_escalations_overdue", {"service": "matcher"})
 
     # What VILeadEscalationOverdue reads: one before the sweep, none after it.
-    await count_overdue_escalations(matcher)
-    assert overdue() == 1
     region = await matcher.region.get()
-    await Sweep(matcher.pool, matcher.outbox, region, matcher.pseudonyms).run(utcnow())
-    await count_overdue_escalations(matcher)
+    sweep = Sweep(matcher.pool, matcher.outbox, region, matcher.pseudonyms)
+    await count_overdue_escalations(matcher, sweep)
+    assert overdue() == 1
+    await sweep.run(utcnow())
+    await count_overdue_escalations(matcher, sweep)
     assert overdue() == 0
 
 
