@@ -673,6 +673,21 @@ class TestNetworkPolicies:
                             _selects(peer["podSelector"], labels) for labels in pods.values()
                         )
 
+    def test_only_amqps_is_exposed_outside_the_cluster(self, objects: list[Manifest]) -> None:
+        pods = _pods(objects)
+        services = _by_kind(objects, "Service")
+        assert services
+        for name, service in services.items():
+            selected = [
+                p
+                for p, labels in pods.items()
+                if _selects({"matchLabels": service["spec"]["selector"]}, labels)
+            ]
+            assert selected, name
+            if service["spec"].get("type") in {"LoadBalancer", "NodePort"}:
+                assert selected == [_one(objects, "RabbitmqCluster")["metadata"]["name"]]
+                assert [p["port"] for p in service["spec"]["ports"]] == [5671], name
+
     def test_only_our_pods_reach_the_database(self, objects: list[Manifest]) -> None:
         db = _one(objects, "Cluster")["metadata"]["name"]
         ours = set(SERVICES) | {_one(objects, "Job")["metadata"]["name"]}
