@@ -20,6 +20,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from shared import settings as settings_module
 from shared.amqp import topology
 from shared.region.model import load_region_file
 from shared.settings import Settings
@@ -364,7 +365,7 @@ class TestDeployments:
 
 class TestEnvironment:
     def test_only_variables_the_settings_read(self, objects: list[Manifest]) -> None:
-        read = set(re.findall(r'"(VI_[A-Z_]+)"', inspect.getsource(Settings.from_env)))
+        read = set(re.findall(r'"(VI_[A-Z_]+)"', inspect.getsource(settings_module)))
         for obj in objects:
             for container in _containers(obj):
                 names = set(_env(objects, container))
