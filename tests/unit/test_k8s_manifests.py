@@ -494,7 +494,10 @@ class TestReferences:
         login is the owner the URL names."""
         docs = {d["metadata"]["name"]: d for d in load_documents(SECRETS_TEMPLATE)}
         user = _one(objects, "User")
-        admin = docs[user["spec"]["importCredentialsSecret"]["name"]]["stringData"]
+        imported = docs[user["spec"]["importCredentialsSecret"]["name"]]
+        # The Messaging Topology Operator reads only Secrets with its label.
+        assert imported["metadata"]["labels"] == {"rabbitmq.com/topology-operator": "true"}
+        admin = imported["stringData"]
         assert admin["username"] == user["metadata"]["name"]
         management = urlsplit(docs["verwijsindex-secrets"]["stringData"]["management-url"])
         assert management.username == admin["username"]
