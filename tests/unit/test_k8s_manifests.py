@@ -705,6 +705,7 @@ class TestNetworkPolicies:
         ours = set(SERVICES) | {_one(objects, "Job")["metadata"]["name"]}
         assert _sources(objects, mq, 15672) == ours | {"ns:keda", "ns:rabbitmq-system"}
         assert _sources(objects, mq, 5672) == ours
+        assert _sources(objects, mq, 15671) == {"ns:rabbitmq-system"}
 
     def test_partners_reach_amqps(self, objects: list[Manifest]) -> None:
         mq = _one(objects, "RabbitmqCluster")["metadata"]["name"]
