@@ -90,7 +90,7 @@ async def apply_region(test_region: RegionUnderTest, document: dict[str, Any]) -
                 retry_delays_ms=test_region.settings.retry_delays_ms,
                 delivery_limit=test_region.settings.delivery_limit,
             )
-            await declare_partner_queues(channel, [p.id for p in config.partner])
+            await declare_partner_queues(channel, config.mailboxes)
     finally:
         await connection.close()
     conn = await connect_db(test_region.settings.database_url)
@@ -203,7 +203,9 @@ async def pipeline(system: System) -> System:
 async def partners(test_region: RegionUnderTest) -> AsyncIterator[dict[str, PartnerClient]]:
     clients = {}
     for partner in test_region.region.partner:
-        client = PartnerClient(test_region.partner_url(partner.id), partner.id, partner.broker_user)
+        client = PartnerClient(
+            test_region.partner_url(partner.id), partner.id, partner.own_broker_user
+        )
         await client.start()
         clients[partner.id] = client
     try:

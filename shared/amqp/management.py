@@ -8,6 +8,7 @@ import asyncio
 import base64
 import json
 import ssl
+from collections.abc import Iterable
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from urllib.parse import quote, urlsplit
 from urllib.request import Request, urlopen
 
 from shared.amqp.tls import client_context
+from shared.region.model import RegionConfig
 from shared.settings import Settings
 
 
@@ -158,8 +160,38 @@ async def set_up_partner_login(
     await api.set_permissions(vhost, broker_user, **partner_permissions(partner_id))
 
 
+def _escaped(partner_id: str) -> str:
+    return partner_id.replace(".", r"\.").replace("-", r"\-")
+
+
 def partner_permissions(partner_id: str) -> dict[str, str]:
     """What a partner's broker login may do: publish to vi.inbound, read its own
     mailbox, declare nothing."""
-    escaped = partner_id.replace(".", r"\.").replace("-", r"\-")
-    return {"configure": "^$", "write": r"^vi\.inbound$", "read": rf"^partner\.{escaped}$"}
+    return {
+        "configure": "^$",
+        "write": r"^vi\.inbound$",
+        "read": rf"^partner\.{_escaped(partner_id)}$",
+    }
+
+
+def portal_permissions(mailboxes: Iterable[str]) -> dict[str, str]:
+    """What the portal's broker login may do: publish to vi.inbound, read the mailboxes
+    it serves (its own partner.portal and those of the partners on channel "portal"),
+    declare nothing."""
+    names = "|".join(sorted(_escaped(m) for m in mailboxes))
+    return {"configure": "^$", "write": r"^vi\.inbound$", "read": rf"^partner\.({names})$"}
+
+
+async def set_up_portal_login(
+    api: Management, vhost: str, config: RegionConfig, *, password: str | None
+) -> None:
+    """Create or update the portal's broker user ([portal] broker_user) with the
+    portal's permissions; `password` None only refreshes the permissions of an
+    existing user (after the partners on channel "portal" changed)."""
+    assert config.portal is not None, "the region file has no [portal] section"
+    user = config.portal.broker_user
+    if password is not None:
+        await api.put_user(user, password)
+    elif not await api.user_exists(user):
+        return
+    await api.set_permissions(vhost, user, **portal_permissions(config.portal_mailboxes))
