@@ -43,6 +43,7 @@ class User:
 
 
 _USER_COLUMNS = "id, partner_id, email, name, phone, role, status"
+_SESSION_USER_COLUMNS = ", ".join("u." + c for c in _USER_COLUMNS.split(", "))
 
 
 def _user(row: Any) -> User:
@@ -74,7 +75,7 @@ async def invite(
     token = credentials.new_token()
     expires = now + timedelta(days=valid_days)
     existing = await conn.fetchrow(
-        f"SELECT {_USER_COLUMNS} FROM portal_user WHERE lower(email) = lower($1) FOR UPDATE",
+        f"SELECT {_USER_COLUMNS} FROM portal_user WHERE lower(email) = lower($1) FOR UPDATE",  # noqa: S608 - constant SQL parts
         email,
     )
     if existing is not None:
@@ -84,7 +85,7 @@ async def invite(
             f"""UPDATE portal_user SET activation_hash = $2, activation_expires = $3,
                        role = $4, name = coalesce(nullif($5, ''), name),
                        phone = coalesce(nullif($6, ''), phone)
-                WHERE id = $1 RETURNING {_USER_COLUMNS}""",
+                WHERE id = $1 RETURNING {_USER_COLUMNS}""",  # noqa: S608 - constant SQL parts
             existing["id"],
             credentials.token_hash(token),
             expires,
@@ -96,7 +97,7 @@ async def invite(
         row = await conn.fetchrow(
             f"""INSERT INTO portal_user (id, partner_id, email, name, phone, role,
                        activation_hash, activation_expires, invited_by)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {_USER_COLUMNS}""",
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {_USER_COLUMNS}""",  # noqa: S608 - constant SQL parts
             uuid.uuid4(),
             partner_id,
             email.strip(),
@@ -114,7 +115,7 @@ async def invited_user(conn: Conn, token: str, now: datetime) -> User | None:
     """The account an activation token opens, while it is unused and valid."""
     row = await conn.fetchrow(
         f"""SELECT {_USER_COLUMNS} FROM portal_user
-            WHERE activation_hash = $1 AND status = 'invited' AND activation_expires > $2""",
+            WHERE activation_hash = $1 AND status = 'invited' AND activation_expires > $2""",  # noqa: S608 - constant SQL parts
         credentials.token_hash(token),
         now,
     )
@@ -174,7 +175,7 @@ async def check_login(
     row = await conn.fetchrow(
         f"""SELECT {_USER_COLUMNS}, password_hash, totp_secret, totp_last_step,
                    failed_logins, locked_until
-            FROM portal_user WHERE lower(email) = lower($1) FOR UPDATE""",
+            FROM portal_user WHERE lower(email) = lower($1) FOR UPDATE""",  # noqa: S608 - constant SQL parts
         email.strip(),
     )
     if row is None or row["status"] != "active":
@@ -227,9 +228,9 @@ async def current_session(
     """The session a cookie token stands for, kept alive by this request; None when
     unknown, lapsed after inactivity (then ended), or its account disabled."""
     row = await conn.fetchrow(
-        f"""SELECT s.csrf_token, s.last_seen, {", ".join("u." + c for c in _USER_COLUMNS.split(", "))}
+        f"""SELECT s.csrf_token, s.last_seen, {_SESSION_USER_COLUMNS}
             FROM portal_session s JOIN portal_user u ON u.id = s.user_id
-            WHERE s.token_hash = $1""",
+            WHERE s.token_hash = $1""",  # noqa: S608 - constant SQL parts
         credentials.token_hash(token),
     )
     if row is None:
@@ -261,7 +262,7 @@ async def forget_lapsed_sessions(conn: Conn, policy: LoginPolicy, now: datetime)
 
 async def users_of(conn: Conn, partner_id: str) -> list[User]:
     rows = await conn.fetch(
-        f"SELECT {_USER_COLUMNS} FROM portal_user WHERE partner_id = $1 ORDER BY lower(email)",
+        f"SELECT {_USER_COLUMNS} FROM portal_user WHERE partner_id = $1 ORDER BY lower(email)",  # noqa: S608 - constant SQL parts
         partner_id,
     )
     return [_user(r) for r in rows]
