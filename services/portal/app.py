@@ -1,0 +1,110 @@
+"""Wiring of the portal service: the web app (uvicorn, on VI_PORTAL_PORT), the
+portal's own broker connection for its mailboxes and requests, and the relay."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
+from urllib.parse import urlsplit
+
+import uvicorn
+
+from services.portal import accounts
+from services.portal.bus import PortalBus
+from services.portal.gateway import Gateway
+from services.portal.policy import LoginPolicy
+from services.portal.settings import PortalSettings
+from services.portal.web.app import create_app
+from services.portal.web.context import Portal
+from shared.clock import utcnow
+from shared.logs import describe_error, get_logger
+from shared.service import Runtime
+
+log = get_logger(__name__)
+
+SESSION_SWEEP_SECONDS = 60.0
+
+
+class _Server(uvicorn.Server):
+    """uvicorn inside the service's own event loop: the service handles SIGTERM."""
+
+    @contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def policy_of(settings: PortalSettings) -> LoginPolicy:
+    return LoginPolicy(
+        max_failures=settings.max_failed_logins,
+        lock_minutes=settings.lock_minutes,
+        idle_minutes=settings.idle_minutes,
+    )
+
+
+def portal_for(runtime: Runtime, settings: PortalSettings) -> Portal:
+    broker_user = urlsplit(settings.amqp_url).username or "portal"
+    return Portal(
+        settings=settings,
+        pool=runtime.pool,
+        gateway=Gateway(runtime.pool, broker_user),
+        region=runtime.region,
+        policy=policy_of(settings),
+    )
+
+
+async def setup(runtime: Runtime, settings: PortalSettings | None = None) -> None:
+    settings = settings or PortalSettings.from_env()
+    portal = portal_for(runtime, settings)
+    bus = PortalBus(
+        settings, runtime.settings.amqp_ca_file, runtime.pool, runtime.region, portal.gateway
+    )
+    runtime.background(bus.run)
+    runtime.background(portal.gateway.relay_forever)
+
+    async def forget_sessions() -> None:
+        while True:
+            try:
+                async with runtime.pool.acquire() as conn:
+                    await accounts.forget_lapsed_sessions(conn, portal.policy, utcnow())
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("portal_session_sweep_failed", error=describe_error(exc, 300))
+            await asyncio.sleep(SESSION_SWEEP_SECONDS)
+
+    runtime.background(forget_sessions)
+    server = _Server(
+        uvicorn.Config(
+            create_app(portal),
+            host=settings.host,
+            port=settings.port,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            proxy_headers=True,
+            timeout_graceful_shutdown=5,
+        )
+    )
+
+    async def serve() -> None:
+        try:
+            await server.serve()
+        except asyncio.CancelledError:
+            server.should_exit = True
+            await server.shutdown()
+            raise
+
+    runtime.background(serve)
+    runtime.background(_close_on_cancel(bus))
+    log.info("portal_listening", host=settings.host, port=settings.port, url=settings.base_url)
+
+
+def _close_on_cancel(bus: PortalBus):  # type: ignore[no-untyped-def]
+    async def wait() -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await bus.close()
+
+    return wait
