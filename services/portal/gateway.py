@@ -19,13 +19,11 @@ import asyncpg
 
 from shared.amqp.publisher import Outgoing, Publisher
 from shared.amqp.topology import INBOUND_EXCHANGE
+from shared.contract.portal import ACTOR_HEADER, ON_BEHALF_OF_HEADER
 from shared.db.pool import Conn
 from shared.logs import describe_error, get_logger
 
 log = get_logger(__name__)
-
-ON_BEHALF_OF = "x-vi-on-behalf-of"
-ACTOR = "x-vi-actor"
 
 
 @dataclass(frozen=True)
@@ -77,7 +75,7 @@ class Gateway:
             body,
             message_id=str(message_id),
             user_id=self.broker_user,
-            headers={ON_BEHALF_OF: partner_id, ACTOR: actor},
+            headers={ON_BEHALF_OF_HEADER: partner_id, ACTOR_HEADER: actor},
         )
 
     async def publish(self, request: Request) -> bool:
