@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import timedelta
 from typing import Any
 
 import aio_pika
@@ -14,6 +15,7 @@ import pyotp
 
 from services.portal.accounts import Role
 from shared.amqp.topology import INGEST_QUEUE, OUTBOUND_EXCHANGE
+from shared.clock import utcnow
 from shared.contract.portal import ACTOR_HEADER, ON_BEHALF_OF_HEADER
 from shared.partner_client import PartnerClient
 from tests.conftest import System
@@ -331,7 +333,7 @@ async def test_a_session_lapses_after_inactivity(
     await browser.log_in(await make_account(portal_region, PORTAL_SCHOOL))
     assert (await browser.get("/meldingen")).status_code == 200
     real_clock = browser.portal.clock
-    browser.portal.clock = lambda: real_clock() + __import__("datetime").timedelta(minutes=16)
+    browser.portal.clock = lambda: real_clock() + timedelta(minutes=16)
     assert (await browser.get("/meldingen")).headers["location"] == "/inloggen"
 
 
@@ -439,7 +441,7 @@ async def test_an_org_admin_invites_a_colleague_who_activates_and_is_later_disab
         {
             "email": "nieuw@linde.example",
             "password": "een lang wachtwoord 1",
-            "code": pyotp.TOTP(secret).at(__import__("time").time() + 30),
+            "code": pyotp.TOTP(secret).at(utcnow() + timedelta(seconds=30)),
         },
     )
     assert logged_in.status_code == 303
