@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run the whole system locally with the demo region: all four services against the
+# Run the whole system locally with the demo region: all four services and the web portal against the
 # local RabbitMQ and PostgreSQL, then a short walk through what partners see.
 # Ctrl-C stops everything. Logs: var/log/<service>.log; e-mails: var/mail/*.eml.
 set -euo pipefail
