@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import uvicorn
 from starlette.applications import Starlette
 
-from services.portal import accounts
+from services.portal import accounts, metrics
 from services.portal.bus import PortalBus
 from services.portal.gateway import Gateway
 from services.portal.policy import LoginPolicy
@@ -67,6 +67,8 @@ async def start(runtime: Runtime, settings: PortalSettings, *, serve: bool = Tru
     bus = PortalBus(
         settings, runtime.settings.amqp_ca_file, runtime.pool, runtime.region, portal.gateway
     )
+    runtime.checks["portal_broker"] = lambda: bus.connected
+    metrics.watch()
     runtime.background(bus.run)
     runtime.background(portal.gateway.relay_forever)
 

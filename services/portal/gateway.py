@@ -17,6 +17,7 @@ from typing import Any
 
 import asyncpg
 
+from services.portal import metrics
 from shared.amqp.publisher import Outgoing, Publisher
 from shared.amqp.topology import INBOUND_EXCHANGE
 from shared.contract.portal import ACTOR_HEADER, ON_BEHALF_OF_HEADER
@@ -46,6 +47,7 @@ def new_request(partner_id: str, actor: uuid.UUID, body: dict[str, Any]) -> Requ
 
 async def record(conn: Conn, request: Request) -> None:
     """Write the request in the caller's transaction; publish it after commit."""
+    metrics.REQUESTS.labels(request.routing_key).inc()
     await conn.execute(
         """INSERT INTO portal_message (message_id, partner_id, actor, routing_key,
                   melding_ref, body)
@@ -144,6 +146,11 @@ class Gateway:
             try:
                 while await self.relay_once() > 0:
                     pass
+                metrics.UNPUBLISHED.set(
+                    await self._pool.fetchval(
+                        "SELECT count(*) FROM portal_message WHERE published_at IS NULL"
+                    )
+                )
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

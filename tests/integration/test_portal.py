@@ -29,7 +29,7 @@ from tests.integration.portal_support import (
 )
 from tests.integration.test_matching import Mailbox
 from tests.integration.test_portal_channel import PORTAL_SCHOOL, portal_region
-from tests.support import RegionUnderTest, drain, eventually, valid_bsn
+from tests.support import RegionUnderTest, drain, eventually, queue_depth, valid_bsn
 
 __all__ = ["browsers", "portal_region"]  # fixtures used below
 
@@ -458,3 +458,52 @@ async def test_an_org_admin_invites_a_colleague_who_activates_and_is_later_disab
     disabled = await admin.post_form("/beheer", f"/beheer/gebruikers/{user_id[1]}/blokkeren", {})
     assert disabled.status_code == 200 and "geblokkeerd" in disabled.text
     assert (await newcomer.get("/meldingen")).headers["location"] == "/inloggen"
+
+
+async def test_a_message_the_read_model_cannot_apply_is_kept_and_the_mailbox_goes_on(
+    portal_region: RegionUnderTest,
+    system: System,
+    browsers: list[Browser],
+    db: asyncpg.Connection[Any],
+) -> None:
+    app = await start_portal(system, portal_settings(portal_region, receipt_wait_seconds=0.1))
+    browser = Browser(app)
+    browsers.append(browser)
+    await browser.log_in(await make_account(portal_region, PORTAL_SCHOOL))
+    ref = await _ref_of(
+        await browser.post_form(
+            "/meldingen/nieuw", "/meldingen/nieuw", _register_form(valid_bsn(12))
+        )
+    )
+    runtime = system.runtimes[0]
+    for message_id, body in (
+        ("bad-1", {"type": "match.notice", "match_id": "not-a-uuid", "melding_ref": ref}),
+        ("bad-2", b"\xff not json"),
+        ("good-1", {"type": "inform.reminder", "melding_ref": ref, "inform": ["parents"]}),
+    ):
+        await runtime.publisher.publish(
+            OUTBOUND_EXCHANGE,
+            PORTAL_SCHOOL,
+            body if isinstance(body, bytes) else json.dumps(body).encode(),
+            message_id=message_id,
+        )
+
+    async def all_seen() -> bool:
+        kinds = await db.fetch(
+            "SELECT message_id, type FROM portal_notice WHERE partner_id = $1 ORDER BY 1",
+            PORTAL_SCHOOL,
+        )
+        return [(r["message_id"], r["type"]) for r in kinds] == [
+            ("bad-1", "match.notice"),
+            ("bad-2", "unreadable"),
+            ("good-1", "inform.reminder"),
+        ]
+
+    await eventually(all_seen)
+    assert await db.fetchval(
+        "SELECT reminded_at IS NOT NULL FROM portal_melding WHERE melding_ref = $1", ref
+    )
+    assert (
+        await db.fetchval("SELECT match_id FROM portal_melding WHERE melding_ref = $1", ref) is None
+    )
+    assert (await queue_depth(runtime, f"partner.{PORTAL_SCHOOL}"))[0] == 0
