@@ -29,7 +29,14 @@ from tests.integration.portal_support import (
 )
 from tests.integration.test_matching import Mailbox
 from tests.integration.test_portal_channel import PORTAL_SCHOOL, portal_region
-from tests.support import RegionUnderTest, drain, eventually, queue_depth, valid_bsn
+from tests.support import (
+    RegionUnderTest,
+    drain,
+    eventually,
+    queue_depth,
+    run_cli,
+    valid_bsn,
+)
 
 __all__ = ["browsers", "portal_region"]  # fixtures used below
 
@@ -105,6 +112,11 @@ async def test_a_registration_goes_out_with_the_portal_headers_and_the_answers_s
 
     page = await browser.get(f"/meldingen/{ref}")
     assert "In behandeling" in page.text
+
+    async def ready() -> bool:
+        return (await runtime.readiness()).get("portal_broker") is True
+
+    await eventually(ready)  # /readyz includes the portal's own broker login
 
     # The index answers in partner.linde: accepted, then a match with a team.
     async def answer(body: dict[str, Any], correlation_id: str | None = None) -> None:
@@ -507,3 +519,45 @@ async def test_a_message_the_read_model_cannot_apply_is_kept_and_the_mailbox_goe
         await db.fetchval("SELECT match_id FROM portal_melding WHERE melding_ref = $1", ref) is None
     )
     assert (await queue_depth(runtime, f"partner.{PORTAL_SCHOOL}"))[0] == 0
+
+
+async def test_the_operator_adds_an_account_and_its_link_opens_the_activation_page(
+    portal_region: RegionUnderTest, system: System, browsers: list[Browser]
+) -> None:
+    app = await start_portal(system, portal_settings(portal_region))
+    env = {"VI_PORTAL_BASE_URL": "https://portal.test"}
+    added = await run_cli(
+        portal_region,
+        "portal",
+        "user",
+        "add",
+        "--partner",
+        PORTAL_SCHOOL,
+        "--email",
+        "beheer@linde.example",
+        "--role",
+        "org_admin",
+        env=env,
+    )
+    assert added.exit_code == 0, added.output
+    link = re.search(r"activation link: https://portal\.test(/activeren/\S+)", added.output)
+    assert link
+    browser = Browser(app)
+    browsers.append(browser)
+    page = await browser.get(link[1])
+    assert page.status_code == 200 and "beheer@linde.example" in page.text
+
+    linked = await run_cli(
+        portal_region,
+        "portal",
+        "user",
+        "add",
+        "--partner",
+        "school",
+        "--email",
+        "x@y.example",
+        env=env,
+    )
+    assert linked.exit_code != 0 and 'channel = "portal"' in linked.output
+    again = await run_cli(portal_region, "portal", "user", "list", "--partner", PORTAL_SCHOOL)
+    assert "beheer@linde.example" in again.output and "org_admin" in again.output
