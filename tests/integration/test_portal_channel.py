@@ -12,22 +12,19 @@ from typing import Any
 import asyncpg
 import pytest
 
-from shared.amqp.management import Management, portal_permissions
 from shared.contract.portal import ACTOR_HEADER, ON_BEHALF_OF_HEADER
 from shared.partner_client import PartnerClient
-from tests.conftest import System, apply_region
+from tests.conftest import PORTAL_SCHOOL, System, apply_region
 from tests.integration.test_matching import Mailbox
 from tests.support import (
     PARTNER_PASSWORD,
     RegionUnderTest,
     amqp_url,
     eventually,
-    region_document,
     register_body,
     valid_bsn,
 )
 
-PORTAL_SCHOOL = "linde"
 ACTOR = "user-7f3a"
 
 
@@ -41,35 +38,6 @@ class PortalDesk(Mailbox):
 
     async def send(self, body: dict[str, Any]) -> dict[str, Any]:
         return await self.receipt(await self.client.send(body, headers=self.headers))
-
-
-@pytest.fixture
-async def portal_region(
-    test_region: RegionUnderTest, management: Management
-) -> AsyncIterator[RegionUnderTest]:
-    """The test region with a school on channel "portal" and a [portal] login."""
-    document = region_document(test_region.user_prefix)
-    document["partner"].append(
-        {
-            "id": PORTAL_SCHOOL,
-            "name": "Basisschool De Linde",
-            "sector": "onderwijs",
-            "roles": ["reporter"],
-            "channel": "portal",
-        }
-    )
-    document["portal"] = {"broker_user": f"{test_region.user_prefix}-portal"}
-    config = await apply_region(test_region, document)
-    assert config.portal is not None
-    user = config.portal.broker_user
-    await management.put_user(user, PARTNER_PASSWORD)
-    await management.set_permissions(
-        test_region.vhost, user, **portal_permissions(config.portal_mailboxes)
-    )
-    try:
-        yield test_region
-    finally:
-        await management.delete_user(user)
 
 
 @pytest.fixture
