@@ -114,6 +114,16 @@ async def test_a_portal_school_and_a_linked_team_register_on_one_youth_and_both_
     await expect(page.get_by_text("Jeugdteam Noord")).to_be_visible()
     await assert_accessible(page)
     await screenshot(page, "meldingen")
+    # On a phone the page fits the screen's width: nothing to scroll sideways.
+    await page.set_viewport_size({"width": 390, "height": 844})
+    for path in ("/meldingen", f"/meldingen/{ref}", "/meldingen/nieuw"):
+        await page.goto(site.url + path)
+        overflow = await page.evaluate(
+            "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert overflow <= 0, f"{path} is {overflow}px wider than a phone screen"
+    await page.goto(f"{site.url}/meldingen/{ref}")
+    await screenshot(page, "melding-telefoon")
 
     # The professional acted through the portal: the index's audit log names them.
     actors = await db.fetch(
