@@ -221,3 +221,16 @@ async def screenshot(page: Page, name: str) -> None:
     """Keep a screenshot of the page when VI_PORTAL_SCREENSHOTS names a directory."""
     if SCREENSHOT_DIR:
         await page.screenshot(path=Path(SCREENSHOT_DIR) / f"portal-{name}.png", full_page=True)
+
+
+async def reload_until_shown(page: Page, url: str, text: str, timeout: float = 30.0) -> None:
+    """Open `url` again until `text` is on the page: the portal shows what the index
+    answered once its mailbox brought it, and a page does not refresh by itself."""
+    deadline = time.monotonic() + timeout
+    while True:
+        await page.goto(url)
+        if await page.get_by_text(text, exact=True).count():
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{url} did not show {text!r} within {timeout} s")
+        await page.wait_for_timeout(300)

@@ -22,6 +22,7 @@ from tests.browser.conftest import (
     activate,
     assert_accessible,
     log_in,
+    reload_until_shown,
     screenshot,
 )
 from tests.conftest import PORTAL_SCHOOL
@@ -64,8 +65,9 @@ async def _register(page: Page, site: PortalSite, bsn: str) -> str:
     await page.get_by_label("Gemeente").select_option(label="Amsterdam")
     await page.get_by_role("button", name="Registreren").click()
     await page.wait_for_url("**/meldingen/P-*")
-    await expect(page.get_by_text("Actief")).to_be_visible(timeout=15_000)
-    return page.url.rsplit("/", 1)[1].split("?")[0]
+    ref = page.url.rsplit("/", 1)[1].split("?")[0]
+    await reload_until_shown(page, f"{site.url}/meldingen/{ref}", "Actief")
+    return ref
 
 
 async def test_a_portal_school_and_a_linked_team_register_on_one_youth_and_both_see_the_match(
@@ -99,12 +101,7 @@ async def test_a_portal_school_and_a_linked_team_register_on_one_youth_and_both_
     assert told_team["counterparts"][0]["reporter"]["name"] == "M. Jansen"
 
     # The school sees the match on its melding's page once the notice is read.
-    for _ in range(30):
-        await page.goto(f"{site.url}/meldingen/{ref}")
-        if await page.get_by_text("Jeugdteam Noord").count():
-            break
-        await page.wait_for_timeout(500)
-    await expect(page.get_by_text("Jeugdteam Noord")).to_be_visible()
+    await reload_until_shown(page, f"{site.url}/meldingen/{ref}", "Jeugdteam Noord")
     await expect(page.get_by_role("button", name="Regie nemen")).to_be_visible()
     await assert_accessible(page)
     await screenshot(page, "melding")
