@@ -4,13 +4,15 @@ portal's own broker connection for its mailboxes and requests, and the relay."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
+from typing import Any
 from urllib.parse import urlsplit
 
 import uvicorn
+from starlette.applications import Starlette
 
-from services.portal import accounts
+from services.portal import accounts, metrics
 from services.portal.bus import PortalBus
 from services.portal.gateway import Gateway
 from services.portal.policy import LoginPolicy
@@ -53,12 +55,20 @@ def portal_for(runtime: Runtime, settings: PortalSettings) -> Portal:
     )
 
 
-async def setup(runtime: Runtime, settings: PortalSettings | None = None) -> None:
-    settings = settings or PortalSettings.from_env()
+async def setup(runtime: Runtime) -> None:
+    await start(runtime, PortalSettings.from_env())
+
+
+async def start(runtime: Runtime, settings: PortalSettings, *, serve: bool = True) -> Starlette:
+    """Run the portal's background work on `runtime`; with `serve`, also the web server
+    (the tests drive the returned app in-process instead)."""
     portal = portal_for(runtime, settings)
+    app = create_app(portal)
     bus = PortalBus(
         settings, runtime.settings.amqp_ca_file, runtime.pool, runtime.region, portal.gateway
     )
+    runtime.checks["portal_broker"] = lambda: bus.connected
+    metrics.watch()
     runtime.background(bus.run)
     runtime.background(portal.gateway.relay_forever)
 
@@ -74,9 +84,12 @@ async def setup(runtime: Runtime, settings: PortalSettings | None = None) -> Non
             await asyncio.sleep(SESSION_SWEEP_SECONDS)
 
     runtime.background(forget_sessions)
+    runtime.background(_close_on_cancel(bus))
+    if not serve:
+        return app
     server = _Server(
         uvicorn.Config(
-            create_app(portal),
+            app,
             host=settings.host,
             port=settings.port,
             log_config=None,
@@ -87,7 +100,7 @@ async def setup(runtime: Runtime, settings: PortalSettings | None = None) -> Non
         )
     )
 
-    async def serve() -> None:
+    async def run_server() -> None:
         try:
             await server.serve()
         except asyncio.CancelledError:
@@ -95,12 +108,14 @@ async def setup(runtime: Runtime, settings: PortalSettings | None = None) -> Non
             await server.shutdown()
             raise
 
-    runtime.background(serve)
-    runtime.background(_close_on_cancel(bus))
+    runtime.background(run_server)
     log.info("portal_listening", host=settings.host, port=settings.port, url=settings.base_url)
+    return app
 
 
-def _close_on_cancel(bus: PortalBus):  # type: ignore[no-untyped-def]
+def _close_on_cancel(bus: PortalBus) -> Callable[[], Coroutine[Any, Any, None]]:
+    """A background job that closes the portal's broker connection at shutdown."""
+
     async def wait() -> None:
         try:
             await asyncio.Event().wait()

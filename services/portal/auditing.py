@@ -26,5 +26,6 @@ async def audit_user(
         action,
         user.partner_id,
         melding_ref=melding_ref,
-        detail={**(detail or {}), "portal_user": user.actor},
+        detail=detail,
+        portal_user=user.actor,
     )

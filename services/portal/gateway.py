@@ -17,15 +17,14 @@ from typing import Any
 
 import asyncpg
 
+from services.portal import metrics
 from shared.amqp.publisher import Outgoing, Publisher
 from shared.amqp.topology import INBOUND_EXCHANGE
+from shared.contract.portal import ACTOR_HEADER, ON_BEHALF_OF_HEADER
 from shared.db.pool import Conn
 from shared.logs import describe_error, get_logger
 
 log = get_logger(__name__)
-
-ON_BEHALF_OF = "x-vi-on-behalf-of"
-ACTOR = "x-vi-actor"
 
 
 @dataclass(frozen=True)
@@ -48,6 +47,7 @@ def new_request(partner_id: str, actor: uuid.UUID, body: dict[str, Any]) -> Requ
 
 async def record(conn: Conn, request: Request) -> None:
     """Write the request in the caller's transaction; publish it after commit."""
+    metrics.REQUESTS.labels(request.routing_key).inc()
     await conn.execute(
         """INSERT INTO portal_message (message_id, partner_id, actor, routing_key,
                   melding_ref, body)
@@ -77,7 +77,7 @@ class Gateway:
             body,
             message_id=str(message_id),
             user_id=self.broker_user,
-            headers={ON_BEHALF_OF: partner_id, ACTOR: actor},
+            headers={ON_BEHALF_OF_HEADER: partner_id, ACTOR_HEADER: actor},
         )
 
     async def publish(self, request: Request) -> bool:
@@ -146,6 +146,11 @@ class Gateway:
             try:
                 while await self.relay_once() > 0:
                     pass
+                metrics.UNPUBLISHED.set(
+                    await self._pool.fetchval(
+                        "SELECT count(*) FROM portal_message WHERE published_at IS NULL"
+                    )
+                )
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

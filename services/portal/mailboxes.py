@@ -2,8 +2,9 @@
 partner on channel "portal", and its own `partner.portal`, into its read model.
 
 A message is acked only after it is applied and committed; the read model drops a
-message_id it has seen (outbound ids are stable), so a redelivery is harmless. A
-failure (the database away) gives the message back after a pause.
+message_id it has seen (outbound ids are stable), so a redelivery is harmless. When
+the database is away the message goes back after a pause; one the read model cannot
+apply is kept as it came (in `portal_notice`) and logged, never lost or looped.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ from aio_pika.abc import (
     AbstractRobustConnection,
 )
 
-from services.portal import readmodel
+from services.portal import metrics, readmodel
 from shared.amqp.topology import partner_queue
+from shared.db.pool import TRANSIENT_DB_ERRORS
 from shared.logs import describe_error, get_logger, message_context
 
 log = get_logger(__name__)
@@ -33,16 +35,9 @@ PREFETCH = 16
 
 
 class Mailboxes:
-    def __init__(
-        self,
-        connection: AbstractRobustConnection,
-        pool: asyncpg.Pool[Any],
-        *,
-        on_applied: Callable[[str, str], None] = lambda partner_id, kind: None,
-    ) -> None:
+    def __init__(self, connection: AbstractRobustConnection, pool: asyncpg.Pool[Any]) -> None:
         self._connection = connection
         self._pool = pool
-        self._on_applied = on_applied
         # Strong references: robust connections keep channels only weakly.
         self._channel: AbstractChannel | None = None
         self._queues: dict[str, AbstractQueue] = {}
@@ -85,22 +80,46 @@ class Mailboxes:
                 except ValueError:
                     # Kept for the record rather than lost (the index sends only JSON).
                     body = {"type": "unreadable", "raw": message.body.decode("utf-8", "replace")}
+                kind = str(body.get("type", ""))
                 try:
                     async with self._pool.acquire() as conn, conn.transaction():
-                        await readmodel.take_in(
+                        fresh = await readmodel.take_in(
                             conn, mailbox, message_id, message.correlation_id, body
                         )
+                    outcome = "applied" if fresh else "seen"
                 except asyncio.CancelledError:
                     raise
-                except Exception as exc:
-                    log.warning("portal_mailbox_retry", mailbox=mailbox, error=describe_error(exc))
-                    await asyncio.sleep(RETRY_PAUSE_SECONDS)
-                    await message.nack(requeue=True)
+                except TRANSIENT_DB_ERRORS as exc:
+                    await self._give_back(message, mailbox, exc)
                     return
+                except Exception as exc:
+                    # Not one the read model can apply (the index sends none such):
+                    # kept as it came, so nothing is lost, and the mailbox goes on.
+                    log.error(
+                        "portal_mailbox_unapplied",
+                        mailbox=mailbox,
+                        type=kind,
+                        error=describe_error(exc),
+                    )
+                    try:
+                        async with self._pool.acquire() as conn:
+                            await readmodel.keep(conn, mailbox, message_id, body)
+                    except Exception as keep_error:
+                        await self._give_back(message, mailbox, keep_error)
+                        return
+                    outcome = "kept"
                 await message.ack()
-                self._on_applied(mailbox, str(body.get("type", "")))
+                metrics.MAILBOX.labels(kind, outcome).inc()
 
         return handle
+
+    async def _give_back(
+        self, message: AbstractIncomingMessage, mailbox: str, error: BaseException
+    ) -> None:
+        """The database is away: after a pause, back to the queue for another try."""
+        log.warning("portal_mailbox_retry", mailbox=mailbox, error=describe_error(error))
+        await asyncio.sleep(RETRY_PAUSE_SECONDS)
+        await message.nack(requeue=True)
 
     async def close(self) -> None:
         if self._channel is not None and not self._channel.is_closed:

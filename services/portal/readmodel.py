@@ -187,6 +187,20 @@ async def take_in(
     return True
 
 
+async def keep(conn: Conn, partner_id: str, message_id: str, body: dict[str, Any]) -> None:
+    """Record a message as seen without applying it (one the read model cannot apply)."""
+    ref = body.get("melding_ref")
+    await conn.execute(
+        """INSERT INTO portal_notice (partner_id, message_id, melding_ref, type, body)
+           VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING""",
+        partner_id,
+        message_id,
+        ref if isinstance(ref, str) else None,
+        str(body.get("type", "")),
+        body,
+    )
+
+
 async def _receipt(
     conn: Conn, partner_id: str, ref: str | None, correlation_id: str | None, body: dict[str, Any]
 ) -> None:

@@ -65,4 +65,7 @@ class PortalSettings:
             receipt_wait_seconds=float(
                 e.get("VI_PORTAL_RECEIPT_WAIT_SECONDS", d.receipt_wait_seconds)
             ),
+            mailbox_scan_seconds=float(
+                e.get("VI_PORTAL_MAILBOX_SCAN_SECONDS", d.mailbox_scan_seconds)
+            ),
         )

@@ -29,7 +29,7 @@ DOCKERFILE = ROOT / "Dockerfile"
 DEMO_REGION = ROOT / "region" / "demo.toml"
 
 SERVICE_USER = "verwijsindex"
-SERVICES = ("ingest", "matcher", "notifier", "retention")
+SERVICES = ("ingest", "matcher", "notifier", "retention", "portal")
 PRODUCT_METRICS = (
     "vi_messages_total",
     "vi_handling_seconds_bucket",
@@ -262,7 +262,7 @@ class TestCompose:
         compose = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
         assert "version" not in compose
         services = compose["services"]
-        replicas = {"ingest": 2, "matcher": 2, "notifier": 2, "retention": 1}
+        replicas = {"ingest": 2, "matcher": 2, "notifier": 2, "retention": 1, "portal": 2}
         for name in SERVICES:
             service = services[name]
             assert service["command"] == ["python", "-m", f"services.{name}"]

@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from services.portal import accounts, credentials
+from services.portal import accounts, credentials, metrics
 from services.portal.auditing import UNKNOWN_ACTOR, audit_user
 from services.portal.web.context import portal_of
 from services.portal.web.pages import render
@@ -68,6 +68,7 @@ async def login(request: Request) -> Response:
         else:
             await audit_user(conn, result.user, "portal_login")
             token = await accounts.start_session(conn, result.user.id, now)
+    metrics.LOGINS.labels(result.outcome).inc()
     if token is None:
         error = _locked(portal.policy.lock_minutes) if result.outcome == "locked" else LOGIN_FAILED
         context = template_context(None, anonymous_csrf(request), error=error, email=email)
