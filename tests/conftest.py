@@ -18,7 +18,7 @@ from services.ingest.app import setup as ingest_setup
 from services.matcher.app import setup as matcher_setup
 from services.notifier.app import setup as notifier_setup
 from shared.amqp.connection import connect
-from shared.amqp.management import Management, partner_permissions
+from shared.amqp.management import Management, partner_permissions, portal_permissions
 from shared.amqp.topology import declare_core, declare_partner_queues
 from shared.db import migrate
 from shared.db.pool import connect as connect_db
@@ -150,6 +150,36 @@ async def test_region(
         await management.delete_vhost(vhost)
         await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
         await admin.close()
+
+
+# Partners on channel "portal" in the `portal_region` fixture (contract §9).
+PORTAL_SCHOOL = "linde"
+PORTAL_PARTNERS = {PORTAL_SCHOOL: "Basisschool De Linde", "eik": "Basisschool De Eik"}
+
+
+@pytest.fixture
+async def portal_region(
+    test_region: RegionUnderTest, management: Management
+) -> AsyncIterator[RegionUnderTest]:
+    """The test region with two schools on channel "portal" and a [portal] login
+    (password PARTNER_PASSWORD) that may read their mailboxes and partner.portal."""
+    document = region_document(test_region.user_prefix)
+    document["partner"] += [
+        {"id": pid, "name": name, "sector": "onderwijs", "roles": ["reporter"], "channel": "portal"}
+        for pid, name in PORTAL_PARTNERS.items()
+    ]
+    document["portal"] = {"broker_user": f"{test_region.user_prefix}-portal"}
+    config = await apply_region(test_region, document)
+    assert config.portal is not None
+    user = config.portal.broker_user
+    await management.put_user(user, PARTNER_PASSWORD)
+    await management.set_permissions(
+        test_region.vhost, user, **portal_permissions(config.portal_mailboxes)
+    )
+    try:
+        yield test_region
+    finally:
+        await management.delete_user(user)
 
 
 @dataclass

@@ -6,28 +6,28 @@ log."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
 import pytest
 
-from shared.amqp.management import Management, portal_permissions
 from shared.contract.portal import ACTOR_HEADER, ON_BEHALF_OF_HEADER
 from shared.partner_client import PartnerClient
-from tests.conftest import System, apply_region
+from tests.conftest import PORTAL_SCHOOL, System, apply_region
 from tests.integration.test_matching import Mailbox
 from tests.support import (
     PARTNER_PASSWORD,
     RegionUnderTest,
     amqp_url,
     eventually,
-    region_document,
     register_body,
+    run_cli,
     valid_bsn,
 )
 
-PORTAL_SCHOOL = "linde"
 ACTOR = "user-7f3a"
 
 
@@ -41,35 +41,6 @@ class PortalDesk(Mailbox):
 
     async def send(self, body: dict[str, Any]) -> dict[str, Any]:
         return await self.receipt(await self.client.send(body, headers=self.headers))
-
-
-@pytest.fixture
-async def portal_region(
-    test_region: RegionUnderTest, management: Management
-) -> AsyncIterator[RegionUnderTest]:
-    """The test region with a school on channel "portal" and a [portal] login."""
-    document = region_document(test_region.user_prefix)
-    document["partner"].append(
-        {
-            "id": PORTAL_SCHOOL,
-            "name": "Basisschool De Linde",
-            "sector": "onderwijs",
-            "roles": ["reporter"],
-            "channel": "portal",
-        }
-    )
-    document["portal"] = {"broker_user": f"{test_region.user_prefix}-portal"}
-    config = await apply_region(test_region, document)
-    assert config.portal is not None
-    user = config.portal.broker_user
-    await management.put_user(user, PARTNER_PASSWORD)
-    await management.set_permissions(
-        test_region.vhost, user, **portal_permissions(config.portal_mailboxes)
-    )
-    try:
-        yield test_region
-    finally:
-        await management.delete_user(user)
 
 
 @pytest.fixture
@@ -247,3 +218,36 @@ async def test_a_retired_portal_partner_is_refused_in_its_own_mailbox(
 
     await eventually(refused, timeout=15)
     assert await Mailbox(clients["portal"]).rest() == []
+
+
+async def test_a_portal_message_from_before_the_portal_section_is_replayed_and_answered(
+    portal_region: RegionUnderTest,
+    clients: dict[str, PartnerClient],
+    db: asyncpg.Connection[Any],
+) -> None:
+    with_portal = portal_region.region.model_dump(mode="json", exclude_none=True)
+    without = {
+        **{k: v for k, v in with_portal.items() if k != "portal"},
+        "partner": [p for p in with_portal["partner"] if p.get("channel") != "portal"],
+    }
+    await apply_region(portal_region, without)
+    await asyncio.sleep(0.5)  # the services re-read the config every 0.2 s here
+    school = PortalDesk(clients[PORTAL_SCHOOL], _as_portal())
+    mid = await school.client.send(register_body("L-1", bsn=valid_bsn(21)), headers=school.headers)
+    listed: list[dict[str, Any]] = []
+
+    async def rejected() -> bool:
+        listed[:] = json.loads((await run_cli(portal_region, "rejected", "list", "--json")).stdout)
+        return len(listed) == 1
+
+    await eventually(rejected)
+    assert listed[0]["message_id"] == mid and "not a partner" in listed[0]["error"]
+    early = await run_cli(portal_region, "rejected", "replay", "--all")
+    assert early.exit_code == 1 and "still not a partner" in early.output
+
+    await apply_region(portal_region, with_portal)
+    await asyncio.sleep(0.5)
+    replayed = await run_cli(portal_region, "rejected", "replay", "--all")
+    assert replayed.exit_code == 0, replayed.output
+    assert (await school.receipt(mid))["status"] == "accepted"
+    assert await _audit(db, "registered") == [(PORTAL_SCHOOL, ACTOR)]
