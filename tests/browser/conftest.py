@@ -20,7 +20,7 @@ from playwright.async_api import BrowserContext, Page, async_playwright
 
 from services.portal import accounts
 from services.portal.accounts import Role
-from services.portal.app import setup as portal_setup
+from services.portal.app import start as start_portal
 from services.portal.settings import PortalSettings
 from services.portal.web.admin_routes import activation_link
 from shared.clock import utcnow
@@ -166,7 +166,7 @@ async def portal_site(portal_region: RegionUnderTest, system: System) -> PortalS
     )
 
     async def setup(runtime: Runtime) -> None:
-        await portal_setup(runtime, settings)
+        await start_portal(runtime, settings)
 
     await system.start("portal", setup=setup)
 

@@ -18,7 +18,7 @@ from shared.amqp.topology import INGEST_QUEUE, OUTBOUND_EXCHANGE
 from shared.clock import utcnow
 from shared.contract.portal import ACTOR_HEADER, ON_BEHALF_OF_HEADER
 from shared.partner_client import PartnerClient
-from tests.conftest import System
+from tests.conftest import PORTAL_SCHOOL, System
 from tests.integration.portal_support import (
     Browser,
     browsers,
@@ -28,7 +28,6 @@ from tests.integration.portal_support import (
     start_portal,
 )
 from tests.integration.test_matching import Mailbox
-from tests.integration.test_portal_channel import PORTAL_SCHOOL, portal_region
 from tests.support import (
     RegionUnderTest,
     drain,
@@ -38,7 +37,7 @@ from tests.support import (
     valid_bsn,
 )
 
-__all__ = ["browsers", "portal_region"]  # fixtures used below
+__all__ = ["browsers"]  # a fixture used below
 
 
 def _register_form(bsn: str, **extra: str) -> dict[str, str]:
@@ -381,7 +380,7 @@ async def test_another_organisations_melding_is_not_reachable_by_its_url(
     await owner.log_in(await make_account(portal_region, PORTAL_SCHOOL))
     await colleague.log_in(await make_account(portal_region, PORTAL_SCHOOL))
     await admin.log_in(await make_account(portal_region, PORTAL_SCHOOL, role=Role.ORG_ADMIN))
-    await outsider.log_in(await make_account(portal_region, "school"))
+    await outsider.log_in(await make_account(portal_region, "eik"))  # another portal school
     ref = await _ref_of(
         await owner.post_form("/meldingen/nieuw", "/meldingen/nieuw", _register_form(valid_bsn(77)))
     )
