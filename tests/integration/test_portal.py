@@ -13,6 +13,7 @@ import aio_pika
 import asyncpg
 import pyotp
 
+from services.portal import accounts
 from services.portal.accounts import Role
 from shared.amqp.topology import INGEST_QUEUE, OUTBOUND_EXCHANGE
 from shared.clock import utcnow
@@ -336,16 +337,27 @@ async def test_login_needs_both_factors_and_repeated_failures_lock_the_account(
 
 
 async def test_a_session_lapses_after_inactivity(
-    portal_region: RegionUnderTest, system: System, browsers: list[Browser]
+    portal_region: RegionUnderTest,
+    system: System,
+    browsers: list[Browser],
+    db: asyncpg.Connection[Any],
 ) -> None:
     app = await start_portal(system, portal_settings(portal_region, idle_minutes=15))
-    browser = Browser(app)
-    browsers.append(browser)
+    browser, idle = Browser(app), Browser(app)
+    browsers.extend([browser, idle])
     await browser.log_in(await make_account(portal_region, PORTAL_SCHOOL))
+    await idle.log_in(await make_account(portal_region, PORTAL_SCHOOL))
     assert (await browser.get("/meldingen")).status_code == 200
     real_clock = browser.portal.clock
-    browser.portal.clock = lambda: real_clock() + timedelta(minutes=16)
+    browser.portal.clock = lambda: real_clock() + timedelta(minutes=14)
+    assert (await browser.get("/meldingen")).status_code == 200  # kept alive by use
+    browser.portal.clock = lambda: real_clock() + timedelta(minutes=30)
     assert (await browser.get("/meldingen")).headers["location"] == "/inloggen"
+    # The sweep removes sessions nobody comes back to (the idle browser's); the other
+    # one ended when it was found lapsed.
+    later = real_clock() + timedelta(minutes=16)
+    assert await accounts.forget_lapsed_sessions(db, browser.portal.policy, later) == 1
+    assert await db.fetchval("SELECT count(*) FROM portal_session") == 0
 
 
 async def test_a_form_post_without_its_csrf_token_is_refused_and_sends_nothing(
