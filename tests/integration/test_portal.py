@@ -572,3 +572,103 @@ async def test_the_operator_adds_an_account_and_its_link_opens_the_activation_pa
     assert linked.exit_code != 0 and 'channel = "portal"' in linked.output
     again = await run_cli(portal_region, "portal", "user", "list", "--partner", PORTAL_SCHOOL)
     assert "beheer@linde.example" in again.output and "org_admin" in again.output
+
+
+async def test_later_notices_move_end_and_widen_what_the_pages_show(
+    portal_region: RegionUnderTest, system: System, browsers: list[Browser]
+) -> None:
+    app = await start_portal(system, portal_settings(portal_region, receipt_wait_seconds=0.1))
+    browser = Browser(app)
+    browsers.append(browser)
+    await browser.log_in(await make_account(portal_region, PORTAL_SCHOOL))
+    ref = await _ref_of(
+        await browser.post_form(
+            "/meldingen/nieuw", "/meldingen/nieuw", _register_form(valid_bsn(55))
+        )
+    )
+    runtime = system.runtimes[0]
+    [request] = await drain(runtime, INGEST_QUEUE)
+    match_id = "0b6f5c1e-8a77-4d8e-9d1c-2f3a4b5c6d7e"
+    team = {
+        "partner": "jeugdteam",
+        "organisation": "Jeugdteam Noord",
+        "sector": "jeugdhulp",
+        "reporter": {"name": "T. Hulp", "email": "t@jt.example", "phone": "+31100000000"},
+        "registered_at": "2026-11-30T10:00:00+01:00",
+    }
+    notices: list[tuple[dict[str, Any], str | None]] = [
+        (
+            {
+                "type": "receipt",
+                "in_reply_to": request.message_id,
+                "status": "accepted",
+                "melding_ref": ref,
+                "errors": [],
+                "inform": ["youth", "parents"],
+            },
+            request.message_id,
+        ),
+        (
+            {
+                "type": "match.notice",
+                "match_id": match_id,
+                "melding_ref": ref,
+                "lead": None,
+                "counterparts": [{**team, "archived": False}],
+            },
+            None,
+        ),
+        ({"type": "youth.moved", "melding_ref": ref, "municipality": "0599"}, None),
+        (
+            {
+                "type": "family.notice",
+                "family_match_id": "5d2c1b0a-1111-4222-8333-944455556666",
+                "melding_ref": ref,
+                "relation": "parent",
+                "counterpart": {
+                    **team,
+                    "partner": "jgz",
+                    "organisation": "GGD Jeugdgezondheidszorg",
+                    "sector": "jgz",
+                },
+            },
+            None,
+        ),
+        ({"type": "match.ended", "match_id": match_id, "melding_ref": ref}, None),
+    ]
+    for number, (body, correlation_id) in enumerate(notices):
+        await runtime.publisher.publish(
+            OUTBOUND_EXCHANGE,
+            PORTAL_SCHOOL,
+            json.dumps(body).encode(),
+            message_id=f"later-{number}",
+            correlation_id=correlation_id,
+        )
+
+    async def ended_match_shown() -> bool:
+        return "Deze match is beëindigd" in (await browser.get(f"/meldingen/{ref}")).text
+
+    await eventually(ended_match_shown)
+    page = (await browser.get(f"/meldingen/{ref}")).text
+    assert "Rotterdam" in page  # moved
+    assert "GGD Jeugdgezondheidszorg" in page and "ander kind uit hetzelfde gezin" in page
+    assert "Informeer de jongere en de ouders" in page
+    assert "Regie nemen" not in page  # no live match to lead
+
+    await runtime.publisher.publish(
+        OUTBOUND_EXCHANGE,
+        PORTAL_SCHOOL,
+        json.dumps({"type": "melding.ended", "melding_ref": ref, "reason": "expired"}).encode(),
+        message_id="later-end",
+    )
+
+    async def archived() -> bool:
+        return ref in (await browser.get("/meldingen?archief=1")).text
+
+    await eventually(archived)
+    page = (await browser.get(f"/meldingen/{ref}")).text
+    assert "Beëindigd (verlopen na twee jaar" in page
+    assert (
+        "Intrekken" not in page.split("<h2")[-1]
+        and ref not in (await browser.get("/meldingen")).text
+    )
