@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
 import aio_pika
 import asyncpg
 import pyotp
+import pytest
 
 from services.portal import accounts
 from services.portal.accounts import Role
@@ -22,7 +24,6 @@ from shared.partner_client import PartnerClient
 from tests.conftest import PORTAL_SCHOOL, System
 from tests.integration.portal_support import (
     Browser,
-    browsers,
     make_account,
     next_code,
     portal_settings,
@@ -38,7 +39,16 @@ from tests.support import (
     valid_bsn,
 )
 
-__all__ = ["browsers"]  # a fixture used below
+
+@pytest.fixture
+async def browsers() -> AsyncIterator[list[Browser]]:
+    """Browsers a test opens; closed at its end."""
+    made: list[Browser] = []
+    try:
+        yield made
+    finally:
+        for browser in made:
+            await browser.close()
 
 
 def _register_form(bsn: str, **extra: str) -> dict[str, str]:
