@@ -18,7 +18,7 @@ from shared.amqp.topology import INGEST_QUEUE, OUTBOUND_EXCHANGE
 from shared.clock import utcnow
 from shared.contract.portal import ACTOR_HEADER, ON_BEHALF_OF_HEADER
 from shared.partner_client import PartnerClient
-from tests.conftest import System
+from tests.conftest import PORTAL_SCHOOL, System
 from tests.integration.portal_support import (
     Browser,
     browsers,
@@ -28,10 +28,9 @@ from tests.integration.portal_support import (
     start_portal,
 )
 from tests.integration.test_matching import Mailbox
-from tests.integration.test_portal_channel import PORTAL_SCHOOL, portal_region
 from tests.support import RegionUnderTest, drain, eventually, queue_depth, valid_bsn
 
-__all__ = ["browsers", "portal_region"]  # fixtures used below
+__all__ = ["browsers"]  # fixtures used below
 
 
 def _register_form(bsn: str, **extra: str) -> dict[str, str]:
