@@ -65,7 +65,10 @@ async def browser_context(tmp_path: Path) -> AsyncIterator[BrowserContext]:
             args=CHROMIUM_ARGS,
             locale="nl-NL",
             timezone_id="Europe/Amsterdam",
+            # Generous: the machine that runs the tests may be busy with others.
+            timeout=120_000,
         )
+        context.set_default_timeout(60_000)
         try:
             yield context
         finally:
