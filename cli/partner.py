@@ -57,6 +57,11 @@ async def _portal_login(password: str) -> tuple[str, bool]:
             "the applied region config has no [portal] section: add one with the "
             "portal's broker_user and run `verwijsindex region apply FILE` first."
         )
+    if config.portal.login is Login.CERTIFICATE:
+        raise click.ClickException(
+            'the portal logs in by certificate ([portal] login = "certificate"): its '
+            "broker user has no password. `verwijsindex region apply FILE` sets it up."
+        )
     s = settings()
     api = Management.for_settings(s)
     existed = await api.user_exists(config.portal.broker_user)

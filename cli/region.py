@@ -15,8 +15,8 @@ from shared.amqp.connection import vhost_of
 from shared.amqp.management import (
     Management,
     ManagementError,
+    refresh_portal_login,
     set_up_partner_login,
-    set_up_portal_login,
 )
 from shared.amqp.topology import declare_partner_queues
 from shared.db import migrate
@@ -94,13 +94,11 @@ async def _certificate_logins(config: RegionConfig) -> None:
 
 
 async def _portal_login(config: RegionConfig) -> None:
-    """An existing portal login gets read access to the mailboxes of the partners now
-    on channel "portal"; `verwijsindex partner login portal` creates it."""
+    """The portal's login gets read access to the mailboxes of the partners now on
+    channel "portal" (see shared.amqp.management.refresh_portal_login)."""
     if config.portal is not None:
         s = settings()
-        await set_up_portal_login(
-            Management.for_settings(s), vhost_of(s.amqp_url), config, password=None
-        )
+        await refresh_portal_login(Management.for_settings(s), vhost_of(s.amqp_url), config)
 
 
 @region.command()
@@ -115,8 +113,8 @@ def apply(file: Path) -> None:
     services pick up a change within 10 seconds.
 
     With a [portal] section, the portal's own mailbox partner.portal is declared too,
-    and an existing portal login may read the mailboxes of the partners on channel
-    "portal".
+    and the portal's login may read the mailboxes of the partners on channel
+    "portal" (with login = "certificate" in [portal] it is created here).
 
     A partner that leaves the region stays in the file with `retired = true`: its
     active meldingen are withdrawn (archived, as `risk_ended`) by this command. A

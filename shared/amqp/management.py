@@ -17,7 +17,7 @@ from urllib.parse import quote, urlsplit
 from urllib.request import Request, urlopen
 
 from shared.amqp.tls import client_context
-from shared.region.model import RegionConfig
+from shared.region.model import Login, RegionConfig
 from shared.settings import Settings
 
 
@@ -183,15 +183,30 @@ def portal_permissions(mailboxes: Iterable[str]) -> dict[str, str]:
 
 
 async def set_up_portal_login(
-    api: Management, vhost: str, config: RegionConfig, *, password: str | None
+    api: Management, vhost: str, config: RegionConfig, *, password: str
 ) -> None:
-    """Create or update the portal's broker user ([portal] broker_user) with the
-    portal's permissions; `password` None only refreshes the permissions of an
-    existing user (after the partners on channel "portal" changed)."""
+    """Create the portal's broker user ([portal] broker_user), or give it a new
+    password, with the portal's permissions."""
+    assert config.portal is not None, "the region file has no [portal] section"
+    await api.put_user(config.portal.broker_user, password)
+    await _grant_portal(api, vhost, config)
+
+
+async def refresh_portal_login(api: Management, vhost: str, config: RegionConfig) -> None:
+    """After `region apply`: the portal's login reads the mailboxes of the partners
+    now on channel "portal". A certificate login is created here (without a
+    password); a password login only once it exists (`partner login portal`)."""
     assert config.portal is not None, "the region file has no [portal] section"
     user = config.portal.broker_user
-    if password is not None:
-        await api.put_user(user, password)
+    if config.portal.login is Login.CERTIFICATE:
+        await api.put_user_without_password(user)
     elif not await api.user_exists(user):
         return
-    await api.set_permissions(vhost, user, **portal_permissions(config.portal_mailboxes))
+    await _grant_portal(api, vhost, config)
+
+
+async def _grant_portal(api: Management, vhost: str, config: RegionConfig) -> None:
+    assert config.portal is not None
+    await api.set_permissions(
+        vhost, config.portal.broker_user, **portal_permissions(config.portal_mailboxes)
+    )

@@ -124,6 +124,9 @@ class PortalGateway(_Frozen):
     which it publishes on behalf of the partners on channel "portal"."""
 
     broker_user: _BrokerUser
+    # "certificate": broker_user is the common name of the portal's client certificate;
+    # `region apply` creates that user without a password.
+    login: Login = Login.PASSWORD
 
 
 class RegionConfig(_Frozen):

@@ -21,13 +21,13 @@ from playwright.async_api import BrowserContext, Page, async_playwright
 from services.portal import accounts
 from services.portal.accounts import Role
 from services.portal.app import start as start_portal
-from services.portal.settings import PortalSettings
 from services.portal.web.admin_routes import activation_link
 from shared.clock import utcnow
 from shared.db.pool import connect as connect_db
 from shared.service import Runtime
 from tests.conftest import System
-from tests.support import PARTNER_PASSWORD, RegionUnderTest, amqp_url, eventually, http_get
+from tests.integration.portal_support import portal_settings
+from tests.support import RegionUnderTest, eventually, http_get
 
 ROOT = Path(__file__).resolve().parents[2]
 AXE_SCRIPT = ROOT / ".venv" / "axe-core" / "node_modules" / "axe-core" / "axe.min.js"
@@ -65,7 +65,10 @@ async def browser_context(tmp_path: Path) -> AsyncIterator[BrowserContext]:
             args=CHROMIUM_ARGS,
             locale="nl-NL",
             timezone_id="Europe/Amsterdam",
+            # Generous: the machine that runs the tests may be busy with others.
+            timeout=120_000,
         )
+        context.set_default_timeout(60_000)
         try:
             yield context
         finally:
@@ -148,21 +151,13 @@ async def portal_site(portal_region: RegionUnderTest, system: System) -> PortalS
     cookies go without Secure) against the region with the portal schools."""
     for name in ("ingest", "matcher", "notifier"):
         await system.start(name)
-    region = portal_region.region
-    assert region.portal is not None
     port = _free_port()
-    settings = PortalSettings(
-        amqp_url=amqp_url(
-            portal_region.settings.amqp_url,
-            user=region.portal.broker_user,
-            password=PARTNER_PASSWORD,
-            vhost=portal_region.vhost,
-        ),
+    settings = portal_settings(
+        portal_region,
         port=port,
         base_url=f"http://127.0.0.1:{port}",
         insecure_cookies=True,
         receipt_wait_seconds=8.0,
-        mailbox_scan_seconds=0.5,
     )
 
     async def setup(runtime: Runtime) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from pathlib import Path
+from urllib.parse import quote
 
 import aio_pika
 import aiormq
@@ -113,5 +114,26 @@ async def test_apply_declares_the_portal_mailbox_and_the_portal_login_reads_what
             channel = await connection.channel()
             with pytest.raises(aiormq.exceptions.ChannelAccessRefused):
                 await (await channel.get_queue("partner.school")).get(fail=False)
+    finally:
+        await management.delete_user(portal_user)
+
+
+async def test_a_certificate_portal_login_is_made_by_apply_without_a_password(
+    test_region: RegionUnderTest, management: Management, tmp_path: Path
+) -> None:
+    portal_user = f"p{uuid.uuid4().hex[:8]}-portal"
+    path = _region_file(tmp_path, test_region.user_prefix, portal_user)
+    path.write_text(path.read_text() + 'login = "certificate"\n', encoding="utf-8")
+    try:
+        applied = await run_cli(test_region, "region", "apply", str(path))
+        assert applied.exit_code == 0, applied.output
+        user = await management.call("GET", f"/users/{portal_user}")
+        assert not user.get("password_hash")
+        granted = await management.call(
+            "GET", f"/permissions/{quote(test_region.vhost, safe='')}/{portal_user}"
+        )
+        assert granted["read"] == r"^partner\.(linde|portal)$"
+        refused = await run_cli(test_region, "partner", "login", "portal")
+        assert refused.exit_code == 1 and "logs in by certificate" in refused.output
     finally:
         await management.delete_user(portal_user)
