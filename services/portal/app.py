@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import uvicorn
 from starlette.applications import Starlette
 
-from services.portal import accounts, metrics
+from services.portal import accounts, metrics, readmodel
 from services.portal.bus import PortalBus
 from services.portal.gateway import Gateway
 from services.portal.policy import LoginPolicy
@@ -25,7 +25,7 @@ from shared.service import Runtime
 
 log = get_logger(__name__)
 
-SESSION_SWEEP_SECONDS = 60.0
+HOUSEKEEPING_SECONDS = 60.0
 
 
 class _Server(uvicorn.Server):
@@ -72,18 +72,21 @@ async def start(runtime: Runtime, settings: PortalSettings, *, serve: bool = Tru
     runtime.background(bus.run)
     runtime.background(portal.gateway.relay_forever)
 
-    async def forget_sessions() -> None:
+    async def housekeeping() -> None:
+        """Lapsed sessions, and meldingen the index no longer keeps either."""
         while True:
             try:
                 async with runtime.pool.acquire() as conn:
                     await accounts.forget_lapsed_sessions(conn, portal.policy, utcnow())
+                    async with conn.transaction():
+                        await readmodel.forget_expired(conn, utcnow())
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("portal_session_sweep_failed", error=describe_error(exc, 300))
-            await asyncio.sleep(SESSION_SWEEP_SECONDS)
+                log.warning("portal_housekeeping_failed", error=describe_error(exc, 300))
+            await asyncio.sleep(HOUSEKEEPING_SECONDS)
 
-    runtime.background(forget_sessions)
+    runtime.background(housekeeping)
     runtime.background(_close_on_cancel(bus))
     if not serve:
         return app

@@ -18,6 +18,14 @@ from shared.db.pool import Conn
 ACTIVE = ("pending", "active")
 ARCHIVED = ("withdrawn", "ended")
 
+# Ends after which the index keeps nothing (contract §3, domain rule 7): the portal
+# then forgets the youth's identity too.
+PURGED_AT_ONCE = frozenset({"unjustified", "age_limit", "deceased", "erased"})
+# The longest the index keeps an ended melding (5 years in the archive), and how long
+# a registration the index refused stays for "Opnieuw invullen".
+ARCHIVE_YEARS = 5
+REFUSED_DAYS = 30
+
 
 @dataclass(frozen=True)
 class Scope:
@@ -231,6 +239,15 @@ async def _receipt(
             "active" if status == "accepted" else "rejected",
             list(body.get("inform") or []),
         )
+        # Answered, so published: the copy of the youth's identity in the sent message
+        # is needed no more (portal_melding keeps the one the pages show).
+        await conn.execute(
+            """UPDATE portal_message SET body = $2,
+                      published_at = coalesce(published_at, now())
+               WHERE message_id = $1""",
+            message_id,
+            json.dumps({k: v for k, v in request.items() if k != "youth"}).encode(),
+        )
     elif status != "accepted":
         return
     elif sent["routing_key"] == "melding.withdraw":
@@ -241,6 +258,8 @@ async def _receipt(
             *key,
             request.get("reason"),
         )
+        if request.get("reason") in PURGED_AT_ONCE:
+            await forget_identity(conn, *key)
     elif sent["routing_key"] == "melding.informed":
         informed_on = request.get("informed_on")
         await conn.execute(
@@ -346,6 +365,46 @@ async def _melding_ended(
         ref,
         body.get("reason"),
     )
+    if body.get("reason") in PURGED_AT_ONCE and ref is not None:
+        await forget_identity(conn, partner_id, ref)
+
+
+async def forget_identity(conn: Conn, partner_id: str, melding_ref: str) -> None:
+    """The index purged this melding at once: the portal forgets who the youth is."""
+    await conn.execute(
+        """UPDATE portal_melding SET bsn = NULL, surname = NULL, sex = NULL,
+                  birth_date = NULL, identity_forgotten = true
+           WHERE partner_id = $1 AND melding_ref = $2""",
+        partner_id,
+        melding_ref,
+    )
+
+
+async def forget_expired(conn: Conn, now: datetime) -> int:
+    """Delete what the index no longer keeps either: meldingen ended longer ago than
+    the archive lasts, and refused registrations after REFUSED_DAYS. Returns how many
+    meldingen went."""
+    gone = await conn.fetch(
+        """DELETE FROM portal_melding
+           WHERE (status IN ('withdrawn', 'ended')
+                  AND ended_at < $1::timestamptz - make_interval(years => $2))
+              OR (status = 'rejected' AND created_at < $1::timestamptz - make_interval(days => $3))
+           RETURNING partner_id, melding_ref""",
+        now,
+        ARCHIVE_YEARS,
+        REFUSED_DAYS,
+    )
+    if gone:
+        partners = [r["partner_id"] for r in gone]
+        refs = [r["melding_ref"] for r in gone]
+        for table in ("portal_message", "portal_notice"):
+            await conn.execute(
+                f"""DELETE FROM {table} t USING unnest($1::text[], $2::text[]) AS g(p, r)
+                    WHERE t.partner_id = g.p AND t.melding_ref = g.r""",  # noqa: S608 - constant SQL parts
+                partners,
+                refs,
+            )
+    return len(gone)
 
 
 async def _reminder(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -15,7 +16,7 @@ import asyncpg
 import pyotp
 import pytest
 
-from services.portal import accounts
+from services.portal import accounts, readmodel
 from services.portal.accounts import Role
 from shared.amqp.topology import INGEST_QUEUE, OUTBOUND_EXCHANGE
 from shared.clock import utcnow
@@ -178,6 +179,10 @@ async def test_a_registration_goes_out_with_the_portal_headers_and_the_answers_s
         return "Jeugdteam Noord" in page.text
 
     await eventually(shown)
+    sent = await db.fetchval(
+        "SELECT body FROM portal_message WHERE message_id = $1", uuid.UUID(message.message_id)
+    )
+    assert valid_bsn(31).encode() not in bytes(sent)  # answered: its copy of the youth goes
     page = await browser.get(f"/meldingen/{ref}")
     assert "Actief" in page.text and "t@jt.example" in page.text
     assert "Informeer de ouders" in page.text
@@ -680,3 +685,51 @@ async def test_later_notices_move_end_and_widen_what_the_pages_show(
     assert "Beëindigd (verlopen na twee jaar" in page
     assert f'action="/meldingen/{ref}/intrekken"' not in page  # nothing left to end
     assert ref not in (await browser.get("/meldingen")).text
+
+
+async def test_the_portal_forgets_the_youth_when_the_index_does(
+    portal_region: RegionUnderTest,
+    system: System,
+    browsers: list[Browser],
+    db: asyncpg.Connection[Any],
+) -> None:
+    app = await start_portal(system, portal_settings(portal_region, receipt_wait_seconds=0.1))
+    browser = Browser(app)
+    browsers.append(browser)
+    await browser.log_in(await make_account(portal_region, PORTAL_SCHOOL))
+    refs = [
+        await _ref_of(
+            await browser.post_form(
+                "/meldingen/nieuw", "/meldingen/nieuw", _register_form(valid_bsn(number))
+            )
+        )
+        for number in (61, 62)
+    ]
+    runtime = system.runtimes[0]
+    for number, (ref, reason) in enumerate(zip(refs, ("erased", "expired"), strict=True)):
+        await runtime.publisher.publish(
+            OUTBOUND_EXCHANGE,
+            PORTAL_SCHOOL,
+            json.dumps({"type": "melding.ended", "melding_ref": ref, "reason": reason}).encode(),
+            message_id=f"end-{number}",
+        )
+
+    async def both_ended() -> bool:
+        ended = await db.fetchval("SELECT count(*) FROM portal_melding WHERE status = 'ended'")
+        return bool(ended == 2)
+
+    await eventually(both_ended)
+    erased, expired = refs
+    page = (await browser.get(f"/meldingen/{erased}")).text
+    assert "Gegevens verwijderd" in page and valid_bsn(61) not in page
+    assert await db.fetchval(
+        "SELECT bsn IS NULL AND birth_date IS NULL FROM portal_melding WHERE melding_ref = $1",
+        erased,
+    )
+    # An expired melding stays in the archive (its identity with it) as long as the
+    # index keeps it: five years; then it goes altogether.
+    assert valid_bsn(62) in (await browser.get(f"/meldingen/{expired}")).text
+    assert await readmodel.forget_expired(db, utcnow() + timedelta(days=365 * 5 - 2)) == 0
+    assert await readmodel.forget_expired(db, utcnow() + timedelta(days=365 * 5 + 2)) == 2
+    assert (await browser.get(f"/meldingen/{expired}")).status_code == 404
+    assert await db.fetchval("SELECT count(*) FROM portal_message") == 0

@@ -107,7 +107,7 @@ async def register_page(request: Request) -> Response:
                 bsn=earlier["bsn"] or "",
                 surname=earlier["surname"] or "",
                 sex=earlier["sex"] or "",
-                birth_date=earlier["birth_date"].isoformat(),
+                birth_date=earlier["birth_date"].isoformat() if earlier["birth_date"] else "",
                 municipality=earlier["municipality"],
             )
     return await _register_form(request, session, values, NO_ERRORS)

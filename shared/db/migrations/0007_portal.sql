@@ -59,6 +59,7 @@ CREATE INDEX portal_message_melding ON portal_message (partner_id, melding_ref);
 
 -- A melding as its own organisation entered it (the youth's identity is the
 -- partner's own record: shown to that organisation only) and what it learnt since.
+-- Kept no longer than the index keeps the melding (services/portal/readmodel.py).
 CREATE TABLE portal_melding (
     partner_id      text NOT NULL,
     melding_ref     text NOT NULL,
@@ -68,8 +69,11 @@ CREATE TABLE portal_melding (
     bsn             text,
     surname         text,
     sex             text,
-    birth_date      date NOT NULL,
+    birth_date      date,                    -- NULL with the rest once forgotten
     municipality    text NOT NULL,
+    -- The identity is forgotten when the index purges the melding at once
+    -- (unjustified, 23rd birthday, death, erasure); the row goes after the archive.
+    identity_forgotten boolean NOT NULL DEFAULT false,
     reporter        jsonb NOT NULL,
     reported_at     timestamptz NOT NULL,
     inform          text[] NOT NULL DEFAULT '{}',
