@@ -23,7 +23,7 @@ from aio_pika.abc import (
     AbstractRobustConnection,
 )
 
-from services.portal import metrics, readmodel
+from services.portal import metrics, updates
 from shared.amqp.topology import partner_queue
 from shared.db.pool import TRANSIENT_DB_ERRORS
 from shared.logs import describe_error, get_logger, message_context
@@ -83,7 +83,7 @@ class Mailboxes:
                 kind = str(body.get("type", ""))
                 try:
                     async with self._pool.acquire() as conn, conn.transaction():
-                        fresh = await readmodel.take_in(
+                        fresh = await updates.take_in(
                             conn, mailbox, message_id, message.correlation_id, body
                         )
                     outcome = "applied" if fresh else "seen"
@@ -103,7 +103,7 @@ class Mailboxes:
                     )
                     try:
                         async with self._pool.acquire() as conn:
-                            await readmodel.keep(conn, mailbox, message_id, body)
+                            await updates.keep(conn, mailbox, message_id, body)
                     except Exception as keep_error:
                         await self._give_back(message, mailbox, keep_error)
                         return
