@@ -32,7 +32,9 @@ done
 # The web portal: pages on :8080 (plain http on localhost, so cookies without Secure),
 # /healthz /readyz /metrics on the next health port like the other services.
 PORTAL_PORT=${VI_PORTAL_PORT:-8080}
-VI_HTTP_PORT=$port VI_PORTAL_PORT=$PORTAL_PORT VI_PORTAL_INSECURE_COOKIES=1 \
+portal_url=$(awk '$1 == "portal" {print $4}' <<<"$logins")
+VI_PORTAL_AMQP_URL=$portal_url VI_HTTP_PORT=$port VI_PORTAL_PORT=$PORTAL_PORT \
+    VI_PORTAL_INSECURE_COOKIES=1 \
     VI_PORTAL_HOST=127.0.0.1 VI_PORTAL_BASE_URL=http://localhost:$PORTAL_PORT \
     .venv/bin/python -m services.portal >>var/log/portal.log 2>&1 &
 pids+=($!)

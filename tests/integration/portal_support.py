@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import httpx
 import pyotp
-import pytest
 from starlette.applications import Starlette
 
 from services.portal import accounts, credentials
@@ -146,13 +144,3 @@ class Browser:
 
     async def close(self) -> None:
         await self.client.aclose()
-
-
-@pytest.fixture
-async def browsers() -> AsyncIterator[list[Browser]]:
-    made: list[Browser] = []
-    try:
-        yield made
-    finally:
-        for browser in made:
-            await browser.close()

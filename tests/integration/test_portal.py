@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
 import aio_pika
 import asyncpg
 import pyotp
+import pytest
 
+from services.portal import accounts
 from services.portal.accounts import Role
 from shared.amqp.topology import INGEST_QUEUE, OUTBOUND_EXCHANGE
 from shared.clock import utcnow
@@ -21,16 +24,31 @@ from shared.partner_client import PartnerClient
 from tests.conftest import PORTAL_SCHOOL, System
 from tests.integration.portal_support import (
     Browser,
-    browsers,
     make_account,
     next_code,
     portal_settings,
     start_portal,
 )
 from tests.integration.test_matching import Mailbox
-from tests.support import RegionUnderTest, drain, eventually, queue_depth, valid_bsn
+from tests.support import (
+    RegionUnderTest,
+    drain,
+    eventually,
+    queue_depth,
+    run_cli,
+    valid_bsn,
+)
 
-__all__ = ["browsers"]  # fixtures used below
+
+@pytest.fixture
+async def browsers() -> AsyncIterator[list[Browser]]:
+    """Browsers a test opens; closed at its end."""
+    made: list[Browser] = []
+    try:
+        yield made
+    finally:
+        for browser in made:
+            await browser.close()
 
 
 def _register_form(bsn: str, **extra: str) -> dict[str, str]:
@@ -104,6 +122,11 @@ async def test_a_registration_goes_out_with_the_portal_headers_and_the_answers_s
 
     page = await browser.get(f"/meldingen/{ref}")
     assert "In behandeling" in page.text
+
+    async def ready() -> bool:
+        return (await runtime.readiness()).get("portal_broker") is True
+
+    await eventually(ready)  # /readyz includes the portal's own broker login
 
     # The index answers in partner.linde: accepted, then a match with a team.
     async def answer(body: dict[str, Any], correlation_id: str | None = None) -> None:
@@ -324,16 +347,27 @@ async def test_login_needs_both_factors_and_repeated_failures_lock_the_account(
 
 
 async def test_a_session_lapses_after_inactivity(
-    portal_region: RegionUnderTest, system: System, browsers: list[Browser]
+    portal_region: RegionUnderTest,
+    system: System,
+    browsers: list[Browser],
+    db: asyncpg.Connection[Any],
 ) -> None:
     app = await start_portal(system, portal_settings(portal_region, idle_minutes=15))
-    browser = Browser(app)
-    browsers.append(browser)
+    browser, idle = Browser(app), Browser(app)
+    browsers.extend([browser, idle])
     await browser.log_in(await make_account(portal_region, PORTAL_SCHOOL))
+    await idle.log_in(await make_account(portal_region, PORTAL_SCHOOL))
     assert (await browser.get("/meldingen")).status_code == 200
     real_clock = browser.portal.clock
-    browser.portal.clock = lambda: real_clock() + timedelta(minutes=16)
+    browser.portal.clock = lambda: real_clock() + timedelta(minutes=14)
+    assert (await browser.get("/meldingen")).status_code == 200  # kept alive by use
+    browser.portal.clock = lambda: real_clock() + timedelta(minutes=30)
     assert (await browser.get("/meldingen")).headers["location"] == "/inloggen"
+    # The sweep removes sessions nobody comes back to (the idle browser's); the other
+    # one ended when it was found lapsed.
+    later = real_clock() + timedelta(minutes=16)
+    assert await accounts.forget_lapsed_sessions(db, browser.portal.policy, later) == 1
+    assert await db.fetchval("SELECT count(*) FROM portal_session") == 0
 
 
 async def test_a_form_post_without_its_csrf_token_is_refused_and_sends_nothing(
@@ -368,7 +402,7 @@ async def test_another_organisations_melding_is_not_reachable_by_its_url(
     await owner.log_in(await make_account(portal_region, PORTAL_SCHOOL))
     await colleague.log_in(await make_account(portal_region, PORTAL_SCHOOL))
     await admin.log_in(await make_account(portal_region, PORTAL_SCHOOL, role=Role.ORG_ADMIN))
-    await outsider.log_in(await make_account(portal_region, "school"))
+    await outsider.log_in(await make_account(portal_region, "eik"))  # another portal school
     ref = await _ref_of(
         await owner.post_form("/meldingen/nieuw", "/meldingen/nieuw", _register_form(valid_bsn(77)))
     )
@@ -506,3 +540,143 @@ async def test_a_message_the_read_model_cannot_apply_is_kept_and_the_mailbox_goe
         await db.fetchval("SELECT match_id FROM portal_melding WHERE melding_ref = $1", ref) is None
     )
     assert (await queue_depth(runtime, f"partner.{PORTAL_SCHOOL}"))[0] == 0
+
+
+async def test_the_operator_adds_an_account_and_its_link_opens_the_activation_page(
+    portal_region: RegionUnderTest, system: System, browsers: list[Browser]
+) -> None:
+    app = await start_portal(system, portal_settings(portal_region))
+    env = {"VI_PORTAL_BASE_URL": "https://portal.test"}
+    added = await run_cli(
+        portal_region,
+        "portal",
+        "user",
+        "add",
+        "--partner",
+        PORTAL_SCHOOL,
+        "--email",
+        "beheer@linde.example",
+        "--role",
+        "org_admin",
+        env=env,
+    )
+    assert added.exit_code == 0, added.output
+    link = re.search(r"activation link: https://portal\.test(/activeren/\S+)", added.output)
+    assert link
+    browser = Browser(app)
+    browsers.append(browser)
+    page = await browser.get(link[1])
+    assert page.status_code == 200 and "beheer@linde.example" in page.text
+
+    linked = await run_cli(
+        portal_region,
+        "portal",
+        "user",
+        "add",
+        "--partner",
+        "school",
+        "--email",
+        "x@y.example",
+        env=env,
+    )
+    assert linked.exit_code != 0 and 'channel = "portal"' in linked.output
+    again = await run_cli(portal_region, "portal", "user", "list", "--partner", PORTAL_SCHOOL)
+    assert "beheer@linde.example" in again.output and "org_admin" in again.output
+
+
+async def test_later_notices_move_end_and_widen_what_the_pages_show(
+    portal_region: RegionUnderTest, system: System, browsers: list[Browser]
+) -> None:
+    app = await start_portal(system, portal_settings(portal_region, receipt_wait_seconds=0.1))
+    browser = Browser(app)
+    browsers.append(browser)
+    await browser.log_in(await make_account(portal_region, PORTAL_SCHOOL))
+    ref = await _ref_of(
+        await browser.post_form(
+            "/meldingen/nieuw", "/meldingen/nieuw", _register_form(valid_bsn(55))
+        )
+    )
+    runtime = system.runtimes[0]
+    [request] = await drain(runtime, INGEST_QUEUE)
+    match_id = "0b6f5c1e-8a77-4d8e-9d1c-2f3a4b5c6d7e"
+    team = {
+        "partner": "jeugdteam",
+        "organisation": "Jeugdteam Noord",
+        "sector": "jeugdhulp",
+        "reporter": {"name": "T. Hulp", "email": "t@jt.example", "phone": "+31100000000"},
+        "registered_at": "2026-11-30T10:00:00+01:00",
+    }
+    notices: list[tuple[dict[str, Any], str | None]] = [
+        (
+            {
+                "type": "receipt",
+                "in_reply_to": request.message_id,
+                "status": "accepted",
+                "melding_ref": ref,
+                "errors": [],
+                "inform": ["youth", "parents"],
+            },
+            request.message_id,
+        ),
+        (
+            {
+                "type": "match.notice",
+                "match_id": match_id,
+                "melding_ref": ref,
+                "lead": None,
+                "counterparts": [{**team, "archived": False}],
+            },
+            None,
+        ),
+        ({"type": "youth.moved", "melding_ref": ref, "municipality": "0599"}, None),
+        (
+            {
+                "type": "family.notice",
+                "family_match_id": "5d2c1b0a-1111-4222-8333-944455556666",
+                "melding_ref": ref,
+                "relation": "parent",
+                "counterpart": {
+                    **team,
+                    "partner": "jgz",
+                    "organisation": "GGD Jeugdgezondheidszorg",
+                    "sector": "jgz",
+                },
+            },
+            None,
+        ),
+        ({"type": "match.ended", "match_id": match_id, "melding_ref": ref}, None),
+    ]
+    for number, (body, correlation_id) in enumerate(notices):
+        await runtime.publisher.publish(
+            OUTBOUND_EXCHANGE,
+            PORTAL_SCHOOL,
+            json.dumps(body).encode(),
+            message_id=f"later-{number}",
+            correlation_id=correlation_id,
+        )
+
+    async def ended_match_shown() -> bool:
+        return "Deze match is beëindigd" in (await browser.get(f"/meldingen/{ref}")).text
+
+    await eventually(ended_match_shown)
+    page = (await browser.get(f"/meldingen/{ref}")).text
+    assert "Rotterdam" in page  # moved
+    assert "GGD Jeugdgezondheidszorg" in page and "ander kind uit hetzelfde gezin" in page
+    assert "Informeer de jongere en de ouders" in page
+    assert "Regie nemen" not in page  # no live match to lead
+
+    await runtime.publisher.publish(
+        OUTBOUND_EXCHANGE,
+        PORTAL_SCHOOL,
+        json.dumps({"type": "melding.ended", "melding_ref": ref, "reason": "expired"}).encode(),
+        message_id="later-end",
+    )
+
+    async def archived() -> bool:
+        return ref in (await browser.get("/meldingen?archief=1")).text
+
+    await eventually(archived)
+    page = (await browser.get(f"/meldingen/{ref}")).text
+    assert "Beëindigd (verlopen na twee jaar" in page
+    assert f'action="/meldingen/{ref}/intrekken"' not in page  # nothing left to end
+    assert ref not in (await browser.get("/meldingen")).text
