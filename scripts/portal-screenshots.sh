@@ -7,6 +7,6 @@ cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
 scripts/ensure-backends.sh
 mkdir -p docs/img
-VI_PORTAL_SCREENSHOTS=docs/img .venv/bin/pytest -q \
-    "tests/browser/test_portal_pages.py::test_a_portal_school_and_a_linked_team_register_on_one_youth_and_both_see_the_match"
+VI_PORTAL_SCREENSHOTS=docs/img .venv/bin/pytest -q tests/browser/test_portal_pages.py \
+    -k "see_the_match or refused_melding or invites_a_colleague"
 ls docs/img/portal-*.png

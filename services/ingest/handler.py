@@ -79,7 +79,8 @@ class IngestHandler:
         if sender is None:
             await self._reject_unknown_sender(delivery, user_id)
             return None
-        with message_context(partner=sender.answer_to):
+        portal = {"via_portal": True} if sender.via_portal else {}
+        with message_context(partner=sender.answer_to, **portal):
             return await self._handle(delivery, sender, region.municipalities_by_code.keys())
 
     async def _reject_unknown_sender(self, delivery: Delivery, user_id: str | None) -> None:

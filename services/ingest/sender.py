@@ -35,6 +35,8 @@ class Sender:
     portal_user: str | None = None
     # Why the sender may not send this (the answer is `not_authorized`); None: it may.
     refusal: ErrorItem | None = None
+    # Published with the portal's login (said in the logs, for the operators).
+    via_portal: bool = False
 
 
 def identify(
@@ -58,11 +60,13 @@ def _portal(headers: Mapping[str, Any], region: RegionConfig) -> Sender:
     named = _text(headers.get(ON_BEHALF_OF_HEADER))
     partner = region.partners_by_id.get(named) if named is not None else None
     if partner is None or partner.channel is not Channel.PORTAL:
-        return Sender(PORTAL_ID, None, refusal=NO_PORTAL_PARTNER)
+        return Sender(PORTAL_ID, None, refusal=NO_PORTAL_PARTNER, via_portal=True)
     actor = _text(headers.get(ACTOR_HEADER))
     if actor is None or len(actor) > MAX_ACTOR_CHARS or not actor.isprintable():
-        return Sender(partner.id, partner, refusal=NO_ACTOR)
-    return Sender(partner.id, partner, portal_user=actor, refusal=_retired(partner))
+        return Sender(partner.id, partner, refusal=NO_ACTOR, via_portal=True)
+    return Sender(
+        partner.id, partner, portal_user=actor, refusal=_retired(partner), via_portal=True
+    )
 
 
 def _retired(partner: Partner) -> ErrorItem | None:

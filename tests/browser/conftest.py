@@ -62,7 +62,8 @@ async def browser_context(tmp_path: Path) -> AsyncIterator[BrowserContext]:
             user_data_dir=tmp_path / "chromium-profile",
             executable_path=chromium_path(),
             headless=True,
-            args=CHROMIUM_ARGS,
+            # Dutch forms as a Dutch user sees them (date fields as dd-mm-jjjj).
+            args=[*CHROMIUM_ARGS, "--lang=nl-NL"],
             locale="nl-NL",
             timezone_id="Europe/Amsterdam",
             # Generous: the machine that runs the tests may be busy with others.

@@ -166,6 +166,7 @@ async def test_a_form_post_without_its_csrf_token_is_refused(
     )
     await page.get_by_role("button", name="Registreren").click()
     await expect(page.get_by_role("heading", name="Formulier verlopen")).to_be_visible()
+    await assert_accessible(page)
     # A forged post from elsewhere, with the session cookie but another token.
     forged = await page.request.post(
         site.url + "/meldingen/nieuw",
@@ -217,3 +218,49 @@ async def test_a_professional_sees_only_their_own_meldingen(
     await log_in(page, site, colleague, secret)
     shown = await page.goto(f"{site.url}/meldingen/{ref}")
     assert shown is not None and shown.status == 404
+
+
+async def test_a_refused_melding_shows_the_reason_beside_its_field(
+    page: Page, portal_site: PortalSite
+) -> None:
+    site = portal_site
+    await _school_signed_in(page, site)
+    await page.goto(site.url + "/meldingen/nieuw")
+    await page.get_by_label("BSN").fill("123456789")  # nine digits, not a BSN
+    await page.get_by_label("Geboortedatum").fill("2014-05-01")
+    await page.get_by_label("Gemeente").select_option(label="Amsterdam")
+    await page.get_by_role("button", name="Registreren").click()
+    # The index's answer (bsn_checksum), in Dutch, tied to the field it concerns.
+    bsn = page.get_by_label("BSN")
+    await expect(bsn).to_have_attribute("aria-invalid", "true", timeout=30_000)
+    await expect(page.locator("#bsn-fout")).to_contain_text("elfproef")
+    described_by = await bsn.get_attribute("aria-describedby") or ""
+    assert "bsn-fout" in described_by.split()
+    await expect(page.get_by_role("alert")).to_be_visible()
+    await assert_accessible(page)
+    await screenshot(page, "foutmelding")
+
+
+async def test_an_org_admin_invites_a_colleague_whose_link_activates_the_account(
+    page: Page, portal_site: PortalSite
+) -> None:
+    site = portal_site
+    await _school_signed_in(page, site)
+    await page.get_by_role("link", name="Accounts").click()
+    colleague = "leerkracht@linde.example"
+    await page.get_by_label("E-mailadres").fill(colleague)
+    await page.get_by_label("Naam", exact=True).fill("P. de Wit")
+    await page.get_by_label("Professional").check()
+    await page.get_by_role("button", name="Uitnodigen").click()
+    link = (await page.locator("#activeringslink").inner_text()).strip()
+    assert link.startswith(site.url + "/activeren/")
+    await expect(page.get_by_role("cell", name=colleague, exact=True)).to_be_visible()
+    await assert_accessible(page)
+    await screenshot(page, "accounts")
+    await page.get_by_role("button", name="Uitloggen").click()
+
+    secret = await activate(page, link, name="P. de Wit")
+    await log_in(page, site, colleague, secret)
+    await expect(page.get_by_role("link", name="Accounts")).to_have_count(0)  # no admin
+    shown = await page.goto(site.url + "/beheer")
+    assert shown is not None and shown.status == 403

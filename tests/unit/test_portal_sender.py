@@ -61,7 +61,9 @@ def test_unknown_or_missing_logins_cannot_be_answered() -> None:
 
 def test_the_portal_acts_for_a_portal_partner_and_names_the_actor() -> None:
     sender = _portal({ON_BEHALF_OF_HEADER: "linde", ACTOR_HEADER: "u-1"})
-    assert sender == Sender("linde", REGION.partners_by_id["linde"], portal_user="u-1")
+    assert sender == Sender(
+        "linde", REGION.partners_by_id["linde"], portal_user="u-1", via_portal=True
+    )
     as_bytes = _portal({ON_BEHALF_OF_HEADER: b"linde", ACTOR_HEADER: b"u-1"})
     assert as_bytes == sender
 
@@ -73,7 +75,7 @@ def test_the_portal_without_a_portal_partner_is_refused_into_its_own_mailbox(
     headers = {ACTOR_HEADER: "u-1"}
     if acts_for is not None:
         headers[ON_BEHALF_OF_HEADER] = acts_for
-    assert _portal(headers) == Sender(PORTAL_ID, None, refusal=NO_PORTAL_PARTNER)
+    assert _portal(headers) == Sender(PORTAL_ID, None, refusal=NO_PORTAL_PARTNER, via_portal=True)
 
 
 @pytest.mark.parametrize("actor", [None, "", "x" * 129, "a\tb", 12])
@@ -82,7 +84,9 @@ def test_the_portal_must_name_a_printable_actor(actor: Any) -> None:
     if actor is not None:
         headers[ACTOR_HEADER] = actor
     sender = _portal(headers)
-    assert sender == Sender("linde", REGION.partners_by_id["linde"], refusal=NO_ACTOR)
+    assert sender == Sender(
+        "linde", REGION.partners_by_id["linde"], refusal=NO_ACTOR, via_portal=True
+    )
 
 
 def test_a_partner_may_not_use_the_portal_header() -> None:
