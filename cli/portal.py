@@ -6,6 +6,7 @@ import secrets
 from datetime import timedelta
 
 import click
+import pyotp
 
 from cli.common import run, settings
 from cli.output import table
@@ -213,6 +214,4 @@ def demo_account(partner_id: str, email: str, name: str) -> None:
 def code(secret: str) -> None:
     """Print the current TOTP code of SECRET (for a local demo without an
     authenticator app)."""
-    import pyotp
-
     click.echo(pyotp.TOTP(secret).now())

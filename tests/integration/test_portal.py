@@ -588,6 +588,29 @@ async def test_the_operator_adds_an_account_and_its_link_opens_the_activation_pa
     again = await run_cli(portal_region, "portal", "user", "list", "--partner", PORTAL_SCHOOL)
     assert "beheer@linde.example" in again.output and "org_admin" in again.output
 
+    # The demo account (scripts/run.sh) logs in with what the command prints.
+    demo = await run_cli(
+        portal_region,
+        "portal",
+        "demo-account",
+        "--partner",
+        PORTAL_SCHOOL,
+        "--email",
+        "demo@linde.example",
+    )
+    password = re.search(r"^password: (\S+)$", demo.output, re.M)
+    secret = re.search(r"^TOTP secret: (\S+)", demo.output, re.M)
+    assert password and secret
+    code = await run_cli(portal_region, "portal", "code", secret[1])
+    totp = pyotp.TOTP(secret[1])
+    assert code.output.strip() in {totp.at(utcnow()), totp.at(utcnow() - timedelta(seconds=30))}
+    logged_in = await browser.post_form(
+        "/inloggen",
+        "/inloggen",
+        {"email": "demo@linde.example", "password": password[1], "code": code.output.strip()},
+    )
+    assert logged_in.status_code == 303
+
 
 async def test_later_notices_move_end_and_widen_what_the_pages_show(
     portal_region: RegionUnderTest, system: System, browsers: list[Browser]
