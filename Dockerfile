@@ -1,4 +1,4 @@
-# One image for every Verwijsindex process: the four services
+# One image for every Verwijsindex process: the five services
 # (`python -m services.<name>`) and the operator CLI (`verwijsindex ...`).
 FROM python:3.11.11-slim-bookworm
 

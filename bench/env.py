@@ -93,8 +93,8 @@ class Logins:
     async def create(self) -> RegionConfig:
         region = parse_region(region_document(self.prefix))
         for partner in region.partner:
-            await self.management.put_user(partner.broker_user, self.password)
-            self.created.append(partner.broker_user)
+            await self.management.put_user(partner.own_broker_user, self.password)
+            self.created.append(partner.own_broker_user)
         return region
 
     async def delete(self) -> None:
@@ -125,7 +125,7 @@ class BenchEnv:
             )
             for partner in region.partner:
                 await management.set_permissions(
-                    env.vhost, partner.broker_user, **partner_permissions(partner.id)
+                    env.vhost, partner.own_broker_user, **partner_permissions(partner.id)
                 )
             admin = await asyncpg.connect(_db_url(base.database_url, "postgres"))
             try:
@@ -178,7 +178,7 @@ class BenchEnv:
         )
 
     def partner_url(self, partner_id: str) -> str:
-        user = self.region.partners_by_id[partner_id].broker_user
+        user = self.region.partners_by_id[partner_id].own_broker_user
         return with_login(
             self.base.amqp_url, user=user, password=self.logins.password, vhost=self.vhost
         )

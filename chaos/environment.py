@@ -63,7 +63,7 @@ class Environment:
         return urlunsplit(base._replace(path=f"/{self.database}"))
 
     def partner_url(self, partner_id: str) -> str:
-        user = self.region.partners_by_id[partner_id].broker_user
+        user = self.region.partners_by_id[partner_id].own_broker_user
         return _with_login(self.backends.amqp_url, user, self.partner_password, self.vhost)
 
     def service_env(self, **extra: str) -> dict[str, str]:
@@ -101,9 +101,9 @@ class Environment:
             env.vhost, env.service_user, configure=".*", write=".*", read=".*"
         )
         for partner in region.partner:
-            await management.put_user(partner.broker_user, env.partner_password)
+            await management.put_user(partner.own_broker_user, env.partner_password)
             await management.set_permissions(
-                env.vhost, partner.broker_user, **partner_permissions(partner.id)
+                env.vhost, partner.own_broker_user, **partner_permissions(partner.id)
             )
         admin = await asyncpg.connect(backends.database_url)
         try:
@@ -137,7 +137,7 @@ class Environment:
         management = self.management
         await management.delete_vhost(self.vhost)
         for partner in self.region.partner:
-            await management.delete_user(partner.broker_user)
+            await management.delete_user(partner.own_broker_user)
         admin = await asyncpg.connect(self.backends.database_url)
         try:
             await admin.execute(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')

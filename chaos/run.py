@@ -120,7 +120,7 @@ class Run:
             await fleet.start_all()
             self.t.note("services started", processes=len(fleet.slots))
             for p in env.region.partner:
-                partner = Partner(p.id, p.broker_user, env.partner_url(p.id))
+                partner = Partner(p.id, p.own_broker_user, env.partner_url(p.id))
                 await partner.start()
                 self.partners[p.id] = partner
             probes = await security.probe_all(env)

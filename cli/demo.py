@@ -15,10 +15,10 @@ import click
 from cli.common import run, settings
 from cli.demo_pki import TEST_ONLY, DemoCA
 from shared.amqp.connection import vhost_of
-from shared.amqp.management import Management, set_up_partner_login
+from shared.amqp.management import Management, set_up_partner_login, set_up_portal_login
 from shared.contract.validation import example_bsn
 from shared.partner_client import PartnerClient, Received
-from shared.region.model import RegionConfigError, load_region_file
+from shared.region.model import PORTAL_ID, Channel, RegionConfigError, load_region_file
 
 DEFAULT_REGION = Path("region/demo.toml")
 
@@ -47,7 +47,9 @@ def users(region_file: Path) -> None:
     print each login with its password and AMQP URL.
 
     Each login gets the permissions the partner guide prescribes: publish to
-    vi.inbound, read its own partner.<id> queue, declare nothing.
+    vi.inbound, read its own partner.<id> queue, declare nothing. With a [portal]
+    section the portal's login is made too (shown as partner "portal"): it reads
+    partner.portal and the queues of the partners on channel "portal".
     """
     try:
         config = load_region_file(region_file)
@@ -57,22 +59,22 @@ def users(region_file: Path) -> None:
     api = Management.for_settings(s)
     vhost = vhost_of(s.amqp_url)
 
+    # Partners on channel "portal" have no login of their own: the portal's serves them.
+    logins = [(p.id, p.own_broker_user) for p in config.partner if p.channel is Channel.AMQP]
+
     async def go() -> None:
-        for partner in config.partner:
+        for partner_id, user in logins:
             await set_up_partner_login(
-                api,
-                vhost,
-                partner_id=partner.id,
-                broker_user=partner.broker_user,
-                password=partner.broker_user,
+                api, vhost, partner_id=partner_id, broker_user=user, password=user
             )
+        if config.portal is not None:
+            await set_up_portal_login(api, vhost, config, password=config.portal.broker_user)
 
     run(go())
+    if config.portal is not None:
+        logins.append((PORTAL_ID, config.portal.broker_user))
     rows = [("partner", "login", "password", "AMQP URL")]
-    rows += [
-        (p.id, p.broker_user, p.broker_user, _partner_url(s.amqp_url, p.broker_user))
-        for p in config.partner
-    ]
+    rows += [(pid, user, user, _partner_url(s.amqp_url, user)) for pid, user in logins]
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     click.echo("Demo partner logins (the password is the login; demo only):")
     for partner_id, login, password, url in rows:
@@ -123,7 +125,7 @@ async def _traffic(region_file: Path, wait: float) -> None:
     for pid in wanted:
         partner = config.partners_by_id[pid]
         client = PartnerClient(
-            _partner_url(s.amqp_url, partner.broker_user), pid, partner.broker_user
+            _partner_url(s.amqp_url, partner.own_broker_user), pid, partner.own_broker_user
         )
         await client.start()
         clients[pid] = client
@@ -278,10 +280,16 @@ def certs(
     ca.write(directory)
     ca.issue(hosts[0], server_names=hosts, days=days).write(directory, "server")
     ca.issue(services_user, days=days).write(directory, "services")
-    for partner in config.partner:
-        ca.issue(partner.broker_user, days=days).write(directory / "partners", partner.id)
+    own_logins = [p for p in config.partner if p.channel is Channel.AMQP]
+    for partner in own_logins:
+        ca.issue(partner.own_broker_user, days=days).write(directory / "partners", partner.id)
+    if config.portal is not None:
+        # The web portal logs in by certificate like a partner system does.
+        ca.issue(config.portal.broker_user, days=days).write(directory, "portal")
     click.echo(
         f"{TEST_ONLY}: a demo CA, a broker certificate for {', '.join(hosts)}, one for "
-        f"the services (CN={services_user}) and {len(config.partner)} partner "
+        f"the services (CN={services_user}), "
+        + (f"the portal (CN={config.portal.broker_user}), " if config.portal else "")
+        + f"and {len(own_logins)} partner "
         f"certificates, in {directory}"
     )

@@ -11,6 +11,7 @@ from cli.demo import demo
 from cli.errors import explain
 from cli.parked import parked, rejected
 from cli.partner import partner
+from cli.portal import portal
 from cli.region import region
 from cli.retention import retention
 from cli.schema import schema
@@ -48,3 +49,4 @@ def main(debug: bool) -> None:
 for command in (db, demo, parked, region, rejected, retention, schema, stats, status, subject):
     main.add_command(command)
 main.add_command(partner)
+main.add_command(portal)

@@ -21,6 +21,7 @@ from aio_pika.abc import AbstractRobustConnection
 
 from cli.common import run, settings
 from cli.output import emit_json, table
+from services.ingest.sender import identify
 from shared.amqp.connection import connect_broker
 from shared.amqp.inspect import HeldMessage, Progress, Visit, depth, pass_through, replay
 from shared.amqp.publisher import Publisher
@@ -324,9 +325,9 @@ def rejected_show(message_id: str) -> None:
 def rejected_replay(message_ids: tuple[str, ...], everything: bool, operator: str) -> None:
     """Hand rejected messages to ingest again (audited).
 
-    For messages whose sender has become a partner since, typically a login that
-    was created before its partner was in the region config (run `verwijsindex
-    region apply FILE` first). Each message goes to ingest with its original sender,
+    For messages whose sender has become a partner (or the portal) since, typically
+    a login that was created before its partner was in the region config (run
+    `verwijsindex region apply FILE` first). Each message goes to ingest with its original sender,
     routing key, message_id and body, and the partner gets its receipt. A message
     without user_id, or whose sender is still not a partner, is left in place
     (exit code 1).
@@ -337,7 +338,7 @@ def rejected_replay(message_ids: tuple[str, ...], everything: bool, operator: st
         region = await runtime.region.get()
         if held.sender is None:
             return "it has no user_id, so nobody can be answered: purge it"
-        if held.sender not in region.partners_by_broker_user:
+        if identify(held.sender, held.headers, region) is None:
             return (
                 f"{held.sender!r} is still not a partner of this region "
                 "(add it, then `verwijsindex region apply FILE`)"

@@ -12,7 +12,12 @@ import click
 from cli.common import run, settings
 from cli.output import emit_json, table
 from shared.amqp.connection import vhost_of
-from shared.amqp.management import Management, ManagementError, set_up_partner_login
+from shared.amqp.management import (
+    Management,
+    ManagementError,
+    refresh_portal_login,
+    set_up_partner_login,
+)
 from shared.amqp.topology import declare_partner_queues
 from shared.db import migrate
 from shared.db.pool import connect as connect_db
@@ -59,8 +64,9 @@ async def _apply(config: RegionConfig) -> Applied:
             # Declared before the config is stored: services only see partners whose
             # mailboxes exist (a retired partner keeps its own, for its receipts).
             async with runtime.connection.channel() as channel:
-                await declare_partner_queues(channel, [p.id for p in config.partner])
+                await declare_partner_queues(channel, config.mailboxes)
             await _certificate_logins(config)
+            await _portal_login(config)
             revision, changed = await store_region(uow.conn, config)
             withdrawn, messages = await retirement.withdraw_retired(
                 uow.conn, config, runtime.pseudonyms, actor="operator", now=datetime.now(UTC)
@@ -82,9 +88,17 @@ async def _certificate_logins(config: RegionConfig) -> None:
                 api,
                 vhost_of(s.amqp_url),
                 partner_id=partner.id,
-                broker_user=partner.broker_user,
+                broker_user=partner.own_broker_user,
                 password=None,
             )
+
+
+async def _portal_login(config: RegionConfig) -> None:
+    """The portal's login gets read access to the mailboxes of the partners now on
+    channel "portal" (see shared.amqp.management.refresh_portal_login)."""
+    if config.portal is not None:
+        s = settings()
+        await refresh_portal_login(Management.for_settings(s), vhost_of(s.amqp_url), config)
 
 
 @region.command()
@@ -97,6 +111,10 @@ def apply(file: Path) -> None:
 
     A bad file changes nothing. Applying the same file again is a no-op. Running
     services pick up a change within 10 seconds.
+
+    With a [portal] section, the portal's own mailbox partner.portal is declared too,
+    and the portal's login may read the mailboxes of the partners on channel
+    "portal" (with login = "certificate" in [portal] it is created here).
 
     A partner that leaves the region stays in the file with `retired = true`: its
     active meldingen are withdrawn (archived, as `risk_ended`) by this command. A
@@ -166,6 +184,11 @@ def _render(applied: AppliedRegion) -> str:
             "",
             f"[[partner]] ({len(doc['partner'])})",
             _entries(doc["partner"]),
+            *(
+                ["", "[portal]", f"  broker_user  {doc['portal']['broker_user']}"]
+                if doc["portal"]
+                else []
+            ),
         ]
     )
 

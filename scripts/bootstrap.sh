@@ -57,3 +57,29 @@ if ! grep -qs "\"version\": \"$ASYNCAPI_SPECS_VERSION\"" "$specs/package.json"; 
     npm install --silent --no-audit --no-fund --ignore-scripts \
         --prefix .venv/asyncapi-specs "@asyncapi/specs@$ASYNCAPI_SPECS_VERSION"
 fi
+
+# Chromium for the portal's browser tests: Debian's package, which Playwright drives
+# through executable_path (nothing here or in the tests downloads a browser).
+if ! command -v chromium >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ]; then
+        echo "==> installing Debian's chromium for the browser tests"
+        export DEBIAN_FRONTEND=noninteractive
+        if ! apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1; then
+            # A fresh machine may not have the package lists yet.
+            apt-get update -qq >/dev/null 2>&1 || true
+            apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1 || true
+        fi
+    fi
+    command -v chromium >/dev/null 2>&1 ||
+        echo "warning: no chromium (install Debian's chromium package as root):" \
+            "the browser tests fail without it" >&2
+fi
+
+# axe-core (npm), the accessibility rules the browser tests inject into each page.
+AXE_CORE_VERSION=4.14.1
+axe=.venv/axe-core/node_modules/axe-core
+if ! grep -qs "\"version\": \"$AXE_CORE_VERSION\"" "$axe/package.json"; then
+    echo "==> installing axe-core $AXE_CORE_VERSION into .venv/axe-core"
+    npm install --silent --no-audit --no-fund --ignore-scripts \
+        --prefix .venv/axe-core "axe-core@$AXE_CORE_VERSION"
+fi

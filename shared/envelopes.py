@@ -24,6 +24,9 @@ class Command(_Internal):
     # inbox hit then means "already answered", not "a partner re-sent it".
     seen_before: bool
     message: InboundMessage
+    # The portal user who acted for the partner (header x-vi-actor, contract §9), for
+    # the audit log; None when the partner's own system sent the message.
+    portal_user: str | None = None
 
 
 class PartnerNotice(_Internal):

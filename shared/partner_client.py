@@ -95,9 +95,11 @@ class PartnerClient:
         routing_key: str | None = None,
         user_id: str | None = None,
         set_user_id: bool = True,
+        headers: dict[str, Any] | None = None,
     ) -> str | None:
         """Publish one message; returns its message_id. A fresh id is made unless one
-        is given (pass message_id="" to send none at all)."""
+        is given (pass message_id="" to send none at all). `headers`: AMQP headers,
+        such as the portal's x-vi-on-behalf-of and x-vi-actor."""
         assert self._channel is not None, "call start() first"
         raw = body if isinstance(body, bytes) else json.dumps(body).encode()
         key = (
@@ -115,6 +117,7 @@ class PartnerClient:
                 routing_key=key,
                 properties=_WithoutMessageId(
                     user_id=user_id,
+                    headers=headers,
                     content_type="application/json",
                     delivery_mode=aio_pika.DeliveryMode.PERSISTENT.value,
                 ),
@@ -126,6 +129,7 @@ class PartnerClient:
                 raw,
                 message_id=mid,
                 user_id=user_id,
+                headers=headers,
                 content_type="application/json",
                 delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
             ),

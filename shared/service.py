@@ -48,6 +48,8 @@ class Runtime:
     http: HealthServer | None = None
     instance: heartbeat.Instance = field(default_factory=lambda: heartbeat.Instance.new("?"))
     backends: Backends = field(default_factory=Backends)
+    # Further readiness checks a service adds (the portal: its own broker login).
+    checks: dict[str, Callable[[], bool]] = field(default_factory=dict)
     _closing: bool = False
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _closers: list[Callable[[], None]] = field(default_factory=list)
@@ -155,6 +157,7 @@ class Runtime:
             "broker": self.backends.broker.available is True and not self.connection.is_closed,
             "database": self.backends.database.available is True,
             "consumers": all(consumers),
+            **{name: check() for name, check in self.checks.items()},
         }
 
     def background(self, job: BackgroundJob) -> None:

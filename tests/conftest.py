@@ -18,7 +18,7 @@ from services.ingest.app import setup as ingest_setup
 from services.matcher.app import setup as matcher_setup
 from services.notifier.app import setup as notifier_setup
 from shared.amqp.connection import connect
-from shared.amqp.management import Management, partner_permissions
+from shared.amqp.management import Management, partner_permissions, portal_permissions
 from shared.amqp.topology import declare_core, declare_partner_queues
 from shared.db import migrate
 from shared.db.pool import connect as connect_db
@@ -90,7 +90,7 @@ async def apply_region(test_region: RegionUnderTest, document: dict[str, Any]) -
                 retry_delays_ms=test_region.settings.retry_delays_ms,
                 delivery_limit=test_region.settings.delivery_limit,
             )
-            await declare_partner_queues(channel, [p.id for p in config.partner])
+            await declare_partner_queues(channel, config.mailboxes)
     finally:
         await connection.close()
     conn = await connect_db(test_region.settings.database_url)
@@ -152,6 +152,36 @@ async def test_region(
         await admin.close()
 
 
+# Partners on channel "portal" in the `portal_region` fixture (contract §9).
+PORTAL_SCHOOL = "linde"
+PORTAL_PARTNERS = {PORTAL_SCHOOL: "Basisschool De Linde", "eik": "Basisschool De Eik"}
+
+
+@pytest.fixture
+async def portal_region(
+    test_region: RegionUnderTest, management: Management
+) -> AsyncIterator[RegionUnderTest]:
+    """The test region with two schools on channel "portal" and a [portal] login
+    (password PARTNER_PASSWORD) that may read their mailboxes and partner.portal."""
+    document = region_document(test_region.user_prefix)
+    document["partner"] += [
+        {"id": pid, "name": name, "sector": "onderwijs", "roles": ["reporter"], "channel": "portal"}
+        for pid, name in PORTAL_PARTNERS.items()
+    ]
+    document["portal"] = {"broker_user": f"{test_region.user_prefix}-portal"}
+    config = await apply_region(test_region, document)
+    assert config.portal is not None
+    user = config.portal.broker_user
+    await management.put_user(user, PARTNER_PASSWORD)
+    await management.set_permissions(
+        test_region.vhost, user, **portal_permissions(config.portal_mailboxes)
+    )
+    try:
+        yield test_region
+    finally:
+        await management.delete_user(user)
+
+
 @dataclass
 class System:
     """Services running in-process against the test region."""
@@ -203,7 +233,9 @@ async def pipeline(system: System) -> System:
 async def partners(test_region: RegionUnderTest) -> AsyncIterator[dict[str, PartnerClient]]:
     clients = {}
     for partner in test_region.region.partner:
-        client = PartnerClient(test_region.partner_url(partner.id), partner.id, partner.broker_user)
+        client = PartnerClient(
+            test_region.partner_url(partner.id), partner.id, partner.own_broker_user
+        )
         await client.start()
         clients[partner.id] = client
     try:

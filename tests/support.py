@@ -102,7 +102,7 @@ class RegionUnderTest:
     mail_dir: Path
 
     def partner_url(self, partner_id: str) -> str:
-        user = self.region.partners_by_id[partner_id].broker_user
+        user = self.region.partners_by_id[partner_id].own_broker_user
         return amqp_url(
             self.settings.amqp_url, user=user, password=PARTNER_PASSWORD, vhost=self.vhost
         )

@@ -3,7 +3,12 @@ message ends in a durable outcome (a receipt, or `vi.rejected`).
 
 * No or unknown ``user_id``: nobody to answer. The message is copied whole to
   ``vi.rejected`` with the reason in header ``x-vi-error``.
-* A retired partner: every message is answered ``not_authorized``.
+* The sender is resolved by ``services/ingest/sender.py``: a partner's own login, or
+  the portal's login acting for a partner on channel "portal" (contract §9). A
+  sender that may not send the message (a retired partner, a partner using the
+  portal's headers, the portal without a valid ``x-vi-on-behalf-of`` or
+  ``x-vi-actor``) is answered ``not_authorized``, in the mailbox of the partner acted
+  for, or in the portal's own ``partner.portal``.
 * No usable ``message_id``: nothing to deduplicate on, so the receipt
   (``in_reply_to: null``) is published at once. Its own message_id is derived from
   the partner, routing key, body and the answer, so a redelivery repeats the very
@@ -23,17 +28,18 @@ import hashlib
 import uuid
 from collections.abc import Collection, Sequence
 
+from services.ingest.sender import Sender, identify
 from shared.amqp.consumer import ERROR_HEADER, Delivery
 from shared.amqp.topology import REJECTED_QUEUE
 from shared.clock import Clock, utcnow
 from shared.commands import send_command, send_commands
-from shared.contract.errors import NOT_A_PARTNER_ANY_MORE, ErrorItem
+from shared.contract.errors import ErrorItem
 from shared.contract.outbound import Receipt, dump_json
 from shared.contract.validation import Invalid, check_message_id, validate_inbound
 from shared.envelopes import Command
 from shared.logs import get_logger, message_context
 from shared.receipts import claim_or_answer_duplicate, receipt_message, rejected
-from shared.region.model import Partner, RegionConfig
+from shared.region.model import RegionConfig
 from shared.service import Runtime
 
 log = get_logger(__name__)
@@ -69,12 +75,13 @@ class IngestHandler:
     async def _triage(self, delivery: Delivery, region: RegionConfig) -> Command | None:
         """The command to forward, or None when the message was answered here."""
         user_id = delivery.user_id
-        partner = region.partners_by_broker_user.get(user_id) if user_id else None
-        if partner is None:
+        sender = identify(user_id, delivery.headers, region)
+        if sender is None:
             await self._reject_unknown_sender(delivery, user_id)
             return None
-        with message_context(partner=partner.id):
-            return await self._handle(delivery, partner, region.municipalities_by_code.keys())
+        portal = {"via_portal": True} if sender.via_portal else {}
+        with message_context(partner=sender.answer_to, **portal):
+            return await self._handle(delivery, sender, region.municipalities_by_code.keys())
 
     async def _reject_unknown_sender(self, delivery: Delivery, user_id: str | None) -> None:
         reason = (
@@ -88,43 +95,47 @@ class IngestHandler:
         )
 
     async def _handle(
-        self, delivery: Delivery, partner: Partner, municipalities: Collection[str]
+        self, delivery: Delivery, sender: Sender, municipalities: Collection[str]
     ) -> Command | None:
         outcome = validate_inbound(
             delivery.routing_key,
             delivery.message.body,
-            roles=partner.role_names,
+            roles=sender.partner.role_names if sender.partner else frozenset(),
             municipalities=municipalities,
             now=self._clock(),
         )
-        if partner.retired:
-            outcome = Invalid([NOT_A_PARTNER_ANY_MORE], outcome.melding_ref)
+        if sender.refusal is not None:
+            outcome = Invalid([sender.refusal], outcome.melding_ref)
         message_id = delivery.message_id
         id_error = check_message_id(message_id)
         if id_error is not None or message_id is None:
             errors = [id_error] if id_error is not None else []
             if isinstance(outcome, Invalid):
                 errors += outcome.errors
-            await self._answer_without_message_id(delivery, partner, errors, outcome.melding_ref)
+            await self._answer_without_message_id(
+                delivery, sender.answer_to, errors, outcome.melding_ref
+            )
             return None
         if isinstance(outcome, Invalid):
-            await self._reject(delivery, partner, message_id, outcome)
+            await self._reject(delivery, sender.answer_to, message_id, outcome)
             return None
+        assert sender.partner is not None  # a sender without a partner is refused
         return Command(
-            partner_id=partner.id,
+            partner_id=sender.partner.id,
             message_id=message_id,
             seen_before=delivery.seen_before,
             message=outcome.message,
+            portal_user=sender.portal_user,
         )
 
     async def _reject(
-        self, delivery: Delivery, partner: Partner, message_id: str, outcome: Invalid
+        self, delivery: Delivery, answer_to: str, message_id: str, outcome: Invalid
     ) -> None:
         log.info("inbound_invalid", codes=sorted({e.code.value for e in outcome.errors}))
         async with self._rt.outbox.unit_of_work() as uow:
             receipt_id, answers = await claim_or_answer_duplicate(
                 uow.conn,
-                partner.id,
+                answer_to,
                 message_id,
                 seen_before=delivery.seen_before,
                 melding_ref=outcome.melding_ref,
@@ -132,7 +143,7 @@ class IngestHandler:
             if receipt_id is not None:
                 answers = [
                     rejected(
-                        partner.id,
+                        answer_to,
                         message_id,
                         outcome.melding_ref,
                         outcome.errors,
@@ -144,7 +155,7 @@ class IngestHandler:
     async def _answer_without_message_id(
         self,
         delivery: Delivery,
-        partner: Partner,
+        answer_to: str,
         errors: list[ErrorItem],
         melding_ref: str | None,
     ) -> None:
@@ -153,7 +164,7 @@ class IngestHandler:
             in_reply_to=None, status="rejected", melding_ref=melding_ref, errors=errors
         )
         out = receipt_message(
-            partner.id, receipt, message_id=_id_without_message_id(partner.id, delivery, receipt)
+            answer_to, receipt, message_id=_id_without_message_id(answer_to, delivery, receipt)
         )
         await self._rt.publisher.publish(
             out.exchange,

@@ -76,6 +76,11 @@ class Context:
     def partner_id(self) -> str:
         return self.command.partner_id
 
+    @property
+    def portal_user(self) -> str | None:
+        """The portal user who sent the command for the partner (None: its own system)."""
+        return self.command.portal_user
+
     def audit(
         self,
         action: str,
@@ -84,9 +89,18 @@ class Context:
         melding_ref: str | None = None,
         youth_ref: str | None = None,
         match_id: uuid.UUID | None = None,
+        portal_user: str | None = None,
     ) -> None:
         self.batch.journal.entries.append(
-            AuditEntry(action, actor, melding_ref, youth_ref, match_id, at=self.now)
+            AuditEntry(
+                action,
+                actor,
+                melding_ref,
+                youth_ref,
+                match_id,
+                at=self.now,
+                portal_user=portal_user,
+            )
         )
 
     def count(self, kind: FactKind, *, sector: str, municipality: str) -> None:

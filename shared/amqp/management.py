@@ -8,6 +8,7 @@ import asyncio
 import base64
 import json
 import ssl
+from collections.abc import Iterable
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from urllib.parse import quote, urlsplit
 from urllib.request import Request, urlopen
 
 from shared.amqp.tls import client_context
+from shared.region.model import Login, RegionConfig
 from shared.settings import Settings
 
 
@@ -158,8 +160,53 @@ async def set_up_partner_login(
     await api.set_permissions(vhost, broker_user, **partner_permissions(partner_id))
 
 
+def _escaped(partner_id: str) -> str:
+    return partner_id.replace(".", r"\.").replace("-", r"\-")
+
+
 def partner_permissions(partner_id: str) -> dict[str, str]:
     """What a partner's broker login may do: publish to vi.inbound, read its own
     mailbox, declare nothing."""
-    escaped = partner_id.replace(".", r"\.").replace("-", r"\-")
-    return {"configure": "^$", "write": r"^vi\.inbound$", "read": rf"^partner\.{escaped}$"}
+    return {
+        "configure": "^$",
+        "write": r"^vi\.inbound$",
+        "read": rf"^partner\.{_escaped(partner_id)}$",
+    }
+
+
+def portal_permissions(mailboxes: Iterable[str]) -> dict[str, str]:
+    """What the portal's broker login may do: publish to vi.inbound, read the mailboxes
+    it serves (its own partner.portal and those of the partners on channel "portal"),
+    declare nothing."""
+    names = "|".join(sorted(_escaped(m) for m in mailboxes))
+    return {"configure": "^$", "write": r"^vi\.inbound$", "read": rf"^partner\.({names})$"}
+
+
+async def set_up_portal_login(
+    api: Management, vhost: str, config: RegionConfig, *, password: str
+) -> None:
+    """Create the portal's broker user ([portal] broker_user), or give it a new
+    password, with the portal's permissions."""
+    assert config.portal is not None, "the region file has no [portal] section"
+    await api.put_user(config.portal.broker_user, password)
+    await _grant_portal(api, vhost, config)
+
+
+async def refresh_portal_login(api: Management, vhost: str, config: RegionConfig) -> None:
+    """After `region apply`: the portal's login reads the mailboxes of the partners
+    now on channel "portal". A certificate login is created here (without a
+    password); a password login only once it exists (`partner login portal`)."""
+    assert config.portal is not None, "the region file has no [portal] section"
+    user = config.portal.broker_user
+    if config.portal.login is Login.CERTIFICATE:
+        await api.put_user_without_password(user)
+    elif not await api.user_exists(user):
+        return
+    await _grant_portal(api, vhost, config)
+
+
+async def _grant_portal(api: Management, vhost: str, config: RegionConfig) -> None:
+    assert config.portal is not None
+    await api.set_permissions(
+        vhost, config.portal.broker_user, **portal_permissions(config.portal_mailboxes)
+    )

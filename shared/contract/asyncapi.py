@@ -20,6 +20,7 @@ from pydantic import BaseModel
 
 from shared.contract.inbound import INBOUND_TYPES
 from shared.contract.outbound import OUTBOUND_TYPES
+from shared.contract.portal import ACTOR_HEADER, MAX_ACTOR_CHARS, ON_BEHALF_OF_HEADER
 from shared.contract.schema_export import Direction, schema_for
 
 ASYNCAPI_VERSION: Final = "3.0.0"
@@ -80,6 +81,36 @@ _INBOUND_HEADERS: Final[dict[str, Any]] = {
             "type": "string",
             "const": "application/json",
             "description": "Recommended; not checked.",
+        },
+        "headers": {
+            "type": "object",
+            "description": (
+                "The AMQP headers table. A partner system sends none of these: "
+                f"`{ON_BEHALF_OF_HEADER}` from any login but the web portal's is refused "
+                "with `not_authorized`. The portal (its own login, `[portal]` in the region "
+                "config) sends both on every message, acting for one partner on channel "
+                '"portal"; without them its message is refused with `not_authorized`, '
+                "answered in its own mailbox `partner.portal`."
+            ),
+            "properties": {
+                ON_BEHALF_OF_HEADER: {
+                    "type": "string",
+                    "description": (
+                        'The id of the partner on channel "portal" the message acts for; '
+                        "its receipt and notices go to that partner's mailbox."
+                    ),
+                    "examples": ["de-linde"],
+                },
+                ACTOR_HEADER: {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": MAX_ACTOR_CHARS,
+                    "description": (
+                        "The portal user who acts (printable characters); written to the "
+                        "audit log with the action."
+                    ),
+                },
+            },
         },
     },
 }

@@ -1,7 +1,8 @@
 """The audit log (who registered, withdrew, was signalled, looked, and when).
 
 Kept apart from the meldingen and pseudonymous: it names partners and their own
-melding references, and the youth only by a one-way audit pseudonym.
+melding references, and the youth only by a one-way audit pseudonym. An action taken
+through the web portal also names the portal user who took it (`portal_user`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ class AuditEntry:
     match_id: uuid.UUID | None = None
     detail: dict[str, Any] | None = None
     at: datetime | None = None
+    portal_user: str | None = None
 
 
 async def write_entries(conn: Conn, entries: Sequence[AuditEntry]) -> None:
@@ -31,11 +33,14 @@ async def write_entries(conn: Conn, entries: Sequence[AuditEntry]) -> None:
     if not entries:
         return
     await conn.execute(
-        """INSERT INTO audit_log (at, action, actor, melding_ref, youth_ref, match_id, detail)
-           SELECT coalesce(at, now()), action, actor, melding_ref, youth_ref, match_id, detail
+        """INSERT INTO audit_log
+               (at, action, actor, melding_ref, youth_ref, match_id, detail, portal_user)
+           SELECT coalesce(at, now()), action, actor, melding_ref, youth_ref, match_id,
+                  detail, portal_user
            FROM unnest($1::timestamptz[], $2::text[], $3::text[], $4::text[], $5::text[],
-                       $6::uuid[], $7::jsonb[])
-                AS e(at, action, actor, melding_ref, youth_ref, match_id, detail)""",
+                       $6::uuid[], $7::jsonb[], $8::text[])
+                AS e(at, action, actor, melding_ref, youth_ref, match_id, detail,
+                     portal_user)""",
         [e.at for e in entries],
         [e.action for e in entries],
         [e.actor for e in entries],
@@ -43,6 +48,7 @@ async def write_entries(conn: Conn, entries: Sequence[AuditEntry]) -> None:
         [e.youth_ref for e in entries],
         [e.match_id for e in entries],
         [e.detail or {} for e in entries],
+        [e.portal_user for e in entries],
     )
 
 
@@ -56,7 +62,9 @@ async def audit(
     match_id: uuid.UUID | None = None,
     detail: dict[str, Any] | None = None,
     at: datetime | None = None,
+    portal_user: str | None = None,
 ) -> None:
     await write_entries(
-        conn, [AuditEntry(action, actor, melding_ref, youth_ref, match_id, detail, at)]
+        conn,
+        [AuditEntry(action, actor, melding_ref, youth_ref, match_id, detail, at, portal_user)],
     )

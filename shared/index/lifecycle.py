@@ -53,6 +53,7 @@ async def end_melding(
     actor: str,
     now: datetime,
     archive_from: date | None = None,
+    portal_user: str | None = None,
 ) -> list[OutboundMessage]:
     """End one melding (active or archived). Returns the messages to emit.
 
@@ -69,6 +70,7 @@ async def end_melding(
         actor=actor,
         now=now,
         archive_from=archive_from,
+        portal_user=portal_user,
     )
 
 
@@ -83,6 +85,7 @@ async def end_meldingen(
     actor: str,
     now: datetime,
     archive_from: date | None = None,
+    portal_user: str | None = None,
 ) -> list[OutboundMessage]:
     """End meldingen of one youth for one reason (see `end_melding`), then settle
     their match group once: the others hear one outcome, not one per melding."""
@@ -115,6 +118,7 @@ async def end_meldingen(
             youth_ref=youth_ref,
             detail={"partner": melding.partner_id, "reason": reason},
             at=now,
+            portal_user=portal_user,
         )
         if melding.active and reason in NOTIFIED_REASONS:
             out.append(notify_message(ended_event(melding, cast(EndReason, reason))))

@@ -27,6 +27,18 @@ class Role(StrEnum):
     POPULATION_REGISTER = "population_register"
 
 
+class Channel(StrEnum):
+    """How a partner takes part in the index."""
+
+    AMQP = "amqp"  # its own system publishes with its own broker login
+    PORTAL = "portal"  # its professionals use the web portal, which publishes for it
+
+
+# The portal's own mailbox is partner.portal (routing key "portal"), so no partner may
+# have this id.
+PORTAL_ID = "portal"
+
+
 class Login(StrEnum):
     """How a partner's system logs in to the broker."""
 
@@ -54,9 +66,14 @@ class Municipality(_Frozen):
     coordinator_email: Annotated[str, Field(pattern=_EMAIL, max_length=254)]
 
 
+_BrokerUser = Annotated[str, Field(min_length=1, max_length=200)]
+
+
 class Partner(_Frozen):
     id: Annotated[str, Field(pattern=r"^[a-z0-9-]{2,40}$")]
-    broker_user: Annotated[str, Field(min_length=1, max_length=200)]
+    # Required on the "amqp" channel; a "portal" partner has none (the portal's login
+    # publishes for it).
+    broker_user: _BrokerUser | None = None
     name: Annotated[str, Field(min_length=1, max_length=200)]
     sector: Sector
     roles: Annotated[list[Role], Field(min_length=1)]
@@ -66,28 +83,94 @@ class Partner(_Frozen):
     # A partner that left the region stays in the file, so that its archived meldingen
     # keep its name and sector; it may send nothing and is sent no notices.
     retired: bool = False
+    channel: Channel = Channel.AMQP
+
+    @model_validator(mode="after")
+    def _fits_channel(self) -> Partner:
+        if self.id == PORTAL_ID:
+            raise ValueError(
+                f'the id "{PORTAL_ID}" is reserved for the portal\'s own mailbox '
+                f"(partner.{PORTAL_ID}): choose another id"
+            )
+        if self.channel is Channel.AMQP and self.broker_user is None:
+            raise ValueError(
+                'broker_user is missing: a partner on channel "amqp" (the default) '
+                'logs in to the broker itself; set channel = "portal" for a partner '
+                "that uses the web portal"
+            )
+        if self.channel is Channel.PORTAL and (
+            self.broker_user is not None or self.login is not Login.PASSWORD
+        ):
+            raise ValueError(
+                'a partner with channel = "portal" has no broker_user and no login: the '
+                "portal publishes for it with its own login ([portal] broker_user)"
+            )
+        return self
+
+    @property
+    def own_broker_user(self) -> str:
+        """The broker login of a partner whose own system publishes (channel "amqp")."""
+        if self.broker_user is None:
+            raise ValueError(f"partner {self.id!r} uses the portal: it has no broker login")
+        return self.broker_user
 
     @property
     def role_names(self) -> frozenset[str]:
         return frozenset(r.value for r in self.roles)
 
 
+class PortalGateway(_Frozen):
+    """The web portal as a sender on the bus (`[portal]`): its own broker login, with
+    which it publishes on behalf of the partners on channel "portal"."""
+
+    broker_user: _BrokerUser
+    # "certificate": broker_user is the common name of the portal's client certificate;
+    # `region apply` creates that user without a password.
+    login: Login = Login.PASSWORD
+
+
 class RegionConfig(_Frozen):
     region: RegionRules
     municipality: Annotated[list[Municipality], Field(min_length=1)]
     partner: Annotated[list[Partner], Field(min_length=1)]
+    portal: PortalGateway | None = None
 
     @model_validator(mode="after")
     def _unique_keys(self) -> RegionConfig:
+        logins = [p.broker_user for p in self.partner if p.broker_user is not None]
         for label, values in (
             ("municipality code", [m.code for m in self.municipality]),
             ("partner id", [p.id for p in self.partner]),
-            ("partner broker_user", [p.broker_user for p in self.partner]),
+            ("partner broker_user", logins),
         ):
             dupes = sorted({v for v in values if values.count(v) > 1})
             if dupes:
                 raise ValueError(f"{label} used more than once: {', '.join(dupes)}")
+        if self.portal is not None and self.portal.broker_user in logins:
+            raise ValueError(
+                f"[portal] broker_user {self.portal.broker_user!r} is also a partner's "
+                "broker_user: the portal needs a login of its own"
+            )
+        on_portal = [p.id for p in self.partner if p.channel is Channel.PORTAL]
+        if on_portal and self.portal is None:
+            raise ValueError(
+                f'partners with channel = "portal" ({", ".join(on_portal)}) need a '
+                "[portal] section with the portal's broker_user"
+            )
         return self
+
+    @property
+    def mailboxes(self) -> list[str]:
+        """The ids whose partner.<id> queue the system declares: every partner's, and
+        the portal's own when the file has a [portal] section."""
+        ids = [p.id for p in self.partner]
+        return ids if self.portal is None else [*ids, PORTAL_ID]
+
+    @property
+    def portal_mailboxes(self) -> list[str]:
+        """The ids of the partner.<id> queues the portal reads: its own and those of
+        the partners on channel "portal"."""
+        return [PORTAL_ID, *(p.id for p in self.partner if p.channel is Channel.PORTAL)]
 
     @cached_property
     def partners_by_id(self) -> dict[str, Partner]:
@@ -95,7 +178,7 @@ class RegionConfig(_Frozen):
 
     @cached_property
     def partners_by_broker_user(self) -> dict[str, Partner]:
-        return {p.broker_user: p for p in self.partner}
+        return {p.broker_user: p for p in self.partner if p.broker_user is not None}
 
     @cached_property
     def municipalities_by_code(self) -> dict[str, Municipality]:

@@ -153,7 +153,7 @@ async def tls_region(
 async def _partner(
     region: RegionUnderTest, node: TlsBrokerNode, pki: Pki, pid: str
 ) -> PartnerClient:
-    user = region.region.partners_by_id[pid].broker_user
+    user = region.region.partners_by_id[pid].own_broker_user
     client = PartnerClient(
         node.amqps_url(user, region.vhost), pid, user, ssl_context=pki.context(pid)
     )
@@ -296,7 +296,7 @@ async def test_the_example_partner_client_logs_in_by_certificate(
     try:
         for name in ("ingest", "matcher"):
             await system.start(name)
-        user = tls_region.region.partners_by_id["jgz"].broker_user
+        user = tls_region.region.partners_by_id["jgz"].own_broker_user
         code, out, err = await run_example(
             tmp_path,
             "--url",

@@ -145,6 +145,16 @@ def test_headers_require_message_id_and_user_id_on_inbound() -> None:
     assert messages["receipt"]["correlationId"]["location"] == "$message.header#/correlation_id"
 
 
+def test_inbound_headers_describe_the_portal_channel() -> None:
+    document = asyncapi_document()
+    messages = document["components"]["messages"]
+    inbound = _resolve(document, messages["melding.register"]["headers"]["$ref"])
+    headers = inbound["properties"]["headers"]["properties"]
+    assert set(headers) == {"x-vi-on-behalf-of", "x-vi-actor"}
+    assert headers["x-vi-actor"]["maxLength"] == 128
+    assert "partner.portal" in inbound["properties"]["headers"]["description"]
+
+
 def _payload_validator(document: dict[str, Any], message_type: str) -> Draft7Validator:
     registry: Registry[Any] = Registry().with_resource(
         DOCUMENT_URI, Resource.from_contents(document, default_specification=DRAFT7)

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from shared.amqp.management import partner_permissions
-from shared.region.model import RegionConfig, load_region_file
+from shared.amqp.management import partner_permissions, portal_permissions
+from shared.region.model import Channel, RegionConfig, load_region_file
 from tests.tls_broker import TLS_POLICY
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,7 +29,7 @@ DOCKERFILE = ROOT / "Dockerfile"
 DEMO_REGION = ROOT / "region" / "demo.toml"
 
 SERVICE_USER = "verwijsindex"
-SERVICES = ("ingest", "matcher", "notifier", "retention")
+SERVICES = ("ingest", "matcher", "notifier", "retention", "portal")
 PRODUCT_METRICS = (
     "vi_messages_total",
     "vi_handling_seconds_bucket",
@@ -110,7 +110,10 @@ class TestRabbitDefinitions:
     def test_users_are_service_user_and_demo_partners(
         self, definitions: dict[str, Any], region: RegionConfig
     ) -> None:
-        expected = {SERVICE_USER} | {p.broker_user for p in region.partner}
+        assert region.portal is not None
+        expected = {SERVICE_USER, region.portal.broker_user} | {
+            p.broker_user for p in region.partner if p.broker_user is not None
+        }
         assert set(_users(definitions)) == expected
         assert len(definitions["users"]) == len(expected)
         assert "guest" not in _users(definitions)
@@ -142,19 +145,31 @@ class TestRabbitDefinitions:
     ) -> None:
         users = _users(definitions)
         permissions = _permissions(definitions)
-        for partner in region.partner:
-            assert _tags(users[partner.broker_user]) == set(), partner.id
+        own_logins = [p for p in region.partner if p.channel is Channel.AMQP]
+        for partner in own_logins:
+            assert _tags(users[partner.own_broker_user]) == set(), partner.id
             granted = {k: v for k, v in permissions.items() if k[0] == partner.broker_user}
             assert granted == {(partner.broker_user, "/"): partner_permissions(partner.id)}
-        assert len(permissions) == 1 + len(region.partner)
+        assert len(permissions) == 2 + len(own_logins)  # + the services and the portal
+
+    def test_portal_reads_only_its_own_and_its_partners_mailboxes(
+        self, definitions: dict[str, Any], region: RegionConfig
+    ) -> None:
+        assert region.portal is not None
+        user = region.portal.broker_user
+        assert _tags(_users(definitions)[user]) == set()
+        granted = _permissions(definitions)[(user, "/")]
+        assert granted == portal_permissions(region.portal_mailboxes)
+        readable = [q for q in region.mailboxes if re.fullmatch(granted["read"], f"partner.{q}")]
+        assert readable == ["de-linde", "portal"]
 
     def test_partner_permissions_match_only_their_own_mailbox(
         self, definitions: dict[str, Any], region: RegionConfig
     ) -> None:
         permissions = _permissions(definitions)
-        mailboxes = [f"partner.{p.id}" for p in region.partner]
-        for partner in region.partner:
-            granted = permissions[(partner.broker_user, "/")]
+        mailboxes = [f"partner.{p}" for p in region.mailboxes]
+        for partner in (p for p in region.partner if p.channel is Channel.AMQP):
+            granted = permissions[(partner.own_broker_user, "/")]
             readable = [q for q in mailboxes if re.fullmatch(granted["read"], q)]
             assert readable == [f"partner.{partner.id}"]
             assert re.fullmatch(granted["write"], "vi.inbound")
@@ -247,7 +262,7 @@ class TestCompose:
         compose = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
         assert "version" not in compose
         services = compose["services"]
-        replicas = {"ingest": 2, "matcher": 2, "notifier": 2, "retention": 1}
+        replicas = {"ingest": 2, "matcher": 2, "notifier": 2, "retention": 1, "portal": 2}
         for name in SERVICES:
             service = services[name]
             assert service["command"] == ["python", "-m", f"services.{name}"]

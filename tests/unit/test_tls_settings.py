@@ -18,7 +18,13 @@ from cli.main import main
 from shared.amqp.connection import broker_tls
 from shared.amqp.management import Management, ManagementError
 from shared.amqp.tls import TlsSettingsError, client_context
-from shared.region.model import Login, RegionConfigError, load_region_file, parse_region
+from shared.region.model import (
+    Channel,
+    Login,
+    RegionConfigError,
+    load_region_file,
+    parse_region,
+)
 from shared.settings import Settings
 from tests.support import region_document
 
@@ -125,8 +131,13 @@ def test_demo_certs_make_a_ca_a_broker_services_and_partner_certificates(tmp_pat
     assert result.exit_code == 0, result.output
     assert "FOR TESTING ONLY" in result.output
     region = load_region_file(ROOT / "region" / "demo.toml")
+    assert region.portal is not None
+    assert _subject(out / "portal.pem", NameOID.COMMON_NAME) == region.portal.broker_user
     for partner in region.partner:
         cert = out / "partners" / f"{partner.id}.pem"
+        if partner.channel is Channel.PORTAL:  # the portal's login serves it
+            assert not cert.exists()
+            continue
         assert _subject(cert, NameOID.COMMON_NAME) == partner.broker_user
         assert _subject(cert, NameOID.ORGANIZATION_NAME) == TEST_ONLY
         assert (out / "partners" / f"{partner.id}.key").stat().st_mode & 0o077 == 0
@@ -135,7 +146,12 @@ def test_demo_certs_make_a_ca_a_broker_services_and_partner_certificates(tmp_pat
     names = server.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert {"localhost", "rabbitmq"} <= set(names.get_values_for_type(x509.DNSName))
     ca = x509.load_pem_x509_certificate((out / "ca.pem").read_bytes())
-    for issued in [out / "server.pem", out / "services.pem", *(out / "partners").glob("*.pem")]:
+    for issued in [
+        out / "server.pem",
+        out / "services.pem",
+        out / "portal.pem",
+        *(out / "partners").glob("*.pem"),
+    ]:
         x509.load_pem_x509_certificate(issued.read_bytes()).verify_directly_issued_by(ca)
     again = CliRunner().invoke(main, ["demo", "certs", str(out)])
     assert again.exit_code == 1

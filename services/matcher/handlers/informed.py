@@ -47,6 +47,7 @@ async def informed(ctx: Context, msg: MeldingInformed) -> None:
         youth_ref=ctx.pseudonyms.audit_ref(youth.identity_hash),
         detail={} if deferred else {"informed": list(msg.informed or [])},
         at=ctx.now,
+        portal_user=ctx.portal_user,
     )
     # Statistics count each melding once, by its latest state: a confirmation that
     # replaces a deferral moves it from one column to the other.

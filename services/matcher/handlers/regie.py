@@ -48,6 +48,7 @@ async def claim(ctx: Context, msg: RegieClaim) -> None:
         youth_ref=ctx.pseudonyms.audit_ref(youth.identity_hash),
         match_id=group.id,
         at=ctx.now,
+        portal_user=ctx.portal_user,
     )
     members = await repo.active_members(conn, group.id)
     ctx.uow.emit(

@@ -84,7 +84,13 @@ async def register(
     )
     ctx.used_refs.add((ctx.partner_id, msg.melding_ref))
     youth_ref = ctx.pseudonyms.audit_ref(staged.identity)
-    ctx.audit("registered", ctx.partner_id, melding_ref=msg.melding_ref, youth_ref=youth_ref)
+    ctx.audit(
+        "registered",
+        ctx.partner_id,
+        melding_ref=msg.melding_ref,
+        youth_ref=youth_ref,
+        portal_user=ctx.portal_user,
+    )
     ctx.count(
         "registered",
         sector=participant(ctx.region, new).sector,

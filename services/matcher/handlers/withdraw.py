@@ -27,6 +27,7 @@ async def withdraw(ctx: Context, msg: MeldingWithdraw) -> None:
             youth_ref=ctx.pseudonyms.audit_ref(youth.identity_hash),
             reason=msg.reason,
             actor=ctx.partner_id,
+            portal_user=ctx.portal_user,
             now=ctx.now,
         )
     )

@@ -1,0 +1,31 @@
+"""The portal's entries in the audit log (NEN 7513): every look at a melding and every
+action, with the organisation as actor and the portal user who acted."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from services.portal.accounts import User
+from shared.db.audit import audit
+from shared.db.pool import Conn
+
+# Actor of an entry about a login attempt on no known account.
+UNKNOWN_ACTOR = "portal"
+
+
+async def audit_user(
+    conn: Conn,
+    user: User,
+    action: str,
+    *,
+    melding_ref: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    await audit(
+        conn,
+        action,
+        user.partner_id,
+        melding_ref=melding_ref,
+        detail=detail,
+        portal_user=user.actor,
+    )

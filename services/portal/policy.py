@@ -1,0 +1,27 @@
+"""When an account locks and a session lapses: plain rules, free of I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+
+@dataclass(frozen=True)
+class LoginPolicy:
+    max_failures: int = 5
+    lock_minutes: int = 15
+    idle_minutes: int = 15
+
+    def is_locked(self, locked_until: datetime | None, now: datetime) -> bool:
+        return locked_until is not None and locked_until > now
+
+    def after_failure(self, failures: int, now: datetime) -> tuple[int, datetime | None]:
+        """The failure count after one more failed login, and until when the account
+        is locked: at the limit it locks, and the count starts again afterwards."""
+        failures += 1
+        if failures >= self.max_failures:
+            return 0, now + timedelta(minutes=self.lock_minutes)
+        return failures, None
+
+    def session_lapsed(self, last_seen: datetime, now: datetime) -> bool:
+        return now - last_seen > timedelta(minutes=self.idle_minutes)

@@ -1,0 +1,179 @@
+"""Logging in (password and TOTP code), logging out, and activating an account."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from services.portal import accounts, credentials, metrics
+from services.portal.auditing import UNKNOWN_ACTOR, audit_user
+from services.portal.web.context import portal_of
+from services.portal.web.pages import render
+from services.portal.web.security import (
+    anonymous_csrf,
+    checked_form,
+    clear_cookie,
+    csrf_cookie,
+    current_session,
+    session_cookie,
+    set_cookie,
+    signed_in_form,
+    template_context,
+    text,
+)
+from shared.db.audit import audit
+
+LOGIN_FAILED = "Inloggen is niet gelukt. Controleer uw e-mailadres, wachtwoord en verificatiecode."
+
+
+def _locked(minutes: int) -> str:
+    return (
+        "Dit account is tijdelijk geblokkeerd na te veel mislukte pogingen. "
+        f"Probeer het over {minutes} minuten opnieuw, of vraag uw beheerder om hulp."
+    )
+
+
+async def login_page(request: Request) -> Response:
+    if await current_session(request) is not None:
+        return RedirectResponse("/meldingen", status_code=303)
+    return render(request, "login.html", template_context(None, anonymous_csrf(request)))
+
+
+async def login(request: Request) -> Response:
+    portal = portal_of(request)
+    form = await checked_form(request, request.cookies.get(csrf_cookie(request)))
+    email = text(form, "email", 254)
+    now = portal.clock()
+    async with portal.pool.acquire() as conn, conn.transaction():
+        result = await accounts.check_login(
+            conn,
+            email,
+            text(form, "password", 1000),
+            text(form, "code", 20),
+            portal.policy,
+            now,
+        )
+        if result.user is None:
+            await audit(
+                conn,
+                "portal_login_failed",
+                UNKNOWN_ACTOR,
+                detail={
+                    "portal_user": str(result.user_id) if result.user_id else None,
+                    "outcome": result.outcome,
+                },
+            )
+            token = None
+        else:
+            await audit_user(conn, result.user, "portal_login")
+            token = await accounts.start_session(conn, result.user.id, now)
+    metrics.LOGINS.labels(result.outcome).inc()
+    if token is None:
+        error = _locked(portal.policy.lock_minutes) if result.outcome == "locked" else LOGIN_FAILED
+        context = template_context(None, anonymous_csrf(request), error=error, email=email)
+        return render(request, "login.html", context, status=401)
+    response = RedirectResponse("/meldingen", status_code=303)
+    set_cookie(request, response, session_cookie(request), token)
+    return response
+
+
+async def logout(request: Request) -> Response:
+    session, _ = await signed_in_form(request)
+    portal = portal_of(request)
+    token = request.cookies.get(session_cookie(request), "")
+    async with portal.pool.acquire() as conn:
+        await accounts.end_session(conn, token)
+        await audit_user(conn, session.user, "portal_logout")
+    response = RedirectResponse("/inloggen", status_code=303)
+    clear_cookie(request, response, session_cookie(request))
+    return response
+
+
+async def _activation_context(request: Request, token: str) -> dict[str, object] | None:
+    portal = portal_of(request)
+    async with portal.pool.acquire() as conn:
+        user = await accounts.invited_user(conn, token, portal.clock())
+        if user is None:
+            return None
+        secret = await accounts.totp_secret_for_activation(conn, user.id)
+    uri = credentials.provisioning_uri(secret, user.email)
+    return {
+        "invited": user,
+        "secret": secret,
+        "secret_groups": " ".join(secret[i : i + 4] for i in range(0, len(secret), 4)),
+        "qr": credentials.qr_svg(uri),
+        "name": user.name,
+        "phone": user.phone,
+    }
+
+
+async def activation_page(request: Request) -> Response:
+    token = request.path_params["token"]
+    found = await _activation_context(request, token)
+    if found is None:
+        return render(
+            request,
+            "activation_gone.html",
+            template_context(None, anonymous_csrf(request)),
+            status=404,
+        )
+    return render(
+        request, "activate.html", template_context(None, anonymous_csrf(request), **found)
+    )
+
+
+async def activate(request: Request) -> Response:
+    portal = portal_of(request)
+    token = request.path_params["token"]
+    form = await checked_form(request, request.cookies.get(csrf_cookie(request)))
+    found = await _activation_context(request, token)
+    if found is None:
+        return render(
+            request,
+            "activation_gone.html",
+            template_context(None, anonymous_csrf(request)),
+            status=404,
+        )
+    name, phone = text(form, "name", 200), text(form, "phone", 40)
+    password = text(form, "password", 1000)
+    errors: dict[str, str] = {}
+    if not name:
+        errors["name"] = "Vul uw naam in."
+    problem = credentials.password_problem(password, text(form, "password_repeat", 1000))
+    if problem:
+        errors["password"] = problem
+    now = portal.clock()
+    step = credentials.accepted_totp_step(str(found["secret"]), text(form, "code", 20), now, None)
+    if step is None:
+        errors["code"] = (
+            "Deze code klopt niet. Voeg de sleutel toe aan uw authenticator-app en vul de "
+            "code in die de app nu toont."
+        )
+    if errors:
+        found.update(name=name, phone=phone)
+        context = template_context(None, anonymous_csrf(request), errors=errors, **found)
+        return render(request, "activate.html", context, status=422)
+    invited = found["invited"]
+    assert isinstance(invited, accounts.User)
+    async with portal.pool.acquire() as conn, conn.transaction():
+        await accounts.activate(
+            conn,
+            invited.id,
+            name=name,
+            phone=phone,
+            password_hash=credentials.hash_password(password),
+            totp_step=step or 0,
+            now=now,
+        )
+        await audit_user(conn, invited, "portal_account_activated")
+    return RedirectResponse("/inloggen?geactiveerd=1", status_code=303)
+
+
+ROUTES = [
+    Route("/inloggen", login_page, methods=["GET"]),
+    Route("/inloggen", login, methods=["POST"]),
+    Route("/uitloggen", logout, methods=["POST"]),
+    Route("/activeren/{token}", activation_page, methods=["GET"]),
+    Route("/activeren/{token}", activate, methods=["POST"]),
+]

@@ -1,0 +1,37 @@
+"""The portal channel (contract §9): the headers with which the web portal, a trusted
+gateway with its own broker login, publishes on behalf of the partners on channel
+"portal", and the refusals ingest answers when they do not fit."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from shared.contract.errors import ErrorCode, ErrorItem
+
+# The portal partner a message speaks for (its id); only the portal's login may send it.
+ON_BEHALF_OF_HEADER: Final = "x-vi-on-behalf-of"
+# The portal user (account id) who acted; it goes into the audit log with the action.
+ACTOR_HEADER: Final = "x-vi-actor"
+MAX_ACTOR_CHARS: Final = 128
+
+NOT_THE_PORTAL = ErrorItem(
+    loc=ON_BEHALF_OF_HEADER,
+    code=ErrorCode.NOT_AUTHORIZED,
+    msg=f"only the portal may publish with header {ON_BEHALF_OF_HEADER}: leave it out",
+)
+NO_PORTAL_PARTNER = ErrorItem(
+    loc=ON_BEHALF_OF_HEADER,
+    code=ErrorCode.NOT_AUTHORIZED,
+    msg=(
+        f"a message from the portal's login needs header {ON_BEHALF_OF_HEADER} with the "
+        'id of a partner on channel "portal"'
+    ),
+)
+NO_ACTOR = ErrorItem(
+    loc=ACTOR_HEADER,
+    code=ErrorCode.NOT_AUTHORIZED,
+    msg=(
+        f"a message from the portal needs header {ACTOR_HEADER} naming the portal user "
+        f"who acts (1-{MAX_ACTOR_CHARS} printable characters)"
+    ),
+)
