@@ -12,6 +12,7 @@ import inspect
 import re
 import shutil
 import subprocess
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -20,9 +21,11 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from services.portal import settings as portal_settings_module
+from services.portal.settings import PortalSettings
 from shared import settings as settings_module
 from shared.amqp import topology
-from shared.region.model import load_region_file
+from shared.region.model import Login, RegionConfig, load_region_file, parse_region
 from shared.settings import Settings
 from tests.kustomize import Manifest, build, kustomization, load_documents, pod_spec, pod_template
 from tests.tls_broker import TLS_POLICY
@@ -36,7 +39,13 @@ RABBITMQ_CONF = ROOT / "deploy" / "rabbitmq" / "rabbitmq.conf"
 ENABLED_PLUGINS = ROOT / "deploy" / "rabbitmq" / "enabled_plugins"
 COMPOSE = ROOT / "docker-compose.yml"
 
-SERVICES = ("ingest", "matcher", "notifier", "retention")
+SERVICES = ("ingest", "matcher", "notifier", "retention", "portal")
+# The portal's own Secrets: its broker certificate, and the HTTPS certificate of its
+# Ingress.
+PORTAL_TLS = "verwijsindex-portal-tls"
+PORTAL_INGRESS_TLS = "verwijsindex-portal-ingress-tls"
+# Where the ingress controller runs (network-policies.yaml): the only way to the pages.
+INGRESS_NAMESPACE = "ingress-nginx"
 # Kubernetes version whose schemas the objects must pass (PDB policy/v1, NetworkPolicy
 # endPort: 1.25 and newer).
 KUBERNETES_VERSION = "1.30"
@@ -116,6 +125,87 @@ def _env(objects: list[Manifest], container: Manifest) -> dict[str, str]:
 def _service_env(objects: list[Manifest], name: str) -> dict[str, str]:
     (container,) = _containers(_by_kind(objects, "Deployment")[name])
     return _env(objects, container)
+
+
+def _region(objects: list[Manifest]) -> RegionConfig:
+    """The region file the setup job applies (the ConfigMap the overlay generates)."""
+    text = _by_kind(objects, "ConfigMap")["verwijsindex-region"]["data"]["region.toml"]
+    return parse_region(tomllib.loads(text))
+
+
+def _portal_port_problems(objects: list[Manifest]) -> list[str]:
+    """Why a browser would not reach the portal's pages: VI_PORTAL_PORT against the
+    container's `web` port, the health port, the Service, the Ingress and the network
+    policy. Empty when every link holds."""
+    problems = []
+    deployment = _by_kind(objects, "Deployment")["portal"]
+    (container,) = _containers(deployment)
+    env = _env(objects, container)
+    settings = PortalSettings.from_env(env)
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    if settings.port != ports.get("web"):
+        problems.append(f"VI_PORTAL_PORT {settings.port} is not the web port {ports.get('web')}")
+    if settings.port == Settings.from_env(env).http_port:
+        problems.append("VI_PORTAL_PORT is the health port VI_HTTP_PORT")
+    if settings.host != "0.0.0.0":  # noqa: S104 (a pod listens on its own address)
+        problems.append("VI_PORTAL_HOST does not listen beyond the pod")
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    services = {
+        name: service
+        for name, service in _by_kind(objects, "Service").items()
+        if _selects({"matchLabels": service["spec"]["selector"]}, labels)
+    }
+    if not services:
+        problems.append("no Service selects the portal's pods")
+    for name, service in services.items():
+        for port in service["spec"]["ports"]:
+            target = port["targetPort"]
+            if ports.get(target, target) != settings.port:
+                problems.append(f"Service {name} port {port['name']} misses the web port")
+    for name, ingress in _by_kind(objects, "Ingress").items():
+        for rule in ingress["spec"]["rules"]:
+            for path in rule["http"]["paths"]:
+                backend = path["backend"]["service"]
+                if backend["name"] not in services:
+                    problems.append(f"Ingress {name} names no Service of the portal")
+                    continue
+                wanted = backend["port"]
+                service_ports = services[backend["name"]]["spec"]["ports"]
+                by_name = {p["name"]: p for p in service_ports}
+                by_number = {p["port"]: p for p in service_ports}
+                if wanted.get("name") not in by_name and wanted.get("number") not in by_number:
+                    problems.append(f"Ingress {name} names no port of Service {backend['name']}")
+    if _sources(objects, "portal", settings.port) != {f"ns:{INGRESS_NAMESPACE}"}:
+        problems.append("the web port is not open to the ingress controller (only)")
+    return problems
+
+
+# Where each certificate setting must point: (Secret, key).
+_TLS_FILES = {
+    "VI_AMQP_CA_FILE": ("verwijsindex-services-tls", "ca.crt"),
+    "VI_AMQP_CERT_FILE": ("verwijsindex-services-tls", "tls.crt"),
+    "VI_AMQP_KEY_FILE": ("verwijsindex-services-tls", "tls.key"),
+    "VI_PORTAL_AMQP_CERT_FILE": (PORTAL_TLS, "tls.crt"),
+    "VI_PORTAL_AMQP_KEY_FILE": (PORTAL_TLS, "tls.key"),
+}
+
+
+def _tls_file_problems(objects: list[Manifest]) -> list[str]:
+    """Certificate settings whose file is not mounted from the right Secret and key.
+    The portal's settings are required in the portal's container only."""
+    problems = []
+    for obj in objects:
+        for container in _containers(obj):
+            env = _env(objects, container)
+            files = _mounted_files(obj, container)
+            for var, expected in _TLS_FILES.items():
+                if var not in env:
+                    if not var.startswith("VI_PORTAL_") or obj["metadata"]["name"] == "portal":
+                        problems.append(f"{obj['metadata']['name']}: {var} is not set")
+                    continue
+                if _file_source(files, env[var]) != expected:
+                    problems.append(f"{obj['metadata']['name']}: {var} is not {expected}")
+    return problems
 
 
 # --------------------------------------------------------------------------- files
@@ -332,6 +422,35 @@ class TestDeployments:
                 assert {"cpu", "memory"} <= set(resources["requests"]), obj["metadata"]["name"]
                 assert {"cpu", "memory"} <= set(resources["limits"]), obj["metadata"]["name"]
 
+    def test_the_portal_pages_are_on_their_own_port_end_to_end(
+        self, objects: list[Manifest]
+    ) -> None:
+        assert _portal_port_problems(objects) == []
+
+    def test_a_wrong_portal_port_is_caught(self, objects: list[Manifest]) -> None:
+        # The portal's own default, 8080, is the health port in the cluster.
+        on_health_port = copy.deepcopy(objects)
+        _by_kind(on_health_port, "ConfigMap")["verwijsindex-portal-env"]["data"].pop(
+            "VI_PORTAL_PORT"
+        )
+        assert "VI_PORTAL_PORT is the health port VI_HTTP_PORT" in _portal_port_problems(
+            on_health_port
+        )
+        moved_container = copy.deepcopy(objects)
+        (container,) = _containers(_by_kind(moved_container, "Deployment")["portal"])
+        (web,) = [p for p in container["ports"] if p["name"] == "web"]
+        web["containerPort"] = 8001
+        assert _portal_port_problems(moved_container)
+        wrong_backend = copy.deepcopy(objects)
+        if _by_kind(wrong_backend, "Ingress"):
+            ingress = _by_kind(wrong_backend, "Ingress")["portal"]
+            ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["port"] = {
+                "name": "http"
+            }
+            assert _portal_port_problems(wrong_backend) == [
+                "Ingress portal names no port of Service portal"
+            ]
+
     def test_selectors_match_their_pods(self, objects: list[Manifest]) -> None:
         for deployment in _by_kind(objects, "Deployment").values():
             labels = deployment["spec"]["template"]["metadata"]["labels"]
@@ -365,7 +484,11 @@ class TestDeployments:
 
 class TestEnvironment:
     def test_only_variables_the_settings_read(self, objects: list[Manifest]) -> None:
-        read = set(re.findall(r'"(VI_[A-Z_]+)"', inspect.getsource(settings_module)))
+        read = {
+            name
+            for module in (settings_module, portal_settings_module)
+            for name in re.findall(r'"(VI_[A-Z_]+)"', inspect.getsource(module))
+        }
         for obj in objects:
             for container in _containers(obj):
                 names = set(_env(objects, container))
@@ -405,14 +528,50 @@ class TestEnvironment:
 
     def test_every_service_gets_the_same_environment(self, objects: list[Manifest]) -> None:
         base = _service_env(objects, "ingest")
+        portal = set(_by_kind(objects, "ConfigMap")["verwijsindex-portal-env"]["data"])
         for name in SERVICES:
             env = _service_env(objects, name)
-            extra = {"VI_SMTP_URL"} if name == "notifier" else set()
+            extra = {"notifier": {"VI_SMTP_URL"}, "portal": portal}.get(name, set())
             assert set(env) == set(base) | extra, name
             assert {k: env[k] for k in base} == base, name
         job = _one(objects, "Job")
         (container,) = _containers(job)
         assert _env(objects, container) == base
+
+    def test_the_portal_logs_in_to_every_node_as_its_own_broker_user(
+        self, objects: list[Manifest]
+    ) -> None:
+        """As compose: the portal's own certificate login, the region file's [portal]
+        broker_user, which `region apply` makes (login = "certificate")."""
+        region = _region(objects)
+        assert region.portal is not None
+        assert region.portal.login is Login.CERTIFICATE
+        env = _service_env(objects, "portal")
+        portal_urls = [urlsplit(u) for u in env["VI_PORTAL_AMQP_URL"].split(",")]
+        service_urls = [urlsplit(u) for u in env["VI_AMQP_URL"].split(",")]
+        assert [u.netloc.partition("@")[2] for u in portal_urls] == [
+            u.netloc.partition("@")[2] for u in service_urls
+        ]
+        for url in portal_urls:
+            assert (url.scheme, url.port, url.password) == ("amqps", 5671, None)
+            assert url.username == region.portal.broker_user
+            assert url.username != _one(objects, "User")["metadata"]["name"]
+            assert parse_qs(url.query) == {"auth": ["external"]}
+
+    def test_the_portal_is_reached_over_https_at_its_ingress(self, objects: list[Manifest]) -> None:
+        settings = PortalSettings.from_env(_service_env(objects, "portal"))
+        assert not settings.insecure_cookies
+        assert settings.cookie_prefix == "__Host-"
+        url = urlsplit(settings.base_url)
+        assert url.scheme == "https"
+        ingresses = _by_kind(objects, "Ingress")
+        if not ingresses:
+            pytest.skip("this overlay reaches the portal without an Ingress")
+        (ingress,) = ingresses.values()
+        hosts = [rule["host"] for rule in ingress["spec"]["rules"]]
+        assert hosts == [url.hostname]
+        # Every host it serves has its certificate.
+        assert {h for tls in ingress["spec"]["tls"] for h in tls["hosts"]} == set(hosts)
 
 
 # ----------------------------------------------------------------- references
@@ -435,6 +594,16 @@ def _mounted_files(obj: Manifest, container: Manifest) -> dict[str, tuple[str, s
     return files
 
 
+def _file_source(files: dict[str, tuple[str, str]], path: str) -> tuple[str, str] | None:
+    """The (Secret, key) a mounted file comes from; a file of a Secret mounted whole is
+    named by its key."""
+    if path in files:
+        return files[path]
+    directory, _, key = path.rpartition("/")
+    whole = files.get(f"{directory}/*")
+    return None if whole is None else (whole[0], key)
+
+
 def _secret_references(objects: list[Manifest]) -> Iterator[tuple[str, str, str]]:
     """(where, secret, key) for every Secret reference; key '*' for a whole Secret."""
     for obj in objects:
@@ -453,6 +622,11 @@ def _secret_references(objects: list[Manifest]) -> Iterator[tuple[str, str, str]
                     keys = [i["key"] for i in volume["secret"].get("items", [])] or ["*"]
                     for key in keys:
                         yield where, volume["secret"]["secretName"], key
+        if obj["kind"] == "Ingress":
+            for tls in obj["spec"]["tls"]:
+                # An Ingress's certificate Secret is of type kubernetes.io/tls.
+                yield where, tls["secretName"], "tls.crt"
+                yield where, tls["secretName"], "tls.key"
         if obj["kind"] == "TriggerAuthentication":
             for ref in obj["spec"]["secretTargetRef"]:
                 yield where, ref["name"], ref["key"]
@@ -468,16 +642,58 @@ def _secret_references(objects: list[Manifest]) -> Iterator[tuple[str, str, str]
                 yield where, obj["spec"]["bootstrap"]["initdb"]["secret"]["name"], key
 
 
+def _secret_reference_problems(
+    objects: list[Manifest], secret_keys: dict[str, set[str]]
+) -> list[str]:
+    known = {**secret_keys, **_operator_secrets(objects)}
+    problems = []
+    for where, secret, key in _secret_references(objects):
+        if secret not in known:
+            problems.append(f"{where}: Secret {secret} is in no template")
+        elif key != "*" and key not in known[secret]:
+            problems.append(f"{where}: {secret} has no key {key}")
+    return problems
+
+
+def _portal_volume(objects: list[Manifest], secret: str) -> Manifest:
+    spec = pod_spec(_by_kind(objects, "Deployment")["portal"])
+    assert spec is not None
+    (volume,) = [v for v in spec["volumes"] if v.get("secret", {}).get("secretName") == secret]
+    found: Manifest = volume
+    return found
+
+
 class TestReferences:
     def test_every_secret_reference_is_documented(
         self, objects: list[Manifest], secret_keys: dict[str, set[str]]
     ) -> None:
-        known = {**secret_keys, **_operator_secrets(objects)}
-        references = list(_secret_references(objects))
-        assert len(references) >= 20
-        for where, secret, key in references:
-            assert secret in known, f"{where}: Secret {secret} is in no template"
-            assert key == "*" or key in known[secret], f"{where}: {secret} has no key {key}"
+        assert len(list(_secret_references(objects))) >= 20
+        assert _secret_reference_problems(objects, secret_keys) == []
+
+    def test_the_portal_uses_its_own_secrets(self, objects: list[Manifest]) -> None:
+        used = {(where, secret) for where, secret, _ in _secret_references(objects)}
+        assert ("Deployment/portal", PORTAL_TLS) in used
+        assert ("Ingress/portal", PORTAL_INGRESS_TLS) in used
+        # No other pod gets the portal's broker certificate.
+        assert {where for where, secret in used if secret == PORTAL_TLS} == {"Deployment/portal"}
+
+    def test_a_wrong_secret_key_is_caught(
+        self, objects: list[Manifest], secret_keys: dict[str, set[str]]
+    ) -> None:
+        wrong_item = copy.deepcopy(objects)
+        _portal_volume(wrong_item, PORTAL_TLS)["secret"]["items"][0]["key"] = "cert.pem"
+        assert _secret_reference_problems(wrong_item, secret_keys) == [
+            f"Deployment/portal: {PORTAL_TLS} has no key cert.pem"
+        ]
+        wrong_env = copy.deepcopy(objects)
+        (container,) = _containers(_by_kind(wrong_env, "Deployment")["portal"])
+        container["env"][0]["valueFrom"]["secretKeyRef"]["key"] = "pseudonym_key"
+        assert _secret_reference_problems(wrong_env, secret_keys) == [
+            "Deployment/portal: verwijsindex-secrets has no key pseudonym_key"
+        ]
+        wrong_ingress = copy.deepcopy(objects)
+        _by_kind(wrong_ingress, "Ingress")["portal"]["spec"]["tls"][0]["secretName"] = "portal-tls"
+        assert len(_secret_reference_problems(wrong_ingress, secret_keys)) == 2
 
     def test_every_documented_secret_is_used(
         self, objects: list[Manifest], secret_keys: dict[str, set[str]]
@@ -508,17 +724,29 @@ class TestReferences:
         assert docs[initdb["secret"]["name"]]["type"] == "kubernetes.io/basic-auth"
 
     def test_certificate_and_ca_paths_are_mounted(self, objects: list[Manifest]) -> None:
+        assert _tls_file_problems(objects) == []
         db_ca = f"{_one(objects, 'Cluster')['metadata']['name']}-ca"
         for obj in objects:
             for container in _containers(obj):
                 env = _env(objects, container)
                 files = _mounted_files(obj, container)
-                for var in ("VI_AMQP_CA_FILE", "VI_AMQP_CERT_FILE", "VI_AMQP_KEY_FILE"):
-                    directory, _, key = env[var].rpartition("/")
-                    assert files.get(f"{directory}/*") == ("verwijsindex-services-tls", "*"), var
-                    assert key in {"ca.crt", "tls.crt", "tls.key"}
                 root_cert = parse_qs(urlsplit(env["VI_DATABASE_URL"]).query)["sslrootcert"][0]
                 assert files[root_cert] == (db_ca, "ca.crt")
+
+    def test_a_certificate_setting_pointing_elsewhere_is_caught(
+        self, objects: list[Manifest]
+    ) -> None:
+        key_as_cert = copy.deepcopy(objects)
+        data = _by_kind(key_as_cert, "ConfigMap")["verwijsindex-portal-env"]["data"]
+        data["VI_PORTAL_AMQP_CERT_FILE"] = data["VI_PORTAL_AMQP_KEY_FILE"]
+        assert _tls_file_problems(key_as_cert) == [
+            f"portal: VI_PORTAL_AMQP_CERT_FILE is not ('{PORTAL_TLS}', 'tls.crt')"
+        ]
+        # The services' certificate in place of the portal's: the wrong login.
+        services_cert = copy.deepcopy(objects)
+        data = _by_kind(services_cert, "ConfigMap")["verwijsindex-portal-env"]["data"]
+        data["VI_PORTAL_AMQP_CERT_FILE"] = "/run/vi-tls/tls.crt"
+        assert len(_tls_file_problems(services_cert)) == 1
 
     def test_every_config_map_reference_resolves(self, objects: list[Manifest]) -> None:
         config_maps = _by_kind(objects, "ConfigMap")
@@ -604,6 +832,24 @@ class TestScaling:
                 assert "host" not in meta, "the management URL holds a password: a Secret"
                 (param,) = auths[trigger["authenticationRef"]["name"]]["spec"]["secretTargetRef"]
                 assert param["parameter"] == "host"
+
+    def test_the_portal_consumes_no_work_queue_and_is_not_scaled(
+        self, objects: list[Manifest]
+    ) -> None:
+        """It reads partner mailboxes (portal.yaml says why two fixed replicas)."""
+        imported = set()
+        for path in (ROOT / "services" / "portal").rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.ImportFrom) and node.module == "shared.amqp.topology":
+                    imported |= {alias.name for alias in node.names}
+        assert "partner_queue" in imported
+        assert not {getattr(topology, n) for n in imported} & set(topology.WORK_QUEUES)
+        targets = {
+            so["spec"]["scaleTargetRef"]["name"]
+            for so in _by_kind(objects, "ScaledObject").values()
+        }
+        assert "portal" not in targets
+        assert _by_kind(objects, "Deployment")["portal"]["spec"]["replicas"] == 2
 
     def test_replica_bounds(self, objects: list[Manifest]) -> None:
         deployments = _by_kind(objects, "Deployment")
@@ -717,3 +963,12 @@ class TestNetworkPolicies:
     def test_services_answer_only_prometheus(self, objects: list[Manifest]) -> None:
         for name in SERVICES:
             assert _sources(objects, name, 8080) == {"ns:monitoring"}
+
+    def test_only_the_ingress_controller_reaches_the_portal_pages(
+        self, objects: list[Manifest]
+    ) -> None:
+        port = PortalSettings.from_env(_service_env(objects, "portal")).port
+        assert _sources(objects, "portal", port) == {f"ns:{INGRESS_NAMESPACE}"}
+        # No other service opens that port.
+        for name in set(SERVICES) - {"portal"}:
+            assert _sources(objects, name, port) == set(), name
