@@ -43,7 +43,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-# axe-core impacts that fail a page (the others are reported, not failed).
+# axe-core impacts that fail a page ("moderate" and "minor" ones do not).
 FAILING_IMPACTS = frozenset({"serious", "critical"})
 
 
