@@ -24,6 +24,10 @@ class Command(_Internal):
     # inbox hit then means "already answered", not "a partner re-sent it".
     seen_before: bool
     message: InboundMessage
+    # The publish this command answers (`shared.db.arrivals`): each is answered once,
+    # however many copies of the command reach the matcher. None on commands from
+    # before arrivals were recorded, which fall back on `seen_before`.
+    arrival_id: uuid.UUID | None = None
 
 
 class PartnerNotice(_Internal):

@@ -61,6 +61,14 @@ EXPIRING_ROWS = (
         real_clock=True,
     ),
     ExpiringRows(
+        "arrival_expired",
+        f"records of publishes past the {DEDUP_WINDOW_DAYS}-day dedup window (by the real clock)",
+        "arrival",
+        "received_at",
+        DEDUP_WINDOW_DAYS,
+        real_clock=True,
+    ),
+    ExpiringRows(
         "sent_email_expired",
         f"records of sent e-mails older than {DEDUP_WINDOW_DAYS} days (by the real clock)",
         "sent_email",
