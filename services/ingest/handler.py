@@ -20,7 +20,8 @@ message ends in a durable outcome (a receipt, or `vi.rejected`).
   together), it is forwarded to the matcher, which claims the inbox and answers.
   Valid messages that queue up together are forwarded as one `command.batch` message.
 
-Ingest keeps no state of its own, so any number of replicas can share the queue.
+Ingest keeps no state in memory beyond the deliveries it holds (its arrivals are in
+the database), so any number of replicas can share the queue.
 """
 
 from __future__ import annotations

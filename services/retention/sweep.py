@@ -69,6 +69,14 @@ EXPIRING_ROWS = (
         real_clock=True,
     ),
     ExpiringRows(
+        "arrival_answer_expired",
+        f"answered marks of publishes past the {DEDUP_WINDOW_DAYS}-day dedup window",
+        "arrival_answered",
+        "answered_at",
+        DEDUP_WINDOW_DAYS,
+        real_clock=True,
+    ),
+    ExpiringRows(
         "sent_email_expired",
         f"records of sent e-mails older than {DEDUP_WINDOW_DAYS} days (by the real clock)",
         "sent_email",

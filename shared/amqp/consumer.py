@@ -351,9 +351,13 @@ class Consumer:
             return
         try:
             await deliveries[-1].message.channel.basic_qos(prefetch_count=self._prefetch)
+        except Exception as exc:
+            log.warning("ack_unconfirmed", error=describe_error(exc))
+            return
+        try:
             await self._on_acked(deliveries)
         except Exception as exc:
-            log.warning("ack_confirmation_failed", error=describe_error(exc))
+            log.warning("after_ack_failed", error=describe_error(exc))
 
     async def _process(self, delivery: Delivery) -> None:
         msg = delivery.message

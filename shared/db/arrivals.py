@@ -71,8 +71,10 @@ async def _bind_or_insert(conn: Conn, partner_id: str, message_id: str) -> uuid.
     )
     if bound is not None:
         return bound
-    new: uuid.UUID = await conn.fetchval(
-        "INSERT INTO arrival (partner_id, message_id) VALUES ($1, $2) RETURNING id",
+    new = uuid.uuid4()
+    await conn.execute(
+        "INSERT INTO arrival (id, partner_id, message_id) VALUES ($1, $2, $3)",
+        new,
         partner_id,
         message_id,
     )
@@ -81,16 +83,16 @@ async def _bind_or_insert(conn: Conn, partner_id: str, message_id: str) -> uuid.
 
 async def answer(conn: Conn, ids: Collection[uuid.UUID]) -> set[uuid.UUID]:
     """Mark arrivals answered; returns those that were not answered before, which the
-    caller must now answer in this same transaction. Concurrent callers for one arrival
-    wait for each other on its row: exactly one gets it."""
+    caller must now answer in this same transaction. Of concurrent callers for one
+    arrival the later waits for the earlier to commit: exactly one gets it."""
     if not ids:
         return set()
     rows = await conn.fetch(
-        """UPDATE arrival SET answered = true
-           WHERE id = ANY($1::uuid[]) AND NOT answered RETURNING id""",
-        list(ids),
+        """INSERT INTO arrival_answered (arrival_id) SELECT unnest($1::uuid[])
+           ON CONFLICT DO NOTHING RETURNING arrival_id""",
+        sorted(ids),  # one order for every transaction: no deadlock between two
     )
-    return {r["id"] for r in rows}
+    return {r["arrival_id"] for r in rows}
 
 
 async def mark_acked(conn: Conn, ids: Collection[uuid.UUID]) -> None:
