@@ -13,7 +13,7 @@ message ends in a durable outcome (a receipt, or `vi.rejected`).
   been handled before is bound to the one of its publish. An arrival is answered
   once, so a partner's re-sent message_id gets ``duplicate`` even when it comes as a
   broker redelivery, and a redelivered original never does. Once the broker
-  confirmed the ack, the arrivals are marked acknowledged (`acked`).
+  confirmed the ack, the arrivals are closed (`acked`).
 * Invalid message: the arrival, the inbox claim and the ``rejected`` receipt are
   written in one transaction (a re-used message_id gets ``duplicate`` instead).
 * Valid message: its arrival recorded (one statement for all messages that queued up
@@ -80,13 +80,13 @@ class IngestHandler:
         ids = [d.binding.arrival_id for d in deliveries if d.binding.arrival_id is not None]
         if ids:
             async with self._rt.pool.acquire() as conn:
-                await arrivals.mark_acked(conn, ids)
+                await arrivals.close(conn, ids)
 
     async def _forward(self, valid: Sequence[tuple[Delivery, Command]]) -> None:
         """Record the arrivals of valid messages, then hand them to the matcher."""
         if not valid:
             return
-        async with self._rt.pool.acquire() as conn, conn.transaction():
+        async with self._rt.pool.acquire() as conn:
             ids = await arrivals.record(
                 conn, [_arrival(d, c.partner_id, c.message_id) for d, c in valid]
             )

@@ -62,7 +62,7 @@ EXPIRING_ROWS = (
     ),
     ExpiringRows(
         "arrival_expired",
-        f"records of publishes past the {DEDUP_WINDOW_DAYS}-day dedup window (by the real clock)",
+        f"open arrivals older than the {DEDUP_WINDOW_DAYS}-day dedup window (their ack was lost)",
         "arrival",
         "received_at",
         DEDUP_WINDOW_DAYS,

@@ -7,16 +7,16 @@ of the same message_id (which must get `duplicate`). Arrivals can:
 
 * A delivery that is certainly a fresh publish (``seen_before`` false: the broker's
   first delivery of it, not our retry or an operator's replay) gets a new arrival.
-* A delivery that may have been handled before is bound to an arrival of the same
-  (partner, message_id) that is not yet known to be acknowledged: its publish may
-  still be delivered, so this is probably that publish again. Without one, it is a
-  new arrival: every earlier publish of that id was acknowledged, so this must be
-  another one whose first handling was cut short before it was recorded.
+* A delivery that may have been handled before is bound to an *open* arrival of the
+  same (partner, message_id): its publish may still be delivered, so this is that
+  publish again. Without one, it is a new arrival: every earlier publish of that id
+  was acknowledged, so this must be another one whose first handling was cut short
+  before it was recorded.
 * Each arrival is answered once (:func:`answer`, in the transaction that writes the
   answer): a copy of a command that reaches the matcher twice finds it answered.
-* After the broker confirmed ingest's ack, the arrival is marked acknowledged
-  (:func:`mark_acked`). A delivery handed to a retry or parked queue is acked too, but
-  its arrival is not marked: the message lives on and comes back bound to it.
+* After the broker confirmed ingest's ack, the arrival is closed (:func:`close`, its
+  row deleted). A delivery handed to a retry or parked queue is acked too, but its
+  arrival stays open: the message lives on and comes back bound to it.
 """
 
 from __future__ import annotations
@@ -63,8 +63,7 @@ async def record(conn: Conn, arrivals: Sequence[Arrival]) -> list[uuid.UUID]:
 
 async def _bind_or_insert(conn: Conn, partner_id: str, message_id: str) -> uuid.UUID:
     bound: uuid.UUID | None = await conn.fetchval(
-        """SELECT id FROM arrival
-           WHERE partner_id = $1 AND message_id = $2 AND NOT acked
+        """SELECT id FROM arrival WHERE partner_id = $1 AND message_id = $2
            ORDER BY received_at LIMIT 1""",
         partner_id,
         message_id,
@@ -95,10 +94,7 @@ async def answer(conn: Conn, ids: Collection[uuid.UUID]) -> set[uuid.UUID]:
     return {r["arrival_id"] for r in rows}
 
 
-async def mark_acked(conn: Conn, ids: Collection[uuid.UUID]) -> None:
+async def close(conn: Conn, ids: Collection[uuid.UUID]) -> None:
     """No delivery of these publishes can come again: the broker confirmed the ack."""
     if ids:
-        await conn.execute(
-            "UPDATE arrival SET acked = true WHERE id = ANY($1::uuid[]) AND NOT acked",
-            list(ids),
-        )
+        await conn.execute("DELETE FROM arrival WHERE id = ANY($1::uuid[])", list(ids))

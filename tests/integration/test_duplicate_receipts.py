@@ -69,8 +69,9 @@ def _nth_publish(message_id: str, n: int) -> Callable[[Delivery], bool]:
     return pick
 
 
-async def _all_acked(db: asyncpg.Connection[Any]) -> bool:
-    return bool(await db.fetchval("SELECT count(*) > 0 AND bool_and(acked) FROM arrival"))
+async def _all_closed(db: asyncpg.Connection[Any]) -> bool:
+    """Every arrival closed: the broker confirmed ingest's acks (call after an answer)."""
+    return bool(await db.fetchval("SELECT count(*) = 0 FROM arrival"))
 
 
 VALID = register_body("D-1", bsn=valid_bsn(701))
@@ -91,7 +92,7 @@ async def test_a_resend_that_arrives_as_a_redelivery_gets_duplicate(
     await school.send(body, message_id="dup-1")
     first = await school.receipt_for("dup-1")
     assert first.body["status"] in {"accepted", "rejected"}
-    await eventually(lambda: _all_acked(db))  # the broker confirmed ingest's ack
+    await eventually(lambda: _all_closed(db))  # the broker confirmed ingest's ack
 
     # The partner sends it again; that publish's first handling dies before it is
     # recorded, so the copy comes as a redelivery.
@@ -102,7 +103,7 @@ async def test_a_resend_that_arrives_as_a_redelivery_gets_duplicate(
     assert second.message_id != first.message_id
     assert await school.quiet(1.0) == []
     assert await db.fetchval("SELECT count(*) FROM melding") == (1 if body is VALID else 0)
-    assert await db.fetchval("SELECT count(*) FROM arrival") == 2
+    assert await db.fetchval("SELECT count(*) FROM arrival_answered") == 2
 
 
 @pytest.mark.parametrize("body", [VALID, INVALID], ids=["valid", "invalid"])
@@ -120,11 +121,11 @@ async def test_a_redelivered_original_keeps_its_one_receipt_and_never_gets_dupli
     receipt = await school.receipt_for("orig-1")
     assert receipt.body["status"] in {"accepted", "rejected"}
     # The redelivery was bound to the publish's arrival: nothing more is said.
-    await eventually(lambda: _all_acked(db))
+    await eventually(lambda: _all_closed(db))
     assert ingest.crashes == 1 and ingest.seen == [False, True]
     assert await school.quiet(1.0) == []
     assert str(await db.fetchval("SELECT receipt_id FROM inbox")) == receipt.message_id
-    assert await db.fetchval("SELECT count(*) FROM arrival") == 1
+    assert await db.fetchval("SELECT count(*) FROM arrival_answered") == 1
     # A later re-send is still a duplicate.
     await school.send(body, message_id="orig-1")
     assert (await school.receipt_for("orig-1")).body["status"] == "duplicate"
@@ -170,12 +171,12 @@ async def test_arrivals_bind_a_redelivery_to_the_publish_that_may_still_be_deliv
     runtime = await system.start("ingest")
     async with runtime.pool.acquire() as conn:
         [a1] = await arrivals.record(conn, [Arrival("school", "m-1", seen_before=False)])
-        # A redelivery is bound to the publish not known to be acknowledged ...
+        # A redelivery is bound to the open arrival (its ack not confirmed yet) ...
         assert await arrivals.record(conn, [Arrival("school", "m-1", seen_before=True)]) == [a1]
         # ... a fresh publish never is ...
         [a2] = await arrivals.record(conn, [Arrival("school", "m-1", seen_before=False)])
         assert a2 != a1
-        await arrivals.mark_acked(conn, [a1, a2])
+        await arrivals.close(conn, [a1, a2])
         # ... and with every publish acknowledged, a redelivery is another publish.
         [a3] = await arrivals.record(conn, [Arrival("school", "m-1", seen_before=True)])
         assert a3 not in {a1, a2}
