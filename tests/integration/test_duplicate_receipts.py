@@ -131,6 +131,39 @@ async def test_a_redelivered_original_keeps_its_one_receipt_and_never_gets_dupli
     assert (await school.receipt_for("orig-1")).body["status"] == "duplicate"
 
 
+async def test_a_message_retried_after_its_forward_is_answered_once(
+    system: System, partners: dict[str, PartnerClient], db: asyncpg.Connection[Any]
+) -> None:
+    """Ingest forwarded a message and then failed (say, the database went away while
+    it finished): the message goes to a retry queue and its delivery is acked, but its
+    arrival stays open, so the retried copy is the same publish and gets no
+    `duplicate`."""
+    failures: list[str | None] = []
+
+    async def setup(runtime: Runtime) -> None:
+        real = IngestHandler(runtime)
+
+        async def handler(delivery: Delivery) -> None:
+            await real(delivery)
+            if not failures:
+                failures.append(delivery.message_id)
+                raise ConnectionError("database went away after the forward")
+
+        runtime.consume(INGEST_QUEUE, handler, on_acked=real.acked)
+
+    await system.start("ingest", setup=setup)
+    await system.start("matcher")
+    school = partners["school"]
+    await school.send(VALID, message_id="retried-1")
+    receipt = await school.receipt_for("retried-1")
+    assert receipt.body["status"] == "accepted"
+    await eventually(lambda: _all_closed(db))  # the retried copy was handled and acked
+    assert failures == ["retried-1"]
+    assert await school.quiet(1.0) == []
+    assert await db.fetchval("SELECT count(*) FROM arrival_answered") == 1
+    assert await db.fetchval("SELECT count(*) FROM melding") == 1
+
+
 async def test_a_command_forwarded_twice_is_answered_once_in_either_order(
     system: System, partners: dict[str, PartnerClient], db: asyncpg.Connection[Any]
 ) -> None:
