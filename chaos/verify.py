@@ -178,10 +178,11 @@ def check_receipts(
         elif got.status != "rejected":
             bad_accepted.append(f"{p}/{m}: {got.status}")
     # A message_id sent again gets a `duplicate` receipt for the copy, besides the one
-    # final receipt. Not always: when the copy's first handling was cut short (a kill,
-    # a retry after a database error) its next attempt cannot be told from a redelivery
-    # of the original, and the original's receipt is the only answer (by design: the
-    # index never sends a `duplicate` for a message the partner sent once).
+    # final receipt, also when the copy's first handling was cut short (ingest binds
+    # each delivery to its publish, `shared/db/arrivals.py`). Not always: a partner
+    # that re-publishes what the broker did not confirm can have two publishes of one
+    # id in flight at once, and a kill can fall between a confirmed ack and its
+    # record; docs/reliability.md, "Duplicate receipts", lists these cases.
     resent = [(p, m) for (p, m), n in plain_sends.items() if m is not None and n > 1]
     resent += [pm for result in results for pm in result.expect_duplicate_receipt]
     resent_without_final = [f"{p}/{m}" for p, m in resent if partners[p].final_receipt(m) is None]

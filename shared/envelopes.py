@@ -27,6 +27,10 @@ class Command(_Internal):
     # The portal user who acted for the partner (header x-vi-actor, contract §9), for
     # the audit log; None when the partner's own system sent the message.
     portal_user: str | None = None
+    # The publish this command answers (`shared.db.arrivals`): each is answered once,
+    # however many copies of the command reach the matcher. None on commands from
+    # before arrivals were recorded, which fall back on `seen_before`.
+    arrival_id: uuid.UUID | None = None
 
 
 class PartnerNotice(_Internal):

@@ -64,25 +64,17 @@ def rejected(
 
 
 async def claim_or_answer_duplicate(
-    conn: Conn,
-    partner_id: str,
-    message_id: str,
-    *,
-    seen_before: bool,
-    melding_ref: str | None,
+    conn: Conn, partner_id: str, message_id: str, *, melding_ref: str | None
 ) -> tuple[uuid.UUID | None, list[OutboundMessage]]:
-    """Claim the message in the inbox. Returns (the id for the receipt of this new
-    handling, or None when the message is not new; messages to write).
-
-    Not new and seen before: our own earlier attempt committed its outcome (and its
-    receipt) already, so there is nothing more to say. Not new and fresh: the partner
-    re-used a message_id, which gets a `duplicate` receipt and no effect.
-    """
+    """Claim the message in the inbox for a publish not answered before (see
+    :mod:`shared.db.arrivals`). Returns (the id for the receipt of this new handling,
+    or None when the message_id was handled before; messages to write): a message_id
+    handled before was re-used by the partner, which gets a `duplicate` receipt."""
     receipt_id = await inbox.claim(conn, partner_id, message_id)
     if receipt_id is not None:
         return receipt_id, []
     return None, answer_to_handled(
-        partner_id, message_id, seen_before=seen_before, melding_ref=melding_ref
+        partner_id, message_id, seen_before=False, melding_ref=melding_ref
     )
 
 

@@ -14,7 +14,7 @@ from aio_pika.abc import AbstractRobustConnection
 
 from shared import metrics
 from shared.amqp.connection import connect_broker
-from shared.amqp.consumer import BatchHandler, Consumer, Handler
+from shared.amqp.consumer import AckedHook, BatchHandler, Consumer, Handler
 from shared.amqp.publisher import Publisher
 from shared.amqp.topology import declare_core
 from shared.backends import Backends, quiet_retry_reports
@@ -107,10 +107,11 @@ class Runtime:
         prefetch: int | None = None,
         batch_handler: BatchHandler | None = None,
         batch_size: int | None = None,
+        on_acked: AckedHook | None = None,
     ) -> None:
         """Consume `queue` with `handler`; with `batch_handler`, messages that queue up
         are handled in batches (see `shared.amqp.consumer`) of at most `batch_size`
-        (default VI_BATCH_SIZE) messages."""
+        (default VI_BATCH_SIZE) messages; `on_acked` hears of confirmed acks."""
         metrics.watch_queue(self.service, queue)
         self.consumers.append(
             Consumer(
@@ -128,6 +129,7 @@ class Runtime:
                 batch_handler=batch_handler,
                 batch_size=min(batch_size or self.settings.batch_size, self.settings.batch_size),
                 batch_concurrency=self.settings.batch_concurrency,
+                on_acked=on_acked,
             )
         )
 

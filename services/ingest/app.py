@@ -9,4 +9,6 @@ from shared.service import Runtime
 
 async def setup(runtime: Runtime) -> None:
     handler = IngestHandler(runtime)
-    runtime.consume(INGEST_QUEUE, handler, batch_handler=handler.handle_batch)
+    runtime.consume(
+        INGEST_QUEUE, handler, batch_handler=handler.handle_batch, on_acked=handler.acked
+    )

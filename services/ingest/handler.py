@@ -13,13 +13,20 @@ message ends in a durable outcome (a receipt, or `vi.rejected`).
   (``in_reply_to: null``) is published at once. Its own message_id is derived from
   the partner, routing key, body and the answer, so a redelivery repeats the very
   same receipt.
-* Invalid message: the inbox claim and the ``rejected`` receipt are written in one
-  transaction (a re-used message_id gets ``duplicate`` instead).
-* Valid message: forwarded to the matcher, which claims the inbox and answers. No
-  database work happens here on this path. Valid messages that queue up together are
-  forwarded as one `command.batch` message.
+* Every message with a usable ``message_id`` is first recorded as an *arrival*
+  (`shared.db.arrivals`): a fresh publish gets a new one, a delivery that may have
+  been handled before is bound to the one of its publish. An arrival is answered
+  once, so a partner's re-sent message_id gets ``duplicate`` even when it comes as a
+  broker redelivery, and a redelivered original never does. Once the broker
+  confirmed the ack, the arrivals are closed (`acked`).
+* Invalid message: the arrival, the inbox claim and the ``rejected`` receipt are
+  written in one transaction (a re-used message_id gets ``duplicate`` instead).
+* Valid message: its arrival recorded (one statement for all messages that queued up
+  together), it is forwarded to the matcher, which claims the inbox and answers.
+  Valid messages that queue up together are forwarded as one `command.batch` message.
 
-Ingest keeps no state of its own, so any number of replicas can share the queue.
+Ingest keeps no state in memory beyond the deliveries it holds (its arrivals are in
+the database), so any number of replicas can share the queue.
 """
 
 from __future__ import annotations
@@ -32,10 +39,12 @@ from services.ingest.sender import Sender, identify
 from shared.amqp.consumer import ERROR_HEADER, Delivery
 from shared.amqp.topology import REJECTED_QUEUE
 from shared.clock import Clock, utcnow
-from shared.commands import send_command, send_commands
+from shared.commands import send_commands
 from shared.contract.errors import ErrorItem
 from shared.contract.outbound import Receipt, dump_json
 from shared.contract.validation import Invalid, check_message_id, validate_inbound
+from shared.db import arrivals
+from shared.db.arrivals import Arrival
 from shared.envelopes import Command
 from shared.logs import get_logger, message_context
 from shared.receipts import claim_or_answer_duplicate, receipt_message, rejected
@@ -55,12 +64,12 @@ class IngestHandler:
     async def __call__(self, delivery: Delivery) -> None:
         command = await self._triage(delivery, await self._rt.region.get())
         if command is not None:
-            await send_command(self._rt.publisher, command)
+            await self._forward([(delivery, command)])
 
     async def handle_batch(self, deliveries: Sequence[Delivery]) -> None:
         """Answer what needs answering here; forward all valid ones as one message."""
         region = await self._rt.region.get()
-        commands: list[Command] = []
+        valid: list[tuple[Delivery, Command]] = []
         for delivery in deliveries:
             message_id = delivery.message_id
             with message_context(
@@ -69,8 +78,33 @@ class IngestHandler:
             ):
                 command = await self._triage(delivery, region)
             if command is not None:
-                commands.append(command)
-        await send_commands(self._rt.publisher, commands)
+                valid.append((delivery, command))
+        await self._forward(valid)
+
+    async def acked(self, deliveries: Sequence[Delivery]) -> None:
+        """The broker confirmed the acks: these publishes cannot be delivered again."""
+        ids = [d.binding.arrival_id for d in deliveries if d.binding.arrival_id is not None]
+        if ids:
+            async with self._rt.pool.acquire() as conn:
+                await arrivals.close(conn, ids)
+
+    async def _forward(self, valid: Sequence[tuple[Delivery, Command]]) -> None:
+        """Record the arrivals of valid messages, then hand them to the matcher."""
+        if not valid:
+            return
+        async with self._rt.pool.acquire() as conn:
+            ids = await arrivals.record(
+                conn, [_arrival(d, c.partner_id, c.message_id) for d, c in valid]
+            )
+        for (delivery, _), arrival_id in zip(valid, ids, strict=True):
+            delivery.binding.arrival_id = arrival_id
+        await send_commands(
+            self._rt.publisher,
+            [
+                command.model_copy(update={"arrival_id": arrival_id})
+                for (_, command), arrival_id in zip(valid, ids, strict=True)
+            ],
+        )
 
     async def _triage(self, delivery: Delivery, region: RegionConfig) -> Command | None:
         """The command to forward, or None when the message was answered here."""
@@ -133,24 +167,28 @@ class IngestHandler:
     ) -> None:
         log.info("inbound_invalid", codes=sorted({e.code.value for e in outcome.errors}))
         async with self._rt.outbox.unit_of_work() as uow:
-            receipt_id, answers = await claim_or_answer_duplicate(
-                uow.conn,
-                answer_to,
-                message_id,
-                seen_before=delivery.seen_before,
-                melding_ref=outcome.melding_ref,
+            [arrival_id] = await arrivals.record(
+                uow.conn, [_arrival(delivery, answer_to, message_id)]
             )
-            if receipt_id is not None:
-                answers = [
-                    rejected(
-                        answer_to,
-                        message_id,
-                        outcome.melding_ref,
-                        outcome.errors,
-                        receipt_id=receipt_id,
-                    )
-                ]
-            uow.emit(*answers)
+            if await arrivals.answer(uow.conn, [arrival_id]):
+                receipt_id, answers = await claim_or_answer_duplicate(
+                    uow.conn, answer_to, message_id, melding_ref=outcome.melding_ref
+                )
+                if receipt_id is not None:
+                    answers = [
+                        rejected(
+                            answer_to,
+                            message_id,
+                            outcome.melding_ref,
+                            outcome.errors,
+                            receipt_id=receipt_id,
+                        )
+                    ]
+                uow.emit(*answers)
+            else:
+                log.info("inbound_already_handled", answered=False)
+        # Only once it is committed: a retry in this process must not trust a rollback.
+        delivery.binding.arrival_id = arrival_id
 
     async def _answer_without_message_id(
         self,
@@ -173,6 +211,15 @@ class IngestHandler:
             message_id=str(out.message_id),
             message_type=out.message_type,
         )
+
+
+def _arrival(delivery: Delivery, partner_id: str, message_id: str) -> Arrival:
+    return Arrival(
+        partner_id=partner_id,
+        message_id=message_id,
+        seen_before=delivery.seen_before,
+        known=delivery.binding.arrival_id,
+    )
 
 
 def _id_without_message_id(partner_id: str, delivery: Delivery, receipt: Receipt) -> uuid.UUID:

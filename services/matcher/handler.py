@@ -24,8 +24,9 @@ from shared.clock import Clock, utcnow
 from shared.commands import send_command
 from shared.contract.errors import NOT_A_PARTNER_ANY_MORE
 from shared.contract.inbound import MeldingRegister
-from shared.db import inbox
+from shared.db import arrivals, inbox
 from shared.db.outbox import UnitOfWork
+from shared.db.pool import Conn
 from shared.envelopes import COMMAND_BATCH_TYPE, Command, unpack
 from shared.index import repository as repo
 from shared.index.notices import merge_notify_messages
@@ -81,6 +82,23 @@ def _refuse(uow: UnitOfWork, command: Command, receipt_id: uuid.UUID) -> None:
     )
 
 
+async def _unanswered(conn: Conn, commands: Sequence[Command]) -> list[Command]:
+    """The commands still to be answered, their arrivals marked answered: a publish
+    that ingest forwarded twice (it died before its ack) is answered by the first copy
+    to get here. Commands without an arrival are all kept (see `_apply`)."""
+    fresh = await arrivals.answer(conn, {c.arrival_id for c in commands if c.arrival_id})
+    kept = []
+    for command in commands:
+        if command.arrival_id is not None:
+            if command.arrival_id not in fresh:
+                with _context_of(command):
+                    log.info("inbound_already_handled", answered=False)
+                continue
+            fresh.discard(command.arrival_id)  # a second copy in this batch is answered
+        kept.append(command)
+    return kept
+
+
 class MatcherHandler:
     def __init__(self, runtime: Runtime, clock: Clock = utcnow) -> None:
         self._rt = runtime
@@ -129,6 +147,7 @@ class MatcherHandler:
             # Read under a share lock: a partner retired by a `region apply` that
             # committed first is refused here, even while the cache is behind.
             region = await self._rt.region.current(conn)
+            commands = await _unanswered(conn, commands)
             unclaimed = await inbox.claim_many(
                 conn, [(c.partner_id, c.message_id) for c in commands]
             )
@@ -199,7 +218,9 @@ class MatcherHandler:
             answers = answer_to_handled(
                 command.partner_id,
                 command.message_id,
-                seen_before=command.seen_before,
+                # With an arrival, this publish was not answered yet (`_unanswered`):
+                # the inbox holds another publish of its message_id.
+                seen_before=command.seen_before and command.arrival_id is None,
                 melding_ref=getattr(message, "melding_ref", None),
             )
             batch.uow.emit(*answers)

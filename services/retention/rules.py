@@ -27,7 +27,12 @@ from shared.index.deadlines import (
     latest_birth_date_at_age_limit,
     latest_start_due,
 )
-from shared.index.lifecycle import end_melding, lead_changed_message, purge_youth, tidy_after_purge
+from shared.index.lifecycle import (
+    end_meldingen,
+    lead_changed_message,
+    purge_youth,
+    tidy_after_purge,
+)
 from shared.index.notices import notify_message
 from shared.region.model import RegionConfig
 
@@ -40,7 +45,8 @@ class Target:
     row: asyncpg.Record
 
 
-Action = Callable[[UnitOfWork, RegionConfig, Target, str, datetime], Awaitable[bool]]
+# An action returns how many due things it acted on (True for one, False for none).
+Action = Callable[[UnitOfWork, RegionConfig, Target, str, datetime], Awaitable[int]]
 
 
 @dataclass(frozen=True)
@@ -103,30 +109,34 @@ AGE_LIMIT_RULE = Rule(
 
 async def _expire(
     uow: UnitOfWork, region: RegionConfig, target: Target, youth_ref: str, now: datetime
-) -> bool:
-    row = await uow.conn.fetchrow(
+) -> int:
+    """End every active melding of the youth that is due, together: a match whose
+    members expire on the same day (or are caught up by a late sweep) ends once, and
+    none of them is told `match.ended` about a match it leaves itself."""
+    rows = await uow.conn.fetch(
         f"""SELECT {repo.MELDING_COLUMNS}, expires_on FROM melding
-            WHERE id = $1 AND state = 'active' AND expires_on <= $2""",  # noqa: S608
-        target.row["id"],
+            WHERE youth_id = $1 AND state = 'active' AND expires_on <= $2
+            ORDER BY id""",  # noqa: S608
+        target.youth_id,
         amsterdam_date(now),
     )
-    if row is None:
-        return False
+    if not rows:
+        return 0
     uow.emit(
-        *await end_melding(
+        *await end_meldingen(
             uow.conn,
             region,
-            repo.melding_from_row(row),
+            [repo.melding_from_row(row) for row in rows],
             youth_id=target.youth_id,
             youth_ref=youth_ref,
             reason="expired",
             actor="system",
             now=now,
             # The archive term runs from the expiry date, even if this sweep is late.
-            archive_from=row["expires_on"],
+            archive_from={row["id"]: row["expires_on"] for row in rows},
         )
     )
-    return True
+    return len(rows)
 
 
 EXPIRY_RULE = Rule(

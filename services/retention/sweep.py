@@ -61,6 +61,22 @@ EXPIRING_ROWS = (
         real_clock=True,
     ),
     ExpiringRows(
+        "arrival_expired",
+        f"open arrivals older than the {DEDUP_WINDOW_DAYS}-day dedup window (their ack was lost)",
+        "arrival",
+        "received_at",
+        DEDUP_WINDOW_DAYS,
+        real_clock=True,
+    ),
+    ExpiringRows(
+        "arrival_answer_expired",
+        f"answered marks of publishes past the {DEDUP_WINDOW_DAYS}-day dedup window",
+        "arrival_answered",
+        "answered_at",
+        DEDUP_WINDOW_DAYS,
+        real_clock=True,
+    ),
+    ExpiringRows(
         "sent_email_expired",
         f"records of sent e-mails older than {DEDUP_WINDOW_DAYS} days (by the real clock)",
         "sent_email",
@@ -150,19 +166,19 @@ class Sweep:
             if outcome is None:
                 busy.append(row)
             elif outcome:
-                report.add(rule.name)
+                report.add(rule.name, outcome)
         # Rows whose youth was locked elsewhere: wait for the lock now. Whoever held it
         # may have done the work already; the action's re-check then finds nothing.
         # (Bounded: at most the candidates of this pass, and usually none.)
         for row in busy:
-            if await self._act(rule, row, now, wait=True):
-                report.add(rule.name)
+            if outcome := await self._act(rule, row, now, wait=True):
+                report.add(rule.name, outcome)
 
     async def _act(
         self, rule: Rule, row: asyncpg.Record, now: datetime, *, wait: bool
-    ) -> bool | None:
-        """True if the rule acted, False if nothing was (still) due, None if the youth
-        was locked elsewhere and ``wait`` is false."""
+    ) -> int | None:
+        """How many due things the rule acted on (0 when nothing was still due), None
+        if the youth was locked elsewhere and ``wait`` is false."""
         lock = "FOR UPDATE" if wait else "FOR UPDATE SKIP LOCKED"
         async with self._outbox.unit_of_work() as uow:
             youth = await uow.conn.fetchrow(
@@ -171,11 +187,11 @@ class Sweep:
             )
             if youth is None:
                 if wait:
-                    return False
+                    return 0
                 exists = await uow.conn.fetchval(
                     "SELECT true FROM youth WHERE id = $1", row["youth_id"]
                 )
-                return None if exists else False
+                return None if exists else 0
             youth_ref = self._pseudonyms.audit_ref(youth["identity_hash"])
             target = Target(youth_id=youth["id"], row=row)
             return await rule.action(uow, self._region, target, youth_ref, now)

@@ -10,13 +10,21 @@ A consumer may also have a batch handler: messages that arrive while earlier one
 being handled are then handed over together (one database transaction for many
 messages instead of one each). A batch that fails is handled again message by message
 through the single handler, so one bad message never takes its neighbours with it.
+
+A consumer may be told when the broker has *confirmed* the ack of deliveries it handled
+successfully (`on_acked`): after the ack, a synchronous call on the same channel
+(`basic.qos` with the prefetch it has) returns only once the broker processed every
+frame before it, the ack included. Ingest uses this to know that a publish can no
+longer be delivered (see `shared.db.arrivals`). Deliveries handed to a retry or parked
+queue are not reported: the message lives on there.
 """
 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
 import aiormq
@@ -43,6 +51,14 @@ class PoisonMessage(Exception):
     """A message that can never succeed: park it at once instead of retrying."""
 
 
+@dataclass
+class Binding:
+    """Durable state a handler tied a delivery to, kept with the delivery while this
+    process holds it (ingest: the arrival it recorded for it)."""
+
+    arrival_id: uuid.UUID | None = None
+
+
 @dataclass(frozen=True)
 class Delivery:
     message: AbstractIncomingMessage
@@ -50,6 +66,8 @@ class Delivery:
     # Handled again one by one after its batch failed: its batch may have got as far
     # as answering it.
     after_failed_batch: bool = False
+    # Shared by the copies `replace` makes, so a failed batch's binding is reused.
+    binding: Binding = field(default_factory=Binding, compare=False, repr=False)
 
     @property
     def headers(self) -> dict[str, Any]:
@@ -133,6 +151,7 @@ class Delivery:
 Handler = Callable[[Delivery], Awaitable[None]]
 BatchHandler = Callable[[Sequence[Delivery]], Awaitable[None]]
 OutcomeHook = Callable[[str, str, float], None]
+AckedHook = Callable[[Sequence[Delivery]], Awaitable[None]]
 Redeclare = Callable[[], Awaitable[None]]
 
 WATCH_INTERVAL_SECONDS = 2.0
@@ -154,6 +173,7 @@ class Consumer:
         batch_handler: BatchHandler | None = None,
         batch_size: int = 1,
         batch_concurrency: int = 2,
+        on_acked: AckedHook | None = None,
     ) -> None:
         self._connection = connection
         self._publisher = publisher
@@ -164,6 +184,7 @@ class Consumer:
         self._service_user = service_user
         self._on_outcome = on_outcome
         self._redeclare = redeclare
+        self._on_acked = on_acked
         self._channel: AbstractChannel | None = None
         self._consumer_tag: str | None = None
         self._in_flight: set[asyncio.Task[None]] = set()
@@ -317,9 +338,26 @@ class Consumer:
         self._unsettled.difference_update(tags)
         if top is not None:
             last = next(d for d in deliveries if d.message.delivery_tag == top)
-            await _settle(last.message.ack(multiple=True), "ack")
+            settled = [await _settle(last.message.ack(multiple=True), "ack")]
         else:
-            await asyncio.gather(*(_settle(d.message.ack(), "ack") for d in deliveries))
+            settled = await asyncio.gather(*(_settle(d.message.ack(), "ack") for d in deliveries))
+        if all(settled):
+            await self._report_acked(deliveries)
+
+    async def _report_acked(self, deliveries: Sequence[Delivery]) -> None:
+        """Tell `on_acked` once the broker confirmed the acks (see the module doc).
+        Unconfirmed (the channel went away): say nothing, the delivery may come back."""
+        if self._on_acked is None or not deliveries:
+            return
+        try:
+            await deliveries[-1].message.channel.basic_qos(prefetch_count=self._prefetch)
+        except Exception as exc:
+            log.warning("ack_unconfirmed", error=describe_error(exc))
+            return
+        try:
+            await self._on_acked(deliveries)
+        except Exception as exc:
+            log.warning("after_ack_failed", error=describe_error(exc))
 
     async def _process(self, delivery: Delivery) -> None:
         msg = delivery.message
@@ -336,7 +374,8 @@ class Consumer:
             except Exception as exc:
                 outcome = await self._retry_or_park(delivery, exc)
             else:
-                await _settle(msg.ack(), "ack")
+                if await _settle(msg.ack(), "ack"):
+                    await self._report_acked([delivery])
                 outcome = "ok"
             if self._on_outcome is not None:
                 self._on_outcome(self.queue_name, outcome, loop.time() - started)
@@ -381,11 +420,14 @@ def multiple_ack_tag(batch: set[int], unsettled: set[int]) -> int | None:
     return top
 
 
-async def _settle(action: Awaitable[None], what: str) -> None:
-    """Ack or nack. When the connection is gone (a broker restart) the broker gives the
-    message to a consumer again; the inbox makes that harmless, so this is a warning,
-    not an error escaping into the client library's log as a traceback."""
+async def _settle(action: Awaitable[None], what: str) -> bool:
+    """Ack or nack; False when it could not be sent. When the connection is gone (a
+    broker restart) the broker gives the message to a consumer again; the inbox makes
+    that harmless, so this is a warning, not an error escaping into the client
+    library's log as a traceback."""
     try:
         await action
     except Exception as exc:
         log.warning("settle_failed_redelivery_expected", action=what, error=describe_error(exc))
+        return False
+    return True

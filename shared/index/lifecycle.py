@@ -14,7 +14,7 @@ with nothing stored any more leaves no youth, match group or membership row eith
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import date, datetime
 from typing import cast
 
@@ -69,7 +69,7 @@ async def end_melding(
         reason=reason,
         actor=actor,
         now=now,
-        archive_from=archive_from,
+        archive_from={melding.id: archive_from} if archive_from else None,
         portal_user=portal_user,
     )
 
@@ -84,11 +84,12 @@ async def end_meldingen(
     reason: str,
     actor: str,
     now: datetime,
-    archive_from: date | None = None,
+    archive_from: Mapping[int, date] | None = None,
     portal_user: str | None = None,
 ) -> list[OutboundMessage]:
-    """End meldingen of one youth for one reason (see `end_melding`), then settle
-    their match group once: the others hear one outcome, not one per melding."""
+    """End meldingen of one youth for one reason (see `end_melding`; `archive_from`
+    by melding id), then settle their match group once: the others hear one outcome,
+    not one per melding, and none of those ending is told the group ended."""
     out: list[OutboundMessage] = []
     left = [m.id for m in meldingen if m.active]
     group = (await repo.open_groups(conn, [youth_id])).get(youth_id) if left else None
@@ -103,7 +104,7 @@ async def end_meldingen(
                 melding.id,
                 now,
                 reason,
-                archive_purge_date(archive_from or amsterdam_date(now)),
+                archive_purge_date((archive_from or {}).get(melding.id) or amsterdam_date(now)),
             )
             action = "archived"
         else:

@@ -628,6 +628,7 @@ async def test_the_dedup_window_is_kept_then_purged_by_retention(
     # nothing about it), so the row is made older instead.
     async def received(ago: timedelta) -> None:
         await db.execute("UPDATE inbox SET received_at = now() - $1::interval", ago)
+        await db.execute("UPDATE arrival_answered SET answered_at = now() - $1::interval", ago)
 
     await received(timedelta(days=DEDUP_WINDOW_DAYS - 1))
     await sweep.run(datetime.now(UTC))
@@ -640,6 +641,8 @@ async def test_the_dedup_window_is_kept_then_purged_by_retention(
     await received(timedelta(days=DEDUP_WINDOW_DAYS, hours=1))
     report = await sweep.run(datetime.now(UTC))
     assert report.counts.get("inbox_expired") == 1
+    assert report.counts.get("arrival_answer_expired") == 2  # both publishes of window-1
+    assert await db.fetchval("SELECT count(*) FROM arrival_answered") == 0
     assert await db.fetchval("SELECT count(*) FROM inbox") == 0
     # Past the window the id is new again and the message is judged afresh (here by
     # the matcher). It is a new answer, so a partner that drops receipt ids it has
