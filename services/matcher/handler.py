@@ -13,6 +13,8 @@ from typing import Any, cast
 import pydantic
 
 from services.matcher.context import Context, Transaction
+from services.matcher.family import settle_family
+from services.matcher.handlers.family import family
 from services.matcher.handlers.informed import informed
 from services.matcher.handlers.person import deceased, moved
 from services.matcher.handlers.regie import claim
@@ -42,6 +44,7 @@ HANDLERS: dict[str, Callable[[Context, Any], Awaitable[None]]] = {
     "melding.informed": informed,
     "person.moved": moved,
     "person.deceased": deceased,
+    "person.family": family,
 }
 
 
@@ -163,6 +166,7 @@ class MatcherHandler:
                     for command, receipt_id in run:
                         with _context_of(command):
                             await self._apply(batch, command, receipt_id)
+            await settle_family(batch)
             await batch.journal.write(conn)
             uow.messages[:] = merge_notify_messages(uow.messages)
 
