@@ -8,7 +8,14 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 
 class Sector(StrEnum):
@@ -48,7 +55,13 @@ class FamilyRelation(StrEnum):
     ADDRESS = "address"
 
 
-BagId = Annotated[str, Field(pattern=r"^[0-9]{16}$")]
+def _bag_id(value: str) -> str:
+    if not (len(value) == 16 and value.isascii() and value.isdigit()):
+        raise ValueError("must be a BAG id of 16 digits")
+    return value
+
+
+BagId = Annotated[str, AfterValidator(_bag_id)]
 
 
 class RegionRules(_Frozen):
