@@ -90,16 +90,22 @@ async def end_to_end(ctx: Context, count: int, *, family: bool = False) -> dict[
             line = lambda _t: (  # noqa: E731
                 f"sent {partners.sent}/{count} receipts {sink.receipts} ({rate():.0f}/s) "
                 f"notices {sink.notice_count}/{want_notices} e-mails {smtp.count}/{want_emails}"
+                + (f" facts {register.facts_receipted}/{youths}" if register is not None else "")
             )
             meter = CpuMeter(services)
-            async with progress("e2e", line):
+            async with progress(tag, line):
                 meter.start()
                 start = time.monotonic()
                 await partners.publish_all(meldingen)
                 published = time.monotonic()
                 await wait_until(
                     done,
-                    lambda: sink.receipts + sink.notice_count + smtp.count,
+                    lambda: (
+                        sink.receipts
+                        + sink.notice_count
+                        + smtp.count
+                        + (register.facts_receipted if register is not None else 0)
+                    ),
                     stall_seconds=ctx.stall_seconds,
                     check=services.check_alive,
                 )
