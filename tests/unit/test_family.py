@@ -253,3 +253,24 @@ def test_family_notices_and_e_mails_never_name_the_other_child() -> None:
         if job.to == ours.reporter.email:
             assert "school-4" in text and "jeugdteam-9" not in text
             assert theirs.reporter.email in text
+
+
+def test_the_schema_export_and_asyncapi_document_carry_the_family_messages(
+    tmp_path: Any,
+) -> None:
+    from shared.contract.asyncapi import asyncapi_document
+    from shared.contract.schema_export import export_schemas
+
+    names = {path.name for path in export_schemas(tmp_path)}
+    assert {
+        "person.family.schema.json",
+        "person.lookup.schema.json",
+        "family.notice.schema.json",
+    } <= names
+    family = json.loads((tmp_path / "person.family.schema.json").read_text())
+    assert "parents.<i> passes the 11-proef (bsn_checksum)" in family["description"]
+    document = asyncapi_document()
+    messages = document["components"]["messages"]
+    assert {"person.family", "person.lookup", "family.notice"} <= set(messages)
+    inbound = document["channels"]["vi.inbound"]["messages"]
+    assert "person.family" in inbound and "person.lookup" not in inbound
