@@ -46,14 +46,23 @@ async def _ask_registers(batch: Transaction, youth_ids: Sequence[int]) -> None:
     if not asked or not batch.region.population_registers:
         return
     conn = batch.uow.conn
+    wanted: dict[int, tuple[uuid.UUID, str]] = {}
     for youth_id in await family_store.youths_without_facts(conn, asked):
         bsn = batch.family_youths[youth_id]
         assert bsn is not None
-        lookup_id = uuid.uuid4()
-        sealed = batch.pseudonyms.seal_bsn(str(lookup_id), bsn)
-        if await family_store.add_lookup(conn, youth_id, lookup_id, sealed, batch.now):
-            batch.uow.emit(*lookup_messages(batch.region, lookup_id, bsn, batch.now))
-            log.info("family_lookup_sent", lookup_id=str(lookup_id))
+        wanted[youth_id] = (uuid.uuid4(), bsn)
+    recorded = await family_store.add_lookups(
+        conn,
+        [
+            (youth_id, lookup_id, batch.pseudonyms.seal_bsn(str(lookup_id), bsn))
+            for youth_id, (lookup_id, bsn) in wanted.items()
+        ],
+        batch.now,
+    )
+    for youth_id in sorted(recorded):
+        lookup_id, bsn = wanted[youth_id]
+        batch.uow.emit(*lookup_messages(batch.region, lookup_id, bsn, batch.now))
+        log.info("family_lookup_sent", lookup_id=str(lookup_id))
 
 
 async def _match(batch: Transaction, youth_id: int, facts: FamilyFacts) -> None:

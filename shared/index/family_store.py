@@ -112,20 +112,25 @@ class PendingLookup:
     sent_at: datetime
 
 
-async def add_lookup(
-    conn: Conn, youth_id: int, lookup_id: uuid.UUID, sealed_bsn: bytes, now: datetime
-) -> bool:
-    """Record a lookup for the youth unless one is pending; True when recorded."""
-    return bool(
-        await conn.fetchval(
-            """INSERT INTO family_lookup (youth_id, lookup_id, sealed_bsn, sent_at)
-               VALUES ($1, $2, $3, $4) ON CONFLICT (youth_id) DO NOTHING RETURNING true""",
-            youth_id,
-            lookup_id,
-            sealed_bsn,
-            now,
-        )
+async def add_lookups(
+    conn: Conn, lookups: Sequence[tuple[int, uuid.UUID, bytes]], now: datetime
+) -> set[int]:
+    """Record (youth_id, lookup_id, sealed BSN) lookups, one statement for a batch, for
+    the youths that have none pending; returns the youths recorded now."""
+    if not lookups:
+        return set()
+    rows = await conn.fetch(
+        """INSERT INTO family_lookup (youth_id, lookup_id, sealed_bsn, sent_at)
+           SELECT youth_id, lookup_id, sealed_bsn, $4
+           FROM unnest($1::bigint[], $2::uuid[], $3::bytea[])
+               AS l(youth_id, lookup_id, sealed_bsn)
+           ON CONFLICT (youth_id) DO NOTHING RETURNING youth_id""",
+        [youth for youth, _, _ in lookups],
+        [lookup for _, lookup, _ in lookups],
+        [sealed for _, _, sealed in lookups],
+        now,
     )
+    return {r["youth_id"] for r in rows}
 
 
 async def pending_lookup(conn: Conn, youth_id: int) -> PendingLookup | None:
