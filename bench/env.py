@@ -68,7 +68,9 @@ def region_document(login_prefix: str) -> dict[str, Any]:
     for partner in partners:
         partner["broker_user"] = f"{login_prefix}-{partner['id']}"
     return {
-        "region": {"name": "Benchmarkregio", "regie_deadline_days": 14},
+        # Family matching off: the pipeline parts measure what they always did; the
+        # e2e-family part turns it on (bench/family.py).
+        "region": {"name": "Benchmarkregio", "regie_deadline_days": 14, "family_match": []},
         "municipality": [
             {"code": code, "name": name, "coordinator_email": f"regie@{name.lower()}.example"}
             for code, name in MUNICIPALITIES

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.context import Context, Rate, replica_counts
+from bench.family import REGISTER_ID, RegisterAnswering, family_region
 from bench.procs import CpuMeter, ServiceSet
 from bench.relay import SIZES
 from bench.traffic import (
@@ -20,7 +21,7 @@ from bench.traffic import (
     progress,
     wait_until,
 )
-from shared.amqp.topology import EMAIL_QUEUE
+from shared.amqp.topology import EMAIL_QUEUE, partner_queue
 
 PIPELINE_SERVICES = ("ingest", "matcher", "notifier", "retention")
 RELAY_STAGES = ("ingest", "matcher", "notifier")
@@ -51,19 +52,28 @@ def hops(meldingen: int, events: int, notices: int, emails: int) -> int:
     return 3 * meldingen + events + notices + emails
 
 
-async def end_to_end(ctx: Context, count: int) -> dict[str, Any]:
-    meldingen = plan(count, seed_base=1_000_000, tag="e2e")
+async def end_to_end(ctx: Context, count: int, *, family: bool = False) -> dict[str, Any]:
+    """The whole pipeline. With `family`, the region's family match is on and a
+    register answers every youth's `person.lookup` (bench/family.py)."""
+    tag = "e2e-family" if family else "e2e"
+    meldingen = plan(count, seed_base=1_000_000, tag=tag)
     matches = matches_in(meldingen)
+    youths = count - matches  # every youth has a first melding; a match adds a second
     fan = Fanout()
-    async with ctx.environment() as env:
+    async with ctx.environment(family_region(ctx.region) if family else None) as env:
         smtp = SmtpSink()
         await smtp.start()
-        services = ServiceSet(ctx.env_for(env, VI_SMTP_URL=smtp.url), ctx.log_dir / "e2e")
+        services = ServiceSet(ctx.env_for(env, VI_SMTP_URL=smtp.url), ctx.log_dir / tag)
         sink = Sink()
         partners = Partners(env)
+        register = RegisterAnswering(env) if family else None
         try:
             await services.start(replica_counts(ctx.replicas, PIPELINE_SERVICES))
-            await sink.start(env.amqp_url, partner_queues(env))
+            queues = partner_queues(env)
+            if register is not None:
+                queues.remove(partner_queue(REGISTER_ID))
+                await register.start()
+            await sink.start(env.amqp_url, queues)
             await partners.start()
             want_notices = matches * fan.events_per_match * fan.notices_per_event
             want_emails = matches * fan.events_per_match * fan.emails_per_event
@@ -73,31 +83,42 @@ async def end_to_end(ctx: Context, count: int) -> dict[str, Any]:
                     sink.receipts >= count
                     and sink.notice_count >= want_notices
                     and smtp.count >= want_emails
+                    and (register is None or register.facts_receipted >= youths)
                 )
 
             rate = Rate(lambda: sink.receipts)
             line = lambda _t: (  # noqa: E731
                 f"sent {partners.sent}/{count} receipts {sink.receipts} ({rate():.0f}/s) "
                 f"notices {sink.notice_count}/{want_notices} e-mails {smtp.count}/{want_emails}"
+                + (f" facts {register.facts_receipted}/{youths}" if register is not None else "")
             )
             meter = CpuMeter(services)
-            async with progress("e2e", line):
+            async with progress(tag, line):
                 meter.start()
                 start = time.monotonic()
                 await partners.publish_all(meldingen)
                 published = time.monotonic()
                 await wait_until(
                     done,
-                    lambda: sink.receipts + sink.notice_count + smtp.count,
+                    lambda: (
+                        sink.receipts
+                        + sink.notice_count
+                        + smtp.count
+                        + (register.facts_receipted if register is not None else 0)
+                    ),
                     stall_seconds=ctx.stall_seconds,
                     check=services.check_alive,
                 )
                 cpu = meter.stop()
             finished = max(sink.last_at, smtp.last_at)
             receipts_done = max(sink.receipt_times)
+            if register is not None:
+                finished = max(finished, register.last_at)
         finally:
             await partners.close()
             await sink.close()
+            if register is not None:
+                await register.close()
             await services.stop()
             await smtp.close()
     seconds = finished - start
@@ -123,6 +144,7 @@ async def end_to_end(ctx: Context, count: int) -> dict[str, Any]:
         "fanout": Fanout.observed(matches, events, sink.notice_count, smtp.count).as_env(),
         "cpu": cpu,
         "cpu_ms_per_melding": _per_melding(cpu, count),
+        **({"family": register.figures(youths)} if register is not None else {}),
     }
 
 

@@ -31,7 +31,7 @@ from bench.pipeline import Fanout, bare_relay, end_to_end
 from bench.procs import REPO_ROOT
 from shared.settings import Settings
 
-PARTS = ("e2e", "baseline", "baseline-receipts", "latency", "matcher", "memory")
+PARTS = ("e2e", "e2e-family", "baseline", "baseline-receipts", "latency", "matcher", "memory")
 # One of each on the reference machine (2 cores): fewer processes, bigger batches.
 DEFAULT_REPLICAS = {"ingest": 1, "matcher": 1, "notifier": 1, "retention": 1}
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
@@ -237,6 +237,8 @@ async def run(options: Options) -> dict[str, Any]:
 
     try:
         await part("e2e", lambda: end_to_end(ctx, options.meldingen))
+        # The same load with the family match on and a register answering every lookup.
+        await part("e2e-family", lambda: end_to_end(ctx, options.meldingen, family=True))
         e2e = parts.get("e2e")
         fan = (
             Fanout.observed(e2e["matches"], e2e["notify_events"], e2e["notices"], e2e["emails"])
@@ -285,6 +287,11 @@ async def run(options: Options) -> dict[str, Any]:
             if e2e and baseline
             else None
         ),
+        "ratio_e2e_family_vs_e2e": (
+            round(parts["e2e-family"]["meldingen_per_s"] / e2e["meldingen_per_s"], 3)
+            if e2e and parts.get("e2e-family")
+            else None
+        ),
         "ratio_e2e_vs_receipt_path_relay": (
             round(e2e["meldingen_per_s"] / receipts_only["meldingen_per_s"], 3)
             if e2e and receipts_only
@@ -320,6 +327,20 @@ def summary(result: dict[str, Any]) -> str:
                 f"e-mails {e['emails']} statuses {e['receipt_statuses']}",
             ),
         ]
+    if "e2e-family" in parts:
+        f = parts["e2e-family"]
+        rows += [
+            (
+                "end to end, family lookups",
+                f"{f['meldingen']} meldingen, {f['family']['lookups']} lookups answered"
+                f" ({f['family']['facts_receipted']} facts receipted) in {f['seconds']} s:"
+                f" {f['meldingen_per_s']} meldingen/s",
+            ),
+        ]
+        if result.get("ratio_e2e_family_vs_e2e") is not None:
+            rows.append(
+                ("  ratio", f"{result['ratio_e2e_family_vs_e2e']} x end to end without lookups")
+            )
     relays = (
         ("baseline", "bare relay, every hop", "ratio_e2e_vs_relay", "ratio"),
         (

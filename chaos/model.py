@@ -29,7 +29,8 @@ class NoticeKey:
 
     kind: match.notice (detail = (counterpart partner, counterpart archived)),
     regie.notice (detail = lead partner or ""), melding.ended (detail = reason),
-    youth.moved (detail = municipality), inform.reminder (detail = "").
+    youth.moved (detail = municipality), inform.reminder (detail = ""),
+    family.notice (detail = "<counterpart partner>/<relation>").
     """
 
     kind: str
@@ -248,6 +249,23 @@ class YouthModel:
             m.state = "gone"
         self.group_open, self.lead = False, None
         return "accepted"
+
+
+def family_match(first: YouthModel, second: YouthModel, relation: str = "parent") -> None:
+    """Two children of one family by the register's facts: every pair of their active
+    meldingen of different partners is told once, on both sides, naming the other
+    partner only. Whatever order the registrations and facts come in, the pair is the
+    same (contract §8)."""
+    for ours in first.active:
+        for theirs in second.active:
+            if ours.partner == theirs.partner:
+                continue
+            first.notices.append(
+                NoticeKey("family.notice", ours.partner, ours.ref, f"{theirs.partner}/{relation}")
+            )
+            second.notices.append(
+                NoticeKey("family.notice", theirs.partner, theirs.ref, f"{ours.partner}/{relation}")
+            )
 
 
 def receipt_outcome(status: str, codes: Iterable[str]) -> str:

@@ -50,6 +50,9 @@ class YouthPlan:
     brp: Literal["moved", "deceased", "unknown"] | None = None
     moved_to: str | None = None
     unknown_bsn: str | None = None
+    # One child of a family (contract §8): the register gives it this parent, as it
+    # does the sibling's plan.
+    parent_bsn: str | None = None
 
     @property
     def label(self) -> str:
@@ -87,6 +90,9 @@ def variant_of(rng: random.Random, surname: str) -> str:
 class PlanSet:
     youths: list[YouthPlan]
     bsn_seeds_used: int
+    # Pairs of children with a parent in common: each gets one melding, of two
+    # different partners, and so exactly one family match.
+    families: list[tuple[YouthPlan, YouthPlan]] = field(default_factory=list)
 
     @property
     def meldingen(self) -> int:
@@ -193,4 +199,26 @@ def make_plans(meldingen: int, rng: random.Random, now: datetime) -> PlanSet:
             plan.unknown_bsn = next_bsn()
         youths.append(plan)
         total += plan.meldingen
-    return PlanSet(youths, seed)
+    families = []
+    for _ in range(max(3, meldingen // 100)):
+        parent = next_bsn()
+        pair = []
+        for partner in rng.sample(REPORTERS, 2):
+            plan = YouthPlan(
+                index=len(youths),
+                kind="story",
+                bsn=next_bsn(),
+                surname=None,
+                sex=None,
+                birth_date=today - timedelta(days=rng.randint(400, 17 * 365)),
+                municipality=rng.choice(MUNICIPALITIES),
+                registrants=[partner],
+                reported_at={partner: reported(rng.uniform(0.05, 9))},
+                parent_bsn=parent,
+            )
+            # Somewhere among the others, so the siblings' stories run at moments of
+            # their own.
+            youths.insert(rng.randint(0, len(youths)), plan)
+            pair.append(plan)
+        families.append((pair[0], pair[1]))
+    return PlanSet(youths, seed, families)

@@ -30,8 +30,8 @@ from chaos.fleet import REPO_ROOT, Fleet
 from chaos.hostile import BadMessage
 from chaos.options import Options, parse_args
 from chaos.partner import Partner
-from chaos.plans import make_plans
-from chaos.workload import Stories, utc_now
+from chaos.plans import REGISTER, make_plans
+from chaos.workload import RegisterDesk, Stories, expect_family_matches, utc_now
 from shared.amqp.topology import REJECTED_QUEUE, WORK_QUEUES
 
 RESULTS_DIR = REPO_ROOT / "chaos" / "results"
@@ -130,6 +130,9 @@ class Run:
             stories = Stories(
                 self.partners, receipt_timeout=o.receipt_timeout, in_flight=o.in_flight, now=utc_now
             )
+            desk = RegisterDesk(stories, self.partners[REGISTER], plans.youths)
+            desk_stop = asyncio.Event()
+            desk_task = asyncio.create_task(desk.run(desk_stop))
             total = len(plans.youths)
 
             def fraction() -> float:
@@ -143,6 +146,7 @@ class Run:
                 sender = asyncio.create_task(self._send_bad(bad, fraction))
                 load_started = time.monotonic()
                 await stories.run(plans.youths)
+                expect_family_matches(stories.results, plans.families)
                 await sender
                 load_seconds = time.monotonic() - load_started
                 self.t.note("workload sent", seconds=round(load_seconds, 1))
@@ -152,9 +156,10 @@ class Run:
                 await self._drain(env, stories, bad)
             finally:
                 self.stop_chaos.set()
+                desk_stop.set()
                 for task in (progress, *chaos):
                     task.cancel()
-                await asyncio.gather(progress, *chaos, return_exceptions=True)
+                await asyncio.gather(progress, *chaos, desk_task, return_exceptions=True)
             probes += [
                 security.Probe(f"{p.name} (after the restarts)", p.ok, p.detail)
                 for p in await security.probe_all(env)
@@ -187,6 +192,8 @@ class Run:
             report.figures["load_seconds"] = round(load_seconds, 1)
             report.figures["meldingen_planned"] = plans.meldingen
             report.figures["youths"] = len(plans.youths)
+            report.figures["families"] = len(plans.families)
+            report.figures["family_facts_sent"] = desk.answered
             return self._finish(report, plans.meldingen)
         finally:
             for partner in self.partners.values():

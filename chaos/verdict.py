@@ -185,10 +185,13 @@ async def judge(e: Evidence) -> verify.Report:
         "the privacy scan finds a planted BSN, surname and birth date",
         {k for k, _ in logscan.find_secrets(planted, secrets)} == {"bsn", "birth_date", "surname"},
     )
+    # person.lookup carries a BSN by contract (§8), to the register only (checked
+    # with the notices); everything else a partner receives must not.
     notices = [
         (f"{p.id}:{g.type}", json.dumps(g.body, ensure_ascii=False))
         for p in partners
         for g in p.received
+        if g.type != "person.lookup"
     ]
     leaks = scanned.hits + logscan.scan_texts(notices, secrets) + logscan.scan_texts(texts, secrets)
     report.figures["log_lines_scanned"] = scanned.lines

@@ -15,6 +15,7 @@ import asyncpg
 from chaos.hostile import BadMessage
 from chaos.model import NoticeKey
 from chaos.partner import Got, Partner
+from chaos.plans import REGISTER
 from chaos.workload import Sent, YouthResult
 from shared.envelopes import derived_id
 
@@ -60,6 +61,9 @@ def notice_keys(partner: str, got: Got) -> list[NoticeKey]:
         return [NoticeKey("youth.moved", partner, ref, str(body.get("municipality")))]
     if got.type == "inform.reminder":
         return [NoticeKey("inform.reminder", partner, ref, "")]
+    if got.type == "family.notice":
+        other = (body.get("counterpart") or {}).get("partner")
+        return [NoticeKey("family.notice", partner, ref, f"{other}/{body.get('relation')}")]
     return [NoticeKey(got.type or "?", partner, ref, "")]
 
 
@@ -103,8 +107,8 @@ def tally(partners: Iterable[Partner]) -> NoticeTally:
                 types[delivery] = got.type
                 if not got.redelivered:
                     fresh[delivery] += 1
-            if got.type == "receipt":
-                continue
+            if got.type in ("receipt", "person.lookup"):
+                continue  # answers, and the register's questions (checked apart)
             for notice in notice_keys(partner.id, got):
                 ids[notice].add(got.message_id or "")
     return NoticeTally(ids, deliveries, types, fresh)
@@ -142,6 +146,15 @@ def check_notices(
     report.figures["duplicate_deliveries"] = counted.duplicate_deliveries
     report.figures["duplicate_deliveries_by_type"] = counted.duplicate_deliveries_by_type
     report.figures["duplicate_deliveries_published_twice"] = counted.published_more_than_once
+    # The one message with a BSN (contract §8) goes to population registers only.
+    lookups = Counter(p.id for p in partners for g in p.received if g.type == "person.lookup")
+    report.figures["person_lookups_delivered"] = sum(lookups.values())
+    report.figures["family_notices_expected"] = sum(k.kind == "family.notice" for k in must)
+    report.check(
+        "person.lookup only to the population register",
+        set(lookups) <= {REGISTER},
+        dict(lookups),
+    )
     report.check("every expected notice delivered", not missing, [str(k) for k in missing[:20]])
     report.check("no unexpected notice", not unexpected, [str(k) for k in unexpected[:20]])
     report.check(

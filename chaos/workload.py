@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from chaos.model import NoticeKey, YouthModel, receipt_outcome
+from chaos.model import NoticeKey, YouthModel, family_match, receipt_outcome
 from chaos.partner import Got, Partner
 from chaos.plans import REGISTER, YouthPlan, surname_for, variant_of
 from shared.dates import amsterdam_date
@@ -346,6 +346,70 @@ class Stories:
         )
         _, got = await self._ask(plan.label, p, body)
         self._check(result, f"re-used ref by {p}", got, "rejected:duplicate_ref")
+
+
+def expect_family_matches(
+    results: list[YouthResult], families: list[tuple[YouthPlan, YouthPlan]]
+) -> None:
+    """Each pair of siblings must be told of each other once (model.family_match);
+    when one of the two stories did not complete, the other's family notice may come
+    (at most once) but need not."""
+    by_label = {r.plan.label: r for r in results}
+    for a, b in families:
+        first, second = by_label.get(a.label), by_label.get(b.label)
+        if first is None or second is None:
+            continue
+        counts = (len(first.model.notices), len(second.model.notices))
+        family_match(first.model, second.model)
+        if first.complete and second.complete:
+            continue
+        for result, before in zip((first, second), counts, strict=True):
+            result.optional.extend(result.model.notices[before:])
+            del result.model.notices[before:]
+
+
+class RegisterDesk:
+    """The population register as the run plays it: it answers every `person.lookup`
+    at once with the family facts of the plans (the siblings' shared parent; no
+    parents for everyone else), as `person.family` messages that need a receipt like
+    any other. A copy of a lookup it has seen (same message_id) is dropped; a lookup
+    asked again by a sweep (a new message_id) is answered again."""
+
+    def __init__(self, stories: Stories, register: Partner, plans: list[YouthPlan]) -> None:
+        self._stories = stories
+        self._register = register
+        self._parents = {p.bsn: [p.parent_bsn] for p in plans if p.bsn and p.parent_bsn}
+        self._labels = {p.bsn: p.label for p in plans if p.bsn}
+        self._seen: set[str | None] = set()
+        self.answered = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        position = 0
+        while not stop.is_set():
+            received = self._register.received
+            while position < len(received):
+                got = received[position]
+                position += 1
+                if got.type == "person.lookup" and got.message_id not in self._seen:
+                    self._seen.add(got.message_id)
+                    await self._answer(got)
+            await asyncio.sleep(0.2)
+
+    async def _answer(self, lookup: Got) -> None:
+        bsn = str(lookup.body.get("bsn"))
+        body = {
+            "type": "person.family",
+            "lookup_id": lookup.body.get("lookup_id"),
+            "bsn": bsn,
+            "parents": self._parents.get(bsn, []),
+            "address": None,
+        }
+        mid = str(uuid.uuid4())
+        self._stories.sent.append(
+            Sent(self._register.id, mid, "person.family", self._labels.get(bsn, "?"))
+        )
+        await self._register.send("person.family", json.dumps(body).encode(), message_id=mid)
+        self.answered += 1
 
 
 def utc_now() -> datetime:

@@ -99,6 +99,16 @@ def _show(partner: str, got: Received) -> None:
             f"{c['organisation']} ({c['reporter']['name']})" for c in body["counterparts"]
         )
         click.echo(f"  <- {partner}: MATCH on {body['melding_ref']} with {others}")
+    elif kind == "family.notice":
+        other = body["counterpart"]
+        why = "a shared parent" if body["relation"] == "parent" else "a shared address"
+        click.echo(
+            f"  <- {partner}: FAMILY MATCH on {body['melding_ref']} ({why}) with"
+            f" {other['organisation']} ({other['reporter']['name']})"
+        )
+    elif kind == "person.lookup":
+        # The one message with a BSN; the demo does not print it.
+        click.echo(f"  <- {partner}: person.lookup {body['lookup_id']} (family facts asked)")
     elif kind == "regie.notice":
         lead = body["lead"]["organisation"] if body.get("lead") else "nobody"
         click.echo(
@@ -109,12 +119,33 @@ def _show(partner: str, got: Received) -> None:
         click.echo(f"  <- {partner}: {kind} {json.dumps(body, ensure_ascii=False)}")
 
 
-async def _drain(clients: dict[str, PartnerClient], seconds: float) -> None:
+async def _drain(
+    clients: dict[str, PartnerClient], seconds: float, families: dict[str, list[str]]
+) -> None:
     async def one(pid: str, client: PartnerClient) -> None:
         for got in await client.quiet(seconds):
             _show(pid, got)
+            if got.type == "person.lookup":
+                await _answer_lookup(client, got, families)
 
     await asyncio.gather(*(one(pid, c) for pid, c in clients.items()))
+
+
+async def _answer_lookup(
+    register: PartnerClient, lookup: Received, families: dict[str, list[str]]
+) -> None:
+    """The demo register answers a lookup at once with the family facts it knows."""
+    bsn = lookup.body["bsn"]
+    await register.send(
+        {
+            "type": "person.family",
+            "lookup_id": lookup.body["lookup_id"],
+            "bsn": bsn,
+            "parents": families.get(bsn, []),
+            "address": {"id": "0363200000123456", "institutional": False},
+        }
+    )
+    click.echo(f"  -> {register.partner_id}: person.family for {lookup.body['lookup_id']}")
 
 
 async def _traffic(region_file: Path, wait: float) -> None:
@@ -135,6 +166,9 @@ async def _traffic(region_file: Path, wait: float) -> None:
     bsn = example_bsn(seed)
     youth = {"bsn": bsn, "birth_date": "2013-03-14", "municipality": "0363"}
     stamp = f"{seed:07d}"
+    # The pupil's younger sister: one parent in common, by the register's facts.
+    sister = example_bsn(seed + 10**7)
+    families = {bsn: [example_bsn(seed + 2 * 10**7)], sister: [example_bsn(seed + 2 * 10**7)]}
     steps: list[tuple[str, str, dict[str, object]]] = [
         (
             "De Regenboog registers a melding on a pupil",
@@ -159,6 +193,17 @@ async def _traffic(region_file: Path, wait: float) -> None:
                     "email": "a.jansen@jtnoord.example",
                     "phone": "+31201234567",
                 },
+                "reported_at": now,
+            },
+        ),
+        (
+            "The GGD registers on the pupil's younger sister: a family match",
+            "ggd-jgz",
+            {
+                "type": "melding.register",
+                "melding_ref": f"GGD-{stamp}-Z",
+                "youth": {"bsn": sister, "birth_date": "2019-02-11", "municipality": "0363"},
+                "reporter": {"name": "M. Visser", "email": "m.visser@ggd.example"},
                 "reported_at": now,
             },
         ),
@@ -199,7 +244,7 @@ async def _traffic(region_file: Path, wait: float) -> None:
         for title, pid, body in steps:
             click.echo(f"\n-> {title}  [{pid} sends {body['type']}]")
             await clients[pid].send(body)
-            await _drain(clients, wait)
+            await _drain(clients, wait, families)
     finally:
         for client in clients.values():
             await client.close()
@@ -217,11 +262,12 @@ async def _traffic(region_file: Path, wait: float) -> None:
     "--wait", default=1.5, show_default=True, help="Seconds to wait for answers per step."
 )
 def traffic(region_file: Path, wait: float) -> None:
-    """Act as the demo partners: register meldingen, make a match, send a bad message,
-    report a move, and print every answer, then the e-mails written."""
+    """Act as the demo partners: register meldingen, make a match and a family match
+    (the demo register answers lookups), send a bad message, report a move, and print
+    every answer, then the e-mails written."""
     run(_traffic(region_file, wait))
     mail_dir = settings().mail_dir
-    mails = sorted(mail_dir.glob("*.eml"), key=lambda p: p.stat().st_mtime)[-8:]
+    mails = sorted(mail_dir.glob("*.eml"), key=lambda p: p.stat().st_mtime)[-12:]
     click.echo(f"\nE-mails (newest in {mail_dir}):")
     for path in mails:
         mail = message_from_bytes(path.read_bytes(), policy=policy.default)

@@ -11,7 +11,7 @@ import click
 from cli.common import run, settings
 from cli.output import table
 from shared.db.pool import connect as connect_db
-from shared.stats_report import COLUMNS, cells, present
+from shared.stats_report import COLUMNS, FAMILY_COLUMNS, cells, present
 
 HEADERS = [
     "month",
@@ -21,6 +21,7 @@ HEADERS = [
     "informed_share",
     "deferred_share",
     "open_share",
+    *FAMILY_COLUMNS,
 ]
 
 
@@ -42,7 +43,8 @@ def stats(since: str | None, until: str | None, as_csv: bool) -> None:
     still open), per month, sector and municipality. Counts below 5 show as <5.
 
     A match counts once for every sector taking part; informing is counted in the
-    month the melding was registered.
+    month the melding was registered. Family matches (family_parent, family_address)
+    count once for every sector and municipality taking part.
     """
 
     async def go() -> list[dict[str, str]]:

@@ -47,6 +47,8 @@ EmailTemplate = Literal[
     "regie_escalation",
     "youth_moved_coordinator",
     "inform_reminder",
+    "family_reporter",
+    "family_coordinator",
 ]
 
 

@@ -14,6 +14,8 @@ from shared.db.pool import Conn
 
 SMALL = 5
 COLUMNS = ("registered", "matched", "informed", "deferred", "open")
+# Family matches (contract §8), per relation; shown after the shares.
+FAMILY_COLUMNS = ("family_parent", "family_address")
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ def present(cell: Cell) -> dict[str, str]:
         "informed_share": share(c["informed"], c["registered"]),
         "deferred_share": share(c["deferred"], c["registered"]),
         "open_share": share(c["open"], c["registered"]),
+        **{k: suppress(c[k]) for k in FAMILY_COLUMNS},
     }
 
 
@@ -59,7 +62,7 @@ async def cells(conn: Conn, *, since: date | None = None, until: date | None = N
     grouped: dict[tuple[date, str, str], dict[str, int]] = {}
     for r in rows:
         key = (r["month"], r["sector"], r["municipality"])
-        grouped.setdefault(key, dict.fromkeys(COLUMNS, 0))[r["kind"]] = r["n"]
+        grouped.setdefault(key, dict.fromkeys(COLUMNS + FAMILY_COLUMNS, 0))[r["kind"]] = r["n"]
     result = []
     for (month, sector, municipality), counts in grouped.items():
         counts["open"] = max(counts["registered"] - counts["informed"] - counts["deferred"], 0)

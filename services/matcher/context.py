@@ -43,6 +43,10 @@ class Transaction:
     # at its start, then added to as the batch registers meldingen.
     used_refs: set[tuple[str, str]]
     journal: Journal = field(default_factory=Journal)
+    # Youths whose family matches are looked for just before commit (a melding was
+    # accepted, or family facts arrived), each with the BSN a registration gave, for a
+    # person.lookup when no facts are stored (services/matcher/family.py).
+    family_youths: dict[int, str | None] = field(default_factory=dict)
 
 
 @dataclass

@@ -13,6 +13,8 @@ from typing import Any, cast
 import pydantic
 
 from services.matcher.context import Context, Transaction
+from services.matcher.family import settle_family
+from services.matcher.handlers.family import family
 from services.matcher.handlers.informed import informed
 from services.matcher.handlers.person import deceased, moved
 from services.matcher.handlers.regie import claim
@@ -23,7 +25,7 @@ from shared.amqp.consumer import Delivery, PoisonMessage
 from shared.clock import Clock, utcnow
 from shared.commands import send_command
 from shared.contract.errors import NOT_A_PARTNER_ANY_MORE
-from shared.contract.inbound import MeldingRegister
+from shared.contract.inbound import MeldingRegister, PersonFamily
 from shared.db import arrivals, inbox
 from shared.db.outbox import UnitOfWork
 from shared.db.pool import Conn
@@ -43,6 +45,7 @@ HANDLERS: dict[str, Callable[[Context, Any], Awaitable[None]]] = {
     "melding.informed": informed,
     "person.moved": moved,
     "person.deceased": deceased,
+    "person.family": family,
 }
 
 
@@ -99,6 +102,14 @@ async def _unanswered(conn: Conn, commands: Sequence[Command]) -> list[Command]:
     return kept
 
 
+class FactsFailed(Exception):
+    """The family facts of a batch failed after the rest of it committed."""
+
+    def __init__(self, remaining: Sequence[Command]) -> None:
+        super().__init__(f"{len(remaining)} family fact command(s) failed")
+        self.remaining = remaining
+
+
 class MatcherHandler:
     def __init__(self, runtime: Runtime, clock: Clock = utcnow) -> None:
         self._rt = runtime
@@ -112,6 +123,8 @@ class MatcherHandler:
             return
         try:
             await self._run(commands)
+        except FactsFailed as exc:
+            await self._split(exc.remaining, describe_error(exc.__cause__ or exc))
         except Exception as exc:
             if len(commands) == 1:
                 raise
@@ -124,9 +137,31 @@ class MatcherHandler:
         await asyncio.gather(*(send_command(self._rt.publisher, c) for c in commands))
 
     async def handle_batch(self, deliveries: Sequence[Delivery]) -> None:
-        await self._run([c for d in deliveries for c in parse_commands(d)])
+        try:
+            await self._run([c for d in deliveries for c in parse_commands(d)])
+        except FactsFailed as exc:
+            await self._split(exc.remaining, describe_error(exc.__cause__ or exc))
 
     async def _run(self, commands: Sequence[Command]) -> None:
+        """Family facts from the register go in a transaction of their own, after the
+        rest: mixed with registrations in arrival order, two batches would lock their
+        youths in different orders and deadlock. A failure of the second transaction
+        redoes both; the inbox makes the first one's commands answer as handled."""
+        facts = [c for c in commands if isinstance(c.message, PersonFamily)]
+        rest = [c for c in commands if not isinstance(c.message, PersonFamily)]
+        if rest:
+            await self._transaction(rest)
+        if not facts:
+            return
+        try:
+            await self._transaction(facts)
+        except Exception as exc:
+            if not rest:
+                raise
+            # The rest is committed (with its receipts): only the facts go round again.
+            raise FactsFailed(facts) from exc
+
+    async def _transaction(self, commands: Sequence[Command]) -> None:
         """All commands in one transaction: each sees the effects of those before it
         (two meldingen on one youth in a batch match as if they came one by one). Any
         failure rolls the whole batch back."""
@@ -135,7 +170,14 @@ class MatcherHandler:
             for c in commands
             if isinstance(c.message, MeldingRegister)
         }
-        if len(identities) == len(commands):
+        if all(isinstance(c.message, PersonFamily) for c in commands):
+            # Facts only: in identity order too, as each locks its youth (stable: the
+            # later facts on one youth still replace the earlier).
+            commands = sorted(
+                commands,
+                key=lambda c: self._rt.pseudonyms.youth_by_bsn(cast(PersonFamily, c.message).bsn),
+            )
+        elif len(identities) == len(commands):
             # A batch of registrations only (bulk onboarding) is handled in identity
             # order, as the stage locks the youths, so two replicas' batches never
             # deadlock on each other. The sort is stable: meldingen on one youth keep
@@ -182,6 +224,7 @@ class MatcherHandler:
                     for command, receipt_id in run:
                         with _context_of(command):
                             await self._apply(batch, command, receipt_id)
+            await settle_family(batch)
             await batch.journal.write(conn)
             uow.messages[:] = merge_notify_messages(uow.messages)
 

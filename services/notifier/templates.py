@@ -176,6 +176,47 @@ def inform_reminder(d: dict[str, Any]) -> Rendered:
     return subject, body + _FOOTER
 
 
+_RELATION_TEXT = {
+    "parent": "een ouder gemeen hebben",
+    "address": "op hetzelfde woonadres staan ingeschreven",
+}
+
+
+def family_reporter(d: dict[str, Any]) -> Rendered:
+    """A family match: another child of the family has a melding elsewhere. The other
+    child is not named; only the professional is."""
+    subject = f"Gezinsmatch in de Verwijsindex voor uw melding {d['melding_ref']}"
+    body = (
+        "Geachte collega,\n\n"
+        f"De jeugdige van uw melding met kenmerk {d['melding_ref']} ({d['organisation']})"
+        " hoort volgens de Basisregistratie Personen bij een gezin waarin ook een ander kind"
+        " een melding heeft: de kinderen"
+        f" {_RELATION_TEXT.get(d['relation'], 'horen bij hetzelfde gezin')}."
+        " Neem contact op met de andere professional om uw hulp aan het gezin af te"
+        " stemmen. Wie het andere kind is, vermeldt de Verwijsindex niet.\n\n"
+        "Betrokken professional:\n"
+        f"{_people([d['counterpart']])}\n\n"
+        f"Gezinsmatchnummer: {d['family_match_id']}"
+    )
+    return subject, body + _FOOTER
+
+
+def family_coordinator(d: dict[str, Any]) -> Rendered:
+    subject = f"Nieuwe gezinsmatch in de Verwijsindex ({d['municipality']})"
+    body = (
+        "Geachte matchregisseur,\n\n"
+        f"Er is een gezinsmatch ontstaan: twee kinderen uit één gezin, van wie er ten minste"
+        f" één in {d['municipality']} woont, hebben elk een melding van een andere"
+        " organisatie (de kinderen"
+        f" {_RELATION_TEXT.get(d['relation'], 'horen bij hetzelfde gezin')})."
+        " De volgende professionals zijn over elkaar geïnformeerd; wilt u nagaan of zij"
+        " contact hebben gehad?\n\n"
+        f"{_people(d['participants'])}\n\n"
+        f"Gezinsmatchnummer: {d['family_match_id']}"
+    )
+    return subject, body + _FOOTER
+
+
 TEMPLATES: dict[str, Callable[[dict[str, Any]], Rendered]] = {
     "match_reporter": match_reporter,
     "match_coordinator": match_coordinator,
@@ -183,4 +224,6 @@ TEMPLATES: dict[str, Callable[[dict[str, Any]], Rendered]] = {
     "regie_escalation": regie_escalation,
     "youth_moved_coordinator": youth_moved_coordinator,
     "inform_reminder": inform_reminder,
+    "family_reporter": family_reporter,
+    "family_coordinator": family_coordinator,
 }

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -19,6 +19,7 @@ from shared.dates import amsterdam_date
 from shared.db.audit import audit
 from shared.db.outbox import UnitOfWork
 from shared.envelopes import EmailJob, NotifyEvent, PartnerNotice, derived_id
+from shared.index import family_store
 from shared.index import repository as repo
 from shared.index.deadlines import (
     age_limit_date,
@@ -27,6 +28,7 @@ from shared.index.deadlines import (
     latest_birth_date_at_age_limit,
     latest_start_due,
 )
+from shared.index.family_notices import lookup_messages
 from shared.index.lifecycle import (
     end_meldingen,
     lead_changed_message,
@@ -34,6 +36,7 @@ from shared.index.lifecycle import (
     tidy_after_purge,
 )
 from shared.index.notices import notify_message
+from shared.pseudonym import Pseudonymizer
 from shared.region.model import RegionConfig
 
 
@@ -43,6 +46,7 @@ class Target:
 
     youth_id: int
     row: asyncpg.Record
+    pseudonyms: Pseudonymizer
 
 
 # An action returns how many due things it acted on (True for one, False for none).
@@ -310,5 +314,50 @@ INFORM_REMINDER_RULE = Rule(
     due=lambda r, now, c: is_due(days_after(r["reported_at"], c.region.inform_deadline_days), now),
 )
 
+# --- Family facts not answered: ask the registers again, at most once a day -----------
+
+LOOKUP_INTERVAL = timedelta(days=1)
+
+
+async def _ask_again(
+    uow: UnitOfWork, region: RegionConfig, target: Target, youth_ref: str, now: datetime
+) -> bool:
+    conn = uow.conn
+    pending = await family_store.pending_lookup(conn, target.youth_id)
+    if pending is None or pending.sent_at > now - LOOKUP_INTERVAL:
+        return False
+    active = any(m.active for m in await repo.meldingen_of_youth(conn, target.youth_id))
+    if not active or not region.region.family_matching or not region.population_registers:
+        # Nothing left to match (or nobody to ask): the sealed BSN goes.
+        await family_store.drop_lookup(conn, target.youth_id)
+        await audit(conn, "family_lookup_dropped", "system", youth_ref=youth_ref, at=now)
+        return True
+    bsn = target.pseudonyms.open_bsn(str(pending.lookup_id), pending.sealed_bsn)
+    await family_store.lookup_sent_again(conn, target.youth_id, now)
+    uow.emit(*lookup_messages(region, pending.lookup_id, bsn, now))
+    await audit(conn, "family_lookup_resent", "system", youth_ref=youth_ref, at=now)
+    return True
+
+
+LOOKUP_RULE = Rule(
+    name="family_lookup_resent",
+    meaning=(
+        "family lookups unanswered for a day: asked again, or dropped when the youth"
+        " has no active melding"
+    ),
+    candidates="""SELECT youth_id AS id, youth_id FROM family_lookup WHERE youth_id > $1
+        AND sent_at <= $3 ORDER BY youth_id LIMIT $2""",
+    first_key=0,
+    threshold=lambda now, c: now - LOOKUP_INTERVAL,
+    action=_ask_again,
+)
+
 # The 23rd birthday first: what it purges needs no expiry or reminder after.
-RULES = (AGE_LIMIT_RULE, EXPIRY_RULE, ARCHIVE_PURGE_RULE, ESCALATION_RULE, INFORM_REMINDER_RULE)
+RULES = (
+    AGE_LIMIT_RULE,
+    EXPIRY_RULE,
+    ARCHIVE_PURGE_RULE,
+    ESCALATION_RULE,
+    INFORM_REMINDER_RULE,
+    LOOKUP_RULE,
+)

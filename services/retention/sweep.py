@@ -193,7 +193,7 @@ class Sweep:
                 )
                 return None if exists else 0
             youth_ref = self._pseudonyms.audit_ref(youth["identity_hash"])
-            target = Target(youth_id=youth["id"], row=row)
+            target = Target(youth_id=youth["id"], row=row, pseudonyms=self._pseudonyms)
             return await rule.action(uow, self._region, target, youth_ref, now)
 
     async def _housekeeping(self, now: datetime, report: SweepReport) -> None:

@@ -489,8 +489,53 @@ class PersonDeceased(InboundBase):
     died_on: CalendarDate
 
 
+LookupId = Annotated[
+    str,
+    Strict(),
+    StringConstraints(min_length=1, max_length=64),
+    Matches(
+        patterns.MELDING_REF,
+        _saying("must not contain control characters or whitespace other than spaces"),
+    ),
+    Field(description="The lookup_id of the person.lookup this answers: 1-64 characters."),
+]
+BagId = Annotated[
+    str,
+    Strict(),
+    Matches(patterns.BAG_ID, _saying("must be exactly 16 digits")),
+    Field(description="BAG id of a residential address (verblijfsobject): 16 digits."),
+]
+
+
+class Address(InboundBase):
+    """The youth's residential address as the population register knows it."""
+
+    id: BagId
+    institutional: Annotated[
+        bool,
+        Field(description="True for a care home, shelter or other institution: never matched."),
+    ]
+
+
+class PersonFamily(InboundBase):
+    """Family facts from the population register: the answer to a person.lookup, or
+    unasked when the register sees a change. They replace earlier facts."""
+
+    type: Literal["person.family"]
+    lookup_id: LookupId | None = None
+    bsn: Bsn
+    parents: Annotated[list[Bsn], Field(max_length=4, description="0-4 parents' BSNs.")]
+    address: Address | None
+
+
 InboundMessage = Annotated[
-    MeldingRegister | MeldingWithdraw | RegieClaim | MeldingInformed | PersonMoved | PersonDeceased,
+    MeldingRegister
+    | MeldingWithdraw
+    | RegieClaim
+    | MeldingInformed
+    | PersonMoved
+    | PersonDeceased
+    | PersonFamily,
     Field(discriminator="type"),
 ]
 
@@ -501,4 +546,5 @@ INBOUND_TYPES: Final[dict[str, type[InboundBase]]] = {
     "melding.informed": MeldingInformed,
     "person.moved": PersonMoved,
     "person.deceased": PersonDeceased,
+    "person.family": PersonFamily,
 }

@@ -1,8 +1,10 @@
 """Outbound messages: what the system publishes to a partner's mailbox.
 
 None of these carries a BSN, a surname or a birth date: a youth is named only by the
-recipient's own ``melding_ref``. Serialise with :func:`dump_json` so that every
-publisher produces the same bytes for the same message.
+recipient's own ``melding_ref``. The one exception is ``person.lookup``, sent only to
+a population register, which asks for the family facts of a BSN (contract §8).
+Serialise with :func:`dump_json` so that every publisher produces the same bytes for
+the same message.
 """
 
 from datetime import datetime
@@ -126,8 +128,49 @@ class YouthMoved(OutboundBase):
     municipality: str
 
 
+FamilyRelation = Literal["parent", "address"]
+
+
+class FamilyCounterpart(OutboundBase):
+    """The other professional of a family match: the organisation and reporter only,
+    never the other child's melding_ref or anything else that points to that child."""
+
+    partner: str
+    organisation: str
+    sector: Sector | UnknownSector
+    reporter: ReporterContact
+    registered_at: datetime
+
+
+class FamilyNotice(OutboundBase):
+    """A professional involved with another child of the same family (contract §8)."""
+
+    type: Literal["family.notice"] = "family.notice"
+    family_match_id: str
+    melding_ref: str
+    relation: FamilyRelation
+    counterpart: FamilyCounterpart
+
+
+class PersonLookup(OutboundBase):
+    """To a population register only: the one outbound message that carries a BSN,
+    asking for the youth's family facts (answered with person.family)."""
+
+    type: Literal["person.lookup"] = "person.lookup"
+    lookup_id: str
+    bsn: str
+
+
 OutboundMessage = Annotated[
-    Receipt | MatchNotice | RegieNotice | MeldingEnded | MatchEnded | InformReminder | YouthMoved,
+    Receipt
+    | MatchNotice
+    | RegieNotice
+    | MeldingEnded
+    | MatchEnded
+    | InformReminder
+    | YouthMoved
+    | FamilyNotice
+    | PersonLookup,
     Field(discriminator="type"),
 ]
 
@@ -139,6 +182,8 @@ OUTBOUND_TYPES: Final[dict[str, type[OutboundBase]]] = {
     "match.ended": MatchEnded,
     "inform.reminder": InformReminder,
     "youth.moved": YouthMoved,
+    "family.notice": FamilyNotice,
+    "person.lookup": PersonLookup,
 }
 
 _OUTBOUND_ADAPTER: Final[TypeAdapter[OutboundMessage]] = TypeAdapter(OutboundMessage)

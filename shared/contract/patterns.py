@@ -101,6 +101,7 @@ def trimmed_text(max_length: int, *, note: bool = False, optional: bool = False)
 
 BSN: Final = "^[0-9]{9}" + END
 MUNICIPALITY: Final = "^[0-9]{4}" + END
+BAG_ID: Final = "^[0-9]{16}" + END
 # A melding_ref is used exactly as sent: no forbidden characters, and no whitespace
 # other than the plain space.
 MELDING_REF: Final = (

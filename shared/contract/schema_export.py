@@ -55,6 +55,11 @@ INDEX_ONLY_CHECKS: Final[dict[str, list[str]]] = {
         "died_on is not in the future (schema)",
         "the index holds something on the person (unknown_person)",
     ],
+    "person.family": [
+        "bsn passes the 11-proef (bsn_checksum)",
+        "every parents.<i> passes the 11-proef (bsn_checksum)",
+        "the index holds something on the person (unknown_person)",
+    ],
 }
 
 

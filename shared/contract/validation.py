@@ -57,6 +57,7 @@ REQUIRED_ROLE: Final[Mapping[str, str]] = {
     "regie.claim": REPORTER,
     "person.moved": POPULATION_REGISTER,
     "person.deceased": POPULATION_REGISTER,
+    "person.family": POPULATION_REGISTER,
 }
 
 
@@ -333,8 +334,27 @@ def _rule_errors(
         case "person.deceased":
             # A death in the future would purge data irreversibly; refuse it.
             return _bsn_rule(body, "bsn") + _not_after_today(body, "died_on", today)
+        case "person.family":
+            return _bsn_rule(body, "bsn") + _parent_rules(body)
         case _:
             return []
+
+
+def _parent_rules(body: Mapping[str, Any]) -> list[ErrorItem]:
+    parents = body.get("parents")
+    if not isinstance(parents, list):
+        return []
+    errors: list[ErrorItem] = []
+    for i, value in enumerate(parents):
+        try:
+            bsn = _BSN.validate_python(value)
+        except ValidationError:
+            continue  # a schema error at parents.<i> already says what is wrong
+        if not passes_11_proef(bsn):
+            errors.append(
+                _error(f"parents.{i}", ErrorCode.BSN_CHECKSUM, "does not pass the 11-proef")
+            )
+    return errors
 
 
 # --- the front door -----------------------------------------------------------------

@@ -10,7 +10,9 @@ from typing import Literal
 from shared.dates import amsterdam_date
 from shared.db.pool import Conn
 
-FactKind = Literal["registered", "matched", "informed", "deferred"]
+FactKind = Literal[
+    "registered", "matched", "informed", "deferred", "family_parent", "family_address"
+]
 
 
 def month_of(moment: datetime) -> date:

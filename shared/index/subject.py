@@ -67,6 +67,7 @@ async def export(
            WHERE youth_ref = $1 ORDER BY at, id""",
         youth_ref,
     )
+    family = await _family(conn, region, youth["id"])
     await audit(conn, "subject_exported", operator, youth_ref=youth_ref)
     partners = region.partners_by_id
     return {
@@ -95,6 +96,57 @@ async def export(
             for g in matches
         ],
         "log": [{k: _iso(v) for k, v in dict(e).items()} for e in log],
+        **family,
+    }
+
+
+async def _family(conn: Conn, region: RegionConfig, youth_id: int) -> dict[str, Any]:
+    """The family facts as stored: keyed hashes (hex), never the parents' BSNs or the
+    address; and the family matches of the youth's meldingen, naming the other
+    organisation only (nothing about the other child)."""
+    facts = await conn.fetchrow(
+        """SELECT parent_hashes, address_hash, institutional, received_at FROM family_facts
+           WHERE youth_id = $1""",
+        youth_id,
+    )
+    lookup = await conn.fetchrow(
+        "SELECT lookup_id, sent_at FROM family_lookup WHERE youth_id = $1", youth_id
+    )
+    matches = await conn.fetch(
+        """SELECT f.id, f.relation, f.formed_at, own.melding_ref, other.partner_id
+           FROM melding own
+           JOIN family_match f ON own.id IN (f.melding_low, f.melding_high)
+           JOIN melding other ON other.id = CASE WHEN f.melding_low = own.id
+                                            THEN f.melding_high ELSE f.melding_low END
+           WHERE own.youth_id = $1 ORDER BY f.formed_at, f.id""",
+        youth_id,
+    )
+    partners = region.partners_by_id
+    return {
+        "family_facts": None
+        if facts is None
+        else {
+            "parents": [bytes(h).hex() for h in facts["parent_hashes"]],
+            "address": bytes(facts["address_hash"]).hex() if facts["address_hash"] else None,
+            "institutional": facts["institutional"],
+            "received_at": _iso(facts["received_at"]),
+            "note": "keyed hashes: the index keeps no parent BSN and no address",
+        },
+        "family_lookup": None
+        if lookup is None
+        else {"lookup_id": str(lookup["lookup_id"]), "sent_at": _iso(lookup["sent_at"])},
+        "family_matches": [
+            {
+                "family_match_id": str(m["id"]),
+                "relation": m["relation"],
+                "formed_at": _iso(m["formed_at"]),
+                "melding_ref": m["melding_ref"],
+                "counterpart_organisation": partners[m["partner_id"]].name
+                if m["partner_id"] in partners
+                else m["partner_id"],
+            }
+            for m in matches
+        ],
     }
 
 

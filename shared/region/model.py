@@ -8,7 +8,14 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 
 class Sector(StrEnum):
@@ -53,11 +60,46 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class FamilyRelation(StrEnum):
+    """What two youths may share to form a family match (contract §8)."""
+
+    PARENT = "parent"
+    ADDRESS = "address"
+
+
+def _bag_id(value: str) -> str:
+    if not (len(value) == 16 and value.isascii() and value.isdigit()):
+        raise ValueError("must be a BAG id of 16 digits")
+    return value
+
+
+BagId = Annotated[str, AfterValidator(_bag_id)]
+
+
 class RegionRules(_Frozen):
     name: Annotated[str, Field(min_length=1, max_length=200)]
     regie_deadline_days: Annotated[int, Field(ge=1, le=365)] = 14
     regie_priority: list[Sector] | None = None
     inform_deadline_days: Annotated[int, Field(ge=1, le=365)] = 14
+    # Family matching: on a shared parent by default; [] turns it off.
+    family_match: list[FamilyRelation] = [FamilyRelation.PARENT]
+    # BAG ids of addresses that never form an address match (institutions the
+    # register does not mark as such).
+    excluded_addresses: list[BagId] = []
+
+    @model_validator(mode="after")
+    def _no_repeats(self) -> RegionRules:
+        for label, values in (
+            ("family_match", [r.value for r in self.family_match]),
+            ("excluded_addresses", list(self.excluded_addresses)),
+        ):
+            if len(set(values)) != len(values):
+                raise ValueError(f"{label} names a value more than once")
+        return self
+
+    @property
+    def family_matching(self) -> bool:
+        return bool(self.family_match)
 
 
 class Municipality(_Frozen):
@@ -183,6 +225,11 @@ class RegionConfig(_Frozen):
     @cached_property
     def municipalities_by_code(self) -> dict[str, Municipality]:
         return {m.code: m for m in self.municipality}
+
+    @cached_property
+    def population_registers(self) -> list[Partner]:
+        """The partners that answer person.lookup (retired ones are sent nothing)."""
+        return [p for p in self.partner if Role.POPULATION_REGISTER in p.roles and not p.retired]
 
     def takes_part(self, partner_id: str) -> bool:
         """Whether the partner is in the file and not retired."""

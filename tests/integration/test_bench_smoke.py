@@ -31,7 +31,7 @@ async def test_bench_end_to_end_and_relay_count_every_melding(tmp_path: Path) ->
 
     assert result["errors"] == {}, result["errors"]
     written = json.loads(await asyncio.to_thread(Path(result["written_to"]).read_text))
-    assert written["parts"].keys() == {"e2e", "baseline", "baseline-receipts"}
+    assert written["parts"].keys() == {"e2e", "e2e-family", "baseline", "baseline-receipts"}
     assert {"ratio_e2e_vs_relay", "targets", "machine", "options"} <= written.keys()
 
     e2e = written["parts"]["e2e"]
@@ -45,6 +45,17 @@ async def test_bench_end_to_end_and_relay_count_every_melding(tmp_path: Path) ->
     assert e2e["emails"] == 3 * matches
     assert e2e["hops"] == 3 * MELDINGEN + 6 * matches
     assert e2e["meldingen_per_s"] > 0
+
+    # The same load with family lookups: one lookup per youth, each answered and
+    # receipted; the matches and their notices are the same as without.
+    with_family = written["parts"]["e2e-family"]
+    youths = MELDINGEN - with_family["matches"]
+    assert with_family["family"]["lookups"] == youths
+    assert with_family["family"]["facts_receipted"] == youths
+    assert with_family["receipt_statuses"] == {"accepted": MELDINGEN}
+    assert with_family["notices"] == 2 * with_family["matches"]
+    assert written["ratio_e2e_family_vs_e2e"] > 0
+    assert "family lookups" in summary(result)
 
     relay = written["parts"]["baseline"]
     assert relay["sent"] == relay["receipted"] == MELDINGEN

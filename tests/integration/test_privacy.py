@@ -133,6 +133,7 @@ async def test_no_bsn_surname_or_birth_date_in_any_table_log_notice_or_mail(
         box = mailboxes(partners)
         born = BIRTH_DATES[0].isoformat()
         received: list[Received] = []
+        lookups_to: dict[str, int] = {}
 
         # Register and match (with a BSN), take the lead, withdraw, join from the archive.
         await box["school"].register("S-1", bsn=bsn, birth_date=born)
@@ -185,9 +186,10 @@ async def test_no_bsn_surname_or_birth_date_in_any_table_log_notice_or_mail(
         await asyncio.sleep(0.5)  # what a consumer still held has landed by now
         assert await mails_settled()
         assert await db.fetchval("SELECT count(*) FROM sent_email") == sent
-        for mailbox in box.values():
+        for pid, mailbox in box.items():
             await mailbox.rest(0.5)
             received.extend(mailbox.everything)
+            lookups_to[pid] = len([m for m in mailbox.everything if m.type == "person.lookup"])
         await system.close()
 
     # What was seen, to be sure the scan below looks at something real.
@@ -206,7 +208,11 @@ async def test_no_bsn_surname_or_birth_date_in_any_table_log_notice_or_mail(
     forbidden = [bsn, other_bsn, unknown_bsn, SURNAME, SURNAME_TYPED.strip()]
     for d in BIRTH_DATES:
         forbidden.extend(date_forms(d))
-    notices_text = "\n".join(json.dumps(m.body, ensure_ascii=False) for m in received)
+    # The one message that carries a BSN (contract §8) goes to the register only.
+    assert {pid for pid, n in lookups_to.items() if n} == {"brp"}
+    notices_text = "\n".join(
+        json.dumps(m.body, ensure_ascii=False) for m in received if m.type != "person.lookup"
+    )
     outputs = {
         "log": log_text,
         "notices": notices_text,

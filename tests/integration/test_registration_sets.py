@@ -143,13 +143,23 @@ def _messages(sent: Sequence[OutboundMessage]) -> dict[str, list[Any]]:
     """Receipts and notify events in the order emitted, with every id replaced by the
     order it first appeared in (match ids are random; message ids are derived), and
     without registration times (the transaction's, so they differ by design)."""
-    receipts, events = [], []
+    receipts, events, lookups = [], [], []
     for message in sent:
-        if message.message_type in (NOTIFY_TYPE, NOTIFY_BATCH_TYPE):
+        if message.message_type == "person.lookup":
+            # Sent as the transaction ends (services/matcher/family.py), so in another
+            # place among the receipts: compared as a set, without their random ids.
+            lookups.append((message.routing_key, json.loads(message.body)["bsn"]))
+        elif message.message_type in (NOTIFY_TYPE, NOTIFY_BATCH_TYPE):
             events += unpack(message.body, message.message_type, NOTIFY_BATCH_TYPE, NotifyEvent)
         else:
             receipts.append([message.routing_key, json.loads(message.body)])
-    text = json.dumps({"receipts": receipts, "events": [e.model_dump(mode="json") for e in events]})
+    text = json.dumps(
+        {
+            "receipts": receipts,
+            "events": [e.model_dump(mode="json") for e in events],
+            "lookups": sorted(lookups),
+        }
+    )
     text = _REGISTERED_AT.sub('"registered_at": null', text)
     labels: dict[str, str] = {}
     text = _UUID.sub(lambda m: labels.setdefault(m.group(0), f"id-{len(labels)}"), text)
@@ -215,7 +225,8 @@ async def _state(db: asyncpg.Connection[Any]) -> dict[str, Any]:
 async def _reset(db: asyncpg.Connection[Any]) -> None:
     await db.execute(
         """TRUNCATE youth, melding, match_group, match_member, inbox, outbox, audit_log,
-                    stats_fact, melding_ref_used RESTART IDENTITY"""
+                    stats_fact, melding_ref_used, family_facts, family_lookup, family_match
+                    RESTART IDENTITY"""
     )
 
 

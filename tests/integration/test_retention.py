@@ -37,6 +37,8 @@ from tests.support import RegionUnderTest, run_cli, valid_bsn
 
 GONE = {"youth": 0, "melding": 0, "match_group": 0, "match_member": 0}
 REMINDERS = ("inform.reminder",)
+# Unanswered family lookups are asked again by the same sweep (contract §8).
+TIMED = (*REMINDERS, "person.lookup")
 
 
 async def test_expiry_after_two_years_then_archive_purge_after_five(
@@ -153,7 +155,7 @@ async def test_everything_on_a_youth_is_purged_on_the_23rd_birthday(
         ended = (await partner.take("melding.ended")).body
         assert ended == {"type": "melding.ended", "melding_ref": ref, "reason": "age_limit"}
     # No regie.notice, and nothing to the archive's owner.
-    assert await rest_of_all(*box.values(), ignore=REMINDERS) == {p: [] for p in box}
+    assert await rest_of_all(*box.values(), ignore=TIMED) == {p: [] for p in box}
     assert await rows_on_youth(db, youth_id, ids) == GONE
     # And nothing is left half-deleted anywhere.
     assert await db.fetchval("SELECT count(*) FROM youth") == 0
@@ -163,7 +165,7 @@ async def test_everything_on_a_youth_is_purged_on_the_23rd_birthday(
 
     report = await lc.sweep(at("2027-06-15T12:00:00+02:00"))
     assert "age_limit" not in report.counts
-    assert await rest_of_all(*box.values(), seconds=0.2, ignore=REMINDERS) == {p: [] for p in box}
+    assert await rest_of_all(*box.values(), seconds=0.2, ignore=TIMED) == {p: [] for p in box}
 
 
 async def test_born_on_29_february_leaves_on_28_february(

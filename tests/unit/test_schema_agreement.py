@@ -105,6 +105,13 @@ BASES: Final[dict[str, dict[str, Any]]] = {
         "moved_at": "2026-11-28T10:00:00+01:00",
     },
     "person.deceased": {"type": "person.deceased", "bsn": "111222333", "died_on": "2026-11-01"},
+    "person.family": {
+        "type": "person.family",
+        "lookup_id": "5b0f1c9e-7a43-4d2e-9a51-0c1f3e8d2b77",
+        "bsn": "111222333",
+        "parents": ["123456782"],
+        "address": {"id": "0363200000123456", "institutional": False},
+    },
 }
 
 
@@ -349,6 +356,18 @@ EDGES: Final[dict[str, list[Any]]] = {
     "municipality": digit_edges(4),
     "moved_at": timestamp_edges(),
     "died_on": DATE_EDGES,
+    "lookup_id": text_edges(64),
+    "parents": [
+        [],
+        ["123456782", "111222333", "123456782", "111222333"],
+        ["123456782"] * 5,
+        ["12345678"],
+        [123456782],
+        "123456782",
+        [None],
+    ],
+    "address.id": digit_edges(16),
+    "address.institutional": [True, False, "true", 0, 1, None],
 }
 
 
@@ -436,7 +455,11 @@ GOOD.update(
     municipality=GOOD["youth.municipality"],
     moved_at=GOOD["reported_at"],
     died_on=good_dates,
+    lookup_id=plain,
+    parents=st.lists(GOOD["youth.bsn"], max_size=4),
 )
+GOOD["address.id"] = st.integers(0, 10**16 - 1).map(lambda n: f"{n:016d}")
+GOOD["address.institutional"] = st.booleans()
 
 
 def changed(base: dict[str, Any], *groups: list[tuple[str, Any]], extra: str | None) -> Any:

@@ -97,6 +97,9 @@ async def register(
         municipality=msg.youth.municipality,
     )
     ctx.accept(msg.melding_ref, inform=list(inform_targets(msg.youth.birth_date, reported_on)))
+    if msg.youth.bsn is not None:
+        # Family matches (or a lookup for the facts) are settled before commit.
+        ctx.batch.family_youths[staged.youth.id] = msg.youth.bsn
     if not decision.is_match:
         return
 

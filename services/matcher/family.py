@@ -1,0 +1,137 @@
+"""Family matches and lookups, settled once per transaction just before it commits.
+
+Every youth a command touched (a melding accepted, facts arrived) is still locked by
+this transaction. With facts stored, the youth's parent and address hashes are locked
+too (advisory, in key order), and only then are relatives looked for: two siblings'
+transactions that share a hash run one after the other, so the second sees the first's
+meldingen and facts, and the unique pair in `family_match` signals each pair once.
+Without facts, a youth with a BSN gets a `person.lookup` to the registers (once; the
+retention sweep asks again). A register that is slow or away holds up nothing: the
+match is made when its facts arrive.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from services.matcher.context import Transaction
+from shared.db.audit import AuditEntry
+from shared.db.stats import Fact, FactKind
+from shared.index import family_store
+from shared.index import repository as repo
+from shared.index.domain import StoredMelding
+from shared.index.family import FamilyFacts, FamilyPair, Relative, family_pairs
+from shared.index.family_notices import family_event, lookup_messages
+from shared.index.notices import notify_message, participant
+from shared.logs import get_logger
+
+log = get_logger(__name__)
+
+
+async def settle_family(batch: Transaction) -> None:
+    youths = batch.family_youths
+    if not youths or not batch.region.region.family_matching:
+        return
+    conn = batch.uow.conn
+    facts = await family_store.facts_of(conn, sorted(youths))
+    await _ask_registers(batch, [y for y in sorted(youths) if y not in facts])
+    await family_store.lock_family_keys(conn, [k for f in facts.values() for k in f.hashes()])
+    for youth_id, own_facts in sorted(facts.items()):
+        await _match(batch, youth_id, own_facts)
+
+
+async def _ask_registers(batch: Transaction, youth_ids: Sequence[int]) -> None:
+    asked = [y for y in youth_ids if batch.family_youths[y] is not None]
+    if not asked or not batch.region.population_registers:
+        return
+    conn = batch.uow.conn
+    wanted: dict[int, tuple[uuid.UUID, str]] = {}
+    for youth_id in await family_store.youths_without_facts(conn, asked):
+        bsn = batch.family_youths[youth_id]
+        assert bsn is not None
+        wanted[youth_id] = (uuid.uuid4(), bsn)
+    recorded = await family_store.add_lookups(
+        conn,
+        [
+            (youth_id, lookup_id, batch.pseudonyms.seal_bsn(str(lookup_id), bsn))
+            for youth_id, (lookup_id, bsn) in wanted.items()
+        ],
+        batch.now,
+    )
+    for youth_id in sorted(recorded):
+        lookup_id, bsn = wanted[youth_id]
+        batch.uow.emit(*lookup_messages(batch.region, lookup_id, bsn, batch.now))
+        log.info("family_lookup_sent", lookup_id=str(lookup_id))
+
+
+async def _match(batch: Transaction, youth_id: int, facts: FamilyFacts) -> None:
+    conn = batch.uow.conn
+    rules = batch.region.region
+    found = await family_store.relatives_of(conn, youth_id, facts)
+    if not found:
+        return
+    own = await repo.meldingen_of_youth(conn, youth_id)
+    theirs = await repo.meldingen_of_youths(conn, [r for r, _ in found])
+    pairs = family_pairs(
+        own,
+        facts,
+        [Relative(r, f, theirs.get(r, [])) for r, f in found],
+        enabled=[r.value for r in rules.family_match],
+        excluded_addresses={
+            batch.pseudonyms.address_by_bag_id(a) for a in rules.excluded_addresses
+        },
+    )
+    stored = await family_store.record_pairs(conn, pairs, batch.now)
+    if not stored:
+        return
+    youth_of = {m.id: youth_id for m in own} | {m.id: r for r, ms in theirs.items() for m in ms}
+    youths = await family_store.youth_rows(conn, sorted({youth_id, *theirs}))
+    for family_match_id, pair in stored:
+        _signal(batch, family_match_id, pair, youth_of, youths)
+
+
+def _signal(
+    batch: Transaction,
+    family_match_id: uuid.UUID,
+    pair: FamilyPair,
+    youth_of: dict[int, int],
+    youths: dict[int, family_store.YouthRow],
+) -> None:
+    region = batch.region
+    sides: list[tuple[StoredMelding, family_store.YouthRow]] = [
+        (m, youths[youth_of[m.id]]) for m in (pair.low, pair.high)
+    ]
+    people = [participant(region, m) for m, _ in sides]
+    municipalities = [
+        found
+        for _, youth in sides
+        if (found := region.municipalities_by_code.get(youth.municipality)) is not None
+    ]
+    batch.uow.emit(
+        notify_message(
+            family_event(
+                family_match_id=family_match_id,
+                relation=pair.relation,
+                pair=(people[0], people[1]),
+                municipalities=municipalities,
+            )
+        )
+    )
+    kind: FactKind = "family_parent" if pair.relation == "parent" else "family_address"
+    counted = {(p.sector, youth.municipality) for p, (_, youth) in zip(people, sides, strict=True)}
+    for sector, municipality in sorted(counted):
+        batch.journal.facts.append(Fact(kind, batch.now, sector, municipality))
+    for melding, youth in sides:
+        batch.journal.entries.append(
+            AuditEntry(
+                "family_signalled",
+                melding.partner_id,
+                melding.melding_ref,
+                batch.pseudonyms.audit_ref(youth.identity_hash),
+                family_match_id,
+                detail={"family": pair.relation},
+                at=batch.now,
+            )
+        )
+    log.info("family_matched", family_match_id=str(family_match_id), relation=pair.relation)
