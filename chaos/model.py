@@ -29,8 +29,13 @@ class NoticeKey:
 
     kind: match.notice (detail = (counterpart partner, counterpart archived)),
     regie.notice (detail = lead partner or ""), melding.ended (detail = reason),
-    youth.moved (detail = municipality), inform.reminder (detail = ""),
-    family.notice (detail = "<counterpart partner>/<relation>").
+    match.ended (detail = ""), youth.moved (detail = municipality),
+    inform.reminder (detail = ""), family.notice (detail = "<counterpart
+    partner>/<relation>").
+
+    match.ended names no more than the melding (its match_id is the index's own), so
+    one melding can be expected to see its match end only once in a run: the model
+    refuses a story that would end a second match around the same melding.
     """
 
     kind: str
@@ -208,16 +213,31 @@ class YouthModel:
             return
         remaining = self.active
         if len(remaining) < 2:
+            # The match is over: whoever is still in it hears so (the lead, if any,
+            # goes with it, so no regie.notice as well).
             self.group_open = False
             self.lead = None
+            for m in remaining:
+                self._tell_match_ended(m)
         elif was_lead:
             self.lead = None
             for m in remaining:
                 self.notices.append(NoticeKey("regie.notice", m.partner, m.ref, ""))
 
+    def _tell_match_ended(self, melding: MeldingState) -> None:
+        key = NoticeKey("match.ended", melding.partner, melding.ref, "")
+        if key in self.notices:
+            raise NotImplementedError(
+                "a second match ending around one melding: its match.ended could not be "
+                "told apart from the first"
+            )
+        self.notices.append(key)
+
     def end_by_system(self, partner: str, reason: Literal["expired", "age_limit"]) -> None:
         """The retention sweep ends a melding (expiry archives, the 23rd birthday
-        purges everything on the youth)."""
+        purges everything on the youth). The owner hears melding.ended; after an
+        expiry the others of its match hear the usual consequences, while a purge of
+        the whole youth leaves nobody to tell match.ended."""
         own = self.meldingen[partner]
         if own.state == "active":
             self.notices.append(NoticeKey("melding.ended", partner, own.ref, reason))
@@ -241,6 +261,8 @@ class YouthModel:
         return "accepted"
 
     def died(self) -> str:
+        """Everything on the youth is purged: each owner of an active melding hears
+        melding.ended, and nobody match.ended (no melding stays active)."""
         if not self.exists:
             return "rejected:unknown_person"
         for m in self.active:

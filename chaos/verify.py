@@ -19,7 +19,20 @@ from chaos.plans import REGISTER
 from chaos.workload import Sent, YouthResult
 from shared.envelopes import derived_id
 
-NOTICE_TYPES = ("match.notice", "regie.notice", "melding.ended", "youth.moved", "inform.reminder")
+# Every notice the model predicts (chaos.model.NoticeKey); any other type a partner
+# receives counts as unexpected. Receipts and the register's person.lookup are
+# answers and questions, checked apart. Together the two are every outbound type of
+# the contract (tests/unit/test_chaos_match_ended.py keeps it so).
+NOTICE_TYPES = (
+    "match.notice",
+    "regie.notice",
+    "melding.ended",
+    "match.ended",
+    "youth.moved",
+    "inform.reminder",
+    "family.notice",
+)
+NOT_NOTICES = ("receipt", "person.lookup")
 
 
 @dataclass
@@ -57,6 +70,8 @@ def notice_keys(partner: str, got: Got) -> list[NoticeKey]:
         return [NoticeKey("regie.notice", partner, ref, detail)]
     if got.type == "melding.ended":
         return [NoticeKey("melding.ended", partner, ref, str(body.get("reason")))]
+    if got.type == "match.ended":
+        return [NoticeKey("match.ended", partner, ref, "")]
     if got.type == "youth.moved":
         return [NoticeKey("youth.moved", partner, ref, str(body.get("municipality")))]
     if got.type == "inform.reminder":
@@ -107,7 +122,7 @@ def tally(partners: Iterable[Partner]) -> NoticeTally:
                 types[delivery] = got.type
                 if not got.redelivered:
                     fresh[delivery] += 1
-            if got.type in ("receipt", "person.lookup"):
+            if got.type in NOT_NOTICES:
                 continue  # answers, and the register's questions (checked apart)
             for notice in notice_keys(partner.id, got):
                 ids[notice].add(got.message_id or "")
@@ -150,6 +165,8 @@ def check_notices(
     lookups = Counter(p.id for p in partners for g in p.received if g.type == "person.lookup")
     report.figures["person_lookups_delivered"] = sum(lookups.values())
     report.figures["family_notices_expected"] = sum(k.kind == "family.notice" for k in must)
+    report.figures["match_ended_expected"] = sum(k.kind == "match.ended" for k in must)
+    report.figures["match_ended_delivered"] = sum(k.kind == "match.ended" for k in must & observed)
     report.check(
         "person.lookup only to the population register",
         set(lookups) <= {REGISTER},
