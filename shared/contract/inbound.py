@@ -222,7 +222,8 @@ def _parse_timestamp(value: object) -> datetime:
 
 # --- field types (also used on their own by the front door's rules) -----------------
 
-MeldingRef = Annotated[
+# A reference chosen by a partner (melding_ref, lookup_id): 1-64 characters, used as sent.
+_Reference = Annotated[
     str,
     Strict(),
     StringConstraints(min_length=1, max_length=64),
@@ -230,6 +231,9 @@ MeldingRef = Annotated[
         patterns.MELDING_REF,
         _saying("must not contain control characters or whitespace other than spaces"),
     ),
+]
+MeldingRef = Annotated[
+    _Reference,
     Field(description="The partner's own reference: 1-64 characters, used as sent."),
 ]
 Bsn = Annotated[
@@ -490,13 +494,7 @@ class PersonDeceased(InboundBase):
 
 
 LookupId = Annotated[
-    str,
-    Strict(),
-    StringConstraints(min_length=1, max_length=64),
-    Matches(
-        patterns.MELDING_REF,
-        _saying("must not contain control characters or whitespace other than spaces"),
-    ),
+    _Reference,
     Field(description="The lookup_id of the person.lookup this answers: 1-64 characters."),
 ]
 BagId = Annotated[
