@@ -7,7 +7,7 @@ import secrets
 import click
 
 from cli.common import run, settings
-from cli.region import read_applied
+from cli.region import applied_partner, read_applied
 from shared.amqp.connection import vhost_of
 from shared.amqp.management import (
     Management,
@@ -28,13 +28,7 @@ def partner() -> None:
 
 
 async def _partner(partner_id: str) -> Partner:
-    config = (await read_applied()).config
-    found = config.partners_by_id.get(partner_id)
-    if found is None:
-        raise click.ClickException(
-            f"no partner {partner_id!r} in the applied region config: add it to the "
-            "region file and run `verwijsindex region apply FILE` first."
-        )
+    found = await applied_partner(partner_id)
     if found.channel is Channel.PORTAL:
         raise click.ClickException(
             f'partner {partner_id!r} uses the web portal (channel = "portal"): it has no '

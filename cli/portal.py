@@ -10,7 +10,7 @@ import pyotp
 
 from cli.common import run, settings
 from cli.output import table
-from cli.region import read_applied
+from cli.region import applied_partner
 from services.portal import accounts, credentials
 from services.portal.accounts import AccountExists, Role
 from services.portal.settings import PortalSettings
@@ -36,13 +36,7 @@ def user() -> None:
 
 
 async def _check_partner(partner_id: str) -> None:
-    config = (await read_applied()).config
-    found = config.partners_by_id.get(partner_id)
-    if found is None:
-        raise click.ClickException(
-            f"no partner {partner_id!r} in the applied region config: add it to the region "
-            'file with channel = "portal" and run `verwijsindex region apply FILE` first.'
-        )
+    found = await applied_partner(partner_id, hint=' with channel = "portal"')
     if found.channel is not Channel.PORTAL:
         raise click.ClickException(
             f'partner {partner_id!r} has its own system link (channel = "{found.channel}"): '

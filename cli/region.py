@@ -22,7 +22,7 @@ from shared.amqp.topology import declare_partner_queues
 from shared.db import migrate
 from shared.db.pool import connect as connect_db
 from shared.index import retirement
-from shared.region.model import Login, RegionConfig, RegionConfigError, load_region_file
+from shared.region.model import Login, Partner, RegionConfig, RegionConfigError, load_region_file
 from shared.region.store import (
     AppliedRegion,
     RegionNotApplied,
@@ -153,6 +153,18 @@ async def read_applied() -> AppliedRegion:
     if found is None:
         raise RegionNotApplied(
             "no region config is applied yet: run `verwijsindex region apply FILE`"
+        )
+    return found
+
+
+async def applied_partner(partner_id: str, *, hint: str = "") -> Partner:
+    """A partner of the applied region config, or an error that says to add it (the
+    `hint` says what kind of partner the command wants)."""
+    found = (await read_applied()).config.partners_by_id.get(partner_id)
+    if found is None:
+        raise click.ClickException(
+            f"no partner {partner_id!r} in the applied region config: add it to the region "
+            f"file{hint} and run `verwijsindex region apply FILE` first."
         )
     return found
 
