@@ -3,10 +3,23 @@
 from __future__ import annotations
 
 from services.ingest.handler import IngestHandler
+from services.ingest.lanes import LaneSorter
 from shared.amqp.topology import INGEST_QUEUE
+from shared.lanes import Lane, LiveFirst
 from shared.service import Runtime
 
 
 async def setup(runtime: Runtime) -> None:
-    handler = IngestHandler(runtime)
-    runtime.consume(INGEST_QUEUE, handler, batch_handler=handler.handle_batch)
+    lanes = LiveFirst()
+    live = LaneSorter(runtime, IngestHandler(runtime, lane=Lane.LIVE))
+    runtime.consume(
+        INGEST_QUEUE,
+        lanes.serve(Lane.LIVE, live),
+        batch_handler=lanes.serve(Lane.LIVE, live.handle_batch),
+    )
+    onboarding = IngestHandler(runtime, lane=Lane.BULK)
+    runtime.consume(
+        Lane.BULK.of(INGEST_QUEUE),
+        lanes.serve(Lane.BULK, onboarding),
+        batch_handler=lanes.serve(Lane.BULK, onboarding.handle_batch),
+    )

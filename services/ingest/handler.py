@@ -28,9 +28,11 @@ from shared.amqp.topology import REJECTED_QUEUE
 from shared.clock import Clock, utcnow
 from shared.commands import send_command, send_commands
 from shared.contract.errors import NOT_A_PARTNER_ANY_MORE, ErrorItem
+from shared.contract.inbound import inbound_type
 from shared.contract.outbound import Receipt, dump_json
 from shared.contract.validation import Invalid, check_message_id, validate_inbound
 from shared.envelopes import Command
+from shared.lanes import Lane
 from shared.logs import get_logger, message_context
 from shared.receipts import claim_or_answer_duplicate, receipt_message, rejected
 from shared.region.model import Partner, RegionConfig
@@ -42,14 +44,16 @@ _NO_ID_NS = uuid.UUID("0b7e0b55-35a4-4c53-a3a5-1d1e56c0c6c8")
 
 
 class IngestHandler:
-    def __init__(self, runtime: Runtime, clock: Clock = utcnow) -> None:
+    def __init__(self, runtime: Runtime, clock: Clock = utcnow, *, lane: Lane = Lane.LIVE) -> None:
         self._rt = runtime
         self._clock = clock
+        # Valid messages go on to the matcher in the lane they came in.
+        self._lane = lane
 
     async def __call__(self, delivery: Delivery) -> None:
         command = await self._triage(delivery, await self._rt.region.get())
         if command is not None:
-            await send_command(self._rt.publisher, command)
+            await send_command(self._rt.publisher, command, self._lane)
 
     async def handle_batch(self, deliveries: Sequence[Delivery]) -> None:
         """Answer what needs answering here; forward all valid ones as one message."""
@@ -64,7 +68,7 @@ class IngestHandler:
                 command = await self._triage(delivery, region)
             if command is not None:
                 commands.append(command)
-        await send_commands(self._rt.publisher, commands)
+        await send_commands(self._rt.publisher, commands, self._lane)
 
     async def _triage(self, delivery: Delivery, region: RegionConfig) -> Command | None:
         """The command to forward, or None when the message was answered here."""
@@ -91,7 +95,7 @@ class IngestHandler:
         self, delivery: Delivery, partner: Partner, municipalities: Collection[str]
     ) -> Command | None:
         outcome = validate_inbound(
-            delivery.routing_key,
+            inbound_type(delivery.routing_key),
             delivery.message.body,
             roles=partner.role_names,
             municipalities=municipalities,

@@ -502,3 +502,13 @@ INBOUND_TYPES: Final[dict[str, type[InboundBase]]] = {
     "person.moved": PersonMoved,
     "person.deceased": PersonDeceased,
 }
+
+# Contract §10: an onboarding load goes in under this routing key (the body's `type`
+# stays `melding.register`) and is handled after live traffic.
+ONBOARDING_ROUTING_KEY: Final = "onboard.melding.register"
+
+
+def inbound_type(routing_key: str) -> str:
+    """The message type a routing key asks for: the onboarding key stands for
+    `melding.register`, any other key for itself."""
+    return "melding.register" if routing_key == ONBOARDING_ROUTING_KEY else routing_key

@@ -46,6 +46,11 @@ class RegionRules(_Frozen):
     regie_deadline_days: Annotated[int, Field(ge=1, le=365)] = 14
     regie_priority: list[Sector] | None = None
     inform_deadline_days: Annotated[int, Field(ge=1, le=365)] = 14
+    # Fair shares: a partner's live messages beyond this rate (per second, per ingest
+    # replica, after a burst of `live_burst`) wait in the bulk lane behind other
+    # partners' live traffic (docs/architecture.md, "Lanes").
+    live_rate: Annotated[float, Field(gt=0, le=100_000)] = 50.0
+    live_burst: Annotated[int, Field(ge=1, le=1_000_000)] = 500
 
 
 class Municipality(_Frozen):

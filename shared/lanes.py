@@ -1,0 +1,86 @@
+"""Live and bulk lanes: live traffic is never queued behind an onboarding load or a
+flooding partner.
+
+Every work queue has a bulk twin (`shared.amqp.topology.bulk`). Onboarding messages
+reach `vi.ingest.bulk` by their routing key; ingest diverts a partner's live messages
+beyond its quota there too (`services/ingest/lanes.py`). A message keeps its lane on
+every later hop: the commands ingest forwards, the notify events the matcher writes
+and the e-mail jobs the notifier makes go to the bulk twin of the next queue. Each
+service consumes both twins and starts bulk work only while no live work is in hand
+(`LiveFirst`), so bulk uses the capacity live traffic leaves over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import replace
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from shared.amqp.topology import INTERNAL_EXCHANGE, bulk
+from shared.db.outbox import OutboundMessage
+
+T = TypeVar("T")
+Work = Callable[[T], Coroutine[Any, Any, None]]
+
+
+class Lane(StrEnum):
+    LIVE = "live"
+    BULK = "bulk"
+
+    def of(self, name: str) -> str:
+        """A work queue or internal routing key, in this lane."""
+        return bulk(name) if self is Lane.BULK else name
+
+
+def in_lane(messages: Sequence[OutboundMessage], lane: Lane) -> list[OutboundMessage]:
+    """`messages` with those for an internal work queue sent to its twin in `lane`;
+    receipts and notices (to partners) as they were."""
+    return [
+        replace(m, routing_key=lane.of(m.routing_key)) if m.exchange == INTERNAL_EXCHANGE else m
+        for m in messages
+    ]
+
+
+class LiveFirst:
+    """Within one process, bulk work starts only while no live work is in hand.
+
+    Work already started is not interrupted: a live message waits at most for the
+    bulk batches that were running when it came (and shares the CPU and database with
+    them), never for the bulk backlog.
+    """
+
+    def __init__(self) -> None:
+        self._live = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @property
+    def live_in_hand(self) -> int:
+        return self._live
+
+    def serve(self, lane: Lane, handler: Callable[[T], Awaitable[None]]) -> Work[T]:
+        """`handler` run as work of `lane`."""
+        return self._live_work(handler) if lane is Lane.LIVE else self._bulk_work(handler)
+
+    def _live_work(self, handler: Callable[[T], Awaitable[None]]) -> Work[T]:
+        async def run(work: T) -> None:
+            self._live += 1
+            self._idle.clear()
+            try:
+                await handler(work)
+            finally:
+                self._live -= 1
+                if self._live == 0:
+                    self._idle.set()
+
+        return run
+
+    def _bulk_work(self, handler: Callable[[T], Awaitable[None]]) -> Work[T]:
+        async def run(work: T) -> None:
+            while self._live:
+                await self._idle.wait()
+            await handler(work)
+
+        return run
