@@ -28,8 +28,9 @@ class Context:
     stall_seconds: float = 60.0
 
     @asynccontextmanager
-    async def environment(self) -> AsyncIterator[BenchEnv]:
-        env = await BenchEnv.create(self.base, self.logins, self.region)
+    async def environment(self, region: RegionConfig | None = None) -> AsyncIterator[BenchEnv]:
+        """A fresh region (by default the run's benchmark region)."""
+        env = await BenchEnv.create(self.base, self.logins, region or self.region)
         try:
             yield env
         finally:

@@ -77,6 +77,8 @@ async def test_region_show_follows_apply_and_says_when_nothing_is_applied(
         "regie_deadline_days": 14,  # the default
         "regie_priority": None,
         "inform_deadline_days": 10,
+        "live_rate": 50.0,  # the default
+        "live_burst": 500,  # the default
     }
     assert [p["id"] for p in doc["config"]["partner"]] == ["school", "jt-noord"]
 

@@ -1,0 +1,219 @@
+"""Lanes under load: one partner sends a big load as fast as the broker confirms while
+another registers live at a fixed rate, each live melding on a youth that a third
+partner registered earlier (so each one yields a match notice).
+
+The load goes in three ways, each in a fresh region:
+* `onboarding`: with routing key `onboard.melding.register` (contract §10);
+* `flood`: as live traffic, with the region's default live rate per partner (fair
+  shares: ingest diverts the flooding partner's excess to the bulk lane);
+* `flood-unlimited`: as live traffic with no live rate, which is how every message
+  travelled before lanes: the contrast.
+For each: the live partner's publish -> receipt and publish -> match notice, and the
+load's rate (its meldingen over the time to its last receipt).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from bench.context import Context, Rate, replica_counts, summary_ms
+from bench.env import MUNICIPALITIES, REPORTER_IDS, UNLIMITED_LIVE
+from bench.pipeline import PIPELINE_SERVICES
+from bench.procs import ServiceSet
+from bench.traffic import (
+    Melding,
+    Partners,
+    Sink,
+    SmtpSink,
+    melding_body,
+    partner_queues,
+    progress,
+    wait_until,
+)
+from shared.contract.inbound import ONBOARDING_ROUTING_KEY
+from shared.contract.validation import example_bsn
+from shared.region.model import RegionConfig, RegionRules
+
+LOADER, LIVE, EARLIER = REPORTER_IDS[0], REPORTER_IDS[1], REPORTER_IDS[2]
+LIVE_KEY = "melding.register"
+
+# Variant -> (routing key of the load, whether partners are held to the default rate).
+VARIANTS: dict[str, tuple[str, bool]] = {
+    "onboarding": (ONBOARDING_ROUTING_KEY, True),
+    "flood": (LIVE_KEY, True),
+    "flood-unlimited": (LIVE_KEY, False),
+}
+
+
+@dataclass(frozen=True)
+class LaneLoad:
+    """The sizes of one lanes measurement."""
+
+    meldingen: int
+    live_rate: float
+    # Live meldingen available (each on a youth seeded beforehand); the live partner
+    # stops when the load is answered or these run out.
+    live_max: int
+
+
+def _melding(partner: str, tag: str, k: int, seed: int, now: str) -> Melding:
+    ref = f"{tag}-{k}"
+    body = melding_body(
+        ref,
+        example_bsn(seed),
+        date(2009, 1, 1) + timedelta(days=(k * 11) % 5000),
+        MUNICIPALITIES[k % len(MUNICIPALITIES)][0],
+        f"Medewerker {k % 89}",
+        now,
+    )
+    return Melding(partner, f"{tag}-m{k}", ref, json.dumps(body).encode(), partner == LIVE)
+
+
+def _traffic(size: LaneLoad, tag: str) -> tuple[list[Melding], list[Melding], list[Melding]]:
+    """The load (distinct youths, one partner), and the earlier and live meldingen
+    (pairs on the same youths, from two other partners)."""
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    load = [_melding(LOADER, f"{tag}L", k, 5_000_000 + k, now) for k in range(size.meldingen)]
+    earlier = [_melding(EARLIER, f"{tag}E", k, 9_000_000 + k, now) for k in range(size.live_max)]
+    live = [_melding(LIVE, f"{tag}V", k, 9_000_000 + k, now) for k in range(size.live_max)]
+    return load, earlier, live
+
+
+def _region(ctx: Context, limited: bool) -> RegionConfig:
+    """The run's region, with the default live rate per partner or none."""
+    defaults = RegionRules(name="defaults")
+    rates = (
+        {"live_rate": defaults.live_rate, "live_burst": defaults.live_burst}
+        if limited
+        else UNLIMITED_LIVE
+    )
+    return ctx.region.model_copy(update={"region": ctx.region.region.model_copy(update=rates)})
+
+
+async def lane_load(ctx: Context, variant: str, size: LaneLoad) -> dict[str, Any]:
+    routing_key, limited = VARIANTS[variant]
+    region = _region(ctx, limited)
+    load, earlier, live = _traffic(size, variant[:2])
+    async with ctx.environment(region) as env:
+        smtp = SmtpSink()
+        await smtp.start()
+        services = ServiceSet(ctx.env_for(env, VI_SMTP_URL=smtp.url), ctx.log_dir / variant)
+        sink = Sink(track=True)
+        partners = Partners(env)
+        sent_live: list[Melding] = []
+        try:
+            await services.start(replica_counts(ctx.replicas, PIPELINE_SERVICES))
+            await sink.start(env.amqp_url, partner_queues(env))
+            await partners.start()
+            # The youths the live partner will meet, registered first (not measured).
+            await partners.publish_all(earlier, routing_key=ONBOARDING_ROUTING_KEY)
+            await wait_until(
+                lambda: sink.receipts >= len(earlier),
+                lambda: sink.receipts,
+                stall_seconds=ctx.stall_seconds,
+                check=services.check_alive,
+            )
+            seeded = sink.receipts
+
+            def load_answered() -> int:
+                return (
+                    sink.receipts
+                    - seeded
+                    - sum(1 for m in sent_live if m.message_id in sink.receipt_at)
+                )
+
+            rate = Rate(lambda: sink.receipts)
+            line = lambda _t: (  # noqa: E731
+                f"{variant}: load sent {partners.sent - len(earlier)}/{len(load)} "
+                f"answered {load_answered()} ({rate():.0f}/s); live sent {len(sent_live)} "
+                f"receipts {sum(1 for m in sent_live if m.message_id in sink.receipt_at)} "
+                f"notices {sum(1 for m in sent_live if m.melding_ref in sink.match_notice_at)}"
+            )
+            async with progress(variant, line):
+                start = time.monotonic()
+                loading = asyncio.create_task(partners.publish_all(load, routing_key=routing_key))
+                await _live_beside(
+                    partners, live, size.live_rate, sent_live, lambda: load_answered() >= len(load)
+                )
+                await loading
+                await wait_until(
+                    lambda: (
+                        load_answered() >= len(load)
+                        and all(m.message_id in sink.receipt_at for m in sent_live)
+                        and all(m.melding_ref in sink.match_notice_at for m in sent_live)
+                    ),
+                    lambda: sink.receipts + sink.notice_count,
+                    stall_seconds=ctx.stall_seconds,
+                    check=services.check_alive,
+                )
+        finally:
+            await partners.close()
+            await sink.close()
+            await services.stop()
+            await smtp.close()
+    load_done = max(sink.receipt_at[m.message_id] for m in load)
+    seconds = load_done - start
+    return {
+        "variant": variant,
+        "routing_key": routing_key,
+        "live_rate_per_partner": region.region.live_rate if limited else None,
+        "live_burst_per_partner": region.region.live_burst if limited else None,
+        "load_meldingen": len(load),
+        "load_statuses": dict(sink.statuses),
+        "load_seconds": round(seconds, 2),
+        "load_meldingen_per_s": round(len(load) / seconds, 1),
+        "live_offered_per_s": size.live_rate,
+        "live_sent": len(sent_live),
+        "live_publish_to_receipt": summary_ms(
+            [sink.receipt_at[m.message_id] - partners.sent_at[m.message_id] for m in sent_live]
+        ),
+        "live_publish_to_match_notice": summary_ms(
+            [
+                sink.match_notice_at[m.melding_ref] - partners.sent_at[m.message_id]
+                for m in sent_live
+            ]
+        ),
+    }
+
+
+async def _live_beside(
+    partners: Partners,
+    live: list[Melding],
+    per_second: float,
+    sent: list[Melding],
+    load_done: Callable[[], bool],
+) -> None:
+    """One live melding every 1/per_second s until the load is answered (or the
+    seeded youths run out), whatever the confirms do."""
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    tasks: list[asyncio.Task[None]] = []
+    for i, melding in enumerate(live):
+        if load_done():
+            break
+        delay = began + i / per_second - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        sent.append(melding)
+        tasks.append(asyncio.create_task(partners.publish(melding, track=True)))
+    await asyncio.gather(*tasks)
+
+
+def ratios(parts: dict[str, Any]) -> dict[str, float | None]:
+    """The load's rate against the end-to-end rate of the same run."""
+    e2e = parts.get("e2e")
+    out: dict[str, float | None] = {}
+    for variant in VARIANTS:
+        part = parts.get(variant)
+        out[variant] = (
+            round(part["load_meldingen_per_s"] / e2e["meldingen_per_s"], 3)
+            if part and e2e
+            else None
+        )
+    return out
