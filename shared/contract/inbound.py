@@ -512,3 +512,10 @@ def inbound_type(routing_key: str) -> str:
     """The message type a routing key asks for: the onboarding key stands for
     `melding.register`, any other key for itself."""
     return "melding.register" if routing_key == ONBOARDING_ROUTING_KEY else routing_key
+
+
+def routing_keys(message_type: str) -> list[str]:
+    """The routing keys a partner may publish a message type under."""
+    return [
+        key for key in (message_type, ONBOARDING_ROUTING_KEY) if inbound_type(key) == message_type
+    ]
