@@ -130,7 +130,7 @@ async def lane_load(ctx: Context, variant: str, size: LaneLoad) -> dict[str, Any
 
             rate = Rate(lambda: sink.receipts)
             line = lambda _t: (  # noqa: E731
-                f"{variant}: load sent {partners.sent - len(earlier)}/{len(load)} "
+                f"{variant}: load sent {partners.sent - len(earlier) - len(sent_live)}/{len(load)} "
                 f"answered {load_answered()} ({rate():.0f}/s); live sent {len(sent_live)} "
                 f"receipts {sum(1 for m in sent_live if m.message_id in sink.receipt_at)} "
                 f"notices {sum(1 for m in sent_live if m.melding_ref in sink.match_notice_at)}"
