@@ -2,10 +2,11 @@
 flooding partner.
 
 Every work queue has a bulk twin (`shared.amqp.topology.bulk`). Onboarding messages
-reach `vi.ingest.bulk` by their routing key; ingest diverts a partner's live messages
-beyond its quota there too (`services/ingest/lanes.py`). A message keeps its lane on
-every later hop: the commands ingest forwards, the notify events the matcher writes
-and the e-mail jobs the notifier makes go to the bulk twin of the next queue. Each
+reach `vi.ingest.bulk` by their routing key; ingest forwards the commands of a
+partner's live messages beyond its fair share to `vi.matcher.bulk`
+(`services/ingest/lanes.py`). A message keeps its lane on every later hop: the
+commands ingest forwards, the notify events the matcher writes and the e-mail jobs
+the notifier makes go to the bulk twin of the next queue. Each
 service consumes both twins and starts bulk work only while no live work is in hand
 (`LiveFirst`), so bulk uses the capacity live traffic leaves over.
 """
@@ -33,6 +34,12 @@ class Lane(StrEnum):
         """A work queue or internal routing key, in this lane."""
         return bulk(name) if self is Lane.BULK else name
 
+    @property
+    def batch_concurrency(self) -> int | None:
+        """Batches handled at once from this lane's queue (None: the setting). One
+        for bulk, so a live message shares the process with one bulk batch at most."""
+        return 1 if self is Lane.BULK else None
+
 
 def in_lane(messages: Sequence[OutboundMessage], lane: Lane) -> list[OutboundMessage]:
     """`messages` with those for an internal work queue sent to its twin in `lane`;
@@ -46,9 +53,9 @@ def in_lane(messages: Sequence[OutboundMessage], lane: Lane) -> list[OutboundMes
 class LiveFirst:
     """Within one process, bulk work starts only while no live work is in hand.
 
-    Work already started is not interrupted: a live message waits at most for the
-    bulk batches that were running when it came (and shares the CPU and database with
-    them), never for the bulk backlog.
+    Work already started is not interrupted: a live message shares the CPU and the
+    database with the bulk batch that was running when it came (one per bulk queue,
+    `Lane.batch_concurrency`), but never waits for the bulk backlog.
     """
 
     def __init__(self) -> None:

@@ -57,7 +57,7 @@ LEAD_ESCALATIONS_OVERDUE = Gauge(
 
 LANE_DIVERTED = Counter(
     "vi_lane_diverted",
-    "Live messages ingest moved to the bulk lane (their partner was over its live rate)",
+    "Live messages ingest sent on in the bulk lane (their partner was over its live rate)",
     ["service", "partner"],
 )
 

@@ -11,7 +11,7 @@ from shared.service import Runtime
 
 async def setup(runtime: Runtime) -> None:
     lanes = LiveFirst()
-    live = LaneSorter(runtime, IngestHandler(runtime, lane=Lane.LIVE))
+    live = LaneSorter(runtime)
     runtime.consume(
         INGEST_QUEUE,
         lanes.serve(Lane.LIVE, live),
@@ -22,4 +22,5 @@ async def setup(runtime: Runtime) -> None:
         Lane.BULK.of(INGEST_QUEUE),
         lanes.serve(Lane.BULK, onboarding),
         batch_handler=lanes.serve(Lane.BULK, onboarding.handle_batch),
+        batch_concurrency=Lane.BULK.batch_concurrency,
     )

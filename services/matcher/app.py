@@ -16,4 +16,5 @@ async def setup(runtime: Runtime) -> None:
             lane.of(MATCHER_QUEUE),
             lanes.serve(lane, handler),
             batch_handler=lanes.serve(lane, handler.handle_batch),
+            batch_concurrency=lane.batch_concurrency,
         )

@@ -32,10 +32,12 @@ async def setup(runtime: Runtime) -> None:
             prefetch=min(settings.prefetch, NOTIFY_PREFETCH),
             batch_handler=notices.serve(lane, fan_out.handle_batch),
             batch_size=NOTIFY_BATCH_SIZE,
+            batch_concurrency=lane.batch_concurrency,
         )
         runtime.consume(
             lane.of(EMAIL_QUEUE),
             mail.serve(lane, emails),
             prefetch=min(settings.prefetch, EMAIL_PREFETCH),
             batch_handler=mail.serve(lane, emails.handle_batch),
+            batch_concurrency=lane.batch_concurrency,
         )

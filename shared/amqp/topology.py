@@ -7,7 +7,7 @@ queue) and a parked queue for messages that exhausted their retries. The quorum
 backstop against crash loops, not the retry mechanism.
 
 Every work queue has a bulk twin (`<queue>.bulk`, see `shared/lanes.py`): onboarding
-loads and the over-quota traffic of a flooding partner travel there, and each service
+loads and the traffic of a partner beyond its fair share travel there, and each service
 serves it only with capacity left over from the live queue. Partner messages reach
 ingest through `vi.inbound.lanes`, which sends `onboard.#` to `vi.ingest.bulk`; every
 other routing key, known or not, falls through its alternate exchange to `vi.ingest`,
