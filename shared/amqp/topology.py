@@ -136,9 +136,9 @@ async def declare_core(
         await queue.bind(declared[exchange], routing_key=key)
     # Partner messages flow into the lanes only once both ingest queues are bound.
     await declared[INBOUND_LANES_EXCHANGE].bind(declared[INBOUND_EXCHANGE], routing_key="#")
-    # Before the lanes, vi.ingest was bound to vi.inbound directly; with both bindings
-    # it would get every message twice. Removed only once the lanes route (a message
-    # published in between may come twice, which the inbox answers; none is lost).
+    # Before the lanes, vi.ingest was bound to vi.inbound directly, which would also
+    # bring it the onboarding keys. Removed only once the lanes route, so no message
+    # is dropped in between (the broker routes to a queue once, whatever the paths).
     ingest = await channel.get_queue(INGEST_QUEUE, ensure=False)
     await ingest.unbind(declared[INBOUND_EXCHANGE], routing_key="#")
 

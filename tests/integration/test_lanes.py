@@ -10,12 +10,13 @@ from typing import Any
 import asyncpg
 from prometheus_client import REGISTRY
 
-from shared.amqp.topology import INGEST_QUEUE, bulk
+from shared.amqp.topology import INBOUND_EXCHANGE, INGEST_QUEUE, bulk
 from shared.contract.inbound import ONBOARDING_ROUTING_KEY
 from shared.partner_client import PartnerClient
 from tests.conftest import System, apply_region
 from tests.support import (
     RegionUnderTest,
+    drain,
     eventually,
     mails,
     no_consumers,
@@ -167,3 +168,28 @@ async def test_a_flooding_partner_is_served_after_the_others(
     receipts = await jgz.collect(flood, timeout=60)
     assert {r.body["status"] for r in receipts} == {"accepted"}
     assert len({r.body["in_reply_to"] for r in receipts}) == flood
+
+
+async def test_declaring_the_lanes_over_the_old_binding_routes_each_message_once(
+    system: System, partners: dict[str, PartnerClient]
+) -> None:
+    tool = await system.start("tool", setup=no_consumers)
+    school = partners["school"]
+    # The topology before lanes: vi.ingest bound straight to vi.inbound.
+    async with tool.connection.channel() as channel:
+        ingest = await channel.get_queue(INGEST_QUEUE, ensure=False)
+        await ingest.bind(INBOUND_EXCHANGE, routing_key="#")
+    await school.send(register_body("S-OLD", bsn=valid_bsn(4_900_001)))
+    # Both ways lead to vi.ingest: the broker routes to a queue once per message.
+    assert len(await drain(tool, INGEST_QUEUE)) == 1
+
+    await tool.declare_topology()  # as `region apply` and every service at start do
+    await school.send(register_body("S-NEW", bsn=valid_bsn(4_900_002)))
+    await school.send(
+        register_body("S-ON", bsn=valid_bsn(4_900_003)), routing_key=ONBOARDING_ROUTING_KEY
+    )
+    # The old binding is gone: the onboarding message no longer reaches vi.ingest.
+    [live] = await drain(tool, INGEST_QUEUE)
+    [onboarding] = await drain(tool, bulk(INGEST_QUEUE))
+    assert b"S-NEW" in live.body
+    assert b"S-ON" in onboarding.body
