@@ -19,8 +19,24 @@ from dataclasses import replace
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from shared.amqp.topology import INTERNAL_EXCHANGE, bulk
+from aio_pika.abc import AbstractRobustConnection
+
+from shared.amqp.topology import (
+    INGEST_QUEUE,
+    INTERNAL_EXCHANGE,
+    MATCHER_QUEUE,
+    NOTIFIER_QUEUE,
+    bulk,
+)
 from shared.db.outbox import OutboundMessage
+from shared.logs import describe_error, get_logger
+
+log = get_logger(__name__)
+
+# The live queues whose backlog holds back bulk work in every service: the stages
+# that share the CPU and the database. (Not vi.email: its pace is the mail relay's.)
+WATCHED_LIVE_QUEUES = (INGEST_QUEUE, MATCHER_QUEUE, NOTIFIER_QUEUE)
+WATCH_INTERVAL_SECONDS = 0.1
 
 T = TypeVar("T")
 Work = Callable[[T], Coroutine[Any, Any, None]]
@@ -51,7 +67,9 @@ def in_lane(messages: Sequence[OutboundMessage], lane: Lane) -> list[OutboundMes
 
 
 class LiveFirst:
-    """Within one process, bulk work starts only while no live work is in hand.
+    """Bulk work starts only while no live work is in hand in this process and, with
+    `watch` running, no live queue of the system has messages waiting: the services
+    share the machine, so bulk work in one would slow live work in another.
 
     Work already started is not interrupted: a live message shares the CPU and the
     database with the bulk batch that was running when it came (one per bulk queue,
@@ -62,6 +80,31 @@ class LiveFirst:
         self._live = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        self._backlog = False
+
+    async def watch(
+        self,
+        connection: AbstractRobustConnection,
+        queues: Sequence[str] = WATCHED_LIVE_QUEUES,
+        interval: float = WATCH_INTERVAL_SECONDS,
+    ) -> None:
+        """Keep looking whether a live queue has messages waiting (for ever)."""
+        while True:
+            try:
+                async with connection.channel() as channel:
+                    # The protocol channel: a fresh declare-ok each time, nothing cached.
+                    underlay = await channel.get_underlay_channel()
+                    while True:
+                        waiting = [await underlay.queue_declare(q, passive=True) for q in queues]
+                        self._backlog = any(w.message_count for w in waiting)
+                        await asyncio.sleep(interval)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                # Without the broker there is no work either; look again soon.
+                self._backlog = False
+                log.warning("live_backlog_watch_failed", error=describe_error(exc, 300))
+                await asyncio.sleep(1.0)
 
     @property
     def live_in_hand(self) -> int:
@@ -86,8 +129,11 @@ class LiveFirst:
 
     def _bulk_work(self, handler: Callable[[T], Awaitable[None]]) -> Work[T]:
         async def run(work: T) -> None:
-            while self._live:
-                await self._idle.wait()
+            while self._live or self._backlog:
+                if self._live:
+                    await self._idle.wait()
+                else:
+                    await asyncio.sleep(WATCH_INTERVAL_SECONDS)
             await handler(work)
 
         return run

@@ -11,6 +11,7 @@ from shared.service import Runtime
 
 async def setup(runtime: Runtime) -> None:
     lanes = LiveFirst()
+    runtime.background(lambda: lanes.watch(runtime.connection))
     live = LaneSorter(runtime)
     runtime.consume(
         INGEST_QUEUE,

@@ -10,6 +10,7 @@ from shared.service import Runtime
 
 async def setup(runtime: Runtime) -> None:
     lanes = LiveFirst()
+    runtime.background(lambda: lanes.watch(runtime.connection))
     for lane in Lane:
         handler = MatcherHandler(runtime, lane=lane)
         runtime.consume(

@@ -24,6 +24,7 @@ async def setup(runtime: Runtime) -> None:
     emails = EmailHandler(runtime, mailer)
     # Notices and e-mails each serve their bulk queue with what live leaves over.
     notices, mail = LiveFirst(), LiveFirst()
+    runtime.background(lambda: notices.watch(runtime.connection))
     for lane in Lane:
         fan_out = FanOutHandler(runtime, lane=lane)
         runtime.consume(
