@@ -16,16 +16,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from bench.context import Context, Rate, replica_counts, summary_ms
+from bench.context import Context, replica_counts, summary_ms
 from bench.env import MUNICIPALITIES, REPORTER_IDS, UNLIMITED_LIVE
 from bench.pipeline import PIPELINE_SERVICES
-from bench.procs import ServiceSet
+from bench.procs import REPO_ROOT, ServiceSet
 from bench.traffic import (
     Melding,
     Partners,
@@ -43,7 +43,7 @@ from shared.region.model import RegionConfig, RegionRules
 
 LOADER, LIVE, EARLIER = REPORTER_IDS[0], REPORTER_IDS[1], REPORTER_IDS[2]
 LIVE_KEY = "melding.register"
-LIVE_QUEUE = partner_queue(LIVE)
+LIVE_QUEUE, LOADER_QUEUE = partner_queue(LIVE), partner_queue(LOADER)
 
 # Variant -> (routing key of the load, whether partners are held to the default rate).
 VARIANTS: dict[str, tuple[str, bool]] = {
@@ -77,14 +77,18 @@ def _melding(partner: str, tag: str, k: int, seed: int, now: str) -> Melding:
     return Melding(partner, f"{tag}-m{k}", ref, json.dumps(body).encode(), partner == LIVE)
 
 
-def _traffic(size: LaneLoad, tag: str) -> tuple[list[Melding], list[Melding], list[Melding]]:
-    """The load (distinct youths, one partner), and the earlier and live meldingen
-    (pairs on the same youths, from two other partners)."""
+def load_meldingen(count: int, tag: str, now: str) -> list[Melding]:
+    """The load: `count` meldingen of one partner on distinct youths."""
+    return [_melding(LOADER, f"{tag}L", k, 5_000_000 + k, now) for k in range(count)]
+
+
+def _live_pairs(size: LaneLoad, tag: str) -> tuple[list[Melding], list[Melding]]:
+    """The earlier and the live meldingen: pairs on the same youths, from two other
+    partners than the loader."""
     now = datetime.now(UTC).isoformat(timespec="seconds")
-    load = [_melding(LOADER, f"{tag}L", k, 5_000_000 + k, now) for k in range(size.meldingen)]
     earlier = [_melding(EARLIER, f"{tag}E", k, 9_000_000 + k, now) for k in range(size.live_max)]
     live = [_melding(LIVE, f"{tag}V", k, 9_000_000 + k, now) for k in range(size.live_max)]
-    return load, earlier, live
+    return earlier, live
 
 
 def _region(ctx: Context, limited: bool) -> RegionConfig:
@@ -101,21 +105,24 @@ def _region(ctx: Context, limited: bool) -> RegionConfig:
 async def lane_load(ctx: Context, variant: str, size: LaneLoad) -> dict[str, Any]:
     routing_key, limited = VARIANTS[variant]
     region = _region(ctx, limited)
-    load, earlier, live = _traffic(size, variant[:2])
+    tag = variant[:2]
+    earlier, live = _live_pairs(size, tag)
     async with ctx.environment(region) as env:
         smtp = SmtpSink()
         await smtp.start()
         services = ServiceSet(ctx.env_for(env, VI_SMTP_URL=smtp.url), ctx.log_dir / variant)
-        # The live partner's mailbox on a connection of its own, so that its receipts
-        # are not timed behind the load's receipts in the benchmark's own consumer.
+        # The live partner's mailbox on a connection of its own; the loader's is read
+        # by the loader process (bench/loader.py).
         sink, live_sink = Sink(track=True), Sink(track=True)
+        others = [q for q in partner_queues(env) if q not in (LIVE_QUEUE, LOADER_QUEUE)]
         partners = Partners(env)
         sent_live: list[Melding] = []
+        loader: asyncio.subprocess.Process | None = None
         try:
             await services.start(replica_counts(ctx.replicas, PIPELINE_SERVICES))
-            await sink.start(env.amqp_url, [q for q in partner_queues(env) if q != LIVE_QUEUE])
+            await sink.start(env.amqp_url, others)
             await live_sink.start(env.amqp_url, [LIVE_QUEUE])
-            await partners.start()
+            await partners.start([LIVE, EARLIER])
             # The youths the live partner will meet, registered first (not measured).
             await partners.publish_all(earlier, routing_key=ONBOARDING_ROUTING_KEY)
             await wait_until(
@@ -124,54 +131,67 @@ async def lane_load(ctx: Context, variant: str, size: LaneLoad) -> dict[str, Any
                 stall_seconds=ctx.stall_seconds,
                 check=services.check_alive,
             )
-            seeded = sink.receipts
 
-            def load_answered() -> int:
-                return sink.receipts - seeded
+            def loading() -> bool:
+                return loader is not None and loader.returncode is None
 
             def live_done() -> bool:
                 return all(m.message_id in live_sink.receipt_at for m in sent_live) and all(
                     m.melding_ref in live_sink.match_notice_at for m in sent_live
                 )
 
-            rate = Rate(lambda: sink.receipts)
             line = lambda _t: (  # noqa: E731
-                f"{variant}: load sent {partners.sent - len(earlier) - len(sent_live)}/"
-                f"{len(load)} answered {load_answered()} ({rate():.0f}/s); "
-                f"live sent {len(sent_live)} receipts {live_sink.receipts} "
-                f"notices {len(live_sink.match_notice_at)}"
+                f"{variant}: loader {'busy' if loading() else 'done'} "
+                f"({size.meldingen} meldingen); live sent {len(sent_live)} "
+                f"receipts {live_sink.receipts} notices {len(live_sink.match_notice_at)}"
             )
             async with progress(variant, line):
-                start = time.monotonic()
-                loading = asyncio.create_task(partners.publish_all(load, routing_key=routing_key))
-                await _live_beside(
-                    partners, live, size.live_rate, sent_live, lambda: load_answered() >= len(load)
+                loader = await asyncio.create_subprocess_exec(
+                    sys.executable,
+                    "-m",
+                    "bench.loader",
+                    env.partner_url(LOADER),
+                    env.amqp_url,
+                    LOADER_QUEUE,
+                    region.partners_by_id[LOADER].broker_user,
+                    tag,
+                    str(size.meldingen),
+                    routing_key,
+                    stdout=asyncio.subprocess.PIPE,
+                    cwd=REPO_ROOT,
                 )
-                await loading
+                await _live_beside(partners, live, size.live_rate, sent_live, lambda: not loading())
                 await wait_until(
-                    lambda: load_answered() >= len(load) and live_done(),
-                    lambda: sink.receipts + live_sink.receipts + live_sink.notice_count,
-                    stall_seconds=ctx.stall_seconds,
+                    lambda: not loading() and live_done(),
+                    lambda: live_sink.receipts + live_sink.notice_count + int(loading()),
+                    # The loader shows no progress while it works: allow for its load.
+                    stall_seconds=ctx.stall_seconds + size.meldingen / 50,
                     check=services.check_alive,
                 )
+                assert loader.stdout is not None
+                loaded = json.loads(await loader.stdout.read())
         finally:
+            if loader is not None and loader.returncode is None:
+                loader.kill()
+                await loader.wait()
             await partners.close()
             await sink.close()
             await live_sink.close()
             await services.stop()
             await smtp.close()
-    load_done = max(sink.receipt_at[m.message_id] for m in load)
-    seconds = load_done - start
+    seconds = loaded["last_receipt"] - loaded["started"]
     return {
         "variant": variant,
         "routing_key": routing_key,
         "live_rate_per_partner": region.region.live_rate if limited else None,
         "live_burst_per_partner": region.region.live_burst if limited else None,
-        "load_meldingen": len(load),
-        "load_statuses": dict(sink.statuses),
-        "live_statuses": dict(live_sink.statuses),
+        "load_meldingen": size.meldingen,
+        "load_statuses": loaded["statuses"],
+        "load_publish_seconds": round(loaded["published"] - loaded["started"], 2),
         "load_seconds": round(seconds, 2),
-        "load_meldingen_per_s": round(len(load) / seconds, 1),
+        "load_meldingen_per_s": round(size.meldingen / seconds, 1),
+        "seeded_statuses": dict(sink.statuses),
+        "live_statuses": dict(live_sink.statuses),
         "live_offered_per_s": size.live_rate,
         "live_sent": len(sent_live),
         "live_publish_to_receipt": summary_ms(

@@ -41,7 +41,8 @@ async def test_bench_lanes_parts_time_the_live_partner_beside_each_load(tmp_path
         live = part["live_sent"]
         assert 1 <= live <= LIVE_MAX
         # Every melding answered: the seeded youths and the load, and the live ones.
-        assert part["load_statuses"] == {"accepted": LIVE_MAX + LOAD}, variant
+        assert part["load_statuses"] == {"accepted": LOAD}, variant
+        assert part["seeded_statuses"] == {"accepted": LIVE_MAX}, variant
         assert part["live_statuses"] == {"accepted": live}, variant
         assert part["live_publish_to_receipt"]["n"] == live
         assert part["live_publish_to_match_notice"]["n"] == live
