@@ -89,6 +89,7 @@ class LiveFirst:
         interval: float = WATCH_INTERVAL_SECONDS,
     ) -> None:
         """Keep looking whether a live queue has messages waiting (for ever)."""
+        failing = False
         while True:
             try:
                 async with connection.channel() as channel:
@@ -97,13 +98,17 @@ class LiveFirst:
                     while True:
                         waiting = [await underlay.queue_declare(q, passive=True) for q in queues]
                         self._backlog = any(w.message_count for w in waiting)
+                        failing = False
                         await asyncio.sleep(interval)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                # Without the broker there is no work either; look again soon.
+                # Without the broker there is no work either; look again soon. One line
+                # per outage: the backend watch already reports the broker's state.
                 self._backlog = False
-                log.warning("live_backlog_watch_failed", error=describe_error(exc, 300))
+                if not failing:
+                    log.info("live_backlog_watch_paused", error=describe_error(exc, 300))
+                failing = True
                 await asyncio.sleep(1.0)
 
     @property
