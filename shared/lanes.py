@@ -1,5 +1,5 @@
-"""Live and bulk lanes: live traffic is never queued behind an onboarding load or a
-flooding partner.
+"""Live and bulk lanes: live traffic is not queued behind an onboarding load, nor
+behind the matching and e-mails of a partner sending beyond its fair share.
 
 Every work queue has a bulk twin (`shared.amqp.topology.bulk`). Onboarding messages
 reach `vi.ingest.bulk` by their routing key; ingest forwards the commands of a
