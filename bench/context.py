@@ -29,6 +29,7 @@ class Context:
 
     @asynccontextmanager
     async def environment(self, region: RegionConfig | None = None) -> AsyncIterator[BenchEnv]:
+        """A fresh region (by default the run's benchmark region)."""
         env = await BenchEnv.create(self.base, self.logins, region or self.region)
         try:
             yield env

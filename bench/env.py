@@ -36,6 +36,9 @@ MUNICIPALITIES: tuple[tuple[str, str], ...] = (
     ("0344", "Utrecht"),
 )
 REPORTER_IDS: tuple[str, ...] = tuple(pid for pid, _, _ in REPORTERS)
+# The parts other than bench/lanes.py measure the pipeline as it was before lanes: no
+# partner is held to a live rate, so a bulk load stays in the live lane.
+UNLIMITED_LIVE = {"live_rate": 100_000.0, "live_burst": 1_000_000}
 
 
 def with_login(url: str, *, user: str, password: str, vhost: str) -> str:
@@ -70,7 +73,12 @@ def region_document(login_prefix: str) -> dict[str, Any]:
     return {
         # Family matching off: the pipeline parts measure what they always did; the
         # e2e-family part turns it on (bench/family.py).
-        "region": {"name": "Benchmarkregio", "regie_deadline_days": 14, "family_match": []},
+        "region": {
+            "name": "Benchmarkregio",
+            "regie_deadline_days": 14,
+            "family_match": [],
+            **UNLIMITED_LIVE,
+        },
         "municipality": [
             {"code": code, "name": name, "coordinator_email": f"regie@{name.lower()}.example"}
             for code, name in MUNICIPALITIES

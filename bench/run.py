@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import platform
@@ -24,6 +25,7 @@ from typing import Any
 
 from bench.context import Context
 from bench.env import Logins
+from bench.lanes import VARIANTS, LaneLoad, lane_load, ratios
 from bench.latency import latency
 from bench.matcher import matcher_scaling
 from bench.memory import backlog_memory, flat
@@ -31,7 +33,16 @@ from bench.pipeline import Fanout, bare_relay, end_to_end
 from bench.procs import REPO_ROOT
 from shared.settings import Settings
 
-PARTS = ("e2e", "e2e-family", "baseline", "baseline-receipts", "latency", "matcher", "memory")
+PARTS = (
+    "e2e",
+    "e2e-family",
+    "baseline",
+    "baseline-receipts",
+    "latency",
+    "matcher",
+    "memory",
+    *VARIANTS,
+)
 # One of each on the reference machine (2 cores): fewer processes, bigger batches.
 DEFAULT_REPLICAS = {"ingest": 1, "matcher": 1, "notifier": 1, "retention": 1}
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
@@ -42,6 +53,10 @@ TARGET_MELDINGEN_PER_S = 1000.0
 TARGET_P99_MS = 200.0
 TARGET_MATCHER_RATIO = 0.8
 TARGET_RSS_MB = 200.0
+# Lanes (contract §10, fair shares): the live partner beside a big load.
+TARGET_LIVE_RECEIPT_P99_MS = 1000.0
+TARGET_LIVE_NOTICE_P99_MS = 2000.0
+TARGET_ONBOARDING_RATIO = 0.9
 
 
 @dataclass
@@ -56,6 +71,9 @@ class Options:
     matcher_stored: tuple[int, int] = (10_000, 1_000_000)
     matcher_commands: int = 20_000
     backlogs: tuple[int, int] = (50_000, 200_000)
+    lanes_meldingen: int = 100_000
+    lanes_live_rate: float = 10.0
+    lanes_live_max: int = 3_000
     service_env: dict[str, str] = field(default_factory=dict)
     stall_seconds: float = 60.0
     output: Path | None = RESULTS_DIR
@@ -73,6 +91,8 @@ class Options:
             matcher_stored=(1_000, 10_000),
             matcher_commands=1_000,
             backlogs=(500, 2_000),
+            lanes_meldingen=2_000,
+            lanes_live_max=300,
             stall_seconds=30.0,
         )
         for key, value in changes.items():
@@ -122,6 +142,17 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
     )
     p.add_argument("--matcher-commands", type=int, help="commands per matcher run (20000)")
     p.add_argument("--backlogs", type=_pair, help="backlog sizes, small,large (50000,200000)")
+    p.add_argument(
+        "--lanes-meldingen",
+        type=int,
+        help="the big load beside the live partner in onboarding/flood parts (100000)",
+    )
+    p.add_argument("--lanes-live-rate", type=float, help="the live partner's meldingen/s (10)")
+    p.add_argument(
+        "--lanes-live-max",
+        type=int,
+        help="live meldingen at most (youths seeded for them) per lanes part (3000)",
+    )
     p.add_argument("--prefetch", type=int, help="VI_PREFETCH for the services (64)")
     p.add_argument("--db-pool-size", type=int, help="VI_DB_POOL_SIZE for the services (10)")
     p.add_argument("--batch-size", type=int, help="VI_BATCH_SIZE for the services (32)")
@@ -132,7 +163,14 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
     for name in ("meldingen", "replicas", "latency_rate", "latency_seconds"):
         if getattr(args, name) is not None:
             setattr(options, name, getattr(args, name))
-    for name in ("matcher_stored", "matcher_commands", "backlogs"):
+    for name in (
+        "matcher_stored",
+        "matcher_commands",
+        "backlogs",
+        "lanes_meldingen",
+        "lanes_live_rate",
+        "lanes_live_max",
+    ):
         if getattr(args, name) is not None:
             setattr(options, name, getattr(args, name))
     options.skip = {s.strip() for item in args.skip for s in item.split(",") if s.strip()}
@@ -164,6 +202,46 @@ def evaluate(parts: dict[str, Any]) -> list[dict[str, Any]]:
     matcher = parts.get("matcher")
     memory = parts.get("memory")
     peak = max(s["peak_rss_mb"] for s in memory["large"]["services"].values()) if memory else None
+    return _base_targets(ratio, e2e, p99, matcher, memory, peak) + _lane_targets(parts)
+
+
+def _lane_targets(parts: dict[str, Any]) -> list[dict[str, Any]]:
+    targets = []
+    for variant in ("onboarding", "flood"):
+        part = parts.get(variant)
+        for key, name, goal in (
+            ("live_publish_to_receipt", "receipt", TARGET_LIVE_RECEIPT_P99_MS),
+            ("live_publish_to_match_notice", "match notice", TARGET_LIVE_NOTICE_P99_MS),
+        ):
+            value = part[key]["p99_ms"] if part else None
+            targets.append(
+                _target(
+                    f"{variant}: live partner's p99 publish -> {name}",
+                    f"< {goal:.0f} ms",
+                    value,
+                    None if value is None else value < goal,
+                )
+            )
+    ratio = ratios(parts)["onboarding"]
+    targets.append(
+        _target(
+            "onboarding load rate vs end-to-end rate",
+            f">= {TARGET_ONBOARDING_RATIO} x",
+            ratio,
+            None if ratio is None else ratio >= TARGET_ONBOARDING_RATIO,
+        )
+    )
+    return targets
+
+
+def _base_targets(
+    ratio: float | None,
+    e2e: dict[str, Any] | None,
+    p99: float | None,
+    matcher: dict[str, Any] | None,
+    memory: dict[str, Any] | None,
+    peak: float | None,
+) -> list[dict[str, Any]]:
     return [
         _target(
             "end-to-end vs bare relay",
@@ -264,6 +342,9 @@ async def run(options: Options) -> dict[str, Any]:
             ),
         )
         await part("memory", lambda: _memory(ctx, options.backlogs))
+        size = LaneLoad(options.lanes_meldingen, options.lanes_live_rate, options.lanes_live_max)
+        for variant in VARIANTS:
+            await part(variant, functools.partial(lane_load, ctx, variant, size))
     finally:
         await logins.delete()
     e2e, baseline = parts.get("e2e"), parts.get("baseline")
@@ -297,6 +378,7 @@ async def run(options: Options) -> dict[str, Any]:
             if e2e and receipts_only
             else None
         ),
+        "ratio_load_vs_e2e": ratios(parts),
         "targets": evaluate(parts),
         "errors": errors,
         "logs": str(ctx.log_dir),
@@ -392,6 +474,27 @@ def summary(result: dict[str, Any]) -> str:
             )
             rows.append((f"peak RSS MB, backlog {r['backlog']}", peaks))
         rows.append(("memory flat", str(mem["flat"])))
+    for variant in VARIANTS:
+        if variant in parts:
+            v = parts[variant]
+            rows.append(
+                (
+                    f"{variant} load",
+                    f"{v['load_meldingen']} meldingen in {v['load_seconds']} s: "
+                    f"{v['load_meldingen_per_s']}/s "
+                    f"({result['ratio_load_vs_e2e'][variant]} x end to end)",
+                )
+            )
+            for key in ("live_publish_to_receipt", "live_publish_to_match_notice"):
+                s = v[key]
+                rows.append(
+                    (
+                        f"  live {key.removeprefix('live_').replace('_', ' ')} "
+                        f"@{v['live_offered_per_s']:.0f}/s",
+                        f"p50 {s['p50_ms']} ms  p99 {s['p99_ms']} ms  max {s['max_ms']} ms "
+                        f"(n={s['n']})",
+                    )
+                )
     for t in result["targets"]:
         mark = {True: "met", False: "NOT met", None: "not run"}[t["met"]]
         rows.append((f"target: {t['target']}", f"{t['goal']}: {t['value']} -> {mark}"))

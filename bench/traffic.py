@@ -123,10 +123,10 @@ class Partners:
             await connection.close()
         self._connections.clear()
 
-    def _outgoing(self, melding: Melding) -> Outgoing:
+    def _outgoing(self, melding: Melding, routing_key: str = "melding.register") -> Outgoing:
         return Outgoing(
             INBOUND_EXCHANGE,
-            "melding.register",
+            routing_key,
             melding.body,
             message_id=melding.message_id,
             user_id=self._env.region.partners_by_id[melding.partner_id].broker_user,
@@ -139,17 +139,25 @@ class Partners:
         self.sent += 1
 
     async def publish_all(
-        self, meldingen: Sequence[Melding], *, chunk: int = 32, window: int = 8
+        self,
+        meldingen: Sequence[Melding],
+        *,
+        chunk: int = 32,
+        window: int = 8,
+        routing_key: str = "melding.register",
     ) -> None:
         """As fast as the broker confirms: chunks of `chunk` meldingen (each partner's
-        share written together), up to `window` chunks in flight."""
+        share written together), up to `window` chunks in flight. An onboarding load
+        passes `routing_key="onboard.melding.register"`."""
         chunks = iter(chunked(meldingen, chunk))
 
         async def worker() -> None:
             for part in chunks:
                 by_partner: dict[str, list[Outgoing]] = {}
                 for melding in part:
-                    by_partner.setdefault(melding.partner_id, []).append(self._outgoing(melding))
+                    by_partner.setdefault(melding.partner_id, []).append(
+                        self._outgoing(melding, routing_key)
+                    )
                 await asyncio.gather(
                     *(self._publishers[pid].publish_many(out) for pid, out in by_partner.items())
                 )

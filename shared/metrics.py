@@ -55,6 +55,12 @@ LEAD_ESCALATIONS_OVERDUE = Gauge(
     ["service"],
 )
 
+LANE_DIVERTED = Counter(
+    "vi_lane_diverted",
+    "Live messages ingest sent on in the bulk lane (their partner was over its live rate)",
+    ["service", "partner"],
+)
+
 
 def watch_queue(service: str, queue: str) -> None:
     """Export the series of a queue `service` consumes, at zero, before any message."""

@@ -108,10 +108,12 @@ class Runtime:
         batch_handler: BatchHandler | None = None,
         batch_size: int | None = None,
         on_acked: AckedHook | None = None,
+        batch_concurrency: int | None = None,
     ) -> None:
         """Consume `queue` with `handler`; with `batch_handler`, messages that queue up
         are handled in batches (see `shared.amqp.consumer`) of at most `batch_size`
-        (default VI_BATCH_SIZE) messages; `on_acked` hears of confirmed acks."""
+        (default VI_BATCH_SIZE) messages, at most `batch_concurrency` (default
+        VI_BATCH_CONCURRENCY) at once; `on_acked` hears of confirmed acks."""
         metrics.watch_queue(self.service, queue)
         self.consumers.append(
             Consumer(
@@ -128,7 +130,7 @@ class Runtime:
                 redeclare=self.declare_topology,
                 batch_handler=batch_handler,
                 batch_size=min(batch_size or self.settings.batch_size, self.settings.batch_size),
-                batch_concurrency=self.settings.batch_concurrency,
+                batch_concurrency=batch_concurrency or self.settings.batch_concurrency,
                 on_acked=on_acked,
             )
         )

@@ -3,12 +3,27 @@
 from __future__ import annotations
 
 from services.ingest.handler import IngestHandler
+from services.ingest.lanes import LaneSorter
 from shared.amqp.topology import INGEST_QUEUE
+from shared.lanes import Lane, LiveFirst
 from shared.service import Runtime
 
 
 async def setup(runtime: Runtime) -> None:
-    handler = IngestHandler(runtime)
+    lanes = LiveFirst()
+    runtime.background(lambda: lanes.watch(runtime.connection))
+    live = LaneSorter(runtime)
     runtime.consume(
-        INGEST_QUEUE, handler, batch_handler=handler.handle_batch, on_acked=handler.acked
+        INGEST_QUEUE,
+        lanes.serve(Lane.LIVE, live),
+        batch_handler=lanes.serve(Lane.LIVE, live.handle_batch),
+        on_acked=live.acked,
+    )
+    onboarding = IngestHandler(runtime, lane=Lane.BULK)
+    runtime.consume(
+        Lane.BULK.of(INGEST_QUEUE),
+        lanes.serve(Lane.BULK, onboarding),
+        batch_handler=lanes.serve(Lane.BULK, onboarding.handle_batch),
+        batch_concurrency=Lane.BULK.batch_concurrency,
+        on_acked=onboarding.acked,
     )

@@ -41,11 +41,13 @@ from shared.amqp.topology import REJECTED_QUEUE
 from shared.clock import Clock, utcnow
 from shared.commands import send_commands
 from shared.contract.errors import ErrorItem
+from shared.contract.inbound import inbound_type
 from shared.contract.outbound import Receipt, dump_json
 from shared.contract.validation import Invalid, check_message_id, validate_inbound
 from shared.db import arrivals
 from shared.db.arrivals import Arrival
 from shared.envelopes import Command
+from shared.lanes import Lane
 from shared.logs import get_logger, message_context
 from shared.receipts import claim_or_answer_duplicate, receipt_message, rejected
 from shared.region.model import RegionConfig
@@ -57,9 +59,11 @@ _NO_ID_NS = uuid.UUID("0b7e0b55-35a4-4c53-a3a5-1d1e56c0c6c8")
 
 
 class IngestHandler:
-    def __init__(self, runtime: Runtime, clock: Clock = utcnow) -> None:
+    def __init__(self, runtime: Runtime, clock: Clock = utcnow, *, lane: Lane = Lane.LIVE) -> None:
         self._rt = runtime
         self._clock = clock
+        # Valid messages go on to the matcher in the lane they came in.
+        self._lane = lane
 
     async def __call__(self, delivery: Delivery) -> None:
         command = await self._triage(delivery, await self._rt.region.get())
@@ -104,6 +108,7 @@ class IngestHandler:
                 command.model_copy(update={"arrival_id": arrival_id})
                 for (_, command), arrival_id in zip(valid, ids, strict=True)
             ],
+            self._lane,
         )
 
     async def _triage(self, delivery: Delivery, region: RegionConfig) -> Command | None:
@@ -132,7 +137,7 @@ class IngestHandler:
         self, delivery: Delivery, sender: Sender, municipalities: Collection[str]
     ) -> Command | None:
         outcome = validate_inbound(
-            delivery.routing_key,
+            inbound_type(delivery.routing_key),
             delivery.message.body,
             roles=sender.partner.role_names if sender.partner else frozenset(),
             municipalities=municipalities,

@@ -32,6 +32,7 @@ from shared.db.pool import Conn
 from shared.envelopes import COMMAND_BATCH_TYPE, Command, unpack
 from shared.index import repository as repo
 from shared.index.notices import merge_notify_messages
+from shared.lanes import Lane, in_lane
 from shared.logs import describe_error, get_logger, message_context
 from shared.receipts import answer_to_handled, rejected
 from shared.service import Runtime
@@ -111,9 +112,11 @@ class FactsFailed(Exception):
 
 
 class MatcherHandler:
-    def __init__(self, runtime: Runtime, clock: Clock = utcnow) -> None:
+    def __init__(self, runtime: Runtime, clock: Clock = utcnow, *, lane: Lane = Lane.LIVE) -> None:
         self._rt = runtime
         self._clock = clock
+        # The notify events of a command go on in the lane it came in.
+        self._lane = lane
 
     async def __call__(self, delivery: Delivery) -> None:
         commands = parse_commands(delivery)
@@ -134,7 +137,7 @@ class MatcherHandler:
         """One command of a batch may be the cause: pass each on as a message of its own
         (nothing of the batch was committed), to be retried or parked alone."""
         log.warning("command_batch_split", commands=len(commands), error=error)
-        await asyncio.gather(*(send_command(self._rt.publisher, c) for c in commands))
+        await asyncio.gather(*(send_command(self._rt.publisher, c, self._lane) for c in commands))
 
     async def handle_batch(self, deliveries: Sequence[Delivery]) -> None:
         try:
@@ -226,7 +229,7 @@ class MatcherHandler:
                             await self._apply(batch, command, receipt_id)
             await settle_family(batch)
             await batch.journal.write(conn)
-            uow.messages[:] = merge_notify_messages(uow.messages)
+            uow.messages[:] = in_lane(merge_notify_messages(uow.messages), self._lane)
 
     async def _register_all(
         self,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from services.notifier.handler import EmailHandler, FanOutHandler
 from services.notifier.mailer import mailer_for
 from shared.amqp.topology import EMAIL_QUEUE, NOTIFIER_QUEUE
+from shared.lanes import Lane, LiveFirst
 from shared.service import Runtime
 
 # E-mail messages held per notifier, each with at most ITEMS_PER_MESSAGE e-mails.
@@ -18,20 +19,26 @@ NOTIFY_BATCH_SIZE = 4
 
 async def setup(runtime: Runtime) -> None:
     settings = runtime.settings
-    fan_out = FanOutHandler(runtime)
-    runtime.consume(
-        NOTIFIER_QUEUE,
-        fan_out,
-        prefetch=min(settings.prefetch, NOTIFY_PREFETCH),
-        batch_handler=fan_out.handle_batch,
-        batch_size=NOTIFY_BATCH_SIZE,
-    )
     mailer = mailer_for(settings.smtp_url, settings.mail_dir)
     runtime.on_close(mailer.close)
     emails = EmailHandler(runtime, mailer)
-    runtime.consume(
-        EMAIL_QUEUE,
-        emails,
-        prefetch=min(settings.prefetch, EMAIL_PREFETCH),
-        batch_handler=emails.handle_batch,
-    )
+    # Notices and e-mails each serve their bulk queue with what live leaves over.
+    notices, mail = LiveFirst(), LiveFirst()
+    runtime.background(lambda: notices.watch(runtime.connection))
+    for lane in Lane:
+        fan_out = FanOutHandler(runtime, lane=lane)
+        runtime.consume(
+            lane.of(NOTIFIER_QUEUE),
+            notices.serve(lane, fan_out),
+            prefetch=min(settings.prefetch, NOTIFY_PREFETCH),
+            batch_handler=notices.serve(lane, fan_out.handle_batch),
+            batch_size=NOTIFY_BATCH_SIZE,
+            batch_concurrency=lane.batch_concurrency,
+        )
+        runtime.consume(
+            lane.of(EMAIL_QUEUE),
+            mail.serve(lane, emails),
+            prefetch=min(settings.prefetch, EMAIL_PREFETCH),
+            batch_handler=mail.serve(lane, emails.handle_batch),
+            batch_concurrency=lane.batch_concurrency,
+        )

@@ -28,6 +28,7 @@ from shared.envelopes import (
     derived_id,
     unpack,
 )
+from shared.lanes import Lane
 from shared.logs import get_logger
 from shared.service import Runtime
 
@@ -39,8 +40,10 @@ class FanOutHandler:
     republishes with the same ids, which partners and the e-mail step drop as
     duplicates. The e-mails of all events handled together travel as one message."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, *, lane: Lane = Lane.LIVE) -> None:
         self._rt = runtime
+        # The e-mail jobs of an event go on in the lane it came in.
+        self._lane = lane
 
     async def __call__(self, delivery: Delivery) -> None:
         await self.handle_batch([delivery])
@@ -61,7 +64,7 @@ class FanOutHandler:
                 for event in events
                 for notice in event.notices
             ]
-            + [_email_message(chunk, events[0].event_id) for chunk in chunked(jobs)]
+            + [_email_message(chunk, events[0].event_id, self._lane) for chunk in chunked(jobs)]
         )
         # One line per batch: at bulk load a line per event or e-mail costs more than
         # the work it reports.
@@ -73,12 +76,12 @@ class FanOutHandler:
         )
 
 
-def _email_message(jobs: Sequence[EmailJob], first_event: uuid.UUID) -> Outgoing:
+def _email_message(jobs: Sequence[EmailJob], first_event: uuid.UUID, lane: Lane) -> Outgoing:
     # Derived from the jobs, so a redelivered event group repeats the same message id.
     batch_id = derived_id(first_event, "emails", *(str(j.message_id) for j in jobs))
     return Outgoing(
         INTERNAL_EXCHANGE,
-        EMAIL_KEY,
+        lane.of(EMAIL_KEY),
         EmailBatch(items=list(jobs)).model_dump_json().encode(),
         message_id=str(batch_id),
         message_type=EMAIL_BATCH_TYPE,

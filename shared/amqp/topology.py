@@ -5,6 +5,13 @@ queues; each has delay queues for retries (fixed TTL, dead-lettering back to the
 queue) and a parked queue for messages that exhausted their retries. The quorum
 `x-delivery-limit` with at-least-once dead-lettering into the parked queue is the
 backstop against crash loops, not the retry mechanism.
+
+Every work queue has a bulk twin (`<queue>.bulk`, see `shared/lanes.py`): onboarding
+loads and the traffic of a partner beyond its fair share travel there, and each service
+serves it only with capacity left over from the live queue. Partner messages reach
+ingest through `vi.inbound.lanes`, which sends `onboard.#` to `vi.ingest.bulk`; every
+other routing key, known or not, falls through its alternate exchange to `vi.ingest`,
+so an unknown key is still answered.
 """
 
 from __future__ import annotations
@@ -20,6 +27,11 @@ OUTBOUND_EXCHANGE = "vi.outbound"
 INTERNAL_EXCHANGE = "vi.internal"
 REJECTED_QUEUE = "vi.rejected"
 
+# Behind vi.inbound: sorts partner messages into the ingest lanes (see above).
+INBOUND_LANES_EXCHANGE = "vi.inbound.lanes"
+INBOUND_LIVE_EXCHANGE = "vi.inbound.live"
+ONBOARD_PATTERN = "onboard.#"
+
 INGEST_QUEUE = "vi.ingest"
 MATCHER_QUEUE = "vi.matcher"
 NOTIFIER_QUEUE = "vi.notifier"
@@ -30,11 +42,23 @@ MATCHER_KEY = "matcher"
 NOTIFIER_KEY = "notifier"
 EMAIL_KEY = "email"
 
+BULK_SUFFIX = ".bulk"
+
+
+def bulk(name: str) -> str:
+    """The bulk twin of a work queue or internal routing key."""
+    return name + BULK_SUFFIX
+
+
 WORK_QUEUES: dict[str, tuple[str, str]] = {
-    INGEST_QUEUE: (INBOUND_EXCHANGE, "#"),
+    INGEST_QUEUE: (INBOUND_LIVE_EXCHANGE, ""),
     MATCHER_QUEUE: (INTERNAL_EXCHANGE, MATCHER_KEY),
     NOTIFIER_QUEUE: (INTERNAL_EXCHANGE, NOTIFIER_KEY),
     EMAIL_QUEUE: (INTERNAL_EXCHANGE, EMAIL_KEY),
+    bulk(INGEST_QUEUE): (INBOUND_LANES_EXCHANGE, ONBOARD_PATTERN),
+    bulk(MATCHER_QUEUE): (INTERNAL_EXCHANGE, bulk(MATCHER_KEY)),
+    bulk(NOTIFIER_QUEUE): (INTERNAL_EXCHANGE, bulk(NOTIFIER_KEY)),
+    bulk(EMAIL_QUEUE): (INTERNAL_EXCHANGE, bulk(EMAIL_KEY)),
 }
 
 
@@ -102,6 +126,7 @@ async def declare_core(
         name: await channel.declare_exchange(name, kind, durable=True)
         for name, kind in exchanges.items()
     }
+    declared |= await _declare_inbound_lanes(channel)
     await channel.declare_queue(REJECTED_QUEUE, durable=True, arguments=_quorum())
     for queue_name, (exchange, key) in WORK_QUEUES.items():
         await declare_work_queue(
@@ -109,6 +134,28 @@ async def declare_core(
         )
         queue = await channel.get_queue(queue_name, ensure=False)
         await queue.bind(declared[exchange], routing_key=key)
+    # Partner messages flow into the lanes only once both ingest queues are bound.
+    await declared[INBOUND_LANES_EXCHANGE].bind(declared[INBOUND_EXCHANGE], routing_key="#")
+    # Before the lanes, vi.ingest was bound to vi.inbound directly, which would also
+    # bring it the onboarding keys. Removed only once the lanes route, so no message
+    # is dropped in between (the broker routes to a queue once, whatever the paths).
+    ingest = await channel.get_queue(INGEST_QUEUE, ensure=False)
+    await ingest.unbind(declared[INBOUND_EXCHANGE], routing_key="#")
+
+
+async def _declare_inbound_lanes(
+    channel: AbstractChannel,
+) -> dict[str, aio_pika.abc.AbstractExchange]:
+    """vi.inbound.lanes (topic: onboarding keys to the bulk lane) and, for every key
+    no binding there takes, its alternate exchange vi.inbound.live (to vi.ingest)."""
+    live = await channel.declare_exchange(INBOUND_LIVE_EXCHANGE, ExchangeType.FANOUT, durable=True)
+    lanes = await channel.declare_exchange(
+        INBOUND_LANES_EXCHANGE,
+        ExchangeType.TOPIC,
+        durable=True,
+        arguments={"alternate-exchange": INBOUND_LIVE_EXCHANGE},
+    )
+    return {INBOUND_LIVE_EXCHANGE: live, INBOUND_LANES_EXCHANGE: lanes}
 
 
 async def declare_partner_queues(channel: AbstractChannel, partner_ids: Iterable[str]) -> None:

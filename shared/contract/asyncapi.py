@@ -18,7 +18,7 @@ from typing import Any, Final
 import yaml
 from pydantic import BaseModel
 
-from shared.contract.inbound import INBOUND_TYPES
+from shared.contract.inbound import INBOUND_TYPES, ONBOARDING_ROUTING_KEY
 from shared.contract.outbound import OUTBOUND_TYPES
 from shared.contract.portal import ACTOR_HEADER, MAX_ACTOR_CHARS, ON_BEHALF_OF_HEADER
 from shared.contract.schema_export import Direction, schema_for
@@ -27,8 +27,6 @@ ASYNCAPI_VERSION: Final = "3.0.0"
 ASYNCAPI_FILE: Final = "asyncapi.yaml"
 CONTRACT_VERSION: Final = "1.1"
 AMQP_BINDING_VERSION: Final = "0.3.0"
-# Contract §10: an onboarding load goes in under this routing key, after live traffic.
-ONBOARDING_ROUTING_KEY: Final = "onboard.melding.register"
 
 INBOUND_CHANNEL: Final = "vi.inbound"
 OUTBOUND_CHANNEL: Final = "vi.outbound"

@@ -546,3 +546,20 @@ INBOUND_TYPES: Final[dict[str, type[InboundBase]]] = {
     "person.deceased": PersonDeceased,
     "person.family": PersonFamily,
 }
+
+# Contract §10: an onboarding load goes in under this routing key (the body's `type`
+# stays `melding.register`) and is handled after live traffic.
+ONBOARDING_ROUTING_KEY: Final = "onboard.melding.register"
+
+
+def inbound_type(routing_key: str) -> str:
+    """The message type a routing key asks for: the onboarding key stands for
+    `melding.register`, any other key for itself."""
+    return "melding.register" if routing_key == ONBOARDING_ROUTING_KEY else routing_key
+
+
+def routing_keys(message_type: str) -> list[str]:
+    """The routing keys a partner may publish a message type under."""
+    return [
+        key for key in (message_type, ONBOARDING_ROUTING_KEY) if inbound_type(key) == message_type
+    ]

@@ -17,7 +17,7 @@ from typing import Any, Final, Literal, get_args
 
 from pydantic import BaseModel
 
-from shared.contract.inbound import INBOUND_TYPES
+from shared.contract.inbound import INBOUND_TYPES, routing_keys
 from shared.contract.outbound import OUTBOUND_TYPES
 
 JSON_SCHEMA_DIALECT: Final = "https://json-schema.org/draft/2020-12/schema"
@@ -85,7 +85,7 @@ def export_schemas(directory: Path) -> list[Path]:
     """Write ``<type>.schema.json`` per message and an ``index.json``; return the paths."""
     directory.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
-    index: list[dict[str, str]] = []
+    index: list[dict[str, Any]] = []
     catalogue: list[tuple[Direction, dict[str, type[BaseModel]]]] = [
         ("inbound", dict(INBOUND_TYPES)),
         ("outbound", dict(OUTBOUND_TYPES)),
@@ -95,7 +95,14 @@ def export_schemas(directory: Path) -> list[Path]:
             path = directory / f"{message_type}.schema.json"
             _write_json(path, schema_for(model, direction))
             written.append(path)
-            index.append({"type": message_type, "direction": direction, "schema": path.name})
+            entry: dict[str, Any] = {
+                "type": message_type,
+                "direction": direction,
+                "schema": path.name,
+            }
+            if direction == "inbound":
+                entry["routing_keys"] = routing_keys(message_type)
+            index.append(entry)
     index_path = directory / INDEX_FILE
     _write_json(index_path, {"contract_version": 1, "messages": index})
     written.append(index_path)

@@ -101,6 +101,12 @@ class RegionRules(_Frozen):
     def family_matching(self) -> bool:
         return bool(self.family_match)
 
+    # Fair shares: a partner's live messages beyond this rate (per second, per ingest
+    # replica, after a burst of `live_burst`) wait in the bulk lane behind other
+    # partners' live traffic (docs/architecture.md, "Lanes").
+    live_rate: Annotated[float, Field(gt=0, le=100_000)] = 50.0
+    live_burst: Annotated[int, Field(ge=1, le=1_000_000)] = 500
+
 
 class Municipality(_Frozen):
     code: Annotated[str, Field(pattern=r"^\d{4}$")]

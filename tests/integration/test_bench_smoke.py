@@ -7,6 +7,7 @@ import asyncio
 import json
 from pathlib import Path
 
+from bench.lanes import VARIANTS
 from bench.run import Options, run, summary
 
 MELDINGEN = 200
@@ -15,7 +16,7 @@ MELDINGEN = 200
 async def test_bench_end_to_end_and_relay_count_every_melding(tmp_path: Path) -> None:
     options = Options.quick_mode(
         meldingen=MELDINGEN,
-        skip={"latency", "matcher", "memory"},
+        skip={"latency", "matcher", "memory", *VARIANTS},
         replicas={"ingest": 1, "matcher": 1, "notifier": 1, "retention": 1},
         # Few connections and short retries, as in the other integration tests.
         service_env={

@@ -79,6 +79,8 @@ async def test_region_show_follows_apply_and_says_when_nothing_is_applied(
         "inform_deadline_days": 10,
         "family_match": ["parent"],  # the default
         "excluded_addresses": [],
+        "live_rate": 50.0,  # the default
+        "live_burst": 500,  # the default
     }
     assert [p["id"] for p in doc["config"]["partner"]] == ["school", "jt-noord"]
 

@@ -21,8 +21,8 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT7
 
 from cli.main import main as cli_main
-from shared.contract.asyncapi import ONBOARDING_ROUTING_KEY, asyncapi_document
-from shared.contract.inbound import INBOUND_TYPES
+from shared.contract.asyncapi import asyncapi_document
+from shared.contract.inbound import INBOUND_TYPES, ONBOARDING_ROUTING_KEY
 from shared.contract.outbound import OUTBOUND_TYPES
 from tests.integration.test_ingest import CONTRACT_EXAMPLES
 from tests.unit.examples import register_body

@@ -443,6 +443,11 @@ def test_export_schemas(tmp_path: Path) -> None:
     assert names == expected | {"index.json"}
     index = json.loads((tmp_path / "schemas" / "index.json").read_text())
     assert {entry["schema"] for entry in index["messages"]} == expected
+    keys = {e["type"]: e.get("routing_keys") for e in index["messages"]}
+    # Contract §10: an onboarding load publishes melding.register under its own key.
+    assert keys["melding.register"] == ["melding.register", "onboard.melding.register"]
+    assert keys["person.moved"] == ["person.moved"]
+    assert keys["receipt"] is None
     register = json.loads((tmp_path / "schemas" / "melding.register.schema.json").read_text())
     assert register["$schema"].startswith("https://json-schema.org/")
     assert register["additionalProperties"] is False

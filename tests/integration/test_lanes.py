@@ -1,0 +1,195 @@
+"""Live and bulk lanes on the real broker and database: onboarding loads (contract §10)
+are handled like live messages but after them, and a partner flooding live traffic
+does not hold up the others."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import asyncpg
+from prometheus_client import REGISTRY
+
+from shared.amqp.topology import INBOUND_EXCHANGE, INGEST_QUEUE, bulk
+from shared.contract.inbound import ONBOARDING_ROUTING_KEY
+from shared.partner_client import PartnerClient
+from tests.conftest import System, apply_region
+from tests.support import (
+    RegionUnderTest,
+    drain,
+    eventually,
+    mails,
+    no_consumers,
+    queued_messages,
+    region_document,
+    register_body,
+    valid_bsn,
+)
+
+
+async def _publish_many(
+    client: PartnerClient, bodies: list[dict[str, Any]], *, routing_key: str | None = None
+) -> None:
+    for start in range(0, len(bodies), 200):
+        await asyncio.gather(
+            *(client.send(b, routing_key=routing_key) for b in bodies[start : start + 200])
+        )
+
+
+def _diverted(partner: str) -> float:
+    labels = {"service": "ingest", "partner": partner}
+    return REGISTRY.get_sample_value("vi_lane_diverted_total", labels) or 0.0
+
+
+async def _count_meldingen(db: asyncpg.Connection[Any], partner: str) -> int:
+    count = await db.fetchval("SELECT count(*) FROM melding WHERE partner_id = $1", partner)
+    assert isinstance(count, int)
+    return count
+
+
+async def test_onboarding_meldingen_get_the_receipts_matches_and_emails_of_live_ones(
+    test_region: RegionUnderTest, pipeline: System, partners: dict[str, PartnerClient]
+) -> None:
+    school, team = partners["school"], partners["jeugdteam"]
+    bsn = valid_bsn(4_400_001)
+    first = await school.send(register_body("S-ON-1", bsn=bsn), routing_key=ONBOARDING_ROUTING_KEY)
+    receipt = await school.receipt_for(first)
+    assert receipt.body["status"] == "accepted"
+    assert receipt.body["inform"] == ["youth", "parents"]
+
+    second = await team.send(
+        register_body("T-ON-1", bsn=bsn, reporter="A. Jansen", email="a.jansen@jt.example"),
+        routing_key=ONBOARDING_ROUTING_KEY,
+    )
+    by_type = {m.body["type"]: m.body for m in await team.collect(2)}
+    assert by_type["receipt"]["in_reply_to"] == second
+    assert by_type["receipt"]["status"] == "accepted"
+    assert by_type["match.notice"]["melding_ref"] == "T-ON-1"
+    assert [c["partner"] for c in by_type["match.notice"]["counterparts"]] == ["school"]
+    school_notice = (await school.next()).body
+    assert school_notice["type"] == "match.notice"
+    assert school_notice["match_id"] == by_type["match.notice"]["match_id"]
+
+    async def three_mails() -> bool:
+        return len(mails(test_region)) >= 3
+
+    await eventually(three_mails)
+    assert len(mails(test_region)) == 3
+
+    # Validated as melding.register, with the same error codes.
+    bad = await school.send(
+        register_body("S-ON-2", bsn="123456789"), routing_key=ONBOARDING_ROUTING_KEY
+    )
+    rejected = await school.receipt_for(bad)
+    assert rejected.body["status"] == "rejected"
+    assert [e["code"] for e in rejected.body["errors"]] == ["bsn_checksum"]
+
+
+async def test_unknown_routing_keys_still_reach_ingest_in_either_lane(
+    pipeline: System, partners: dict[str, PartnerClient]
+) -> None:
+    school = partners["school"]
+    for key in ("no.such.type", "onboard.melding.withdraw", "onboard"):
+        sent = await school.send({"type": "melding.withdraw"}, routing_key=key)
+        receipt = await school.receipt_for(sent)
+        assert receipt.body["status"] == "rejected", key
+        assert receipt.body["errors"][0]["code"] == "unknown_type", key
+
+
+async def test_a_live_melding_is_answered_while_an_onboarding_backlog_waits(
+    system: System, partners: dict[str, PartnerClient], db: asyncpg.Connection[Any]
+) -> None:
+    backlog = 3000
+    tool = await system.start("tool", setup=no_consumers)
+    school, huisarts, jgz = partners["school"], partners["huisarts"], partners["jgz"]
+    await system.start("ingest")
+    await system.start("matcher")
+    await system.start("notifier")
+    bsn = valid_bsn(4_500_000)
+    earlier = await huisarts.send(register_body("H-1", bsn=bsn))
+    assert (await huisarts.receipt_for(earlier)).body["status"] == "accepted"
+    # The load queues up while ingest is away; the live melding comes last.
+    await system.stop(next(r for r in system.runtimes if r.name == "test-ingest"))
+    await _publish_many(
+        jgz,
+        [register_body(f"J-{i}", bsn=valid_bsn(4_600_000 + i)) for i in range(backlog)],
+        routing_key=ONBOARDING_ROUTING_KEY,
+    )
+    live = await school.send(register_body("S-LIVE", bsn=bsn))
+    assert await queued_messages(tool, bulk(INGEST_QUEUE)) == backlog
+    await system.start("ingest")
+
+    receipt = await school.receipt_for(live, timeout=30)
+    stored_at_receipt = await _count_meldingen(db, "jgz")
+    notice = await school.next(timeout=30)
+    stored_at_notice = await _count_meldingen(db, "jgz")
+    assert receipt.body["status"] == "accepted"
+    assert notice.body["type"] == "match.notice"
+    assert [c["partner"] for c in notice.body["counterparts"]] == ["huisarts"]
+    # Answered, and matched, while most of the load was still waiting.
+    assert stored_at_receipt < backlog
+    assert stored_at_notice < backlog
+
+    receipts = await jgz.collect(backlog, timeout=60)
+    assert {r.body["status"] for r in receipts} == {"accepted"}
+    assert len({r.body["in_reply_to"] for r in receipts}) == backlog
+
+
+async def test_a_flooding_partner_is_served_after_the_others(
+    test_region: RegionUnderTest,
+    user_prefix: str,
+    system: System,
+    partners: dict[str, PartnerClient],
+    db: asyncpg.Connection[Any],
+) -> None:
+    rate, burst, flood = 5.0, 20, 1500
+    await apply_region(test_region, region_document(user_prefix, live_rate=rate, live_burst=burst))
+    tool = await system.start("tool", setup=no_consumers)
+    school, jgz = partners["school"], partners["jgz"]
+    # The flood is queued in vi.ingest ahead of the other partner's melding.
+    await _publish_many(
+        jgz, [register_body(f"J-{i}", bsn=valid_bsn(4_700_000 + i)) for i in range(flood)]
+    )
+    live = await school.send(register_body("S-FAIR", bsn=valid_bsn(4_800_000)))
+    assert await queued_messages(tool, INGEST_QUEUE) == flood + 1
+    diverted_before = _diverted("jgz")
+    for name in ("ingest", "matcher", "notifier"):
+        await system.start(name)
+
+    receipt = await school.receipt_for(live, timeout=30)
+    stored_at_receipt = await _count_meldingen(db, "jgz")
+    assert receipt.body["status"] == "accepted"
+    # The school was answered before the flood behind its burst was handled.
+    assert stored_at_receipt < flood - burst
+    diverted = _diverted("jgz") - diverted_before
+    assert diverted >= flood - burst - rate * 30
+
+    # Nothing lost: every flooded melding is answered in the end.
+    receipts = await jgz.collect(flood, timeout=60)
+    assert {r.body["status"] for r in receipts} == {"accepted"}
+    assert len({r.body["in_reply_to"] for r in receipts}) == flood
+
+
+async def test_declaring_the_lanes_over_the_old_binding_routes_each_message_once(
+    system: System, partners: dict[str, PartnerClient]
+) -> None:
+    tool = await system.start("tool", setup=no_consumers)
+    school = partners["school"]
+    # The topology before lanes: vi.ingest bound straight to vi.inbound.
+    async with tool.connection.channel() as channel:
+        ingest = await channel.get_queue(INGEST_QUEUE, ensure=False)
+        await ingest.bind(INBOUND_EXCHANGE, routing_key="#")
+    await school.send(register_body("S-OLD", bsn=valid_bsn(4_900_001)))
+    # Both ways lead to vi.ingest: the broker routes to a queue once per message.
+    assert len(await drain(tool, INGEST_QUEUE)) == 1
+
+    await tool.declare_topology()  # as `region apply` and every service at start do
+    await school.send(register_body("S-NEW", bsn=valid_bsn(4_900_002)))
+    await school.send(
+        register_body("S-ON", bsn=valid_bsn(4_900_003)), routing_key=ONBOARDING_ROUTING_KEY
+    )
+    # The old binding is gone: the onboarding message no longer reaches vi.ingest.
+    [live] = await drain(tool, INGEST_QUEUE)
+    [onboarding] = await drain(tool, bulk(INGEST_QUEUE))
+    assert b"S-NEW" in live.body
+    assert b"S-ON" in onboarding.body
