@@ -19,7 +19,15 @@ async def test_bench_lanes_parts_time_the_live_partner_beside_each_load(tmp_path
         lanes_meldingen=LOAD,
         lanes_live_max=LIVE_MAX,
         # flood-unlimited runs the same code as flood, in another region: left out.
-        skip={"baseline", "baseline-receipts", "latency", "matcher", "memory", "flood-unlimited"},
+        skip={
+            "baseline",
+            "baseline-receipts",
+            "latency",
+            "matcher",
+            "memory",
+            "e2e-family",
+            "flood-unlimited",
+        },
         replicas={"ingest": 1, "matcher": 1, "notifier": 1, "retention": 1},
         service_env={
             "VI_LOG_LEVEL": "warning",
