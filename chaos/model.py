@@ -209,6 +209,9 @@ class YouthModel:
         if len(remaining) < 2:
             self.group_open = False
             self.lead = None
+            # Contract 1.1 section 11: who is left in an ended group is told.
+            for m in remaining:
+                self.notices.append(NoticeKey("match.ended", m.partner, m.ref, ""))
         elif was_lead:
             self.lead = None
             for m in remaining:

@@ -25,6 +25,7 @@ from typing import Any
 
 from chaos import hostile, security, verdict, verify
 from chaos.backends import Backends, PrivateBackends, shared_backends
+from chaos.cluster import ClusterChaosBackends, failover_seconds
 from chaos.environment import Environment
 from chaos.fleet import REPO_ROOT, Fleet
 from chaos.hostile import BadMessage
@@ -63,6 +64,7 @@ class Run:
         self.stop_chaos = asyncio.Event()
         self.sink: asyncio.subprocess.Process | None = None
         self.mail_file = self.work_dir / "smtp-received.bin"
+        self.report: verify.Report | None = None
 
     # --- the run ------------------------------------------------------------------
 
@@ -73,7 +75,13 @@ class Run:
             f"{o.replicas} replicas per service, seed {o.seed}",
             flush=True,
         )
-        backends: Backends = PrivateBackends.create() if o.private_backends else shared_backends()
+        backends: Backends
+        if o.cluster:
+            backends = ClusterChaosBackends.create()
+        elif o.private_backends:
+            backends = PrivateBackends.create()
+        else:
+            backends = shared_backends()
         await backends.start()
         try:
             self.t.note("backends up", kind=backends.kind)
@@ -148,6 +156,7 @@ class Run:
                 self.t.note("workload sent", seconds=round(load_seconds, 1))
                 self.stop_chaos.set()
                 await asyncio.gather(*chaos)
+                await backends.settle()
                 await fleet.ensure_all_running()
                 await self._drain(env, stories, bad)
             finally:
@@ -187,6 +196,10 @@ class Run:
             report.figures["load_seconds"] = round(load_seconds, 1)
             report.figures["meldingen_planned"] = plans.meldingen
             report.figures["youths"] = len(plans.youths)
+            if isinstance(backends, ClusterChaosBackends):
+                answers = (got.at for p in self.partners.values() for got in p.received)
+                report.figures["failovers"] = failover_seconds(backends.failovers, answers)
+            self.report = report
             return self._finish(report, plans.meldingen)
         finally:
             for partner in self.partners.values():
@@ -374,6 +387,8 @@ class Run:
             f"{f.get('notices_delivered')}, duplicate effects {f.get('duplicate_effects')}, "
             f"duplicate deliveries {f.get('duplicate_deliveries')}"
         )
+        for failover in f.get("failovers", []):
+            print(f"failover of {failover['backend']}: first answer {failover['seconds']} s after")
         print(
             f"log lines scanned {f.get('log_lines_scanned')}, database compared for "
             f"{f.get('youths_compared')} youths, parked {f.get('parked')}"

@@ -256,11 +256,14 @@ class DatabasePair:
 class ClusterBackends:
     broker: BrokerCluster
     database: DatabasePair
+    directory: Path
 
     @classmethod
     def prepare(cls, directory: Path) -> ClusterBackends:
         return cls(
-            BrokerCluster.prepare(directory / "rabbitmq"), DatabasePair(directory / "postgres")
+            BrokerCluster.prepare(directory / "rabbitmq"),
+            DatabasePair(directory / "postgres"),
+            directory,
         )
 
     def start(self) -> None:
@@ -276,6 +279,7 @@ class ClusterBackends:
             self.broker.stop()
         finally:
             self.database.stop()
+            shutil.rmtree(self.directory, ignore_errors=True)
 
     def environment(self, database: str = "postgres") -> dict[str, str]:
         return {
@@ -326,7 +330,7 @@ def _load(state_file: Path) -> ClusterBackends:
     ]
     broker = BrokerCluster(root / "rabbitmq", nodes, state["amqp_ports"], state["management_ports"])
     database = DatabasePair(root / "postgres", state["primary_port"], state["standby_port"])
-    return ClusterBackends(broker, database)
+    return ClusterBackends(broker, database, root)
 
 
 def main(argv: list[str] | None = None) -> int:
