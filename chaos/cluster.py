@@ -12,9 +12,11 @@ from the kill to the first answer a partner receives after it.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from chaos.backends import BackendError, Backends, wait_until_up
@@ -109,6 +111,25 @@ class ClusterChaosBackends(Backends):
         await asyncio.to_thread(self._cluster.database.fail_over)
         await wait_until_up(self.amqp_url, self.management_url, self.database_url, 120)
         return "primary stopped (pg_ctl stop -m immediate), standby promoted (pg_ctl promote)"
+
+
+def longest_outages(log_files: Iterable[Path]) -> dict[str, float]:
+    """Per backend, the longest a service process was without it, from the
+    `backend_available` lines (each says how long the backend was away for it)."""
+    longest: dict[str, float] = {}
+    for path in log_files:
+        with path.open("rb") as lines:
+            for raw in lines:
+                if b'"backend_available"' not in raw:
+                    continue
+                try:
+                    line = json.loads(raw)
+                except ValueError:
+                    continue
+                backend, seconds = line.get("backend"), line.get("unavailable_seconds")
+                if isinstance(backend, str) and isinstance(seconds, int | float):
+                    longest[backend] = max(longest.get(backend, 0.0), float(seconds))
+    return longest
 
 
 def failover_seconds(

@@ -37,6 +37,8 @@ class Options:
     drain_timeout: float = 240.0
     retry_delays_ms: tuple[int, ...] = (1_000, 5_000, 30_000, 120_000)
     label: str = "full"
+    # Write chaos/results/<run>.json (the failover tests keep theirs out of the repo).
+    record: bool = True
 
 
 def parse_args(argv: list[str] | None = None) -> Options:

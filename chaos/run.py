@@ -25,7 +25,7 @@ from typing import Any
 
 from chaos import hostile, security, verdict, verify
 from chaos.backends import Backends, PrivateBackends, shared_backends
-from chaos.cluster import ClusterChaosBackends, failover_seconds
+from chaos.cluster import ClusterChaosBackends, failover_seconds, longest_outages
 from chaos.environment import Environment
 from chaos.fleet import REPO_ROOT, Fleet
 from chaos.hostile import BadMessage
@@ -199,6 +199,9 @@ class Run:
             if isinstance(backends, ClusterChaosBackends):
                 answers = (got.at for p in self.partners.values() for got in p.received)
                 report.figures["failovers"] = failover_seconds(backends.failovers, answers)
+                report.figures["longest_service_outage_seconds"] = longest_outages(
+                    fleet.log_files()
+                )
             self.report = report
             return self._finish(report, plans.meldingen)
         finally:
@@ -389,6 +392,8 @@ class Run:
         )
         for failover in f.get("failovers", []):
             print(f"failover of {failover['backend']}: first answer {failover['seconds']} s after")
+        if "longest_service_outage_seconds" in f:
+            print(f"longest a service was without a backend: {f['longest_service_outage_seconds']}")
         print(
             f"log lines scanned {f.get('log_lines_scanned')}, database compared for "
             f"{f.get('youths_compared')} youths, parked {f.get('parked')}"
@@ -397,8 +402,6 @@ class Run:
             mark = "ok  " if check.ok else "FAIL"
             detail = "" if check.ok else f"  {json.dumps(check.detail, default=str)[:400]}"
             print(f"  [{mark}] {check.name}{detail}")
-        RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-        path = RESULTS_DIR / f"{self.run_id}.json"
         document = {
             "run_id": self.run_id,
             "label": self.o.label,
@@ -410,8 +413,13 @@ class Run:
             "seconds": round(time.monotonic() - self.t.started, 1),
             "artifacts": str(self.work_dir),
         }
-        path.write_text(json.dumps(document, indent=2, default=str) + "\n")
-        print(f"{'PASSED' if report.ok else 'FAILED'} in {document['seconds']} s; results: {path}")
+        where = "not recorded"
+        if self.o.record:
+            RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+            path = RESULTS_DIR / f"{self.run_id}.json"
+            path.write_text(json.dumps(document, indent=2, default=str) + "\n")
+            where = str(path)
+        print(f"{'PASSED' if report.ok else 'FAILED'} in {document['seconds']} s; results: {where}")
         return 0 if report.ok else 1
 
 

@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,15 +108,17 @@ class BrokerCluster:
             node.launch()
         for node in self.nodes:
             node.wait_started()
-        seed = self.nodes[0].node
-        for node in self.nodes[1:]:
-            for args in (("stop_app",), ("join_cluster", seed), ("start_app",)):
-                result = node.ctl(*args, timeout=120)
-                if result.returncode != 0:
-                    raise ClusterError(
-                        f"{node.node}: rabbitmqctl {' '.join(args)}: "
-                        f"{(result.stdout + result.stderr).decode(errors='replace')[-800:]}"
-                    )
+        with ThreadPoolExecutor() as pool:
+            list(pool.map(self._join, self.nodes[1:]))
+
+    def _join(self, node: RabbitNode) -> None:
+        for args in (("stop_app",), ("join_cluster", self.nodes[0].node), ("start_app",)):
+            result = node.ctl(*args, timeout=120)
+            if result.returncode != 0:
+                raise ClusterError(
+                    f"{node.node}: rabbitmqctl {' '.join(args)}: "
+                    f"{(result.stdout + result.stderr).decode(errors='replace')[-800:]}"
+                )
 
     def amqp_url(self, login: str = "guest:guest", vhost: str = "/") -> str:
         """Every node, comma-separated, as VI_AMQP_URL takes them (`login` is
@@ -268,8 +271,10 @@ class ClusterBackends:
 
     def start(self) -> None:
         try:
-            self.database.start()
-            self.broker.start()
+            with ThreadPoolExecutor() as pool:
+                started = [pool.submit(self.database.start), pool.submit(self.broker.start)]
+                for future in started:
+                    future.result()
         except BaseException:
             self.stop()
             raise
