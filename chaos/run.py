@@ -202,6 +202,12 @@ class Run:
                 report.figures["longest_service_outage_seconds"] = longest_outages(
                     fleet.log_files()
                 )
+                killed = [f for f in backends.failovers if f["backend"] == "rabbitmq"]
+                report.check(
+                    "the killed broker node was started again and rejoined the cluster",
+                    all("rejoined_after_seconds" in f for f in killed),
+                    [f.get("rejoin_error") for f in killed if "rejoin_error" in f],
+                )
             self.report = report
             return self._finish(report, plans.meldingen)
         finally:

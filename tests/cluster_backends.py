@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import secrets
 import shutil
 import subprocess
@@ -135,9 +136,12 @@ class BrokerCluster:
     def kill(self, index: int) -> None:
         self.nodes[index].kill()
 
-    def restart(self, index: int) -> None:
-        """Start a stopped or killed node again: it rejoins the cluster by itself."""
-        self.nodes[index].start()
+    def restart(self, index: int, timeout: float = 300) -> None:
+        """Start a stopped or killed node again: it rejoins the cluster by itself. (A
+        node that was killed checks its data and waits for its peers first: slower than
+        a fresh start, the more so on a busy machine.)"""
+        self.nodes[index].launch()
+        self.nodes[index].wait_started(timeout)
 
     def running_nodes(self, index: int = 0) -> list[str]:
         out = self.nodes[index].ctl("cluster_status", "--formatter", "json", timeout=60)
@@ -323,8 +327,6 @@ def _save(backends: ClusterBackends, state_file: Path) -> None:
 
 
 def _load(state_file: Path) -> ClusterBackends:
-    import os
-
     state = json.loads(state_file.read_text())
     root = Path(state["directory"])
     nodes = [
