@@ -266,9 +266,9 @@ class ClusterBackends:
     directory: Path
 
     @classmethod
-    def prepare(cls, directory: Path) -> ClusterBackends:
+    def prepare(cls, directory: Path, nodes: int = 3) -> ClusterBackends:
         return cls(
-            BrokerCluster.prepare(directory / "rabbitmq"),
+            BrokerCluster.prepare(directory / "rabbitmq", nodes),
             DatabasePair(directory / "postgres"),
             directory,
         )
@@ -353,13 +353,19 @@ def main(argv: list[str] | None = None) -> int:
         default=Path("var/cluster.json"),
         help="where `up` notes what it started",
     )
+    parser.add_argument(
+        "--nodes",
+        type=int,
+        default=3,
+        help="RabbitMQ nodes for `up` (1 gives a private single node, to compare with)",
+    )
     args = parser.parse_args(argv)
     state_file: Path = args.state
     if args.action == "up":
         if state_file.exists():
             print(f"a cluster is already up ({state_file}); `scripts/cluster.sh down` first")
             return 1
-        backends = ClusterBackends.prepare(new_directory())
+        backends = ClusterBackends.prepare(new_directory(), args.nodes)
         backends.start()
         state_file.parent.mkdir(parents=True, exist_ok=True)
         _save(backends, state_file)
