@@ -15,6 +15,7 @@ import asyncpg
 
 from shared.amqp.connection import connect
 from shared.amqp.management import Management, partner_permissions
+from shared.amqp.nodes import first_node, split_nodes
 from shared.amqp.topology import declare_core, declare_partner_queues
 from shared.db import migrate
 from shared.db.pool import connect as connect_db
@@ -42,11 +43,17 @@ UNLIMITED_LIVE = {"live_rate": 100_000.0, "live_burst": 1_000_000}
 
 
 def with_login(url: str, *, user: str, password: str, vhost: str) -> str:
-    parts = urlsplit(url)
-    netloc = (
-        f"{quote(user, safe='')}:{quote(password, safe='')}@{parts.hostname}:{parts.port or 5672}"
+    """`url` (every node of it, on a cluster) with this login and virtual host."""
+    login = f"{quote(user, safe='')}:{quote(password, safe='')}"
+    return ",".join(
+        urlunsplit(
+            parts._replace(
+                netloc=f"{login}@{parts.hostname}:{parts.port or 5672}",
+                path="/" + quote(vhost, safe=""),
+            )
+        )
+        for parts in map(urlsplit, split_nodes(url))
     )
-    return urlunsplit(parts._replace(netloc=netloc, path="/" + quote(vhost, safe="")))
 
 
 def _db_url(base: str, name: str) -> str:
@@ -179,7 +186,7 @@ class BenchEnv:
     @property
     def amqp_url(self) -> str:
         """The services' own login, on this region's vhost."""
-        parts = urlsplit(self.base.amqp_url)
+        parts = urlsplit(first_node(self.base.amqp_url))
         return with_login(
             self.base.amqp_url,
             user=parts.username or "guest",

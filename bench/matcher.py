@@ -24,6 +24,7 @@ from bench.context import Context, Rate, replica_counts, steady_rate
 from bench.env import MUNICIPALITIES, PSEUDONYM_KEY, REPORTER_IDS, BenchEnv
 from bench.procs import CpuMeter, ServiceSet
 from bench.traffic import BIRTH_BASE, Sink, melding_body, partner_queues, progress, wait_until
+from shared.amqp.nodes import first_node
 from shared.amqp.topology import INTERNAL_EXCHANGE, MATCHER_KEY
 from shared.contract.validation import Valid, example_bsn, validate_inbound
 from shared.envelopes import Command
@@ -136,7 +137,7 @@ def commands(
 
 async def _queue_commands(env: BenchEnv, batch: list[Command], user_id: str) -> None:
     connection = await aio_pika.connect(
-        env.amqp_url, client_properties={"connection_name": "bench-commands"}
+        first_node(env.amqp_url), client_properties={"connection_name": "bench-commands"}
     )
     try:
         channel = await connection.channel(publisher_confirms=True)

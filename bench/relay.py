@@ -27,6 +27,7 @@ import uuid
 import aio_pika
 from aio_pika.abc import AbstractExchange, AbstractIncomingMessage
 
+from shared.amqp.nodes import first_node
 from shared.amqp.topology import (
     EMAIL_KEY,
     INGEST_QUEUE,
@@ -146,7 +147,7 @@ class Stage:
         url = os.environ["VI_AMQP_URL"]
         prefetch = int(os.environ.get("VI_PREFETCH", "64"))
         connection = await aio_pika.connect_robust(
-            url, client_properties={"connection_name": f"bench-relay-{self.stage}"}
+            first_node(url), client_properties={"connection_name": f"bench-relay-{self.stage}"}
         )
         publish_channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
         self._internal = await publish_channel.get_exchange(INTERNAL_EXCHANGE, ensure=False)

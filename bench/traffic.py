@@ -23,6 +23,7 @@ from aiormq.abc import DeliveredMessage
 
 from bench.env import MUNICIPALITIES, REPORTER_IDS, BenchEnv
 from shared.amqp.connection import connect
+from shared.amqp.nodes import first_node
 from shared.amqp.publisher import Outgoing, Publisher
 from shared.amqp.topology import INBOUND_EXCHANGE, partner_queue
 from shared.contract.validation import example_bsn
@@ -207,7 +208,7 @@ class Sink:
         # aiormq without aio-pika's message objects: the sink is part of the load on the
         # machine, so it does as little per message as it can.
         self._connection = await aiormq.connect(
-            amqp_url, client_properties={"connection_name": "bench-sink"}
+            first_node(amqp_url), client_properties={"connection_name": "bench-sink"}
         )
         channel = await self._connection.channel()
         await channel.basic_qos(prefetch_count=2000)

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-import aio_pika
 import asyncpg
 
+from shared.amqp.connection import connect
 from shared.amqp.management import Management, ManagementError
 from shared.settings import Settings
 
@@ -74,7 +74,7 @@ async def wait_until_up(amqp_url: str, management_url: str, dsn: str, timeout: f
     last: Exception | None = None
     while time.monotonic() < deadline:
         try:
-            connection = await aio_pika.connect(amqp_url, timeout=3)
+            connection = await connect(amqp_url, "chaos-wait")
             await connection.close()
             await Management(management_url).call("GET", "/overview")
             conn = await asyncpg.connect(dsn, timeout=3)
@@ -102,6 +102,10 @@ class Backends:
         await wait_until_up(self.amqp_url, self.management_url, self.database_url, 60)
 
     async def stop(self) -> None:
+        return None
+
+    async def settle(self) -> None:
+        """Until whatever a restart left going on in the background is done."""
         return None
 
     async def restart_broker(self, mode: str = "app") -> str:

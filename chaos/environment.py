@@ -14,6 +14,7 @@ import asyncpg
 from chaos.backends import Backends
 from shared.amqp.connection import connect
 from shared.amqp.management import Management, partner_permissions
+from shared.amqp.nodes import first_node, split_nodes
 from shared.amqp.topology import declare_core, declare_partner_queues
 from shared.db import migrate
 from shared.db.pool import connect as connect_db
@@ -25,9 +26,13 @@ PSEUDONYM_KEY = "chaos-run-pseudonym-key"
 
 
 def _with_login(url: str, user: str, password: str, vhost: str) -> str:
-    parts = urlsplit(url)
-    netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{parts.hostname}:{parts.port}"
-    return urlunsplit(parts._replace(netloc=netloc, path="/" + quote(vhost, safe="")))
+    """`url` (every node of it, on a cluster) with this login and virtual host."""
+    login = f"{quote(user, safe='')}:{quote(password, safe='')}"
+    path = "/" + quote(vhost, safe="")
+    return ",".join(
+        urlunsplit(parts._replace(netloc=f"{login}@{parts.hostname}:{parts.port}", path=path))
+        for parts in map(urlsplit, split_nodes(url))
+    )
 
 
 @dataclass
@@ -48,11 +53,11 @@ class Environment:
 
     @property
     def service_user(self) -> str:
-        return urlsplit(self.backends.amqp_url).username or "guest"
+        return urlsplit(first_node(self.backends.amqp_url)).username or "guest"
 
     @property
     def service_amqp_url(self) -> str:
-        parts = urlsplit(self.backends.amqp_url)
+        parts = urlsplit(first_node(self.backends.amqp_url))
         return _with_login(
             self.backends.amqp_url, parts.username or "guest", parts.password or "guest", self.vhost
         )

@@ -11,6 +11,7 @@ DESCRIPTION = """The chaos run (see docs/reliability.md).
     python -m chaos.run               # the full run: 20,000 meldingen + 10,000 bad
     python -m chaos.run --quick       # 1,000 + 500, for development
     python -m chaos.run --private-backends   # own RabbitMQ node + PostgreSQL cluster
+    python -m chaos.run --cluster    # 3 RabbitMQ nodes + PostgreSQL with a standby
 
 Exit status 0 when every check passed; the figures go to chaos/results/<time>.json.
 """
@@ -29,12 +30,15 @@ class Options:
     broker_restart_mode: str = "app"
     database_restart: bool = True
     private_backends: bool = False
+    cluster: bool = False
     keep: bool = False
     corpus: int = 2_500
     receipt_timeout: float = 300.0
     drain_timeout: float = 240.0
     retry_delays_ms: tuple[int, ...] = (1_000, 5_000, 30_000, 120_000)
     label: str = "full"
+    # Write chaos/results/<run>.json (the failover tests keep theirs out of the repo).
+    record: bool = True
 
 
 def parse_args(argv: list[str] | None = None) -> Options:
@@ -70,6 +74,13 @@ def parse_args(argv: list[str] | None = None) -> Options:
         action="store_true",
         help="run an own RabbitMQ node and PostgreSQL cluster (restarts touch nothing else)",
     )
+    parser.add_argument(
+        "--cluster",
+        action="store_true",
+        help="run on an own 3-node RabbitMQ cluster and a PostgreSQL primary with a "
+        "synchronous standby (root): the broker restart SIGKILLs the node leading the "
+        "ingest and matcher queues and brings it back, the database restart is a failover",
+    )
     parser.add_argument("--keep", action="store_true", help="keep vhost, database and logins")
     args = parser.parse_args(argv)
     options = Options()
@@ -94,5 +105,8 @@ def parse_args(argv: list[str] | None = None) -> Options:
     options.broker_restart_mode = args.broker_restart
     options.database_restart = not args.no_database_restart
     options.private_backends = args.private_backends
+    options.cluster = args.cluster
+    if options.cluster:
+        options.label += "-cluster"
     options.keep = args.keep
     return options

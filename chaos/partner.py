@@ -21,6 +21,7 @@ from aio_pika.abc import AbstractIncomingMessage, AbstractRobustChannel, Abstrac
 from aiormq import spec
 
 from shared.amqp import wire
+from shared.amqp.connection import connect
 from shared.amqp.topology import INBOUND_EXCHANGE, partner_queue
 from shared.partner_client import _WithoutMessageId
 
@@ -77,11 +78,9 @@ class Partner:
 
     async def start(self) -> None:
         wire.install()  # lets us put a Latin-1 message_id on the wire, as some clients do
-        self.connection = await aio_pika.connect_robust(
-            self.url,
-            client_properties={"connection_name": f"chaos-partner-{self.id}"},
-            reconnect_interval=1,
-        )
+        # Every node of a cluster, like the services (a partner's own client would
+        # have a list or a load balancer).
+        self.connection = await connect(self.url, f"chaos-partner-{self.id}")
         self.connection.reconnect_callbacks.add(self._on_reconnect)
         self._channel = await self.connection.channel(publisher_confirms=True)
         self._consume_channel = await self.connection.channel()

@@ -12,6 +12,7 @@ import aio_pika
 from aio_pika.abc import AbstractChannel
 
 from chaos.environment import Environment
+from shared.amqp.nodes import first_node
 from shared.amqp.topology import INBOUND_EXCHANGE, OUTBOUND_EXCHANGE, partner_queue
 
 
@@ -25,7 +26,7 @@ class Probe:
 async def _expect_refusal(
     url: str, what: Callable[[AbstractChannel], Awaitable[object]], expected: tuple[str, ...]
 ) -> tuple[bool, str]:
-    connection = await aio_pika.connect(url, timeout=10)
+    connection = await aio_pika.connect(first_node(url), timeout=10)
     try:
         channel = await connection.channel(publisher_confirms=True)
         try:

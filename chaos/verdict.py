@@ -16,6 +16,7 @@ from chaos.fleet import Fleet
 from chaos.hostile import BadMessage
 from chaos.partner import Partner
 from chaos.workload import Stories
+from shared.amqp.connection import connect
 from shared.amqp.topology import REJECTED_QUEUE, WORK_QUEUES, parked_queue
 from shared.db.pool import connect as connect_db
 
@@ -42,7 +43,7 @@ class Evidence:
 
 
 async def read_queue(env: Environment, name: str) -> list[aio_pika.abc.AbstractIncomingMessage]:
-    connection = await aio_pika.connect(env.service_amqp_url)
+    connection = await connect(env.service_amqp_url, "chaos-verdict")
     out = []
     try:
         channel = await connection.channel()

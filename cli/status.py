@@ -19,6 +19,7 @@ from cli.output import emit_json, table
 from shared.amqp.connection import connect_broker, vhost_of
 from shared.amqp.management import Management, ManagementError
 from shared.amqp.queue_age import LONG, SHORT, held_for
+from shared.amqp.replicas import replication, under_replicated
 from shared.amqp.topology import REJECTED_QUEUE, WORK_QUEUES
 from shared.db.heartbeat import STALE_AFTER_SECONDS
 from shared.db.pool import connect as connect_db
@@ -36,6 +37,7 @@ class Attention(enum.IntFlag):
     REJECTED = 8
     NO_CONSUMERS = 16
     SERVICE_DOWN = 32
+    REPLICAS = 64
 
 
 EXIT_CODES_HELP = """\b
@@ -44,7 +46,9 @@ database cannot be reached; 2 for a usage error; otherwise the sum of
    4  messages are parked
    8  messages are in vi.rejected
   16  a work queue has no consumer
-  32  a service has no live replica (ingest, matcher, notifier, retention)"""
+  32  a service has no live replica (ingest, matcher, notifier, retention)
+  64  a quorum queue has fewer replicas than the broker cluster has nodes,
+      or a replica offline"""
 
 
 async def _queue_rows(management: Management, vhost: str, s: Settings) -> list[dict[str, Any]]:
@@ -83,9 +87,22 @@ async def _queue_rows(management: Management, vhost: str, s: Settings) -> list[d
     return rows
 
 
+async def _replication_rows(management: Management, vhost: str) -> list[dict[str, Any]]:
+    """Each quorum queue's leader, members and online members (retry queues left out)."""
+    rows = []
+    for figures in await management.queues(vhost):
+        replicas = replication(figures)
+        if replicas is not None and ".retry." not in replicas.queue:
+            rows.append(replicas.as_row())
+    return sorted(rows, key=lambda row: row["queue"])
+
+
 async def gather_status() -> dict[str, Any]:
     s = settings()
-    rows = await _queue_rows(Management.for_settings(s), vhost_of(s.amqp_url), s)
+    management = Management.for_settings(s)
+    rows = await _queue_rows(management, vhost_of(s.amqp_url), s)
+    cluster_nodes = await management.cluster_nodes()
+    replicas = await _replication_rows(management, vhost_of(s.amqp_url))
     conn = await connect_db(s.database_url)
     try:
         instances = await conn.fetch(
@@ -123,6 +140,8 @@ async def gather_status() -> dict[str, Any]:
         },
         "services": services,
         "work_queues": sorted(WORK_QUEUES),
+        "cluster_nodes": cluster_nodes,
+        "replicas": replicas,
     }
     findings = attention(doc)
     doc["attention"] = [{"code": int(flag), "problem": text} for flag, text in findings]
@@ -151,6 +170,8 @@ def attention(doc: Mapping[str, Any]) -> list[tuple[Attention, str]]:
     for service in SERVICES:
         if not doc["services"].get(service, {}).get("replicas"):
             found.append((Attention.SERVICE_DOWN, f"no live replica of {service} reports in"))
+    for problem in under_replicated(doc.get("replicas", []), doc.get("cluster_nodes", [])):
+        found.append((Attention.REPLICAS, problem))
     return found
 
 
@@ -195,6 +216,18 @@ def _render(doc: dict[str, Any]) -> str:
         else "  no service has reported in (are they running?)",
         "",
     ]
+    if len(doc["cluster_nodes"]) > 1:
+        parts += [
+            f"Replicas ({len(doc['cluster_nodes'])} broker nodes)",
+            table(
+                ["queue", "leader", "members", "online"],
+                [
+                    [r["queue"], r["leader"], len(r["members"]), len(r["online"])]
+                    for r in doc["replicas"]
+                ],
+            ),
+            "",
+        ]
     if doc["attention"]:
         parts.append(f"Needs attention (exit code {doc['exit_code']}):")
         parts.extend(f"  {a['problem']}" for a in doc["attention"])
@@ -209,6 +242,7 @@ def status(as_json: bool) -> None:
     """Queue depths, consumers, unacked and the age of the oldest message; rejected
     and parked counts; outbox backlog; each service's replicas and readiness; and
     what needs attention, also in the exit code (below), for scripts and monitoring.
+    On a broker cluster also each quorum queue's leader and replicas.
 
     The oldest message's age is how long the queue has not been empty, from the
     broker's length history (5 s precision; ">" when it was never empty in the last

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from shared.amqp.nodes import first_node
+
 DEV_PSEUDONYM_KEY = "dev-only-pseudonym-key-change-me"
 
 
@@ -58,7 +60,8 @@ class Settings:
         """The login the services use; only they may set this AMQP user_id. With a
         certificate login the URL names it too (`amqps://verwijsindex@host/?auth=external`):
         it is the common name of the services' certificate."""
-        return urlsplit(self.amqp_url).username or "guest"
+        # With several nodes, the first node's login stands for all.
+        return urlsplit(first_node(self.amqp_url)).username or "guest"
 
     @property
     def uses_dev_key(self) -> bool:

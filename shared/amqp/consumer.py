@@ -293,8 +293,13 @@ class Consumer:
             while self._waiting:
                 batch = self._waiting[: self._batch_size]
                 del self._waiting[: self._batch_size]
+                deliveries = [delivery for delivery, _ in batch]
                 try:
-                    await self._process_batch([delivery for delivery, _ in batch])
+                    await self._process_batch(deliveries)
+                except BaseException as exc:
+                    await self._give_back(deliveries, exc)
+                    if not isinstance(exc, Exception) and (me is None or me.cancelling()):
+                        raise  # this runner itself is being stopped
                 finally:
                     for _, done in batch:
                         if not done.done():
@@ -302,6 +307,21 @@ class Consumer:
         finally:
             if me is not None:
                 self._batch_runners.discard(me)
+
+    async def _give_back(self, deliveries: Sequence[Delivery], exc: BaseException) -> None:
+        """A batch that ended in something its handling does not catch (a cancellation
+        from inside a library, a bug): the broker gets back what was not settled.
+        Unsettled, the deliveries would stay unacked for good and, once they fill the
+        prefetch, the queue would stall while the consumer looks healthy."""
+        unsettled = [d for d in deliveries if not d.message.processed]
+        log.error(
+            "batch_aborted_given_back",
+            queue=self.queue_name,
+            batch=len(deliveries),
+            given_back=len(unsettled),
+            error=describe_error(exc) or type(exc).__name__,
+        )
+        await asyncio.gather(*(_settle(d.message.nack(requeue=True), "nack") for d in unsettled))
 
     async def _process_batch(self, deliveries: list[Delivery]) -> None:
         assert self._batch_handler is not None

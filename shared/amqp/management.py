@@ -126,6 +126,11 @@ class Management:
         result = await self.call("GET", f"/queues/{quote(vhost, safe='')}")
         return list(result or [])
 
+    async def cluster_nodes(self) -> list[str]:
+        """The names of the broker cluster's nodes, running or not."""
+        result = await self.call("GET", "/nodes?columns=name")
+        return sorted(str(node["name"]) for node in result or [])
+
     async def queues_with_lengths(
         self, vhost: str, *, seconds: int, every: int
     ) -> list[dict[str, Any]]:

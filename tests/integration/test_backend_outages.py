@@ -15,81 +15,22 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
 
 from shared.partner_client import PartnerClient
 from tests.integration.test_operations import _get as http_get
+from tests.proxy import SwitchableProxy, free_port, via
 from tests.support import RegionUnderTest, cli_env, eventually, register_body
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class SwitchableProxy:
-    """Forwards a local port to a real backend. Off, it refuses new connections and
-    cuts the live ones, as a stopped or unreachable server would."""
-
-    def __init__(self, target_port: int) -> None:
-        self.port = _free_port()
-        self._target_port = target_port
-        self._server: asyncio.Server | None = None
-        self._links: set[asyncio.StreamWriter] = set()
-
-    async def on(self) -> None:
-        self._server = await asyncio.start_server(
-            self._link, "127.0.0.1", self.port, reuse_address=True
-        )
-
-    async def off(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            self._server = None
-        for writer in list(self._links):
-            writer.transport.abort()
-        self._links.clear()
-
-    async def _link(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
-        try:
-            upstream_r, upstream_w = await asyncio.open_connection("127.0.0.1", self._target_port)
-        except OSError:
-            client_w.transport.abort()
-            return
-        self._links |= {client_w, upstream_w}
-        try:
-            await asyncio.gather(_pump(client_r, upstream_w), _pump(upstream_r, client_w))
-        finally:
-            for writer in (client_w, upstream_w):
-                self._links.discard(writer)
-                writer.transport.abort()
-
-
-async def _pump(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
-    with contextlib.suppress(ConnectionError, OSError):
-        while data := await source.read(65536):
-            sink.write(data)
-            await sink.drain()
-    sink.transport.abort()
-
-
-def _via(url: str, port: int) -> str:
-    parts = urlsplit(url)
-    netloc = parts.netloc.rsplit("@", 1)
-    host = f"{parts.hostname}:{port}"
-    return urlunsplit(parts._replace(netloc=f"{netloc[0]}@{host}" if len(netloc) > 1 else host))
 
 
 @dataclass
@@ -157,12 +98,12 @@ async def ingest(
 ) -> AsyncIterator[IngestProcess]:
     broker, database = proxies
     settings = test_region.settings
-    http_port = _free_port()
+    http_port = free_port()
     env = {
         **os.environ,
         **cli_env(test_region),
-        "VI_AMQP_URL": _via(settings.amqp_url, broker.port),
-        "VI_DATABASE_URL": _via(settings.database_url, database.port),
+        "VI_AMQP_URL": via(settings.amqp_url, broker.port),
+        "VI_DATABASE_URL": via(settings.database_url, database.port),
         "VI_HTTP_HOST": "127.0.0.1",
         "VI_HTTP_PORT": str(http_port),
         "VI_LOG_LEVEL": "info",

@@ -37,6 +37,11 @@ async def test_status_reports_queues_outbox_and_replicas(
     assert doc["services"]["matcher"] == {"replicas": 1, "ready": 1, "stale": 0}
     assert doc["outbox"]["rows"] == 0
     assert doc["attention"] == [] and doc["exit_code"] == 0
+    # One broker node: every quorum queue has its one replica, led by that node.
+    assert len(doc["cluster_nodes"]) == 1
+    matcher_replicas = next(r for r in doc["replicas"] if r["queue"] == "vi.matcher")
+    assert matcher_replicas["members"] == doc["cluster_nodes"]
+    assert matcher_replicas["leader"] == doc["cluster_nodes"][0]
     table = await run_cli(test_region, "status")
     assert "vi.matcher" in table.output and "Services" in table.output
     assert "All well." in table.output and table.exit_code == 0

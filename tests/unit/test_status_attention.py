@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from cli.status import SERVICES, Attention, attention
+from shared.amqp.replicas import Replication, replication
 
 ALL_UP = {name: {"replicas": 1, "ready": 1, "stale": 0} for name in SERVICES}
 
@@ -59,3 +60,47 @@ def test_the_bits_do_not_collide_with_clicks_own_exit_codes() -> None:
     for flag in Attention:
         assert combined & flag == 0
         combined |= flag
+
+
+NODES = ["rabbit@a", "rabbit@b", "rabbit@c"]
+
+
+def _replicas(members: list[str], online: list[str] | None = None) -> dict[str, Any]:
+    return {
+        "queue": "vi.matcher",
+        "leader": members[0],
+        "members": members,
+        "online": members if online is None else online,
+    }
+
+
+def test_a_queue_with_a_replica_on_every_node_needs_nothing() -> None:
+    assert attention(_doc(cluster_nodes=NODES, replicas=[_replicas(NODES)])) == []
+
+
+def test_a_queue_with_fewer_replicas_than_nodes_says_how_to_grow_it() -> None:
+    found = attention(_doc(cluster_nodes=NODES, replicas=[_replicas(NODES[:1])]))
+    assert [flag for flag, _ in found] == [Attention.REPLICAS]
+    assert "1 replicas on 3 nodes" in found[0][1]
+    assert "rabbit@b, rabbit@c" in found[0][1]
+    assert "rabbitmq-queues grow" in found[0][1]
+
+
+def test_a_replica_offline_is_flagged() -> None:
+    found = attention(_doc(cluster_nodes=NODES, replicas=[_replicas(NODES, NODES[:2])]))
+    assert [flag for flag, _ in found] == [Attention.REPLICAS]
+    assert "rabbit@c is offline" in found[0][1]
+
+
+def test_replication_is_read_from_quorum_queues_only() -> None:
+    figures = {
+        "name": "vi.ingest",
+        "type": "quorum",
+        "leader": "rabbit@b",
+        "members": ["rabbit@c", "rabbit@b"],
+        "online": ["rabbit@b"],
+    }
+    assert replication(figures) == Replication(
+        "vi.ingest", "rabbit@b", ("rabbit@b", "rabbit@c"), ("rabbit@b",)
+    )
+    assert replication({"name": "amq.gen-1", "type": "classic"}) is None
