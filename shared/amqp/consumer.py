@@ -43,6 +43,19 @@ QUEUE_HEADER = "x-vi-queue"
 # message it publishes an id, so the copy carries an invented one and this flag.
 NO_MESSAGE_ID_HEADER = "x-vi-no-message-id"
 REPLAYED_HEADER = "x-vi-replayed"
+# The headers the runtime writes on its own copies and trusts on them: whatever a
+# partner put in these is dropped before the runtime copies its message.
+RUNTIME_HEADERS = frozenset(
+    {
+        ATTEMPT_HEADER,
+        ERROR_HEADER,
+        USER_ID_HEADER,
+        ROUTING_KEY_HEADER,
+        QUEUE_HEADER,
+        NO_MESSAGE_ID_HEADER,
+        REPLAYED_HEADER,
+    }
+)
 
 log = get_logger(__name__)
 
@@ -125,6 +138,11 @@ class Delivery:
         dead letter, replay), with `headers` added and the `drop` headers removed."""
         msg = self.message
         merged = self.headers
+        if not self._from_runtime:
+            # A partner's own x-vi-user-id would otherwise make the copy speak for
+            # another partner once the runtime's login vouches for it.
+            for name in RUNTIME_HEADERS:
+                merged.pop(name, None)
         merged.setdefault(USER_ID_HEADER, self.user_id or "")
         merged.setdefault(ROUTING_KEY_HEADER, self.routing_key)
         if msg.message_id is None:

@@ -212,6 +212,43 @@ async def test_a_partner_cannot_forge_the_runtime_headers(
     assert await db.fetchval("SELECT partner_id FROM melding") == "school"
 
 
+async def test_a_forged_runtime_header_does_not_survive_into_the_kept_copy(
+    pipeline: System, partners: dict[str, PartnerClient], test_region: RegionUnderTest
+) -> None:
+    """A message without user_id is kept whole in vi.rejected under the runtime's own
+    login; a partner's forged x-vi-user-id on it must not come along, or a replay of
+    the copy would be trusted as the forged partner's."""
+    ingest = pipeline.runtimes[0]
+    team = partners["jeugdteam"]
+    forged = {
+        USER_ID_HEADER: team.broker_user,
+        ROUTING_KEY_HEADER: "person.deceased",
+        "x-vi-attempt": 3,
+        "x-vi-replayed": True,
+    }
+    body = json.dumps(register_body("F-2", bsn=valid_bsn(7004))).encode()
+    await publish_raw(
+        test_region.partner_url("school"),
+        "melding.register",
+        body,
+        message_id="forged-2",
+        headers=forged,
+    )
+    rejected: list[aio_pika.abc.AbstractIncomingMessage] = []
+
+    async def kept_in_rejected() -> bool:
+        rejected.extend(await drain(ingest, REJECTED_QUEUE))
+        return bool(rejected)
+
+    await eventually(kept_in_rejected)
+    [kept] = rejected
+    assert kept.headers[USER_ID_HEADER] == ""  # no user_id: nobody, not the forged team
+    assert kept.headers[ROUTING_KEY_HEADER] == "melding.register"
+    assert "x-vi-attempt" not in kept.headers
+    assert "x-vi-replayed" not in kept.headers
+    assert "no user_id" in str(kept.headers[ERROR_HEADER])
+
+
 async def test_a_partner_dropped_from_the_region_is_no_longer_heard(
     pipeline: System, partners: dict[str, PartnerClient], test_region: RegionUnderTest
 ) -> None:
