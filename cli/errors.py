@@ -11,6 +11,7 @@ import aiormq.exceptions
 import asyncpg
 
 from shared.amqp.management import ManagementError
+from shared.amqp.nodes import BrokerUrlError
 from shared.amqp.tls import TlsSettingsError
 from shared.db.migrate import MigrationFailed, SchemaOutOfDate
 from shared.region.model import RegionConfigError
@@ -18,6 +19,7 @@ from shared.region.store import RegionNotApplied
 
 # Errors of our own whose message already says what to do.
 _SELF_EXPLAINING = (
+    BrokerUrlError,
     SchemaOutOfDate,
     MigrationFailed,
     RegionNotApplied,

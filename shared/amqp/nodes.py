@@ -19,14 +19,21 @@ class BrokerUrlError(ValueError):
     """A `VI_AMQP_URL` that cannot be used; the message says what to change."""
 
 
+def _without_password(url: str) -> str:
+    """`url` as it may be shown in an error: the password left out."""
+    return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)
+
+
 def split_nodes(amqp_url: str) -> tuple[str, ...]:
     """Every node URL in `amqp_url`, in the order given (one for a single URL)."""
     nodes = tuple(part.strip() for part in _NODE_SEPARATOR.split(amqp_url.strip()))
     for node in nodes:
         if not _is_node_url(node):
             raise BrokerUrlError(
-                f"VI_AMQP_URL: {node!r} is not an amqp:// or amqps:// URL with a host; "
-                "list several nodes as amqps://user@node1:5671,amqps://user@node2:5671"
+                f"VI_AMQP_URL is not a valid broker URL: {_without_password(node)!r} is not "
+                "an amqp:// or amqps:// URL with a host; the form is "
+                "amqp://USER:PASSWORD@HOST[:PORT]/[VHOST], several nodes comma-separated "
+                "(amqps://user@node1:5671,amqps://user@node2:5671)"
             )
     schemes = {urlsplit(node).scheme.lower() for node in nodes}
     if len(schemes) > 1:

@@ -64,7 +64,12 @@ CASES = [
         ["PostgreSQL", "VI_DATABASE_URL"],
     ),
     ("broker down", "parked list", ["cannot reach RabbitMQ", "VI_AMQP_URL"], ["PostgreSQL"]),
-    ("unparsable broker URL", "parked list", ["VI_AMQP_URL is not a valid", "amqp://"], []),
+    (
+        "unparsable broker URL",
+        "parked list",
+        ["VI_AMQP_URL is not a valid", "amqp://"],
+        [":guest@"],
+    ),
     ("unknown virtual host", "parked list", ["virtual host", "VI_AMQP_URL"], ["PostgreSQL"]),
     (
         "management API down",
