@@ -37,8 +37,7 @@ async def settle_family(batch: Transaction) -> None:
     facts = await family_store.facts_of(conn, sorted(youths))
     await _ask_registers(batch, [y for y in sorted(youths) if y not in facts])
     await family_store.lock_family_keys(conn, [k for f in facts.values() for k in f.hashes()])
-    for youth_id, own_facts in sorted(facts.items()):
-        await _match(batch, youth_id, own_facts)
+    await _match(batch, facts)
 
 
 async def _ask_registers(batch: Transaction, youth_ids: Sequence[int]) -> None:
@@ -65,30 +64,41 @@ async def _ask_registers(batch: Transaction, youth_ids: Sequence[int]) -> None:
         log.info("family_lookup_sent", lookup_id=str(lookup_id))
 
 
-async def _match(batch: Transaction, youth_id: int, facts: FamilyFacts) -> None:
+async def _match(batch: Transaction, facts: dict[int, FamilyFacts]) -> None:
+    """The family matches of the youths with facts, as a set: their relatives, all
+    meldingen involved, the new pairs and the youths' rows in one statement each. The
+    pairs are those one youth after another would find (in youth order); a pair two
+    youths of the batch both find is stored and signalled once."""
+    if not facts:
+        return
     conn = batch.uow.conn
     rules = batch.region.region
-    found = await family_store.relatives_of(conn, youth_id, facts)
+    found = await family_store.relatives_of(conn, sorted(facts))
     if not found:
         return
-    own = await repo.meldingen_of_youth(conn, youth_id)
-    theirs = await repo.meldingen_of_youths(conn, [r for r, _ in found])
-    pairs = family_pairs(
-        own,
-        facts,
-        [Relative(r, f, theirs.get(r, [])) for r, f in found],
-        enabled=[r.value for r in rules.family_match],
-        excluded_addresses={
-            batch.pseudonyms.address_by_bag_id(a) for a in rules.excluded_addresses
-        },
-    )
+    involved = sorted(set(found) | {r for rs in found.values() for r, _ in rs})
+    meldingen = await repo.meldingen_of_youths(conn, involved)
+    excluded = {batch.pseudonyms.address_by_bag_id(a) for a in rules.excluded_addresses}
+    pairs = [
+        pair
+        for youth_id, relatives in sorted(found.items())
+        for pair in family_pairs(
+            meldingen.get(youth_id, []),
+            facts[youth_id],
+            [Relative(r, f, meldingen.get(r, [])) for r, f in relatives],
+            enabled=[r.value for r in rules.family_match],
+            excluded_addresses=excluded,
+        )
+    ]
     stored = await family_store.record_pairs(conn, pairs, batch.now)
     if not stored:
         return
-    youth_of = {m.id: youth_id for m in own} | {m.id: r for r, ms in theirs.items() for m in ms}
-    youths = await family_store.youth_rows(conn, sorted({youth_id, *theirs}))
+    youth_of = {m.id: youth_id for youth_id, ms in meldingen.items() for m in ms}
+    rows = await family_store.youth_rows(
+        conn, sorted({youth_of[m.id] for _, pair in stored for m in (pair.low, pair.high)})
+    )
     for family_match_id, pair in stored:
-        _signal(batch, family_match_id, pair, youth_of, youths)
+        _signal(batch, family_match_id, pair, youth_of, rows)
 
 
 def _signal(

@@ -14,7 +14,7 @@ import pydantic
 
 from services.matcher.context import Context, Transaction
 from services.matcher.family import settle_family
-from services.matcher.handlers.family import family
+from services.matcher.handlers.family import family_all
 from services.matcher.handlers.informed import informed
 from services.matcher.handlers.person import deceased, moved
 from services.matcher.handlers.regie import claim
@@ -39,14 +39,14 @@ from shared.service import Runtime
 
 log = get_logger(__name__)
 
-# New registrations are handled as a set by `MatcherHandler._register_all`.
+# New registrations and family facts are handled as sets, by
+# `MatcherHandler._register_all` and `family_all`.
 HANDLERS: dict[str, Callable[[Context, Any], Awaitable[None]]] = {
     "melding.withdraw": withdraw,
     "regie.claim": claim,
     "melding.informed": informed,
     "person.moved": moved,
     "person.deceased": deceased,
-    "person.family": family,
 }
 
 
@@ -101,6 +101,14 @@ async def _unanswered(conn: Conn, commands: Sequence[Command]) -> list[Command]:
             fresh.discard(command.arrival_id)  # a second copy in this batch is answered
         kept.append(command)
     return kept
+
+
+def _set_kind(marked: tuple[Command, uuid.UUID | None]) -> type | None:
+    """The message type a new command is handled as a set with, or None."""
+    command, receipt_id = marked
+    if receipt_id is not None and isinstance(command.message, MeldingRegister | PersonFamily):
+        return type(command.message)
+    return None
 
 
 class FactsFailed(Exception):
@@ -215,14 +223,20 @@ class MatcherHandler:
                         _refuse(uow, command, receipt_id)
                     continue
                 marked.append((command, receipt_id))
-            # Runs of new registrations are handled as a set (see staging.py); anything
-            # else one command at a time, in order.
-            for staged_run, run in itertools.groupby(
-                marked,
-                key=lambda m: m[1] is not None and isinstance(m[0].message, MeldingRegister),
-            ):
-                if staged_run:
+            # Runs of new registrations, and of new family facts, are handled as a set
+            # (see staging.py, handlers/family.py); anything else one command at a
+            # time, in order.
+            for kind, run in itertools.groupby(marked, key=_set_kind):
+                if kind is MeldingRegister:
                     await self._register_all(batch, list(run), identities)
+                elif kind is PersonFamily:
+                    await family_all(
+                        [
+                            (Context(batch, c, r), cast(PersonFamily, c.message))
+                            for c, r in run
+                            if r is not None
+                        ]
+                    )
                 else:
                     for command, receipt_id in run:
                         with _context_of(command):

@@ -329,7 +329,7 @@ async def _ask_again(
     active = any(m.active for m in await repo.meldingen_of_youth(conn, target.youth_id))
     if not active or not region.region.family_matching or not region.population_registers:
         # Nothing left to match (or nobody to ask): the sealed BSN goes.
-        await family_store.drop_lookup(conn, target.youth_id)
+        await family_store.drop_lookups(conn, [target.youth_id])
         await audit(conn, "family_lookup_dropped", "system", youth_ref=youth_ref, at=now)
         return True
     bsn = target.pseudonyms.open_bsn(str(pending.lookup_id), pending.sealed_bsn)

@@ -4,7 +4,7 @@ the caller's connection, inside the caller's transaction."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -22,20 +22,34 @@ def _facts_from_row(row: asyncpg.Record) -> FamilyFacts:
     )
 
 
-async def store_facts(conn: Conn, youth_id: int, facts: FamilyFacts, now: datetime) -> None:
-    """The facts replace whatever was stored for the youth."""
+async def store_facts(conn: Conn, facts: Mapping[int, FamilyFacts], now: datetime) -> None:
+    """The facts (by youth id) replace whatever was stored for those youths; one
+    statement for a batch. The parents go as (youth, hash) pairs, in hash order, as a
+    youth has any number of them."""
+    if not facts:
+        return
+    ids = sorted(facts)
+    parents = [(y, h) for y in ids for h in sorted(facts[y].parents)]
     await conn.execute(
         """INSERT INTO family_facts (youth_id, parent_hashes, address_hash, institutional,
                received_at)
-           VALUES ($1, $2::bytea[], $3, $4, $5)
+           SELECT f.youth_id,
+               ARRAY(SELECT p.hash
+                     FROM unnest($5::bigint[], $6::bytea[]) WITH ORDINALITY
+                         AS p(youth_id, hash, n)
+                     WHERE p.youth_id = f.youth_id ORDER BY p.n),
+               f.address_hash, f.institutional, $4
+           FROM unnest($1::bigint[], $2::bytea[], $3::boolean[])
+               AS f(youth_id, address_hash, institutional)
            ON CONFLICT (youth_id) DO UPDATE SET parent_hashes = EXCLUDED.parent_hashes,
                address_hash = EXCLUDED.address_hash, institutional = EXCLUDED.institutional,
                received_at = EXCLUDED.received_at""",
-        youth_id,
-        sorted(facts.parents),
-        facts.address,
-        facts.institutional,
+        ids,
+        [facts[y].address for y in ids],
+        [facts[y].institutional for y in ids],
         now,
+        [y for y, _ in parents],
+        [h for _, h in parents],
     )
 
 
@@ -63,19 +77,29 @@ async def lock_family_keys(conn: Conn, keys: Sequence[bytes]) -> None:
 
 
 async def relatives_of(
-    conn: Conn, youth_id: int, facts: FamilyFacts
-) -> list[tuple[int, FamilyFacts]]:
-    """Other youths whose facts share a parent or the address with `facts`."""
+    conn: Conn, youth_ids: Sequence[int]
+) -> dict[int, list[tuple[int, FamilyFacts]]]:
+    """For each of the youths, by their stored facts, the other youths whose facts share
+    a parent or the address with them (in youth order); one statement for a batch.
+    Youths without relatives are left out."""
     rows = await conn.fetch(
-        """SELECT youth_id, parent_hashes, address_hash, institutional FROM family_facts
-           WHERE youth_id <> $1
-             AND (parent_hashes && $2::bytea[] OR ($3::bytea IS NOT NULL AND address_hash = $3))
-           ORDER BY youth_id""",
-        youth_id,
-        sorted(facts.parents),
-        facts.address,
+        """SELECT own.youth_id AS asking, f.youth_id, f.parent_hashes, f.address_hash,
+               f.institutional
+           FROM family_facts own
+           CROSS JOIN LATERAL (
+               SELECT * FROM family_facts f
+               WHERE f.youth_id <> own.youth_id
+                 AND (f.parent_hashes && own.parent_hashes
+                      OR (own.address_hash IS NOT NULL AND f.address_hash = own.address_hash))
+           ) f
+           WHERE own.youth_id = ANY($1::bigint[])
+           ORDER BY own.youth_id, f.youth_id""",
+        list(youth_ids),
     )
-    return [(r["youth_id"], _facts_from_row(r)) for r in rows]
+    found: dict[int, list[tuple[int, FamilyFacts]]] = {}
+    for r in rows:
+        found.setdefault(r["asking"], []).append((r["youth_id"], _facts_from_row(r)))
+    return found
 
 
 async def record_pairs(
@@ -149,8 +173,11 @@ async def lookup_sent_again(conn: Conn, youth_id: int, now: datetime) -> None:
     await conn.execute("UPDATE family_lookup SET sent_at = $2 WHERE youth_id = $1", youth_id, now)
 
 
-async def drop_lookup(conn: Conn, youth_id: int) -> None:
-    await conn.execute("DELETE FROM family_lookup WHERE youth_id = $1", youth_id)
+async def drop_lookups(conn: Conn, youth_ids: Sequence[int]) -> None:
+    if youth_ids:
+        await conn.execute(
+            "DELETE FROM family_lookup WHERE youth_id = ANY($1::bigint[])", list(youth_ids)
+        )
 
 
 async def youths_without_facts(conn: Conn, youth_ids: Sequence[int]) -> list[int]:

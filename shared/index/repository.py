@@ -110,6 +110,17 @@ async def lock_youth_by_hash(conn: Conn, identity_hash: bytes) -> Youth | None:
     return youth_from_row(row) if row else None
 
 
+async def lock_youths_by_hash(conn: Conn, identity_hashes: Sequence[bytes]) -> dict[bytes, Youth]:
+    """The youths that exist among these identities, locked for this transaction in
+    identity order (as `lock_or_create_youths` locks them), by identity hash."""
+    rows = await conn.fetch(
+        """SELECT id, identity_hash, municipality, birth_date FROM youth
+           WHERE identity_hash = ANY($1::bytea[]) ORDER BY identity_hash FOR UPDATE""",
+        sorted(set(identity_hashes)),
+    )
+    return {bytes(r["identity_hash"]): youth_from_row(r) for r in rows}
+
+
 async def update_youths(conn: Conn, youths: Sequence[Youth]) -> None:
     """Write the youths' municipality and birth date as given."""
     if youths:
