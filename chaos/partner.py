@@ -20,10 +20,9 @@ import aio_pika
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustChannel, AbstractRobustConnection
 from aiormq import spec
 
-from shared.amqp import wire
+from shared.amqp import compat
 from shared.amqp.connection import connect
 from shared.amqp.topology import INBOUND_EXCHANGE, partner_queue
-from shared.partner_client import _WithoutMessageId
 
 PERSISTENT = aio_pika.DeliveryMode.PERSISTENT.value
 FINAL = frozenset({"accepted", "rejected"})
@@ -77,7 +76,7 @@ class Partner:
         self.reconnects = 0
 
     async def start(self) -> None:
-        wire.install()  # lets us put a Latin-1 message_id on the wire, as some clients do
+        compat.install_wire()  # lets us put a Latin-1 message_id on the wire, as some clients do
         # Every node of a cluster, like the services (a partner's own client would
         # have a list or a load balancer).
         self.connection = await connect(self.url, f"chaos-partner-{self.id}")
@@ -157,7 +156,7 @@ class Partner:
         assert self.connection is not None and self._channel is not None, "start() first"
         uid = self.broker_user if user_id == "" else user_id
         if message_id is None:
-            properties: spec.Basic.Properties = _WithoutMessageId(
+            properties: spec.Basic.Properties = compat.WithoutMessageId(
                 user_id=uid, content_type="application/json", delivery_mode=PERSISTENT
             )
         else:

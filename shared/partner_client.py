@@ -17,18 +17,9 @@ from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
-from aiormq import spec
 
+from shared.amqp import compat
 from shared.amqp.topology import INBOUND_EXCHANGE, partner_queue
-
-
-class _WithoutMessageId(spec.Basic.Properties):
-    """Properties sent without a message_id. aiormq fills in a random message_id
-    when there is none, so the id is left out only when the frame is encoded."""
-
-    def marshal(self) -> bytes:
-        self.message_id = None
-        return super().marshal()
 
 
 @dataclass
@@ -115,7 +106,7 @@ class PartnerClient:
                 raw,
                 exchange=INBOUND_EXCHANGE,
                 routing_key=key,
-                properties=_WithoutMessageId(
+                properties=compat.WithoutMessageId(
                     user_id=user_id,
                     headers=headers,
                     content_type="application/json",

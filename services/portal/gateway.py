@@ -1,10 +1,12 @@
 """The portal on the bus as a sender: inbound messages for a portal partner, published
 with the portal's own broker login as `user_id` and the §9 headers.
 
-Each message is first a row in `portal_message` (written in the transaction of the
-request that asked for it), published after commit; a relay publishes rows that a
-crashed or disconnected replica left behind, with the same `message_id`, so a message
-is never lost and a second delivery gets a `duplicate` receipt, never a second effect.
+Each message is written, in the transaction of the request that asked for it, twice:
+to `portal_message`, the portal's record of what it sent and what came back, and to the
+shared outbox (`shared.db.outbox`) as the portal's row, published after commit. The
+portal's own relay publishes rows that a crashed or disconnected replica left behind,
+with the same `message_id`, so a message is never lost and a second delivery gets a
+`duplicate` receipt, never a second effect.
 """
 
 from __future__ import annotations
@@ -13,18 +15,25 @@ import asyncio
 import json
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import asyncpg
 
 from services.portal import metrics
-from shared.amqp.publisher import Outgoing, Publisher
+from shared.amqp.publisher import Publisher
 from shared.amqp.topology import INBOUND_EXCHANGE
 from shared.contract.portal import ACTOR_HEADER, ON_BEHALF_OF_HEADER
+from shared.db import outbox
+from shared.db.outbox import OutboundMessage, Outbox, PendingRow
 from shared.db.pool import Conn
 from shared.logs import describe_error, get_logger
 
 log = get_logger(__name__)
+
+
+# The outbox's sender name for the portal's rows (see shared.db.outbox).
+SENDER: Final = "portal"
+RELAY_GRACE_SECONDS: Final = 5.0
 
 
 @dataclass(frozen=True)
@@ -40,6 +49,17 @@ class Request:
     def routing_key(self) -> str:
         return str(self.body["type"])
 
+    def outbound(self) -> OutboundMessage:
+        """The message to publish: no AMQP type, as a partner's own system sends it."""
+        return OutboundMessage(
+            INBOUND_EXCHANGE,
+            self.routing_key,
+            json.dumps(self.body).encode(),
+            None,
+            self.message_id,
+            headers={ON_BEHALF_OF_HEADER: self.partner_id, ACTOR_HEADER: str(self.actor)},
+        )
+
 
 def new_request(partner_id: str, actor: uuid.UUID, body: dict[str, Any]) -> Request:
     return Request(uuid.uuid4(), partner_id, actor, body)
@@ -48,6 +68,7 @@ def new_request(partner_id: str, actor: uuid.UUID, body: dict[str, Any]) -> Requ
 async def record(conn: Conn, request: Request) -> None:
     """Write the request in the caller's transaction; publish it after commit."""
     metrics.REQUESTS.labels(request.routing_key).inc()
+    message = request.outbound()
     await conn.execute(
         """INSERT INTO portal_message (message_id, partner_id, actor, routing_key,
                   melding_ref, body)
@@ -57,102 +78,60 @@ async def record(conn: Conn, request: Request) -> None:
         request.actor,
         request.routing_key,
         request.body.get("melding_ref"),
-        json.dumps(request.body).encode(),
+        message.body,
     )
+    await outbox.write(conn, [message], sender=SENDER)
+
+
+async def forget_answered(conn: Conn, message_id: uuid.UUID) -> None:
+    """An answer came, so the request was published: drop its outbox row if one is
+    still waiting (its publish was not confirmed to us), so it is not sent again."""
+    await outbox.discard(conn, [message_id], sender=SENDER)
 
 
 class Gateway:
     def __init__(self, pool: asyncpg.Pool[Any], broker_user: str) -> None:
         self._pool = pool
         self.broker_user = broker_user
-        # Set while the portal's broker connection is up (see services.portal.bus).
-        self.publisher: Publisher | None = None
-
-    def _outgoing(
-        self, message_id: uuid.UUID, partner_id: str, actor: str, body: bytes, key: str
-    ) -> Outgoing:
-        return Outgoing(
-            INBOUND_EXCHANGE,
-            key,
-            body,
-            message_id=str(message_id),
-            user_id=self.broker_user,
-            headers={ON_BEHALF_OF_HEADER: partner_id, ACTOR_HEADER: actor},
+        self.outbox = Outbox(
+            pool, None, grace_seconds=RELAY_GRACE_SECONDS, sender=SENDER, user_id=broker_user
         )
+
+    @property
+    def publisher(self) -> Publisher | None:
+        """Set while the portal's broker connection is up (see services.portal.bus)."""
+        return self.outbox.publisher
+
+    @publisher.setter
+    def publisher(self, publisher: Publisher | None) -> None:
+        self.outbox.publisher = publisher
 
     async def publish(self, request: Request) -> bool:
         """Publish a recorded request now; False (logged) when the broker is away: the
         relay sends it later."""
-        if self.publisher is None:
-            log.warning("portal_publish_deferred", error="not connected to the broker")
-            return False
-        try:
-            await self.publisher.publish_many(
-                [
-                    self._outgoing(
-                        request.message_id,
-                        request.partner_id,
-                        str(request.actor),
-                        json.dumps(request.body).encode(),
-                        request.routing_key,
-                    )
-                ]
-            )
-        except Exception as exc:
-            log.warning("portal_publish_deferred", error=describe_error(exc, 300))
-            return False
-        await self._pool.execute(
-            "UPDATE portal_message SET published_at = now() WHERE message_id = $1",
+        row_id = await self._pool.fetchval(
+            "SELECT id FROM outbox WHERE sender = $1 AND message_id = $2",
+            SENDER,
             request.message_id,
         )
-        return True
+        if row_id is None:
+            return True  # the relay was first
+        return await self.outbox.dispatch([PendingRow(row_id, request.outbound())])
 
-    async def relay_once(self, grace_seconds: float = 5.0, batch: int = 100) -> int:
+    async def relay_once(self, grace_seconds: float = RELAY_GRACE_SECONDS, batch: int = 100) -> int:
         """Publish requests left unpublished for longer than the grace period."""
-        publisher = self.publisher
-        if publisher is None:
-            return 0
-        async with self._pool.acquire() as conn, conn.transaction():
-            rows = await conn.fetch(
-                """SELECT message_id, partner_id, actor, routing_key, body FROM portal_message
-                   WHERE published_at IS NULL
-                     AND created_at <= now() - make_interval(secs => $1)
-                   ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED""",
-                grace_seconds,
-                batch,
-            )
-            if not rows:
-                return 0
-            await publisher.publish_many(
-                [
-                    self._outgoing(
-                        r["message_id"],
-                        r["partner_id"],
-                        str(r["actor"]),
-                        bytes(r["body"]),
-                        r["routing_key"],
-                    )
-                    for r in rows
-                ]
-            )
-            await conn.execute(
-                "UPDATE portal_message SET published_at = now() WHERE message_id = ANY($1)",
-                [r["message_id"] for r in rows],
-            )
-            return len(rows)
+        return await self.outbox.relay_once(batch=batch, grace_seconds=grace_seconds)
 
     async def relay_forever(self, interval: float = 2.0) -> None:
+        await asyncio.gather(self.outbox.relay_forever(interval), self._count_unpublished(interval))
+
+    async def _count_unpublished(self, interval: float) -> None:
         while True:
             try:
-                while await self.relay_once() > 0:
-                    pass
-                metrics.UNPUBLISHED.set(
-                    await self._pool.fetchval(
-                        "SELECT count(*) FROM portal_message WHERE published_at IS NULL"
-                    )
-                )
+                backlog, _ = await self.outbox.backlog_and_lag()
+                metrics.UNPUBLISHED.set(backlog)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("portal_relay_failed", error=describe_error(exc, 300))
+                log.warning("portal_unpublished_count_failed", error=describe_error(exc, 300))
             await asyncio.sleep(interval)

@@ -9,6 +9,7 @@ import uuid
 from datetime import date, datetime
 from typing import Any
 
+from services.portal import gateway
 from services.portal.readmodel import PURGED_AT_ONCE, forget_identity
 from shared.db.pool import Conn
 
@@ -85,14 +86,14 @@ async def _receipt(
             list(body.get("inform") or []),
         )
         # Answered, so published: the copy of the youth's identity in the sent message
-        # is needed no more (portal_melding keeps the one the pages show).
+        # is needed no more (portal_melding keeps the one the pages show), and an
+        # outbox row still waiting must not send it again.
         await conn.execute(
-            """UPDATE portal_message SET body = $2,
-                      published_at = coalesce(published_at, now())
-               WHERE message_id = $1""",
+            "UPDATE portal_message SET body = $2 WHERE message_id = $1",
             message_id,
             json.dumps({k: v for k, v in request.items() if k != "youth"}).encode(),
         )
+        await gateway.forget_answered(conn, message_id)
     elif status != "accepted":
         return
     elif sent["routing_key"] == "melding.withdraw":

@@ -18,7 +18,7 @@ import aio_pika
 from aio_pika.abc import AbstractRobustConnection
 from yarl import URL
 
-from shared.amqp import wire
+from shared.amqp import compat
 from shared.amqp.nodes import NodeRotation, first_node, split_nodes
 from shared.amqp.tls import TlsSettingsError, client_context
 from shared.backends import UNAVAILABLE_ERRORS
@@ -52,7 +52,7 @@ async def connect(
     """Connect to `amqp_url`: the first of its nodes that answers. An `amqps://` URL
     uses `ssl_context` (the system's trust store when None); `?auth=external` in the URL
     logs in by client certificate. Raises the last node's error when none answers."""
-    wire.install()  # a partner's odd bytes must not break our connection
+    compat.install_wire()  # a partner's odd bytes must not break our connection
     nodes = split_nodes(amqp_url)
     failure: BaseException | None = None
     for start, node in enumerate(nodes):

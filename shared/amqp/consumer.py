@@ -25,11 +25,11 @@ import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, cast
+from typing import Any
 
-import aiormq
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
 
+from shared.amqp import compat
 from shared.amqp.publisher import Outgoing, Publisher
 from shared.amqp.topology import parked_queue, retry_queue
 from shared.logs import describe_error, get_logger, message_context
@@ -222,10 +222,9 @@ class Consumer:
         if self._channel is None or self._channel.is_closed or self._consumer_tag is None:
             return False
         try:
-            underlay = await asyncio.wait_for(self._channel.get_underlay_channel(), 1.0)
+            return await compat.consumer_registered(self._channel, self._consumer_tag)
         except Exception:
             return False
-        return self._consumer_tag in cast(aiormq.Channel, underlay).consumers
 
     async def start(self) -> None:
         self._channel = await self._connection.channel()

@@ -7,11 +7,9 @@ Messages published together (a batch's receipts, an event's notices) go out in o
 socket write and are then confirmed together. Published one call each, every message
 costs the client a lock, a queue hand-over, a drain and a write, and costs the broker
 a read of its own; written together, both the client and the broker need about a
-quarter to a fifth of the CPU per message (see docs/performance.md). aiormq has no
-public call for this, so :func:`_write_together` does what its ``basic_publish``
-does, for many messages under one lock; the aiormq version is pinned for it and
-``tests/integration/test_publisher.py`` checks every outcome (confirm, return, nack,
-closed channel, bodies larger than a frame).
+quarter to a fifth of the CPU per message (see docs/performance.md). That needs
+aiormq's internals, so it lives in `shared.amqp.compat`, which falls back to one
+publish call per message on an aiormq version it does not know.
 """
 
 from __future__ import annotations
@@ -26,14 +24,12 @@ from typing import Any
 import aio_pika
 import aiormq
 from aio_pika.abc import AbstractChannel, AbstractRobustConnection
-from aiormq.abc import ChannelFrame
 from pamqp import commands as spec
-from pamqp.header import ContentHeader
 
-from shared.envelopes import chunked
+from shared.amqp import compat
+from shared.amqp.compat import WRITE_CHUNK
 
-# Messages written per socket write: a bound on one frame buffer and one lock hold.
-WRITE_CHUNK = 128
+__all__ = ["WRITE_CHUNK", "Outgoing", "Publisher"]
 
 
 @dataclass(frozen=True)
@@ -53,6 +49,10 @@ class Outgoing:
     app_id: str | None = None
     # When it was made; a copy of a received message keeps the original's (or none).
     timestamp: datetime | None = field(default_factory=lambda: datetime.now(UTC))
+
+    def message_id_or_new(self) -> str:
+        """The message_id, or a new one: a return names its message by id only."""
+        return self.message_id or uuid.uuid4().hex
 
     def properties(self, message_id: str) -> spec.Basic.Properties:
         return spec.Basic.Properties(
@@ -125,73 +125,8 @@ class Publisher:
             raise RuntimeError("Publisher.start() was not called")
         if self._channel.is_closed:
             raise aiormq.exceptions.ChannelInvalidStateError(f"{self._channel!r} closed")
-        channel = await self._channel.get_underlay_channel()
-        assert isinstance(channel, aiormq.Channel)
         async with asyncio.timeout(self._timeout):
-            confirmations: list[asyncio.Future[Any]] = []
-            for chunk in chunked(messages, WRITE_CHUNK):
-                confirmations += await _write_together(channel, chunk)
-            outcomes = await asyncio.gather(*confirmations, return_exceptions=True)
+            outcomes = await compat.publish_confirmed(self._channel, messages)
         for outcome in outcomes:
             if isinstance(outcome, BaseException):
                 raise outcome
-
-
-async def _write_together(
-    channel: aiormq.Channel, messages: Sequence[Outgoing]
-) -> list[asyncio.Future[Any]]:
-    """Write the messages' frames in one piece and return their confirmation futures.
-
-    What aiormq's ``basic_publish`` does for one message: under the channel's lock,
-    take the next delivery tags, register a confirmation per tag (and the message_id
-    a return names), queue the frames, wait until they are written. A failure before
-    the frames were queued gives the tags back, so the broker's numbering and ours
-    stay the same."""
-    frames: list[Any] = []
-    confirmations: list[asyncio.Future[Any]] = []
-    async with channel._raise_on_channel_close(), channel.lock:
-        first_tag = channel.delivery_tag + 1
-        try:
-            for offset, message in enumerate(messages):
-                tag = first_tag + offset
-                # A return names its message by id only; like aiormq, give one to a
-                # message that has none.
-                message_id = message.message_id or uuid.uuid4().hex
-                properties = message.properties(message_id)
-                confirmation = channel.create_future()
-                channel.confirmations[tag] = confirmation
-                channel.message_id_delivery_tag[message_id] = tag
-                confirmation.add_done_callback(_forget_message_id(channel, message_id, tag))
-                confirmations.append(confirmation)
-                frames.append(
-                    spec.Basic.Publish(
-                        exchange=message.exchange,
-                        routing_key=message.routing_key,
-                        mandatory=True,
-                    )
-                )
-                frames.append(ContentHeader(properties=properties, body_size=len(message.body)))
-                frames.extend(channel._split_body(message.body))
-            channel.delivery_tag = first_tag + len(messages) - 1
-            drained = channel.create_future()
-            payload = ChannelFrame.marshall(
-                frames=frames, channel_number=channel.number, drain_future=drained
-            )
-            await channel.write_queue.put(payload)
-        except BaseException:
-            # Nothing reached the broker: give the tags back.
-            channel.delivery_tag = first_tag - 1
-            for offset, confirmation in enumerate(confirmations):
-                channel.confirmations.pop(first_tag + offset, None)
-                confirmation.cancel()
-            raise
-        await drained
-    return confirmations
-
-
-def _forget_message_id(channel: aiormq.Channel, message_id: str, tag: int) -> Any:
-    def forget(_: asyncio.Future[Any]) -> None:
-        if channel.message_id_delivery_tag.get(message_id) == tag:
-            channel.message_id_delivery_tag.pop(message_id)
-
-    return forget

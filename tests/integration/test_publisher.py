@@ -1,6 +1,6 @@
 """Messages published together: every one arrives whole and in order, and every
 failure (unroutable, refused by the broker, a closed channel) is raised, on the real
-RabbitMQ."""
+RabbitMQ, whether written together or, on an unknown aiormq, one by one."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import aiormq
 import pytest
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
 
+from shared.amqp import compat
 from shared.amqp.connection import connect
 from shared.amqp.publisher import WRITE_CHUNK, Outgoing, Publisher
 from tests.support import RegionUnderTest
@@ -24,8 +25,15 @@ async def connection(test_region: RegionUnderTest) -> AsyncIterator[AbstractRobu
     await conn.close()
 
 
-@pytest.fixture
-async def publisher(connection: AbstractRobustConnection) -> AsyncIterator[Publisher]:
+@pytest.fixture(params=["internals", "public api"])
+async def publisher(
+    request: pytest.FixtureRequest,
+    connection: AbstractRobustConnection,
+    monkeypatch: pytest.MonkeyPatch,
+) -> AsyncIterator[Publisher]:
+    """Every outcome on both paths of `shared.amqp.compat`: messages written together
+    (the versions it knows) and one publish call each (any other version)."""
+    monkeypatch.setattr(compat, "INTERNALS", request.param == "internals")
     pub = Publisher(connection, timeout=10.0)
     await pub.start()
     yield pub
