@@ -45,11 +45,16 @@ class PendingRow:
 async def write(conn: Conn, messages: Sequence[OutboundMessage]) -> list[PendingRow]:
     if not messages:
         return []
+    # created_at is the time of writing, just before commit, not the column's default
+    # now() (the transaction's start): the relay's grace period must run from the
+    # commit, or a transaction that took longer than the grace period has its rows
+    # published twice, by the relay and by the writer's own fast path.
     ids = await conn.fetch(
         """INSERT INTO outbox
-               (message_id, exchange, routing_key, body, message_type, correlation_id)
-           SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bytea[],
-                                $5::text[], $6::text[])
+               (message_id, exchange, routing_key, body, message_type, correlation_id,
+                created_at)
+           SELECT *, clock_timestamp() FROM unnest($1::uuid[], $2::text[], $3::text[],
+                                                   $4::bytea[], $5::text[], $6::text[])
            RETURNING id""",
         [m.message_id for m in messages],
         [m.exchange for m in messages],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import aio_pika
@@ -169,6 +170,25 @@ async def test_outbox_row_survives_a_relay_crash_and_is_published_later(
     assert got.body == {"type": "probe"}
     assert await db.fetchval("SELECT count(*) FROM outbox") == 0
     await stalled.close()
+
+
+async def test_an_outbox_row_is_timed_from_its_writing_not_the_transaction_start(
+    db: asyncpg.Connection[Any],
+) -> None:
+    """The relay publishes rows older than its grace period: counted from a long
+    transaction's start, that would take rows the writer is about to publish after its
+    commit, and partners would get them twice."""
+    message_id = uuid.uuid4()
+    async with db.transaction():
+        started = await db.fetchval("SELECT now()")
+        await db.execute("SELECT pg_sleep(0.3)")  # a transaction that takes its time
+        await write(
+            db,
+            [OutboundMessage(OUTBOUND_EXCHANGE, "school", b"{}", "probe", message_id)],
+        )
+        written = await db.fetchval("SELECT clock_timestamp()")
+    created = await db.fetchval("SELECT created_at FROM outbox WHERE message_id = $1", message_id)
+    assert started + timedelta(seconds=0.3) <= created <= written
 
 
 async def test_services_refuse_an_out_of_date_schema(test_region: RegionUnderTest) -> None:
