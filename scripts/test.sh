@@ -13,8 +13,8 @@ echo "==> mypy --strict"
 .venv/bin/mypy
 echo "==> pytest"
 # Parallel workers: most tests wait on the broker and the database, so one process
-# leaves the cores idle. Two halve the time; more, on two cores that also run the broker
-# and the database, made AMQP logins time out (README, "Two commands"). Tests that must
+# leaves the cores idle. Two halve the time; more made the broker's answers time out on
+# a loaded two-core machine (README, "Two commands"). Tests that must
 # not run side by side share an xdist_group (tests/conftest.py). VI_TEST_WORKERS sets
 # another number.
 exec .venv/bin/pytest -n "${VI_TEST_WORKERS:-2}" --dist loadgroup "$@"
