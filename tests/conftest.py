@@ -22,6 +22,7 @@ from shared.amqp.management import Management, partner_permissions, portal_permi
 from shared.amqp.topology import declare_core, declare_partner_queues
 from shared.db import migrate
 from shared.db.pool import connect as connect_db
+from shared.logs import configure_logging
 from shared.partner_client import PartnerClient
 from shared.region.model import RegionConfig, parse_region
 from shared.region.store import store_region
@@ -50,6 +51,12 @@ def _admin_url() -> str:
     return _db_url("postgres")
 
 
+# The parallel worker (gw0, gw1, ... under pytest-xdist; "main" without), in the names
+# of the databases and vhosts a test makes: they stay unique, and an operator looking
+# at the shared broker or database sees which run and worker made them.
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
 @pytest.fixture(scope="session")
 def management() -> Management:
     return Management(BASE.management_url)
@@ -69,7 +76,7 @@ async def user_prefix(management: Management) -> AsyncIterator[str]:
 
 @pytest.fixture(scope="session")
 async def template_db() -> AsyncIterator[str]:
-    name = f"vi_tmpl_{uuid.uuid4().hex[:8]}"
+    name = f"vi_tmpl_{WORKER}_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(_admin_url())
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
@@ -110,9 +117,9 @@ async def test_region(
     template_db: str,
     tmp_path: Path,
 ) -> AsyncIterator[RegionUnderTest]:
-    suffix = uuid.uuid4().hex[:10]
-    vhost = f"vi-test-{suffix}"
-    database = f"vi_test_{suffix}"
+    tag = uuid.uuid4().hex[:10]
+    vhost = f"vi-test-{WORKER}-{tag}"
+    database = f"vi_test_{WORKER}_{tag}"
     await management.put_vhost(vhost)
     service_user = BASE.service_broker_user
     await management.set_permissions(vhost, service_user, configure=".*", write=".*", read=".*")
@@ -139,6 +146,9 @@ async def test_region(
         outbox_grace_seconds=2.0,
         config_reload_seconds=0.2,
         prefetch=32,
+        # Fewer connections than a production pool: parallel workers, each running a few
+        # services at once, stay well below PostgreSQL's max_connections (100 by default).
+        db_pool_size=4,
     )
     region = RegionUnderTest(
         settings, vhost, database, parse_region(document), user_prefix, tmp_path / "mail"
@@ -254,10 +264,39 @@ async def db(test_region: RegionUnderTest) -> AsyncIterator[asyncpg.Connection[A
         await conn.close()
 
 
+# Tests that must not run side by side on parallel workers (`pytest -n N --dist
+# loadgroup`, as scripts/test.sh runs them) share a group, and one worker runs a group's
+# tests one after another: RabbitMQ nodes of their own (a three-node cluster, a TLS
+# node) and Chromium each take much of the machine's memory and CPU.
+GROUP_BY_MARKER = {"cluster": "broker-nodes", "tls": "broker-nodes", "browser": "browser"}
+
+
+def xdist_group(item: pytest.Item) -> str | None:
+    """The worker group of a test: by its marker, else its module when it uses a
+    module-scoped fixture (one worker sets that fixture up once, not every worker)."""
+    for marker, group in GROUP_BY_MARKER.items():
+        if item.get_closest_marker(marker) is not None:
+            return group
+    fixture_info = getattr(item, "_fixtureinfo", None)
+    if fixture_info is not None:
+        for definitions in fixture_info.name2fixturedefs.values():
+            if any(d.scope == "module" for d in definitions):
+                return item.path.name
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "integration" in str(item.path.parent):
             item.add_marker(pytest.mark.integration)
+        group = xdist_group(item)
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
 
 
 os.environ.setdefault("VI_LOG_LEVEL", "warning")
+# Services started in-process log as a started service does (JSON lines on the stderr
+# of the moment). Left unconfigured, structlog prints to whatever sys.stdout is at that
+# moment, which is the CLI's output while `run_cli` runs in another thread.
+configure_logging("tests", os.environ["VI_LOG_LEVEL"])

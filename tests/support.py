@@ -203,6 +203,7 @@ def cli_env(region: RegionUnderTest) -> dict[str, str]:
         "VI_PSEUDONYM_KEY": s.pseudonym_key,
         "VI_MAIL_DIR": str(s.mail_dir),
         "VI_RETRY_DELAYS_MS": ",".join(str(d) for d in s.retry_delays_ms),
+        "VI_DB_POOL_SIZE": str(s.db_pool_size),
         **{
             name: str(path)
             for name, path in (
