@@ -155,11 +155,7 @@ class LiveFirst:
             self._bulk += 1
             self._bulk_in_hand.set()
             try:
-                while self._live or self._live_backlog():
-                    if self._live:
-                        await self._idle.wait()
-                    else:
-                        await asyncio.sleep(WATCH_INTERVAL_SECONDS)
+                await self.after_live()
                 await handler(work)
             finally:
                 self._bulk -= 1
@@ -168,6 +164,16 @@ class LiveFirst:
                     self._backlog = None
 
         return run
+
+    async def after_live(self) -> None:
+        """Return once no live work is in hand here nor waiting in a live queue. Bulk
+        work calls it before it starts, and between the parts of a long piece of work
+        (a batch of packs) so that it yields as a short one would."""
+        while self._live or self._live_backlog():
+            if self._live:
+                await self._idle.wait()
+            else:
+                await asyncio.sleep(WATCH_INTERVAL_SECONDS)
 
     def _live_backlog(self) -> bool:
         """Whether live queues may have messages waiting (unknown counts as yes while

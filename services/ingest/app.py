@@ -19,7 +19,7 @@ async def setup(runtime: Runtime) -> None:
         batch_handler=lanes.serve(Lane.LIVE, live.handle_batch),
         on_acked=live.acked,
     )
-    bulk = BulkIngest(runtime)
+    bulk = BulkIngest(runtime, lanes)
     runtime.consume(
         Lane.BULK.of(INGEST_QUEUE),
         lanes.serve(Lane.BULK, bulk),

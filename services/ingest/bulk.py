@@ -11,24 +11,30 @@ from collections.abc import Sequence
 from services.ingest.handler import IngestHandler
 from services.ingest.pack import PACK_TYPE, Inbound, unpack
 from shared.amqp.consumer import Delivery, PoisonMessage
-from shared.lanes import Lane
+from shared.lanes import Lane, LiveFirst
 from shared.service import Runtime
 
 
 class BulkIngest:
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, lanes: LiveFirst | None = None) -> None:
         self._handler = IngestHandler(runtime, lane=Lane.BULK)
+        self._lanes = lanes or LiveFirst()
 
     async def __call__(self, delivery: Delivery) -> None:
         await self.handle_batch([delivery])
 
     async def handle_batch(self, deliveries: Sequence[Delivery]) -> None:
         """Each pack as a batch of its own (a pack is as big as a batch already), the
-        onboarding messages as one."""
+        onboarding messages as one. Between packs, live work goes first: a batch of
+        packs holds up to a batch of batches."""
         loose: list[Inbound] = []
+        first = True
         for delivery in deliveries:
             if _is_pack(delivery):
+                if not first:
+                    await self._lanes.after_live()
                 await self._handle(_unpacked(delivery))
+                first = False
             else:
                 loose.append(delivery)
         await self._handle(loose)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Sequence
 
 from services.ingest.handler import IngestHandler
@@ -86,7 +87,8 @@ class LaneSorter:
                 live.append(delivery)
             else:
                 beyond.append((delivery, partner.id))
-                metrics.LANE_DIVERTED.labels(self._rt.service, partner.id).inc()
+        for partner_id, count in Counter(p for _, p in beyond).items():
+            metrics.LANE_DIVERTED.labels(self._rt.service, partner_id).inc(count)
         return live, beyond
 
     async def _divert(self, beyond: Sequence[tuple[Delivery, str]]) -> None:
