@@ -13,7 +13,7 @@ from shared.contract.inbound import ONBOARDING_ROUTING_KEY
 from shared.contract.validation import example_bsn
 from shared.partner_client import PartnerClient
 
-LOAD = 400
+LOAD = 300
 LIVE = 5
 LIVE_EVERY_SECONDS = 0.05
 
