@@ -17,7 +17,7 @@ from shared.amqp.consumer import Delivery
 from shared.amqp.topology import INBOUND_EXCHANGE, INGEST_QUEUE, MATCHER_QUEUE, bulk
 from shared.contract.inbound import ONBOARDING_ROUTING_KEY
 from shared.lanes import WATCHED_LIVE_QUEUES, Lane, LiveFirst
-from shared.partner_client import PartnerClient
+from shared.partner_client import PartnerClient, Received
 from tests.conftest import System, apply_region
 from tests.support import (
     RegionUnderTest,
@@ -44,6 +44,23 @@ async def _publish_many(
 def _diverted(partner: str) -> float:
     labels = {"service": "ingest", "partner": partner}
     return REGISTRY.get_sample_value("vi_lane_diverted_total", labels) or 0.0
+
+
+async def _distinct(client: PartnerClient, count: int, timeout: float) -> list[Received]:
+    """The next `count` messages with distinct message_ids: the outbox may deliver a
+    message twice when a busy machine makes its fast path slower than the relay's
+    grace period, and partners drop the copies by message_id (contract)."""
+    seen: dict[str | None, Received] = {}
+    while len(seen) < count:
+        got = await client.next(timeout)
+        seen.setdefault(got.message_id, got)
+    return list(seen.values())
+
+
+def _new(got: list[Received], known: list[Received]) -> list[Received]:
+    """What in `got` is no copy of a message in `known`."""
+    ids = {k.message_id for k in known}
+    return [g for g in got if g.message_id not in ids]
 
 
 async def _claimed(db: asyncpg.Connection[Any], partner: str) -> int:
@@ -142,7 +159,7 @@ async def test_a_live_melding_is_answered_while_an_onboarding_backlog_waits(
     assert stored_at_receipt < backlog
     assert stored_at_notice < backlog
 
-    receipts = await jgz.collect(backlog, timeout=60)
+    receipts = await _distinct(jgz, backlog, timeout=60)
     assert {r.body["status"] for r in receipts} == {"accepted"}
     assert len({r.body["in_reply_to"] for r in receipts}) == backlog
 
@@ -177,7 +194,7 @@ async def test_a_flooding_partner_is_served_after_the_others(
     assert diverted >= flood - burst - rate * 30
 
     # Nothing lost: every flooded melding is answered in the end.
-    receipts = await jgz.collect(flood, timeout=60)
+    receipts = await _distinct(jgz, flood, timeout=60)
     assert {r.body["status"] for r in receipts} == {"accepted"}
     assert len({r.body["in_reply_to"] for r in receipts}) == flood
 
@@ -235,10 +252,10 @@ async def test_a_flood_ahead_is_passed_over_unread_to_reach_another_partner(
     assert answered_at_receipt < flood // 2
 
     # Nothing lost: every flooded message is answered in the end, once.
-    receipts = await jgz.collect(flood, timeout=60)
+    receipts = await _distinct(jgz, flood, timeout=60)
     assert {r.body["status"] for r in receipts} == {"rejected"}
     assert len({r.body["in_reply_to"] for r in receipts}) == flood
-    assert await jgz.quiet(0.5) == []
+    assert _new(await jgz.quiet(0.5), receipts) == []
 
 
 async def test_a_packed_message_forwarded_twice_is_answered_once(
@@ -278,7 +295,7 @@ async def test_a_packed_message_forwarded_twice_is_answered_once(
     await eventually(
         lambda: _all_empty(tool, [bulk(INGEST_QUEUE), bulk(MATCHER_QUEUE)]), timeout=15
     )
-    assert await jgz.quiet(1.0) == []  # no `duplicate` for the second copy
+    assert _new(await jgz.quiet(1.0), [receipt]) == []  # no `duplicate` for the second copy
 
 
 async def _all_empty(runtime: Any, queues: list[str]) -> bool:
