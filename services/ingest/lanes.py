@@ -5,8 +5,9 @@ Its messages within its share are handled as live ones. Those beyond it are not 
 validated here: this first pass reads only their `user_id`, records their arrivals
 (one statement), and moves them in one pack (`pack.py`) to `vi.ingest.bulk`, where
 they are validated and handled with the capacity live traffic leaves. So a flood
-ahead of another partner's message costs that message a pass far cheaper than the
-flood's publish, not the flood's validation, transactions and e-mails.
+ahead of another partner's message costs that message only ingest's read of the
+flood, not its validation, transactions and e-mails (the read is still not free: see
+docs/performance.md, "Lanes").
 
 Nothing is lost and nothing is answered twice: the originals are acked only once the
 pack is confirmed, so a crash in between delivers them again and they are packed

@@ -2,9 +2,9 @@
 message, from `vi.ingest` to `vi.ingest.bulk` (free of I/O).
 
 Ingest's first pass over `vi.ingest` looks at a message's `user_id` and its partner's
-token bucket only; what lies beyond the share is packed here, so the pass costs a
-fraction of a partner's publish and the other partners' messages behind a flood are
-reached at once (see `services/ingest/lanes.py`). The bulk lane unpacks a pack into
+token bucket only; what lies beyond the share is packed here, so the pass costs
+little more than reading the message and the other partners' messages behind a flood
+are reached sooner (see `services/ingest/lanes.py`). The bulk lane unpacks a pack into
 `PackedMessage`s and handles them like any delivery.
 
 A packed message keeps what ingest reads: the sender's `user_id`, `message_id`,

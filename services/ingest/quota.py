@@ -2,7 +2,7 @@
 
 A partner may send `rate` live messages a second after a burst of `burst`; what it
 sends beyond that is not refused but moved, unread, to the bulk lane, so the others'
-live traffic waits only for ingest's cheap first pass over one partner's flood, not
+live traffic waits only for ingest's read of one partner's flood, not
 for its validation, matching and e-mails (see docs/performance.md, "Lanes").
 """
 
