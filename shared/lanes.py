@@ -6,8 +6,9 @@ reach `vi.ingest.bulk` by their routing key; ingest moves a partner's live messa
 beyond its fair share there, unread, in packs (`services/ingest/lanes.py`). A
 message keeps its lane on every later hop: the commands ingest forwards, the notify
 events the matcher writes and the e-mail jobs the notifier makes go to the bulk twin
-of the next queue. Each service consumes both twins and starts bulk work only while no live work is in hand
-(`LiveFirst`), so bulk uses the capacity live traffic leaves over.
+of the next queue. Each service consumes both twins and starts bulk work only while
+no live work is in hand (`LiveFirst`), so bulk uses the capacity live traffic leaves
+over.
 """
 
 from __future__ import annotations
