@@ -13,6 +13,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import click
 
 from cli.common import run, settings
+from cli.demo_onboarding import onboarding_beside_live
 from cli.demo_pki import TEST_ONLY, DemoCA
 from shared.amqp.connection import vhost_of
 from shared.amqp.management import Management, set_up_partner_login, set_up_portal_login
@@ -245,6 +246,11 @@ async def _traffic(region_file: Path, wait: float) -> None:
             click.echo(f"\n-> {title}  [{pid} sends {body['type']}]")
             await clients[pid].send(body)
             await _drain(clients, wait, families)
+        click.echo(
+            "\n-> The GGD loads its archive as an onboarding load while De Regenboog"
+            " registers live  [ggd-jgz sends onboard.melding.register]"
+        )
+        await onboarding_beside_live(clients["ggd-jgz"], clients["regenboog"], now)
     finally:
         for client in clients.values():
             await client.close()
@@ -263,8 +269,9 @@ async def _traffic(region_file: Path, wait: float) -> None:
 )
 def traffic(region_file: Path, wait: float) -> None:
     """Act as the demo partners: register meldingen, make a match and a family match
-    (the demo register answers lookups), send a bad message, report a move, and print
-    every answer, then the e-mails written."""
+    (the demo register answers lookups), send a bad message, report a move, load an
+    archive as an onboarding load beside live traffic, and print every answer, then
+    the e-mails written."""
     run(_traffic(region_file, wait))
     mail_dir = settings().mail_dir
     mails = sorted(mail_dir.glob("*.eml"), key=lambda p: p.stat().st_mtime)[-12:]

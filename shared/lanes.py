@@ -2,13 +2,13 @@
 behind the matching and e-mails of a partner sending beyond its fair share.
 
 Every work queue has a bulk twin (`shared.amqp.topology.bulk`). Onboarding messages
-reach `vi.ingest.bulk` by their routing key; ingest forwards the commands of a
-partner's live messages beyond its fair share to `vi.matcher.bulk`
-(`services/ingest/lanes.py`). A message keeps its lane on every later hop: the
-commands ingest forwards, the notify events the matcher writes and the e-mail jobs
-the notifier makes go to the bulk twin of the next queue. Each
-service consumes both twins and starts bulk work only while no live work is in hand
-(`LiveFirst`), so bulk uses the capacity live traffic leaves over.
+reach `vi.ingest.bulk` by their routing key; ingest moves a partner's live messages
+beyond its fair share there, unread, in packs (`services/ingest/lanes.py`). A
+message keeps its lane on every later hop: the commands ingest forwards, the notify
+events the matcher writes and the e-mail jobs the notifier makes go to the bulk twin
+of the next queue. Each service consumes both twins and starts bulk work only while
+no live work is in hand (`LiveFirst`), so bulk uses the capacity live traffic leaves
+over.
 """
 
 from __future__ import annotations
@@ -74,13 +74,22 @@ class LiveFirst:
     Work already started is not interrupted: a live message shares the CPU and the
     database with the bulk batch that was running when it came (one per bulk queue,
     `Lane.batch_concurrency`), but never waits for the bulk backlog.
+
+    The live queues are looked at only while bulk work is in hand: a process with no
+    bulk work asks the broker nothing.
     """
 
     def __init__(self) -> None:
         self._live = 0
         self._idle = asyncio.Event()
         self._idle.set()
-        self._backlog = False
+        self._bulk = 0
+        self._bulk_in_hand = asyncio.Event()
+        self._watching = False
+        # Whether a live queue had messages at the last look; None: not looked since
+        # bulk work came (bulk work then waits for a look).
+        self._backlog: bool | None = None
+        self.looks = 0
 
     async def watch(
         self,
@@ -88,28 +97,37 @@ class LiveFirst:
         queues: Sequence[str] = WATCHED_LIVE_QUEUES,
         interval: float = WATCH_INTERVAL_SECONDS,
     ) -> None:
-        """Keep looking whether a live queue has messages waiting (for ever)."""
+        """Look whether a live queue has messages waiting, every `interval` while bulk
+        work is in hand (for ever)."""
         failing = False
-        while True:
-            try:
-                async with connection.channel() as channel:
-                    # The protocol channel: a fresh declare-ok each time, nothing cached.
-                    underlay = await channel.get_underlay_channel()
-                    while True:
-                        waiting = [await underlay.queue_declare(q, passive=True) for q in queues]
-                        self._backlog = any(w.message_count for w in waiting)
-                        failing = False
-                        await asyncio.sleep(interval)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                # Without the broker there is no work either; look again soon. One line
-                # per outage: the backend watch already reports the broker's state.
-                self._backlog = False
-                if not failing:
-                    log.info("live_backlog_watch_paused", error=describe_error(exc, 300))
-                failing = True
-                await asyncio.sleep(1.0)
+        self._watching = True
+        try:
+            while True:
+                try:
+                    async with connection.channel() as channel:
+                        # The protocol channel: a fresh declare-ok each time, nothing cached.
+                        underlay = await channel.get_underlay_channel()
+                        while True:
+                            await self._bulk_in_hand.wait()
+                            waiting = [
+                                await underlay.queue_declare(q, passive=True) for q in queues
+                            ]
+                            self.looks += 1
+                            self._backlog = any(w.message_count for w in waiting)
+                            failing = False
+                            await asyncio.sleep(interval)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    # Without the broker there is no work either; look again soon. One
+                    # line per outage: the backend watch already reports the broker's state.
+                    self._backlog = False
+                    if not failing:
+                        log.info("live_backlog_watch_paused", error=describe_error(exc, 300))
+                    failing = True
+                    await asyncio.sleep(1.0)
+        finally:
+            self._watching = False
 
     @property
     def live_in_hand(self) -> int:
@@ -134,11 +152,30 @@ class LiveFirst:
 
     def _bulk_work(self, handler: Callable[[T], Awaitable[None]]) -> Work[T]:
         async def run(work: T) -> None:
-            while self._live or self._backlog:
-                if self._live:
-                    await self._idle.wait()
-                else:
-                    await asyncio.sleep(WATCH_INTERVAL_SECONDS)
-            await handler(work)
+            self._bulk += 1
+            self._bulk_in_hand.set()
+            try:
+                await self.after_live()
+                await handler(work)
+            finally:
+                self._bulk -= 1
+                if self._bulk == 0:
+                    self._bulk_in_hand.clear()
+                    self._backlog = None
 
         return run
+
+    async def after_live(self) -> None:
+        """Return once no live work is in hand here nor waiting in a live queue. Bulk
+        work calls it before it starts, and between the parts of a long piece of work
+        (a batch of packs) so that it yields as a short one would."""
+        while self._live or self._live_backlog():
+            if self._live:
+                await self._idle.wait()
+            else:
+                await asyncio.sleep(WATCH_INTERVAL_SECONDS)
+
+    def _live_backlog(self) -> bool:
+        """Whether live queues may have messages waiting (unknown counts as yes while
+        the watch runs; without it, only this process's live work counts)."""
+        return self._watching and self._backlog is not False

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.ingest.handler import IngestHandler
+from services.ingest.bulk import BulkIngest
 from services.ingest.lanes import LaneSorter
 from shared.amqp.topology import INGEST_QUEUE
 from shared.lanes import Lane, LiveFirst
@@ -19,11 +19,11 @@ async def setup(runtime: Runtime) -> None:
         batch_handler=lanes.serve(Lane.LIVE, live.handle_batch),
         on_acked=live.acked,
     )
-    onboarding = IngestHandler(runtime, lane=Lane.BULK)
+    bulk = BulkIngest(runtime, lanes)
     runtime.consume(
         Lane.BULK.of(INGEST_QUEUE),
-        lanes.serve(Lane.BULK, onboarding),
-        batch_handler=lanes.serve(Lane.BULK, onboarding.handle_batch),
+        lanes.serve(Lane.BULK, bulk),
+        batch_handler=lanes.serve(Lane.BULK, bulk.handle_batch),
         batch_concurrency=Lane.BULK.batch_concurrency,
-        on_acked=onboarding.acked,
+        on_acked=bulk.acked,
     )

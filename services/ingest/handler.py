@@ -38,8 +38,9 @@ import hashlib
 import uuid
 from collections.abc import Collection, Sequence
 
+from services.ingest.pack import Inbound
 from services.ingest.sender import Sender, identify
-from shared.amqp.consumer import ERROR_HEADER, Delivery
+from shared.amqp.consumer import ERROR_HEADER
 from shared.amqp.topology import REJECTED_QUEUE
 from shared.clock import Clock, utcnow
 from shared.commands import send_commands
@@ -68,34 +69,34 @@ class IngestHandler:
         # Valid messages go on to the matcher in the lane they came in.
         self._lane = lane
 
-    async def __call__(self, delivery: Delivery) -> None:
+    async def __call__(self, delivery: Inbound) -> None:
         command = await self._triage(delivery, await self._rt.region.get())
         if command is not None:
             await self._forward([(delivery, command)])
 
-    async def handle_batch(self, deliveries: Sequence[Delivery]) -> None:
+    async def handle_batch(self, deliveries: Sequence[Inbound]) -> None:
         """Answer what needs answering here; forward all valid ones as one message."""
         region = await self._rt.region.get()
-        valid: list[tuple[Delivery, Command]] = []
+        valid: list[tuple[Inbound, Command]] = []
         for delivery in deliveries:
             message_id = delivery.message_id
             with message_context(
                 message_id=message_id,
-                correlation_id=delivery.message.correlation_id or message_id,
+                correlation_id=delivery.correlation_id or message_id,
             ):
                 command = await self._triage(delivery, region)
             if command is not None:
                 valid.append((delivery, command))
         await self._forward(valid)
 
-    async def acked(self, deliveries: Sequence[Delivery]) -> None:
+    async def acked(self, deliveries: Sequence[Inbound]) -> None:
         """The broker confirmed the acks: these publishes cannot be delivered again."""
         ids = [d.binding.arrival_id for d in deliveries if d.binding.arrival_id is not None]
         if ids:
             async with self._rt.pool.acquire() as conn:
                 await arrivals.close(conn, ids)
 
-    async def _forward(self, valid: Sequence[tuple[Delivery, Command]]) -> None:
+    async def _forward(self, valid: Sequence[tuple[Inbound, Command]]) -> None:
         """Record the arrivals of valid messages, then hand them to the matcher."""
         if not valid:
             return
@@ -114,7 +115,7 @@ class IngestHandler:
             self._lane,
         )
 
-    async def _triage(self, delivery: Delivery, region: RegionConfig) -> Command | None:
+    async def _triage(self, delivery: Inbound, region: RegionConfig) -> Command | None:
         """The command to forward, or None when the message was answered here."""
         user_id = delivery.user_id
         sender = identify(user_id, delivery.headers, region)
@@ -127,7 +128,7 @@ class IngestHandler:
         with message_context(partner=sender.answer_to, **portal):
             return await self._handle(delivery, sender, region.municipalities_by_code.keys())
 
-    async def _reject_unknown_sender(self, delivery: Delivery, user_id: str | None) -> None:
+    async def _reject_unknown_sender(self, delivery: Inbound, user_id: str | None) -> None:
         reason = (
             "no user_id property: publish with user_id set to your broker login"
             if not user_id
@@ -139,11 +140,11 @@ class IngestHandler:
         )
 
     async def _handle(
-        self, delivery: Delivery, sender: Sender, municipalities: Collection[str]
+        self, delivery: Inbound, sender: Sender, municipalities: Collection[str]
     ) -> Command | None:
         outcome = validate_inbound(
             inbound_type(delivery.routing_key),
-            delivery.message.body,
+            delivery.body,
             roles=sender.roles,
             municipalities=municipalities,
             now=self._clock(),
@@ -175,7 +176,7 @@ class IngestHandler:
         )
 
     async def _reject(
-        self, delivery: Delivery, answer_to: str, message_id: str, outcome: Invalid
+        self, delivery: Inbound, answer_to: str, message_id: str, outcome: Invalid
     ) -> None:
         log.info("inbound_invalid", codes=sorted({e.code.value for e in outcome.errors}))
         async with self._rt.outbox.unit_of_work() as uow:
@@ -204,7 +205,7 @@ class IngestHandler:
 
     async def _answer_without_message_id(
         self,
-        delivery: Delivery,
+        delivery: Inbound,
         answer_to: str,
         errors: list[ErrorItem],
         melding_ref: str | None,
@@ -225,7 +226,7 @@ class IngestHandler:
         )
 
 
-def _arrival(delivery: Delivery, partner_id: str, message_id: str) -> Arrival:
+def _arrival(delivery: Inbound, partner_id: str, message_id: str) -> Arrival:
     return Arrival(
         partner_id=partner_id,
         message_id=message_id,
@@ -234,7 +235,7 @@ def _arrival(delivery: Delivery, partner_id: str, message_id: str) -> Arrival:
     )
 
 
-def _id_without_message_id(partner_id: str, delivery: Delivery, receipt: Receipt) -> uuid.UUID:
+def _id_without_message_id(partner_id: str, delivery: Inbound, receipt: Receipt) -> uuid.UUID:
     """A receipt id for a message that has no id of its own to remember it by.
 
     Derived from the message (routing key and body) and from the answer itself: a
@@ -245,7 +246,7 @@ def _id_without_message_id(partner_id: str, delivery: Delivery, receipt: Receipt
     digest = hashlib.sha256()
     for part in (
         delivery.routing_key.encode("utf-8", "surrogateescape"),
-        delivery.message.body,
+        delivery.body,
         dump_json(receipt),
     ):
         digest.update(len(part).to_bytes(8, "big") + part)

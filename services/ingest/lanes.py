@@ -1,24 +1,41 @@
 """In front of live ingest: fair shares between partners.
 
 Each partner has a token bucket (`quota.py`, rate and burst from the region config).
-Its messages within its share are handled as live ones; those beyond it are
-validated here all the same (cheap, and in arrival order, so the live queue drains at
-ingest's speed), but their commands go on in the bulk lane: the matcher and notifier
-serve them only with capacity other partners' live traffic leaves.
+Its messages within its share are handled as live ones. Those beyond it are not even
+validated here: this first pass reads only their `user_id`, records their arrivals
+(one statement), and moves them in one pack (`pack.py`) to `vi.ingest.bulk`, where
+they are validated and handled with the capacity live traffic leaves. So a flood
+ahead of another partner's message costs that message only ingest's read of the
+flood, not its validation, transactions and e-mails (the read is still not free: see
+docs/performance.md, "Lanes").
 
-Messages the sorter cannot attribute (no or unknown `user_id`) stay live, where ingest
-answers or rejects them at once.
+Nothing is lost and nothing is answered twice: the originals are acked only once the
+pack is confirmed, so a crash in between delivers them again and they are packed
+again, bound (as redeliveries) to the arrivals recorded the first time, which are
+closed only after the ack of the originals is confirmed; each arrival is answered
+once (`shared.db.arrivals`).
+
+Messages the sorter cannot attribute (no or unknown `user_id`, the portal's login)
+stay live, where ingest answers or rejects them at once.
 """
 
 from __future__ import annotations
 
 import time
+import uuid
+from collections import Counter
 from collections.abc import Callable, Sequence
 
 from services.ingest.handler import IngestHandler
+from services.ingest.pack import PACK_TYPE, pack
 from services.ingest.quota import PartnerQuotas
 from shared import metrics
 from shared.amqp.consumer import Delivery
+from shared.amqp.publisher import Outgoing
+from shared.amqp.topology import INGEST_QUEUE
+from shared.contract.validation import check_message_id
+from shared.db import arrivals
+from shared.db.arrivals import Arrival
 from shared.lanes import Lane
 from shared.logs import get_logger
 from shared.service import Runtime
@@ -34,37 +51,75 @@ class LaneSorter:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._rt = runtime
-        self._handlers = {lane: IngestHandler(runtime, lane=lane) for lane in Lane}
+        self._live = IngestHandler(runtime, lane=Lane.LIVE)
         self._quotas = quotas or PartnerQuotas()
         self._clock = clock
 
     async def __call__(self, delivery: Delivery) -> None:
-        [(lane, _)] = (await self._sort([delivery])).items()
-        await self._handlers[lane](delivery)
+        await self.handle_batch([delivery])
 
     async def handle_batch(self, deliveries: Sequence[Delivery]) -> None:
-        for lane, group in (await self._sort(deliveries)).items():
-            await self._handlers[lane].handle_batch(group)
+        live, beyond = await self._sort(deliveries)
+        if len(live) == 1:
+            await self._live(live[0])
+        elif live:
+            await self._live.handle_batch(live)
+        await self._divert(beyond)
 
     async def acked(self, deliveries: Sequence[Delivery]) -> None:
         """Confirmed acks close arrivals, whichever lane the message went on in."""
-        await self._handlers[Lane.LIVE].acked(deliveries)
+        await self._live.acked(deliveries)
 
-    async def _sort(self, deliveries: Sequence[Delivery]) -> dict[Lane, list[Delivery]]:
-        """The deliveries by the lane they go on in (live first), none empty."""
+    async def _sort(
+        self, deliveries: Sequence[Delivery]
+    ) -> tuple[list[Delivery], list[tuple[Delivery, str]]]:
+        """The deliveries within their partner's share (and those of no partner), and
+        those beyond it with their partner's id."""
         region = await self._rt.region.get()
         rules, now = region.region, self._clock()
-        lanes: dict[Lane, list[Delivery]] = {}
+        live: list[Delivery] = []
+        beyond: list[tuple[Delivery, str]] = []
         for delivery in deliveries:
             user_id = delivery.user_id
             partner = region.partners_by_broker_user.get(user_id) if user_id else None
-            lane = Lane.LIVE
-            if partner is not None and not self._quotas.admit(
+            if partner is None or self._quotas.admit(
                 partner.id, rate=rules.live_rate, burst=rules.live_burst, now=now
             ):
-                lane = Lane.BULK
-                metrics.LANE_DIVERTED.labels(self._rt.service, partner.id).inc()
-            lanes.setdefault(lane, []).append(delivery)
-        if Lane.BULK in lanes:
-            log.info("lane_diverted_to_bulk", messages=len(lanes[Lane.BULK]))
-        return dict(sorted(lanes.items(), key=lambda item: item[0] is not Lane.LIVE))
+                live.append(delivery)
+            else:
+                beyond.append((delivery, partner.id))
+        for partner_id, count in Counter(p for _, p in beyond).items():
+            metrics.LANE_DIVERTED.labels(self._rt.service, partner_id).inc(count)
+        return live, beyond
+
+    async def _divert(self, beyond: Sequence[tuple[Delivery, str]]) -> None:
+        """Record the arrivals of `beyond`, then move them in one pack to the bulk
+        ingest queue (returning once the broker confirmed it). A message without a
+        usable message_id has no arrival; the bulk lane answers it like live ingest."""
+        if not beyond:
+            return
+        keyed = [(d, p) for d, p in beyond if check_message_id(d.message_id) is None]
+        if keyed:
+            async with self._rt.pool.acquire() as conn:
+                ids = await arrivals.record(
+                    conn,
+                    [
+                        Arrival(p, d.message_id or "", d.seen_before, known=d.binding.arrival_id)
+                        for d, p in keyed
+                    ],
+                )
+            for (delivery, _), arrival_id in zip(keyed, ids, strict=True):
+                delivery.binding.arrival_id = arrival_id
+        await self._rt.publisher.publish_many(
+            [
+                Outgoing(
+                    "",
+                    Lane.BULK.of(INGEST_QUEUE),
+                    pack([d for d, _ in beyond]),
+                    message_id=str(uuid.uuid4()),
+                    message_type=PACK_TYPE,
+                    user_id=self._rt.settings.service_broker_user,
+                )
+            ]
+        )
+        log.info("lane_diverted_to_bulk", messages=len(beyond))

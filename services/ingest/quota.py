@@ -1,9 +1,9 @@
 """Fair shares between live partners: a token bucket per partner (free of I/O).
 
 A partner may send `rate` live messages a second after a burst of `burst`; what it
-sends beyond that is not refused but goes on in the bulk lane, so the others' live
-traffic does not wait for the matching and e-mails of one partner's flood (it still
-waits for ingest's pass over it: see docs/performance.md, "Lanes").
+sends beyond that is not refused but moved, unread, to the bulk lane, so the others'
+live traffic waits only for ingest's read of one partner's flood, not
+for its validation, matching and e-mails (see docs/performance.md, "Lanes").
 """
 
 from __future__ import annotations

@@ -87,6 +87,14 @@ class Delivery:
         return dict(self.message.headers or {})
 
     @property
+    def body(self) -> bytes:
+        return self.message.body
+
+    @property
+    def correlation_id(self) -> str | None:
+        return self.message.correlation_id
+
+    @property
     def _from_runtime(self) -> bool:
         # Only the services' own login can set this user_id (the broker checks it), so
         # headers on such a message were written by the runtime, never by a partner.

@@ -133,3 +133,21 @@ async def test_a_failing_live_handler_does_not_block_bulk_for_ever() -> None:
     with pytest.raises(RuntimeError):
         await lanes.serve(Lane.LIVE, broken)("x")
     await asyncio.wait_for(lanes.serve(Lane.BULK, bulk)("y"), 1.0)
+
+
+async def test_long_bulk_work_yields_to_live_work_between_its_parts() -> None:
+    lanes = LiveFirst()
+    await asyncio.wait_for(lanes.after_live(), 1.0)  # nothing live: on at once
+    release = asyncio.Event()
+
+    async def live(_: str) -> None:
+        await release.wait()
+
+    live_task = asyncio.create_task(lanes.serve(Lane.LIVE, live)("l"))
+    await asyncio.sleep(0)
+    waiting = asyncio.create_task(lanes.after_live())
+    await asyncio.sleep(0.01)
+    assert not waiting.done()
+    release.set()
+    await asyncio.wait_for(waiting, 1.0)
+    await live_task
