@@ -20,7 +20,7 @@ import asyncpg
 from services.portal import metrics
 from shared.amqp.publisher import Outgoing, Publisher
 from shared.amqp.topology import INBOUND_EXCHANGE
-from shared.contract.portal import ACTOR_HEADER, ON_BEHALF_OF_HEADER
+from shared.contract.portal import ACTOR_HEADER, COORDINATOR_HEADER, ON_BEHALF_OF_HEADER
 from shared.db.pool import Conn
 from shared.logs import describe_error, get_logger
 
@@ -35,6 +35,9 @@ class Request:
     partner_id: str
     actor: uuid.UUID
     body: dict[str, Any]
+    # Set for a coordinator's request: sent with x-vi-coordinator instead of
+    # x-vi-on-behalf-of (contract §9, regie.assign).
+    coordinator: str | None = None
 
     @property
     def routing_key(self) -> str:
@@ -45,19 +48,27 @@ def new_request(partner_id: str, actor: uuid.UUID, body: dict[str, Any]) -> Requ
     return Request(uuid.uuid4(), partner_id, actor, body)
 
 
+def coordinator_request(
+    mailbox: str, coordinator: str, actor: uuid.UUID, body: dict[str, Any]
+) -> Request:
+    """A coordinator's request; its receipt comes back in `mailbox` (partner.portal)."""
+    return Request(uuid.uuid4(), mailbox, actor, body, coordinator)
+
+
 async def record(conn: Conn, request: Request) -> None:
     """Write the request in the caller's transaction; publish it after commit."""
     metrics.REQUESTS.labels(request.routing_key).inc()
     await conn.execute(
         """INSERT INTO portal_message (message_id, partner_id, actor, routing_key,
-                  melding_ref, body)
-           VALUES ($1, $2, $3, $4, $5, $6)""",
+                  melding_ref, body, coordinator)
+           VALUES ($1, $2, $3, $4, $5, $6, $7)""",
         request.message_id,
         request.partner_id,
         request.actor,
         request.routing_key,
         request.body.get("melding_ref"),
         json.dumps(request.body).encode(),
+        request.coordinator,
     )
 
 
@@ -69,15 +80,26 @@ class Gateway:
         self.publisher: Publisher | None = None
 
     def _outgoing(
-        self, message_id: uuid.UUID, partner_id: str, actor: str, body: bytes, key: str
+        self,
+        message_id: uuid.UUID,
+        partner_id: str,
+        actor: str,
+        body: bytes,
+        key: str,
+        coordinator: str | None = None,
     ) -> Outgoing:
+        speaks_for = (
+            {COORDINATOR_HEADER: coordinator}
+            if coordinator is not None
+            else {ON_BEHALF_OF_HEADER: partner_id}
+        )
         return Outgoing(
             INBOUND_EXCHANGE,
             key,
             body,
             message_id=str(message_id),
             user_id=self.broker_user,
-            headers={ON_BEHALF_OF_HEADER: partner_id, ACTOR_HEADER: actor},
+            headers={**speaks_for, ACTOR_HEADER: actor},
         )
 
     async def publish(self, request: Request) -> bool:
@@ -95,6 +117,7 @@ class Gateway:
                         str(request.actor),
                         json.dumps(request.body).encode(),
                         request.routing_key,
+                        request.coordinator,
                     )
                 ]
             )
@@ -114,7 +137,8 @@ class Gateway:
             return 0
         async with self._pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
-                """SELECT message_id, partner_id, actor, routing_key, body FROM portal_message
+                """SELECT message_id, partner_id, actor, routing_key, body, coordinator
+                   FROM portal_message
                    WHERE published_at IS NULL
                      AND created_at <= now() - make_interval(secs => $1)
                    ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED""",
@@ -131,6 +155,7 @@ class Gateway:
                         str(r["actor"]),
                         bytes(r["body"]),
                         r["routing_key"],
+                        r["coordinator"],
                     )
                     for r in rows
                 ]

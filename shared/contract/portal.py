@@ -13,6 +13,8 @@ ON_BEHALF_OF_HEADER: Final = "x-vi-on-behalf-of"
 # The portal user (account id) who acted; it goes into the audit log with the action.
 ACTOR_HEADER: Final = "x-vi-actor"
 MAX_ACTOR_CHARS: Final = 128
+# The municipality code of the match coordinator for whom the portal sends regie.assign.
+COORDINATOR_HEADER: Final = "x-vi-coordinator"
 
 NOT_THE_PORTAL = ErrorItem(
     loc=ON_BEHALF_OF_HEADER,
