@@ -196,8 +196,11 @@ async def assignments(conn: Conn, match_ids: Sequence[uuid.UUID]) -> dict[uuid.U
         """SELECT DISTINCT ON (match_id) match_id, partner, receipt_status, receipt_errors
            FROM (SELECT b ->> 'match_id' AS match_id, b ->> 'partner' AS partner,
                         receipt_status, receipt_errors, created_at
-                 FROM portal_message, convert_from(body, 'UTF8')::jsonb AS b
-                 WHERE routing_key = 'regie.assign' AND coordinator IS NOT NULL) sent
+                 FROM (SELECT convert_from(body, 'UTF8')::jsonb AS b, receipt_status,
+                              receipt_errors, created_at
+                       FROM portal_message
+                       WHERE routing_key = 'regie.assign' AND coordinator IS NOT NULL) raw
+                ) sent
            WHERE match_id = ANY($1::text[])
            ORDER BY match_id, created_at DESC""",
         [str(m) for m in match_ids],
