@@ -290,5 +290,6 @@ async def test_assigning_the_lead_publishes_regie_assign_and_shows_the_answer(
         "SELECT actor, portal_user, match_id, detail FROM audit_log"
         " WHERE action = 'portal_request_sent'"
     )
+    assert entry is not None
     assert entry["actor"] == "coordinator" and entry["portal_user"] == str(coordinator.user.id)
     assert str(entry["match_id"]) == match_id and entry["detail"]["partner"] == "school"
