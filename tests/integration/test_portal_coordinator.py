@@ -31,7 +31,7 @@ from tests.integration.portal_support import (
     start_portal,
 )
 from tests.integration.test_matching import Mailbox
-from tests.support import RegionUnderTest, drain, eventually, valid_bsn
+from tests.support import RegionUnderTest, drain, eventually, run_cli, valid_bsn
 
 AMSTERDAM, ROTTERDAM = "0363", "0599"
 LINKED = ("school", "jeugdteam", "jgz", "huisarts", "brp")
@@ -293,3 +293,54 @@ async def test_assigning_the_lead_publishes_regie_assign_and_shows_the_answer(
     assert entry is not None
     assert entry["actor"] == "coordinator" and entry["portal_user"] == str(coordinator.user.id)
     assert str(entry["match_id"]) == match_id and entry["detail"]["partner"] == "school"
+
+
+async def test_the_operator_adds_a_coordinator_for_municipalities_of_the_region(
+    portal_region: RegionUnderTest,
+    system: System,
+    browsers: list[Browser],
+    db: asyncpg.Connection[Any],
+) -> None:
+    app = await start_portal(system, portal_settings(portal_region))
+    env = {"VI_PORTAL_BASE_URL": "https://portal.test"}
+    add = ("portal", "user", "add", "--role", "coordinator", "--email")
+    added = await run_cli(
+        portal_region,
+        *add,
+        "regie@amsterdam.example",
+        "--municipality",
+        AMSTERDAM,
+        "--municipality",
+        ROTTERDAM,
+        env=env,
+    )
+    assert added.exit_code == 0, added.output
+    assert "municipalities 0363, 0599" in added.output
+    link = re.search(r"activation link: https://portal\.test(/activeren/\S+)", added.output)
+    assert link
+    browser = Browser(app)
+    browsers.append(browser)
+    assert (await browser.get(link[1])).status_code == 200
+    row = await db.fetchrow(
+        "SELECT partner_id, role, municipalities FROM portal_user WHERE email = $1",
+        "regie@amsterdam.example",
+    )
+    assert row is not None
+    assert (row["partner_id"], row["role"], row["municipalities"]) == (
+        PORTAL_ID,
+        "coordinator",
+        [AMSTERDAM, ROTTERDAM],
+    )
+    # Not a municipality of the region; a partner beside the municipality; none at all.
+    unknown = await run_cli(portal_region, *add, "a@b.example", "--municipality", "9999")
+    assert unknown.exit_code != 0 and "no municipality 9999" in unknown.output
+    both = await run_cli(
+        portal_region, *add, "a@b.example", "--municipality", AMSTERDAM, "--partner", "linde"
+    )
+    assert both.exit_code != 0 and "leave out --partner" in both.output
+    bare = await run_cli(portal_region, *add, "a@b.example")
+    assert bare.exit_code != 0 and "--municipality CODE" in bare.output
+    listed = await run_cli(portal_region, "portal", "user", "list")
+    assert "gemeente 0363, 0599" in listed.output
+    helped = await run_cli(portal_region, "portal", "user", "add", "--help")
+    assert "--municipality CODE" in helped.output and "coordinator" in helped.output
