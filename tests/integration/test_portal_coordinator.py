@@ -344,3 +344,29 @@ async def test_the_operator_adds_a_coordinator_for_municipalities_of_the_region(
     assert "gemeente 0363, 0599" in listed.output
     helped = await run_cli(portal_region, "portal", "user", "add", "--help")
     assert "--municipality CODE" in helped.output and "coordinator" in helped.output
+
+    # The demo coordinator (scripts/run.sh) logs in with what the command prints.
+    demo = await run_cli(
+        portal_region,
+        "portal",
+        "demo-account",
+        "--municipality",
+        ROTTERDAM,
+        "--email",
+        "demo@rotterdam.example",
+    )
+    assert demo.exit_code == 0, demo.output
+    password = re.search(r"^password: (\S+)$", demo.output, re.M)
+    secret = re.search(r"^TOTP secret: (\S+)", demo.output, re.M)
+    assert password and secret
+    logged_in = await browser.post_form(
+        "/inloggen",
+        "/inloggen",
+        {
+            "email": "demo@rotterdam.example",
+            "password": password[1],
+            "code": pyotp.TOTP(secret[1]).now(),
+        },
+    )
+    assert logged_in.status_code == 303 and logged_in.headers["location"] == "/coordinatie"
+    assert "Matches in Rotterdam" in (await browser.get("/coordinatie")).text
