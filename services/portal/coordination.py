@@ -17,7 +17,7 @@ from typing import Any
 
 from shared.dates import amsterdam_date
 from shared.db.pool import Conn
-from shared.region.model import RegionConfig
+from shared.region.model import PORTAL_ID, RegionConfig
 
 # The most recent ended matches shown; older ones stay in the index until purged.
 ENDED_SHOWN = 100
@@ -211,3 +211,24 @@ async def assignments(conn: Conn, match_ids: Sequence[uuid.UUID]) -> dict[uuid.U
         )
         for r in rows
     }
+
+
+async def forget_gone_matches(conn: Conn) -> int:
+    """Forget the answered assignments (and their receipts in the portal's mailbox) of
+    matches the index no longer has: they go with the youth. Returns how many."""
+    gone = await conn.fetch(
+        """DELETE FROM portal_message p
+           WHERE p.coordinator IS NOT NULL AND p.answered_at IS NOT NULL
+             AND NOT EXISTS (
+                 SELECT 1 FROM match_group g
+                 WHERE g.id::text = convert_from(p.body, 'UTF8')::jsonb ->> 'match_id')
+           RETURNING p.message_id""",
+    )
+    if gone:
+        await conn.execute(
+            """DELETE FROM portal_notice
+               WHERE partner_id = $1 AND body ->> 'in_reply_to' = ANY($2::text[])""",
+            PORTAL_ID,
+            [str(r["message_id"]) for r in gone],
+        )
+    return len(gone)

@@ -16,6 +16,7 @@ import asyncpg
 import pyotp
 import pytest
 
+from services.portal import coordination
 from services.retention.sweep import Sweep
 from shared.amqp.topology import INGEST_QUEUE, OUTBOUND_EXCHANGE
 from shared.clock import utcnow
@@ -293,6 +294,24 @@ async def test_assigning_the_lead_publishes_regie_assign_and_shows_the_answer(
     assert entry is not None
     assert entry["actor"] == "coordinator" and entry["portal_user"] == str(coordinator.user.id)
     assert str(entry["match_id"]) == match_id and entry["detail"]["partner"] == "school"
+
+    # The youth dies: the index purges the match, and the portal forgets the assignment
+    # and its receipt (the housekeeping every replica runs).
+    await coordination.forget_gone_matches(db)
+    assert await db.fetchval("SELECT count(*) FROM portal_message") == 1  # match still there
+    await system.start("ingest")
+    dead = {
+        "type": "person.deceased",
+        "bsn": valid_bsn(950),
+        "died_on": utcnow().date().isoformat(),
+    }
+    assert (await box["brp"].send(dead))["status"] == "accepted"
+    await coordination.forget_gone_matches(db)  # (or the portal's own run did it)
+    assert await db.fetchval("SELECT count(*) FROM portal_message") == 0
+    assert (
+        await db.fetchval("SELECT count(*) FROM portal_notice WHERE partner_id = $1", PORTAL_ID)
+        == 0
+    )
 
 
 async def test_the_operator_adds_a_coordinator_for_municipalities_of_the_region(
