@@ -13,8 +13,9 @@ import csv
 import io
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 
+from shared.dates import amsterdam_date
 from shared.db.pool import Conn
 from shared.region.model import RegionConfig
 from shared.stats_report import Cell, cells, share, suppress
@@ -29,7 +30,8 @@ class Participation:
     meldingen: int
     matched: int
     informed: int
-    last_activity: datetime | None
+    # A day, not a moment: for a small organisation the time would say too much.
+    last_activity: date | None
 
     def shown(self) -> dict[str, str]:
         """The figures as they may be shown: small counts suppressed."""
@@ -70,7 +72,7 @@ async def per_organisation(
                 meldingen=r["meldingen"],
                 matched=r["matched"],
                 informed=r["informed"],
-                last_activity=r["last_activity"],
+                last_activity=amsterdam_date(r["last_activity"]) if r["last_activity"] else None,
             )
         )
     return sorted(found, key=lambda p: (p.sector, p.organisation))
@@ -153,7 +155,7 @@ def to_csv(rows: Iterable[Participation]) -> str:
                 shown["meldingen"],
                 shown["matched"],
                 shown["informed_share"],
-                p.last_activity.date().isoformat() if p.last_activity else "",
+                p.last_activity.isoformat() if p.last_activity else "",
             ]
         )
     return out.getvalue()

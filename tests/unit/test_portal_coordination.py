@@ -76,7 +76,7 @@ def test_the_lead_and_the_members_that_can_take_it() -> None:
 
 
 def _p(org: str, sector: str, meldingen: int, matched: int, informed: int) -> Participation:
-    return Participation(org, sector, meldingen, matched, informed, FORMED)
+    return Participation(org, sector, meldingen, matched, informed, FORMED.date())
 
 
 def test_small_counts_are_suppressed_and_a_share_needs_five_on_both_sides() -> None:
