@@ -18,6 +18,8 @@ class _Internal(BaseModel):
 class Command(_Internal):
     """A validated partner message, handed from ingest to the matcher."""
 
+    # The partner acted for; for a coordinator's message the portal's own id, under
+    # which its inbox entry is kept and its receipt goes to partner.portal.
     partner_id: str
     message_id: str
     # The inbound delivery may have been handled before (redelivery or retry): an
@@ -27,6 +29,9 @@ class Command(_Internal):
     # The portal user who acted for the partner (header x-vi-actor, contract §9), for
     # the audit log; None when the partner's own system sent the message.
     portal_user: str | None = None
+    # The municipality whose match coordinator sent the message through the portal
+    # (header x-vi-coordinator, contract §9); None for a partner's message.
+    coordinator: str | None = None
     # The publish this command answers (`shared.db.arrivals`): each is answered once,
     # however many copies of the command reach the matcher. None on commands from
     # before arrivals were recorded, which fall back on `seen_before`.
@@ -44,6 +49,7 @@ EmailTemplate = Literal[
     "match_reporter",
     "match_coordinator",
     "lead_coordinator",
+    "lead_assigned",
     "regie_escalation",
     "youth_moved_coordinator",
     "inform_reminder",

@@ -7,8 +7,11 @@ message ends in a durable outcome (a receipt, or `vi.rejected`).
   the portal's login acting for a partner on channel "portal" (contract §9). A
   sender that may not send the message (a retired partner, a partner using the
   portal's headers, the portal without a valid ``x-vi-on-behalf-of`` or
-  ``x-vi-actor``) is answered ``not_authorized``, in the mailbox of the partner acted
-  for, or in the portal's own ``partner.portal``.
+  ``x-vi-actor``, a coordinator's header from anyone but the portal or naming no
+  municipality of the region) is answered ``not_authorized``, in the mailbox of the
+  partner acted for, or in the portal's own ``partner.portal``. A coordinator's
+  ``regie.assign`` is forwarded under the id ``portal``: its inbox entry and its
+  receipt are the portal's.
 * No usable ``message_id``: nothing to deduplicate on, so the receipt
   (``in_reply_to: null``) is published at once. Its own message_id is derived from
   the partner, routing key, body and the answer, so a redelivery repeats the very
@@ -118,7 +121,9 @@ class IngestHandler:
         if sender is None:
             await self._reject_unknown_sender(delivery, user_id)
             return None
-        portal = {"via_portal": True} if sender.via_portal else {}
+        portal: dict[str, object] = {"via_portal": True} if sender.via_portal else {}
+        if sender.coordinator is not None:
+            portal["coordinator"] = sender.coordinator
         with message_context(partner=sender.answer_to, **portal):
             return await self._handle(delivery, sender, region.municipalities_by_code.keys())
 
@@ -139,7 +144,7 @@ class IngestHandler:
         outcome = validate_inbound(
             inbound_type(delivery.routing_key),
             delivery.message.body,
-            roles=sender.partner.role_names if sender.partner else frozenset(),
+            roles=sender.roles,
             municipalities=municipalities,
             now=self._clock(),
         )
@@ -158,13 +163,15 @@ class IngestHandler:
         if isinstance(outcome, Invalid):
             await self._reject(delivery, sender.answer_to, message_id, outcome)
             return None
-        assert sender.partner is not None  # a sender without a partner is refused
+        # A sender that is neither a partner nor a coordinator is refused above.
+        assert sender.partner is not None or sender.coordinator is not None
         return Command(
-            partner_id=sender.partner.id,
+            partner_id=sender.answer_to,
             message_id=message_id,
             seen_before=delivery.seen_before,
             message=outcome.message,
             portal_user=sender.portal_user,
+            coordinator=sender.coordinator,
         )
 
     async def _reject(

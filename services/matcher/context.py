@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from shared.contract.errors import ErrorCode, ErrorItem
 from shared.db.audit import AuditEntry, write_entries
@@ -94,6 +95,7 @@ class Context:
         youth_ref: str | None = None,
         match_id: uuid.UUID | None = None,
         portal_user: str | None = None,
+        detail: dict[str, Any] | None = None,
     ) -> None:
         self.batch.journal.entries.append(
             AuditEntry(
@@ -102,6 +104,7 @@ class Context:
                 melding_ref,
                 youth_ref,
                 match_id,
+                detail,
                 at=self.now,
                 portal_user=portal_user,
             )

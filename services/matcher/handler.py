@@ -17,15 +17,16 @@ from services.matcher.family import settle_family
 from services.matcher.handlers.family import family_all
 from services.matcher.handlers.informed import informed
 from services.matcher.handlers.person import deceased, moved
-from services.matcher.handlers.regie import claim
+from services.matcher.handlers.regie import assign, claim
 from services.matcher.handlers.register import identity_of, register, youth_of
 from services.matcher.handlers.withdraw import withdraw
 from services.matcher.staging import RegistrationStage
 from shared.amqp.consumer import Delivery, PoisonMessage
 from shared.clock import Clock, utcnow
 from shared.commands import send_command
-from shared.contract.errors import NOT_A_PARTNER_ANY_MORE
+from shared.contract.errors import NOT_A_PARTNER_ANY_MORE, ErrorItem
 from shared.contract.inbound import MeldingRegister, PersonFamily
+from shared.contract.portal import NO_COORDINATOR
 from shared.db import arrivals, inbox
 from shared.db.outbox import UnitOfWork
 from shared.db.pool import Conn
@@ -35,6 +36,7 @@ from shared.index.notices import merge_notify_messages
 from shared.lanes import Lane, in_lane
 from shared.logs import describe_error, get_logger, message_context
 from shared.receipts import answer_to_handled, rejected
+from shared.region.model import RegionConfig
 from shared.service import Runtime
 
 log = get_logger(__name__)
@@ -44,6 +46,7 @@ log = get_logger(__name__)
 HANDLERS: dict[str, Callable[[Context, Any], Awaitable[None]]] = {
     "melding.withdraw": withdraw,
     "regie.claim": claim,
+    "regie.assign": assign,
     "melding.informed": informed,
     "person.moved": moved,
     "person.deceased": deceased,
@@ -71,19 +74,20 @@ def parse_commands(delivery: Delivery) -> list[Command]:
     return commands
 
 
-def _refuse(uow: UnitOfWork, command: Command, receipt_id: uuid.UUID) -> None:
-    """A partner that retired (or left the file) after ingest let its message through."""
+def _refusal(region: RegionConfig, command: Command) -> ErrorItem | None:
+    """Why a sender that ingest let through may not act any more: a partner that
+    retired (or left the file), or a coordinator whose municipality or portal left the
+    region config since."""
+    if command.coordinator is not None:
+        gone = region.portal is None or command.coordinator not in region.municipalities_by_code
+        return NO_COORDINATOR if gone else None
+    return None if region.takes_part(command.partner_id) else NOT_A_PARTNER_ANY_MORE
+
+
+def _refuse(uow: UnitOfWork, command: Command, receipt_id: uuid.UUID, error: ErrorItem) -> None:
     log.info("inbound_from_retired_partner")
     ref = getattr(command.message, "melding_ref", None)
-    uow.emit(
-        rejected(
-            command.partner_id,
-            command.message_id,
-            ref,
-            [NOT_A_PARTNER_ANY_MORE],
-            receipt_id=receipt_id,
-        )
-    )
+    uow.emit(rejected(command.partner_id, command.message_id, ref, [error], receipt_id=receipt_id))
 
 
 async def _unanswered(conn: Conn, commands: Sequence[Command]) -> list[Command]:
@@ -218,9 +222,10 @@ class MatcherHandler:
             marked = []
             for command in commands:
                 receipt_id = unclaimed.pop((command.partner_id, command.message_id), None)
-                if receipt_id is not None and not region.takes_part(command.partner_id):
+                refusal = _refusal(region, command) if receipt_id is not None else None
+                if receipt_id is not None and refusal is not None:
                     with _context_of(command):
-                        _refuse(uow, command, receipt_id)
+                        _refuse(uow, command, receipt_id, refusal)
                     continue
                 marked.append((command, receipt_id))
             # Runs of new registrations, and of new family facts, are handled as a set

@@ -138,6 +138,25 @@ def lead_coordinator(d: dict[str, Any]) -> Rendered:
     return subject, body + _FOOTER
 
 
+def lead_assigned(d: dict[str, Any]) -> Rendered:
+    """To the reporter whose organisation the coordinator gave the lead (regie.assign)."""
+    counterparts = d["counterparts"]
+    several = len(counterparts) > 1
+    subject = f"U heeft de regie gekregen in match {d['match_id']}"
+    body = (
+        "Geachte collega,\n\n"
+        f"De matchregisseur van {d['municipality']} heeft de regie in match {d['match_id']}"
+        f" toegewezen aan uw organisatie ({d['organisation']}), voor uw melding met kenmerk"
+        f" {d['melding_ref']}. Wilt u contact opnemen met"
+        f" {'de andere professionals' if several else 'de andere professional'}"
+        " om de hulp af te stemmen?\n\n"
+        f"Betrokken professional{'s' if several else ''}:\n"
+        f"{_people(counterparts)}\n\n"
+        f"Matchnummer: {d['match_id']}"
+    )
+    return subject, body + _FOOTER
+
+
 def regie_escalation(d: dict[str, Any]) -> Rendered:
     subject = f"Geen regie in match {d['match_id']}: actie gevraagd"
     body = (
@@ -221,6 +240,7 @@ TEMPLATES: dict[str, Callable[[dict[str, Any]], Rendered]] = {
     "match_reporter": match_reporter,
     "match_coordinator": match_coordinator,
     "lead_coordinator": lead_coordinator,
+    "lead_assigned": lead_assigned,
     "regie_escalation": regie_escalation,
     "youth_moved_coordinator": youth_moved_coordinator,
     "inform_reminder": inform_reminder,

@@ -20,7 +20,12 @@ from pydantic import BaseModel
 
 from shared.contract.inbound import INBOUND_TYPES, ONBOARDING_ROUTING_KEY
 from shared.contract.outbound import OUTBOUND_TYPES
-from shared.contract.portal import ACTOR_HEADER, MAX_ACTOR_CHARS, ON_BEHALF_OF_HEADER
+from shared.contract.portal import (
+    ACTOR_HEADER,
+    COORDINATOR_HEADER,
+    MAX_ACTOR_CHARS,
+    ON_BEHALF_OF_HEADER,
+)
 from shared.contract.schema_export import Direction, schema_for
 
 ASYNCAPI_VERSION: Final = "3.0.0"
@@ -84,11 +89,15 @@ _INBOUND_HEADERS: Final[dict[str, Any]] = {
             "type": "object",
             "description": (
                 "The AMQP headers table. A partner system sends none of these: "
-                f"`{ON_BEHALF_OF_HEADER}` from any login but the web portal's is refused "
-                "with `not_authorized`. The portal (its own login, `[portal]` in the region "
-                "config) sends both on every message, acting for one partner on channel "
-                '"portal"; without them its message is refused with `not_authorized`, '
-                "answered in its own mailbox `partner.portal`."
+                f"`{ON_BEHALF_OF_HEADER}` or `{COORDINATOR_HEADER}` from any login but the "
+                "web portal's is refused with `not_authorized`. The portal (its own login, "
+                "`[portal]` in the region config) sends on every message "
+                f"`{ACTOR_HEADER}` and either `{ON_BEHALF_OF_HEADER}`, acting for one "
+                f'partner on channel "portal", or (only for `regie.assign`) '
+                f"`{COORDINATOR_HEADER}`, acting for a municipality's match coordinator; "
+                "without them, or with both, its message is refused with `not_authorized`, "
+                "answered in its own mailbox `partner.portal`, where a coordinator's "
+                "receipts go too."
             ),
             "properties": {
                 ON_BEHALF_OF_HEADER: {
@@ -98,6 +107,17 @@ _INBOUND_HEADERS: Final[dict[str, Any]] = {
                         "its receipt and notices go to that partner's mailbox."
                     ),
                     "examples": ["de-linde"],
+                },
+                COORDINATOR_HEADER: {
+                    "type": "string",
+                    "pattern": "^[0-9]{4}$",
+                    "description": (
+                        "For `regie.assign` only: the 4-digit code of the municipality "
+                        "whose match coordinator acts. A value that is not a municipality "
+                        "of the region is refused with `not_authorized`, as is a match "
+                        "whose youth lives in another municipality."
+                    ),
+                    "examples": ["0363"],
                 },
                 ACTOR_HEADER: {
                     "type": "string",
@@ -300,6 +320,14 @@ def _operations(inbound: list[str], outbound: list[str]) -> dict[str, Any]:
         register["description"] = (
             f"An onboarding load of existing meldingen uses routing key "
             f"`{ONBOARDING_ROUTING_KEY}` instead; it is handled after live traffic."
+        )
+    assign = operations.get(_operation_id("send", "regie.assign"))
+    if assign is not None:
+        assign["description"] = (
+            "Only the web portal's login sends it, with header "
+            f"`{COORDINATOR_HEADER}` (and `{ACTOR_HEADER}`), for the match coordinator "
+            "of the youth's municipality; the receipt goes to `partner.portal`, and "
+            "every partner in the match gets `regie.notice`."
         )
     operations["receiveMailbox"] = {
         "action": "receive",

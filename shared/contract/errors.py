@@ -33,6 +33,8 @@ class ErrorCode(StrEnum):
     NO_MATCH = "no_match"
     REGIE_TAKEN = "regie_taken"
     UNKNOWN_PERSON = "unknown_person"
+    # Since 1.1 (regie.assign, §9): no live match group has that match_id.
+    UNKNOWN_MATCH = "unknown_match"
 
 
 class ErrorItem(BaseModel):

@@ -448,6 +448,27 @@ class RegieClaim(InboundBase):
     melding_ref: MeldingRef
 
 
+MatchId = Annotated[
+    _Reference,
+    Field(description="The match_id of a live match, as match.notice gave it."),
+]
+PartnerId = Annotated[
+    _Reference,
+    Field(description="The id of a partner with an active melding in the match."),
+]
+
+
+class RegieAssign(InboundBase):
+    """The municipality's match coordinator gives the lead of a match to a partner
+    (contract §9). Only the portal's login sends it, with header x-vi-coordinator.
+    Any text of the right length is accepted as an id: an id that names no live match
+    is `unknown_match`, a partner without an active melding in it `not_active`."""
+
+    type: Literal["regie.assign"]
+    match_id: MatchId
+    partner: PartnerId
+
+
 class MeldingInformed(InboundBase):
     """Either a confirmation (``informed`` + ``informed_on``) or a ``deferred_reason``."""
 
@@ -530,6 +551,7 @@ InboundMessage = Annotated[
     MeldingRegister
     | MeldingWithdraw
     | RegieClaim
+    | RegieAssign
     | MeldingInformed
     | PersonMoved
     | PersonDeceased
@@ -541,6 +563,7 @@ INBOUND_TYPES: Final[dict[str, type[InboundBase]]] = {
     "melding.register": MeldingRegister,
     "melding.withdraw": MeldingWithdraw,
     "regie.claim": RegieClaim,
+    "regie.assign": RegieAssign,
     "melding.informed": MeldingInformed,
     "person.moved": PersonMoved,
     "person.deceased": PersonDeceased,

@@ -44,6 +44,13 @@ INDEX_ONLY_CHECKS: Final[dict[str, list[str]]] = {
         "the melding is in a match of at least two active meldingen (no_match)",
         "nobody else has the lead (regie_taken)",
     ],
+    "regie.assign": [
+        "only the portal's login may send it, with header x-vi-coordinator naming a"
+        " municipality of the region and x-vi-actor (not_authorized)",
+        "match_id is a live match (unknown_match)",
+        "the youth of the match lives in the coordinator's municipality (not_authorized)",
+        "partner has an active melding in the match (not_active)",
+    ],
     "melding.informed": [_REF_RULES, "informed_on is not in the future (schema)"],
     "person.moved": [
         "bsn passes the 11-proef (bsn_checksum)",

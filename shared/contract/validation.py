@@ -50,11 +50,15 @@ MAX_CLOCK_AHEAD: Final = timedelta(minutes=5)
 
 REPORTER: Final = "reporter"
 POPULATION_REGISTER: Final = "population_register"
+# Not a partner's role: the portal's login speaking for a municipality's match
+# coordinator (header x-vi-coordinator, contract §9) has it, and only that sender.
+COORDINATOR: Final = "coordinator"
 REQUIRED_ROLE: Final[Mapping[str, str]] = {
     "melding.register": REPORTER,
     "melding.withdraw": REPORTER,
     "melding.informed": REPORTER,
     "regie.claim": REPORTER,
+    "regie.assign": COORDINATOR,
     "person.moved": POPULATION_REGISTER,
     "person.deceased": POPULATION_REGISTER,
     "person.family": POPULATION_REGISTER,

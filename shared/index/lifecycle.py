@@ -229,9 +229,11 @@ async def lead_changed_message(
     youth_id: int,
     escalated: bool,
     municipality_code: str | None = None,
+    assigned: bool = False,
 ) -> OutboundMessage:
     """The event telling a group's active members (and the coordinator) who leads.
-    `municipality_code` saves a query when the caller knows where the youth lives."""
+    `municipality_code` saves a query when the caller knows where the youth lives; a
+    lead the coordinator `assigned` also hears it by e-mail."""
     if municipality_code is None:
         municipality_code = await repo.youth_municipality(conn, youth_id)
     municipality = region.municipalities_by_code.get(municipality_code)
@@ -245,5 +247,6 @@ async def lead_changed_message(
         escalated=escalated,
         municipality=municipality,  # type: ignore[arg-type]
         coordinator_template=template if municipality else None,
+        assigned=assigned and municipality is not None,
     )
     return notify_message(event)

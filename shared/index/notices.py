@@ -182,8 +182,11 @@ def regie_event(
     escalated: bool,
     municipality: Municipality,
     coordinator_template: Any | None,
+    assigned: bool = False,
 ) -> NotifyEvent:
-    """A lead set, cleared or escalated: every active member hears it."""
+    """A lead set, cleared or escalated: every active member hears it. A lead the
+    coordinator `assigned` is also told to its reporter, by e-mail (nobody chose it
+    themselves there)."""
     event_id = uuid.uuid4()
     lead_body = lead.as_lead() if lead else None
     notices = _notices(
@@ -223,7 +226,31 @@ def regie_event(
                 },
             )
         )
+    if assigned and lead is not None:
+        emails.append(_lead_assigned_email(event_id, match_id, lead, members, municipality))
     return NotifyEvent(event_id=event_id, notices=notices, emails=emails)
+
+
+def _lead_assigned_email(
+    event_id: uuid.UUID,
+    match_id: uuid.UUID,
+    lead: Participant,
+    members: Sequence[Participant],
+    municipality: Municipality,
+) -> EmailJob:
+    return _email(
+        event_id,
+        f"lead/{lead.melding.id}",
+        lead.melding.reporter.email,
+        "lead_assigned",
+        {
+            "match_id": str(match_id),
+            "melding_ref": lead.melding.melding_ref,
+            "organisation": lead.organisation,
+            "municipality": municipality.name,
+            "counterparts": [p.as_counterpart() for p in members if p is not lead],
+        },
+    )
 
 
 def match_ended_event(*, match_id: uuid.UUID, remaining: Sequence[Participant]) -> NotifyEvent:

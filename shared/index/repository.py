@@ -352,6 +352,20 @@ async def group_of_melding(conn: Conn, melding_id: int) -> Group | None:
     return Group(row["id"], row["lead_melding_id"]) if row else None
 
 
+async def lock_live_group(conn: Conn, match_id: uuid.UUID) -> tuple[Group, Youth] | None:
+    """The live match group with this id and its youth, the youth's row locked; None
+    when no group with this id is live (read again under the lock, so a group that
+    ended meanwhile is not found)."""
+    youth_id = await conn.fetchval(
+        "SELECT youth_id FROM match_group WHERE id = $1 AND ended_at IS NULL", match_id
+    )
+    youth = await lock_youth(conn, youth_id) if youth_id is not None else None
+    if youth is None:
+        return None
+    group = (await open_groups(conn, [youth.id])).get(youth.id)
+    return (group, youth) if group is not None and group.id == match_id else None
+
+
 async def youth_municipality(conn: Conn, youth_id: int) -> str:
     return str(await conn.fetchval("SELECT municipality FROM youth WHERE id = $1", youth_id))
 

@@ -792,6 +792,11 @@ CONTRACT_EXAMPLES: list[dict[str, Any]] = [
     {"type": "melding.withdraw", "melding_ref": "R-2026-0001", "reason": "risk_ended"},
     {"type": "regie.claim", "melding_ref": "R-2026-0001"},
     {
+        "type": "regie.assign",
+        "match_id": "5b0f1c9e-7a43-4d2e-9a51-0c1f3e8d2b77",
+        "partner": "jt-noord",
+    },
+    {
         "type": "melding.informed",
         "melding_ref": "R-2026-0001",
         "informed": ["parents"],
@@ -839,7 +844,7 @@ def test_schema_export_writes_a_json_schema_per_message(tmp_path: Path) -> None:
         assert errors == [], (example["type"], [e.message for e in errors])
     no_identity = register_body("R-1", reported_at="2026-11-28T10:00:00+01:00")
     assert not Draft202012Validator(schemas["melding.register"]).is_valid(no_identity)
-    both = {**CONTRACT_EXAMPLES[4], "deferred_reason": "x"}
+    both = {**CONTRACT_EXAMPLES[5], "deferred_reason": "x"}
     assert not Draft202012Validator(schemas["melding.informed"]).is_valid(both)
 
 
@@ -867,7 +872,7 @@ def test_partner_docs_cover_every_message_type_and_error_code() -> None:
         outcome = validate_inbound(
             example["type"],
             json.dumps(example).encode(),
-            roles=frozenset({"reporter", "population_register"}),
+            roles=frozenset({"reporter", "population_register", "coordinator"}),
             municipalities={"0363", "0599"},
             now=now,
         )

@@ -147,8 +147,8 @@ async def test_the_portal_without_a_partner_it_acts_for_is_answered_in_its_own_m
         desk = PortalDesk(own, headers)
         receipt = await desk.register(f"P-{len(case)}", bsn=valid_bsn(7))
         _refused(receipt, ON_BEHALF_OF_HEADER)
-    # A coordinator's regie.assign belongs to the portal channel too; until it is
-    # handled, the portal's login without x-vi-on-behalf-of is refused for it as well.
+    # A coordinator's regie.assign needs x-vi-coordinator instead: without either
+    # header it is refused as well (tests/integration/test_regie_assign.py).
     assign = {"type": "regie.assign", "match_id": "m-1", "partner": "jeugdteam"}
     _refused(await PortalDesk(own, {ACTOR_HEADER: ACTOR}).send(assign), ON_BEHALF_OF_HEADER)
     assert await school.rest() == [] and await amqp_school.rest() == []

@@ -150,9 +150,12 @@ def test_inbound_headers_describe_the_portal_channel() -> None:
     messages = document["components"]["messages"]
     inbound = _resolve(document, messages["melding.register"]["headers"]["$ref"])
     headers = inbound["properties"]["headers"]["properties"]
-    assert set(headers) == {"x-vi-on-behalf-of", "x-vi-actor"}
+    assert set(headers) == {"x-vi-on-behalf-of", "x-vi-coordinator", "x-vi-actor"}
+    assert headers["x-vi-coordinator"]["pattern"] == "^[0-9]{4}$"
     assert headers["x-vi-actor"]["maxLength"] == 128
     assert "partner.portal" in inbound["properties"]["headers"]["description"]
+    assign = document["operations"]["sendRegieAssign"]
+    assert "x-vi-coordinator" in assign["description"]
 
 
 def _payload_validator(document: dict[str, Any], message_type: str) -> Draft7Validator:

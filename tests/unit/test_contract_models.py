@@ -67,6 +67,7 @@ def test_error_codes_are_exactly_the_contract_codes() -> None:
         "no_match",
         "regie_taken",
         "unknown_person",
+        "unknown_match",
     }
 
 
@@ -326,6 +327,7 @@ def test_inbound_types_cover_the_contract() -> None:
         "melding.register",
         "melding.withdraw",
         "regie.claim",
+        "regie.assign",
         "melding.informed",
         "person.moved",
         "person.deceased",

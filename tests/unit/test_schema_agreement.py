@@ -47,7 +47,7 @@ INDEX_ONLY: Final = {
     ErrorCode.REPORTED_AT_FUTURE,
     ErrorCode.UNKNOWN_MUNICIPALITY,
 }
-ALL_ROLES: Final = frozenset({"reporter", "population_register"})
+ALL_ROLES: Final = frozenset({"reporter", "population_register", "coordinator"})
 ALL_MUNICIPALITIES: Final = frozenset(f"{n:04d}" for n in range(10_000))
 AFTER_EVERY_DATE: Final = datetime(MAX_YEAR, 12, 31, 23, 59, tzinfo=UTC)
 
@@ -92,6 +92,11 @@ BASES: Final[dict[str, dict[str, Any]]] = {
         "reason": "risk_ended",
     },
     "regie.claim": {"type": "regie.claim", "melding_ref": "R-2026-0001"},
+    "regie.assign": {
+        "type": "regie.assign",
+        "match_id": "5b0f1c9e-7a43-4d2e-9a51-0c1f3e8d2b77",
+        "partner": "jt-noord",
+    },
     "melding.informed": {
         "type": "melding.informed",
         "melding_ref": "R-2026-0001",
@@ -357,6 +362,8 @@ EDGES: Final[dict[str, list[Any]]] = {
     "moved_at": timestamp_edges(),
     "died_on": DATE_EDGES,
     "lookup_id": text_edges(64),
+    "match_id": text_edges(64),
+    "partner": text_edges(64),
     "parents": [
         [],
         ["123456782", "111222333", "123456782", "111222333"],
@@ -456,6 +463,8 @@ GOOD.update(
     moved_at=GOOD["reported_at"],
     died_on=good_dates,
     lookup_id=plain,
+    match_id=plain,
+    partner=plain,
     parents=st.lists(GOOD["youth.bsn"], max_size=4),
 )
 GOOD["address.id"] = st.integers(0, 10**16 - 1).map(lambda n: f"{n:016d}")
