@@ -23,10 +23,11 @@ from shared.clock import utcnow
 from shared.contract.portal import ACTOR_HEADER, COORDINATOR_HEADER, ON_BEHALF_OF_HEADER
 from shared.partner_client import PartnerClient
 from shared.region.model import PORTAL_ID
-from tests.conftest import System
+from tests.conftest import PORTAL_SCHOOL, System
 from tests.integration.portal_support import (
     Account,
     Browser,
+    make_account,
     make_coordinator,
     portal_settings,
     start_portal,
@@ -174,6 +175,13 @@ async def test_the_coordinator_sees_their_matches_escalated_first_and_records_fo
     c = _card((await browser.get("/coordinatie")).text, match_c)
     assert "verhuisd naar deze gemeente" in c
 
+    # B ends (the GGD withdraws): it moves to the ended matches, without the forms.
+    assert (await box["jgz"].withdraw(f"jgz-{bsn_b}"))["status"] == "accepted"
+    page = (await browser.get("/coordinatie")).text
+    ended = page[page.index('id="beeindigd"') :]
+    assert f'id="match-{match_b}"' in ended
+    assert f"/coordinatie/matches/{match_b}/regie" not in page
+
     # A's youth dies: the index purges everything, and the follow-up goes with it.
     dead = {"type": "person.deceased", "bsn": bsn_a, "died_on": utcnow().date().isoformat()}
     assert (await box["brp"].send(dead))["status"] == "accepted"
@@ -217,6 +225,11 @@ async def test_participation_per_organisation_with_small_counts_suppressed_and_a
     # A municipality the coordinator does not have is not found.
     other = await browser.get("/coordinatie/deelname?gemeente=0344")
     assert other.status_code == 404
+    # A professional of a portal school has no coordinator's pages.
+    professional = await make_account(portal_region, PORTAL_SCHOOL)
+    school_browser = await _signed_in(app, professional, browsers, utcnow())
+    for path in ("/coordinatie", "/coordinatie/deelname", "/coordinatie/deelname.csv"):
+        assert (await school_browser.get(path)).status_code == 403
 
 
 async def test_assigning_the_lead_publishes_regie_assign_and_shows_the_answer(
