@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 import pytest
 
+from services.retention.sweep import Sweep
 from shared.contract.portal import (
     ACTOR_HEADER,
     COORDINATOR_HEADER,
@@ -22,7 +24,12 @@ from shared.partner_client import PartnerClient
 from tests.conftest import PORTAL_SCHOOL, System
 from tests.integration.test_matching import Mailbox
 from tests.integration.test_portal_channel import PortalDesk
-from tests.integration.test_regie import mails_with_subject, wait_for_mails
+from tests.integration.test_regie import (
+    Clock,
+    mails_with_subject,
+    matcher_with_clock,
+    wait_for_mails,
+)
 from tests.support import PARTNER_PASSWORD, RegionUnderTest, amqp_url, valid_bsn
 
 ACTOR = "coord-42"
@@ -30,13 +37,16 @@ AMQP_PARTNERS = ("school", "jeugdteam", "huisarts")
 
 
 @pytest.fixture
-async def clients(
-    portal_region: RegionUnderTest, system: System
-) -> AsyncIterator[dict[str, PartnerClient]]:
-    """The running pipeline; the portal's login reading partner.portal and
-    partner.linde, and three partners' own systems."""
+async def pipeline(portal_region: RegionUnderTest, system: System) -> System:
     for name in ("ingest", "matcher", "notifier"):
         await system.start(name)
+    return system
+
+
+@pytest.fixture
+async def clients(portal_region: RegionUnderTest) -> AsyncIterator[dict[str, PartnerClient]]:
+    """The portal's login reading partner.portal and partner.linde, and three
+    partners' own systems."""
     region = portal_region.region
     assert region.portal is not None
     portal_url = amqp_url(
@@ -109,6 +119,7 @@ async def lead_of(db: asyncpg.Connection[Any], match_id: str) -> str | None:
 
 async def test_the_coordinator_assigns_the_lead_and_moves_it_everyone_hears_it(
     portal_region: RegionUnderTest,
+    pipeline: System,
     clients: dict[str, PartnerClient],
     db: asyncpg.Connection[Any],
 ) -> None:
@@ -167,6 +178,7 @@ async def test_the_coordinator_assigns_the_lead_and_moves_it_everyone_hears_it(
 
 async def test_a_resent_assignment_is_a_duplicate_and_changes_nothing(
     portal_region: RegionUnderTest,
+    pipeline: System,
     clients: dict[str, PartnerClient],
     db: asyncpg.Connection[Any],
 ) -> None:
@@ -186,6 +198,7 @@ async def test_a_resent_assignment_is_a_duplicate_and_changes_nothing(
 
 async def test_every_refusal_has_its_code_and_changes_nothing(
     portal_region: RegionUnderTest,
+    pipeline: System,
     clients: dict[str, PartnerClient],
     db: asyncpg.Connection[Any],
 ) -> None:
@@ -247,3 +260,40 @@ async def test_every_refusal_has_its_code_and_changes_nothing(
     assert errors(await desk.send(assign(match_id, PORTAL_SCHOOL))) == [
         ("unknown_match", "match_id")
     ]
+
+
+async def test_an_escalated_match_gets_its_lead_from_the_coordinator(
+    portal_region: RegionUnderTest,
+    system: System,
+    clients: dict[str, PartnerClient],
+    db: asyncpg.Connection[Any],
+) -> None:
+    """The lead rules after an assignment: no escalation while the lead is set; when
+    the lead's melding ends the lead is cleared and a new deadline period starts."""
+    t0 = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0)
+    clock = Clock(t0)
+    await system.start("ingest")
+    matcher = await system.start("matcher", setup=matcher_with_clock(clock))
+    await system.start("notifier")
+    sweep = Sweep(matcher.pool, matcher.outbox, await matcher.region.get(), matcher.pseudonyms)
+    match_id, box = await match_of_three(clients, valid_bsn(304))
+    refs = {"school": "S-1", "jeugdteam": "T-1", PORTAL_SCHOOL: "L-1"}
+    assert (await sweep.run(t0 + timedelta(days=14))).counts.get("lead_escalated") == 1
+    for pid, ref in refs.items():
+        assert (await box[pid].notice("regie.notice", ref)).body["escalated"] is True
+
+    clock.now = t0 + timedelta(days=15)
+    desk = coordinator(clients["portal"])
+    assert (await desk.send(assign(match_id, "school")))["status"] == "accepted"
+    for pid, ref in refs.items():
+        notice = (await box[pid].notice("regie.notice", ref)).body
+        assert notice["lead"]["partner"] == "school" and notice["escalated"] is False
+    assert "lead_escalated" not in (await sweep.run(t0 + timedelta(days=60))).counts
+
+    clock.now = t0 + timedelta(days=20)
+    assert (await box["school"].withdraw("S-1"))["status"] == "accepted"
+    for pid in ("jeugdteam", PORTAL_SCHOOL):
+        assert (await box[pid].notice("regie.notice", refs[pid])).body["lead"] is None
+    assert await db.fetchval("SELECT lead_needed_since FROM match_group") == clock.now
+    assert "lead_escalated" not in (await sweep.run(t0 + timedelta(days=33))).counts
+    assert (await sweep.run(t0 + timedelta(days=34))).counts.get("lead_escalated") == 1

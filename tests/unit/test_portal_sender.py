@@ -11,9 +11,13 @@ from services.ingest.sender import Sender, identify
 from shared.contract.errors import NOT_A_PARTNER_ANY_MORE
 from shared.contract.portal import (
     ACTOR_HEADER,
+    COORDINATOR_FOR_A_PARTNER,
+    COORDINATOR_HEADER,
     NO_ACTOR,
+    NO_COORDINATOR,
     NO_PORTAL_PARTNER,
     NOT_THE_PORTAL,
+    NOT_THE_PORTAL_COORDINATOR,
     ON_BEHALF_OF_HEADER,
 )
 from shared.region.model import PORTAL_ID, RegionConfig, parse_region
@@ -103,3 +107,37 @@ def test_a_retired_portal_partner_is_refused_in_its_own_mailbox() -> None:
     sender = identify("t-portal", {ON_BEHALF_OF_HEADER: "linde", ACTOR_HEADER: "u"}, region)
     assert sender is not None
     assert (sender.answer_to, sender.refusal) == ("linde", NOT_A_PARTNER_ANY_MORE)
+
+
+def test_the_portal_speaks_for_a_coordinator_answered_in_its_own_mailbox() -> None:
+    sender = _portal({COORDINATOR_HEADER: "0363", ACTOR_HEADER: "c-1"})
+    assert sender == Sender(PORTAL_ID, None, portal_user="c-1", via_portal=True, coordinator="0363")
+    assert sender.roles == frozenset({"coordinator"})
+    assert _portal({COORDINATOR_HEADER: b"0363", ACTOR_HEADER: b"c-1"}) == sender
+    # A portal partner's sender has its partner's roles, not the coordinator's.
+    linde = _portal({ON_BEHALF_OF_HEADER: "linde", ACTOR_HEADER: "u-1"})
+    assert linde is not None and linde.roles == frozenset({"reporter"})
+
+
+@pytest.mark.parametrize("code", ["", "363", "03630", "9999", " 0363", "٠٣٦٣", 363, b"\xff"])
+def test_a_coordinator_header_that_names_no_municipality_of_the_region(code: Any) -> None:
+    sender = _portal({COORDINATOR_HEADER: code, ACTOR_HEADER: "c-1"})
+    assert sender == Sender(PORTAL_ID, None, refusal=NO_COORDINATOR, via_portal=True)
+    assert sender.roles == frozenset()
+
+
+def test_a_coordinator_acts_for_no_partner_and_must_name_its_actor() -> None:
+    both = {COORDINATOR_HEADER: "0363", ON_BEHALF_OF_HEADER: "linde", ACTOR_HEADER: "c-1"}
+    assert _portal(both) == Sender(
+        PORTAL_ID, None, refusal=COORDINATOR_FOR_A_PARTNER, via_portal=True
+    )
+    assert _portal({COORDINATOR_HEADER: "0363"}) == Sender(
+        PORTAL_ID, None, refusal=NO_ACTOR, via_portal=True
+    )
+
+
+def test_a_partner_may_not_use_the_coordinator_header() -> None:
+    sender = identify("t-school", {COORDINATOR_HEADER: "0363", ACTOR_HEADER: "c-1"}, REGION)
+    assert sender == Sender(
+        "school", REGION.partners_by_id["school"], refusal=NOT_THE_PORTAL_COORDINATOR
+    )

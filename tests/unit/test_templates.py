@@ -177,6 +177,41 @@ def test_lead_and_escalation_mails_to_the_coordinator() -> None:
     assert all(n.body["escalated"] is True for n in escalation.notices)
 
 
+def test_a_lead_the_coordinator_assigned_is_mailed_to_its_reporter_too() -> None:
+    event = regie_event(
+        match_id=MATCH_ID,
+        members=[SCHOOL, TEAM, GGD],
+        lead=TEAM,
+        escalated=False,
+        municipality=AMSTERDAM,
+        coordinator_template="lead_coordinator",
+        assigned=True,
+    )
+    assert [(j.template, j.to) for j in event.emails] == [
+        ("lead_coordinator", "regie@amsterdam.example"),
+        ("lead_assigned", "contact@jeugdteam.example"),
+    ]
+    message, text = rendered(event.emails[1])
+    assert message["Subject"] == f"U heeft de regie gekregen in match {MATCH_ID}"
+    assert "De matchregisseur van Amsterdam heeft de regie" in text
+    assert "(Jeugdteam Noord), voor uw melding met kenmerk REF-JEUGDTEAM-2" in text
+    assert "contact@school.example" in text and "+31201111111" in text
+    assert "contact@jeugdteam.example" not in text  # not itself among the others
+    # Another partner's own ref is not passed on, and nothing on the youth at all.
+    assert "REF-SCHOOL-1" not in text
+    assert not {"bsn", "birth_date", "surname"} & set(event.emails[1].data)
+    # A lead that was claimed or set by the region hears it only by regie.notice.
+    unassigned = regie_event(
+        match_id=MATCH_ID,
+        members=[SCHOOL, TEAM],
+        lead=TEAM,
+        escalated=False,
+        municipality=AMSTERDAM,
+        coordinator_template="lead_coordinator",
+    )
+    assert [j.template for j in unassigned.emails] == ["lead_coordinator"]
+
+
 def test_message_id_is_stable_and_derived_from_the_job() -> None:
     job = three_way_match().emails[0]
     first, _ = rendered(job)
@@ -254,6 +289,7 @@ def every_kind_of_job() -> list[EmailJob]:
             escalated=lead is None,
             municipality=AMSTERDAM,
             coordinator_template=template,
+            assigned=lead is not None,
         ).emails
     return jobs
 

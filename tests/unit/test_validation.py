@@ -21,6 +21,7 @@ NOW = datetime(2026, 11, 28, 10, 0, tzinfo=AMSTERDAM_WINTER)
 MUNICIPALITIES = frozenset({"0363", "0599"})
 REPORTER = frozenset({"reporter"})
 REGISTER = frozenset({"population_register"})
+COORDINATOR = frozenset({"coordinator"})
 
 
 def youth(**fields: Any) -> dict[str, Any]:
@@ -159,11 +160,27 @@ def test_unknown_type_and_invalid_json_are_reported_together() -> None:
         ("melding.register", REGISTER),
         ("regie.claim", REGISTER),
         ("melding.register", frozenset()),
+        ("regie.assign", REPORTER | REGISTER),
+        ("melding.register", COORDINATOR),
+        ("regie.claim", COORDINATOR),
     ],
 )
 def test_not_authorized(routing_key: str, roles: frozenset[str]) -> None:
     outcome = check(routing_key, {"type": routing_key}, roles=roles)
     assert codes(outcome) == {("type", "not_authorized")}
+
+
+def test_regie_assign_from_the_coordinator() -> None:
+    body = {"type": "regie.assign", "match_id": "5b0f1c9e-7a43", "partner": "jeugdteam"}
+    outcome = check("regie.assign", body, roles=COORDINATOR)
+    assert isinstance(outcome, Valid) and outcome.melding_ref is None
+    # The ids are looked up by the matcher; only their form is checked here.
+    assert codes(check("regie.assign", {**body, "match_id": ""}, roles=COORDINATOR)) == {
+        ("match_id", "schema")
+    }
+    assert codes(check("regie.assign", {**body, "partner": 7}, roles=COORDINATOR)) == {
+        ("partner", "schema")
+    }
 
 
 def test_body_type_must_equal_routing_key() -> None:
