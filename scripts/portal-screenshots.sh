@@ -9,4 +9,5 @@ scripts/ensure-backends.sh
 mkdir -p docs/img
 VI_PORTAL_SCREENSHOTS=docs/img .venv/bin/pytest -q tests/browser/test_portal_pages.py \
     -k "see_the_match or refused_melding or invites_a_colleague"
+VI_PORTAL_SCREENSHOTS=docs/img .venv/bin/pytest -q tests/browser/test_portal_coordinator_pages.py
 ls docs/img/portal-*.png

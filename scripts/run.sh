@@ -43,6 +43,8 @@ sleep 2
 $VI demo traffic
 portal_login=$($VI portal demo-account --partner de-linde --email ib@delinde.example \
     --name "I. de Boer")
+coordinator_login=$($VI portal demo-account --municipality 0599 \
+    --email matchregie@rotterdam.example --name "M. Regisseur")
 example_url=$(awk '$1 == "regenboog" {print $4}' <<<"$logins")
 cat <<EOF
 
@@ -58,6 +60,11 @@ Or be the intern begeleider of Basisschool De Linde in the web portal:
 $(sed 's/^/    /' <<<"$portal_login")
   The verification code is the current TOTP code of that secret (an authenticator app,
   or '$VI portal code SECRET'). Then "Nieuwe melding"; see docs/portal.md.
+
+Or be Rotterdam's match coordinator (the demo's youth moved there): log in with
+$(sed 's/^/    /' <<<"$coordinator_login")
+  "Matches" lists the matches, escalated first, with "Regie toewijzen" and
+  "Afgestemd vastleggen"; "Deelname" shows who takes part.
 
 The operator command is $VI (try '$VI --help'), or activate the
 environment first with 'source .venv/bin/activate' and type 'verwijsindex --help'.

@@ -11,11 +11,19 @@ from typing import Any
 from services.portal import credentials
 from services.portal.policy import LoginPolicy
 from shared.db.pool import Conn
+from shared.region.model import PORTAL_ID
 
 
 class Role(StrEnum):
     PROFESSIONAL = "professional"
     ORG_ADMIN = "org_admin"
+    # A municipality's match coordinator: no partner, one or more municipality codes.
+    COORDINATOR = "coordinator"
+
+
+# The partner_id of every coordinator account: the portal's own mailbox, where the
+# answers to a coordinator's requests arrive (contract §9; no partner has this id).
+COORDINATOR_PARTNER = PORTAL_ID
 
 
 class AccountExists(ValueError):
@@ -31,10 +39,15 @@ class User:
     phone: str
     role: Role
     status: str
+    municipalities: tuple[str, ...] = ()
 
     @property
     def is_admin(self) -> bool:
         return self.role is Role.ORG_ADMIN
+
+    @property
+    def is_coordinator(self) -> bool:
+        return self.role is Role.COORDINATOR
 
     @property
     def actor(self) -> str:
@@ -42,7 +55,7 @@ class User:
         return str(self.id)
 
 
-_USER_COLUMNS = "id, partner_id, email, name, phone, role, status"
+_USER_COLUMNS = "id, partner_id, email, name, phone, role, status, municipalities"
 _SESSION_USER_COLUMNS = ", ".join("u." + c for c in _USER_COLUMNS.split(", "))
 
 
@@ -55,6 +68,7 @@ def _user(row: Any) -> User:
         phone=row["phone"],
         role=Role(row["role"]),
         status=row["status"],
+        municipalities=tuple(row["municipalities"]),
     )
 
 
@@ -69,9 +83,11 @@ async def invite(
     name: str = "",
     phone: str = "",
     invited_by: uuid.UUID | None = None,
+    municipalities: tuple[str, ...] = (),
 ) -> tuple[User, str]:
     """A new account (or a fresh link for one not yet activated) and its one-time
-    activation token."""
+    activation token. A coordinator has `partner_id` COORDINATOR_PARTNER and its
+    municipality codes; every other role a partner and none."""
     token = credentials.new_token()
     expires = now + timedelta(days=valid_days)
     existing = await conn.fetchrow(
@@ -84,7 +100,7 @@ async def invite(
         row = await conn.fetchrow(
             f"""UPDATE portal_user SET activation_hash = $2, activation_expires = $3,
                        role = $4, name = coalesce(nullif($5, ''), name),
-                       phone = coalesce(nullif($6, ''), phone)
+                       phone = coalesce(nullif($6, ''), phone), municipalities = $7
                 WHERE id = $1 RETURNING {_USER_COLUMNS}""",  # noqa: S608 - constant SQL parts
             existing["id"],
             credentials.token_hash(token),
@@ -92,12 +108,13 @@ async def invite(
             role.value,
             name,
             phone,
+            list(municipalities),
         )
     else:
         row = await conn.fetchrow(
             f"""INSERT INTO portal_user (id, partner_id, email, name, phone, role,
-                       activation_hash, activation_expires, invited_by)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {_USER_COLUMNS}""",  # noqa: S608 - constant SQL parts
+                       activation_hash, activation_expires, invited_by, municipalities)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {_USER_COLUMNS}""",  # noqa: S608 - constant SQL parts
             uuid.uuid4(),
             partner_id,
             email.strip(),
@@ -107,6 +124,7 @@ async def invite(
             credentials.token_hash(token),
             expires,
             invited_by,
+            list(municipalities),
         )
     return _user(row), token
 

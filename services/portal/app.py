@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import uvicorn
 from starlette.applications import Starlette
 
-from services.portal import accounts, metrics, readmodel
+from services.portal import accounts, coordination, metrics, readmodel
 from services.portal.bus import PortalBus
 from services.portal.gateway import Gateway
 from services.portal.policy import LoginPolicy
@@ -73,13 +73,14 @@ async def start(runtime: Runtime, settings: PortalSettings, *, serve: bool = Tru
     runtime.background(portal.gateway.relay_forever)
 
     async def housekeeping() -> None:
-        """Lapsed sessions, and meldingen the index no longer keeps either."""
+        """Lapsed sessions, and meldingen and matches the index no longer keeps either."""
         while True:
             try:
                 async with runtime.pool.acquire() as conn:
                     await accounts.forget_lapsed_sessions(conn, portal.policy, utcnow())
                     async with conn.transaction():
                         await readmodel.forget_expired(conn, utcnow())
+                        await coordination.forget_gone_matches(conn)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

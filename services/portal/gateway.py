@@ -22,7 +22,7 @@ import asyncpg
 from services.portal import metrics
 from shared.amqp.publisher import Publisher
 from shared.amqp.topology import INBOUND_EXCHANGE
-from shared.contract.portal import ACTOR_HEADER, ON_BEHALF_OF_HEADER
+from shared.contract.portal import ACTOR_HEADER, COORDINATOR_HEADER, ON_BEHALF_OF_HEADER
 from shared.db import outbox
 from shared.db.outbox import OutboundMessage, Outbox, PendingRow
 from shared.db.pool import Conn
@@ -44,6 +44,9 @@ class Request:
     partner_id: str
     actor: uuid.UUID
     body: dict[str, Any]
+    # Set for a coordinator's request: sent with x-vi-coordinator instead of
+    # x-vi-on-behalf-of (contract §9, regie.assign).
+    coordinator: str | None = None
 
     @property
     def routing_key(self) -> str:
@@ -51,18 +54,30 @@ class Request:
 
     def outbound(self) -> OutboundMessage:
         """The message to publish: no AMQP type, as a partner's own system sends it."""
+        speaks_for = (
+            {COORDINATOR_HEADER: self.coordinator}
+            if self.coordinator is not None
+            else {ON_BEHALF_OF_HEADER: self.partner_id}
+        )
         return OutboundMessage(
             INBOUND_EXCHANGE,
             self.routing_key,
             json.dumps(self.body).encode(),
             None,
             self.message_id,
-            headers={ON_BEHALF_OF_HEADER: self.partner_id, ACTOR_HEADER: str(self.actor)},
+            headers={**speaks_for, ACTOR_HEADER: str(self.actor)},
         )
 
 
 def new_request(partner_id: str, actor: uuid.UUID, body: dict[str, Any]) -> Request:
     return Request(uuid.uuid4(), partner_id, actor, body)
+
+
+def coordinator_request(
+    mailbox: str, coordinator: str, actor: uuid.UUID, body: dict[str, Any]
+) -> Request:
+    """A coordinator's request; its receipt comes back in `mailbox` (partner.portal)."""
+    return Request(uuid.uuid4(), mailbox, actor, body, coordinator)
 
 
 async def record(conn: Conn, request: Request) -> None:
@@ -71,14 +86,15 @@ async def record(conn: Conn, request: Request) -> None:
     message = request.outbound()
     await conn.execute(
         """INSERT INTO portal_message (message_id, partner_id, actor, routing_key,
-                  melding_ref, body)
-           VALUES ($1, $2, $3, $4, $5, $6)""",
+                  melding_ref, body, coordinator)
+           VALUES ($1, $2, $3, $4, $5, $6, $7)""",
         request.message_id,
         request.partner_id,
         request.actor,
         request.routing_key,
         request.body.get("melding_ref"),
         message.body,
+        request.coordinator,
     )
     await outbox.write(conn, [message], sender=SENDER)
 

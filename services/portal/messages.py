@@ -99,6 +99,21 @@ def dutch(error: Mapping[str, Any]) -> str:
     return _BY_CODE.get(code, f"De verwijsindex weigerde dit (code {code or 'onbekend'}).")
 
 
+# A coordinator's request (regie.assign) refused: said for the coordinator, who acts
+# for a municipality, not an organisation.
+_COORDINATOR_BY_CODE = {
+    "not_authorized": "Deze jongere woont niet (meer) in uw gemeente: "
+    "u kunt hier de regie niet toewijzen.",
+    "not_active": "Deze organisatie heeft geen actieve melding (meer) in deze match. "
+    "Kies een organisatie met een actieve melding.",
+    "unknown_match": "Deze match bestaat niet (meer): hij is beëindigd of verwijderd.",
+}
+
+
+def coordinator_dutch(error: Mapping[str, Any]) -> str:
+    return _COORDINATOR_BY_CODE.get(str(error.get("code", ""))) or dutch(error)
+
+
 def form_errors(errors: Iterable[Mapping[str, Any]]) -> FormErrors:
     by_field: dict[str, list[str]] = {}
     general: list[str] = []

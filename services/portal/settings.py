@@ -34,6 +34,9 @@ class PortalSettings:
     receipt_wait_seconds: float = 4.0
     # How often the mailboxes of newly applied portal partners are looked for.
     mailbox_scan_seconds: float = 5.0
+    # The coordinator's list flags an open match not followed up ("afgestemd") this
+    # many days after it formed.
+    followup_days: int = 14
 
     @property
     def cookie_prefix(self) -> str:
@@ -68,4 +71,5 @@ class PortalSettings:
             mailbox_scan_seconds=float(
                 e.get("VI_PORTAL_MAILBOX_SCAN_SECONDS", d.mailbox_scan_seconds)
             ),
+            followup_days=int(e.get("VI_PORTAL_FOLLOWUP_DAYS", d.followup_days)),
         )

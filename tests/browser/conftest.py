@@ -19,7 +19,7 @@ import pytest
 from playwright.async_api import BrowserContext, Page, async_playwright
 
 from services.portal import accounts
-from services.portal.accounts import Role
+from services.portal.accounts import COORDINATOR_PARTNER, Role
 from services.portal.app import start as start_portal
 from services.portal.web.admin_routes import activation_link
 from shared.clock import utcnow
@@ -145,6 +145,23 @@ class PortalSite:
             await conn.close()
         return activation_link(self.url, token)
 
+    async def invite_coordinator(self, email: str, *codes: str) -> str:
+        """A match coordinator's account for the municipalities `codes`: its link."""
+        conn = await connect_db(self.region.settings.database_url)
+        try:
+            _user, token = await accounts.invite(
+                conn,
+                partner_id=COORDINATOR_PARTNER,
+                email=email,
+                role=Role.COORDINATOR,
+                now=utcnow(),
+                valid_days=1,
+                municipalities=codes,
+            )
+        finally:
+            await conn.close()
+        return activation_link(self.url, token)
+
 
 @pytest.fixture
 async def portal_site(portal_region: RegionUnderTest, system: System) -> PortalSite:
@@ -199,13 +216,15 @@ async def activate(page: Page, link: str, *, name: str, shoot_as: str | None = N
     return secret
 
 
-async def log_in(page: Page, site: PortalSite, email: str, secret: str) -> None:
+async def log_in(
+    page: Page, site: PortalSite, email: str, secret: str, *, home: str = "/meldingen"
+) -> None:
     await page.goto(site.url + "/inloggen")
     await page.get_by_label("E-mailadres").fill(email)
     await page.get_by_label("Wachtwoord", exact=True).fill(PASSWORD)
     await page.get_by_label("Verificatiecode").fill(totp_code(secret, steps_ahead=1))
     await page.get_by_role("button", name="Inloggen").click()
-    await page.wait_for_url("**/meldingen")
+    await page.wait_for_url("**" + home)
 
 
 async def assert_accessible(page: Page) -> None:

@@ -14,7 +14,7 @@ import pyotp
 from starlette.applications import Starlette
 
 from services.portal import accounts, credentials
-from services.portal.accounts import Role, User
+from services.portal.accounts import COORDINATOR_PARTNER, Role, User
 from services.portal.app import start
 from services.portal.settings import PortalSettings
 from services.portal.web.context import Portal
@@ -63,7 +63,11 @@ class Account:
 
 
 async def make_account(
-    region: RegionUnderTest, partner_id: str, *, role: Role = Role.PROFESSIONAL
+    region: RegionUnderTest,
+    partner_id: str,
+    *,
+    role: Role = Role.PROFESSIONAL,
+    municipalities: tuple[str, ...] = (),
 ) -> Account:
     """An activated account with PASSWORD and a TOTP secret (as activation leaves it)."""
     email = f"{uuid.uuid4().hex[:8]}@{partner_id}.example"
@@ -80,6 +84,7 @@ async def make_account(
             valid_days=1,
             name=f"Medewerker {email[:4]}",
             phone="+31201234567",
+            municipalities=municipalities,
         )
         await conn.execute("UPDATE portal_user SET totp_secret = $2 WHERE id = $1", user.id, secret)
         await accounts.activate(
@@ -94,6 +99,13 @@ async def make_account(
     finally:
         await conn.close()
     return Account(user, secret)
+
+
+async def make_coordinator(region: RegionUnderTest, *codes: str) -> Account:
+    """An activated match coordinator account for the municipalities `codes`."""
+    return await make_account(
+        region, COORDINATOR_PARTNER, role=Role.COORDINATOR, municipalities=codes
+    )
 
 
 def next_code(account: Account) -> str:

@@ -15,7 +15,7 @@ import pytest
 from services.portal import gateway
 from shared.amqp.publisher import Publisher
 from shared.amqp.topology import INGEST_QUEUE, OUTBOUND_EXCHANGE
-from shared.contract.portal import ACTOR_HEADER, ON_BEHALF_OF_HEADER
+from shared.contract.portal import ACTOR_HEADER, COORDINATOR_HEADER, ON_BEHALF_OF_HEADER
 from shared.db import migrate
 from shared.db.outbox import OutboundMessage, Outbox, write
 from shared.partner_client import PartnerClient
@@ -170,15 +170,18 @@ async def test_unpublished_portal_requests_move_to_the_outbox_on_upgrade(
         for migration in migrations:
             if migration.version < 11:
                 await conn.execute(migration.sql)
-        waiting, sent, actor = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+        waiting, sent, assign, actor = (uuid.uuid4() for _ in range(4))
         await conn.execute(
             """INSERT INTO portal_message (message_id, partner_id, actor, routing_key,
-                      body, created_at, published_at)
-               VALUES ($1, 'linde', $3, 'melding.register', '{"a":1}',
-                       now() - interval '1 minute', NULL),
-                      ($2, 'linde', $3, 'melding.register', '{"b":2}', now(), now())""",
+                      body, created_at, published_at, coordinator)
+               VALUES ($1, 'linde', $4, 'melding.register', '{"a":1}',
+                       now() - interval '2 minutes', NULL, NULL),
+                      ($2, 'linde', $4, 'melding.register', '{"b":2}', now(), now(), NULL),
+                      ($3, 'portal', $4, 'regie.assign', '{"c":3}',
+                       now() - interval '1 minute', NULL, '0363')""",
             waiting,
             sent,
+            assign,
             actor,
         )
         [upgrade] = [m for m in migrations if m.version == 11]
@@ -186,7 +189,7 @@ async def test_unpublished_portal_requests_move_to_the_outbox_on_upgrade(
         rows = await conn.fetch(
             """SELECT message_id, exchange, routing_key, body, message_type, headers::text,
                       sender, created_at < now() - interval '30 seconds' AS aged
-               FROM outbox"""
+               FROM outbox ORDER BY created_at"""
         )
         assert [{**r, "headers": json.loads(r["headers"])} for r in rows] == [
             {
@@ -198,9 +201,19 @@ async def test_unpublished_portal_requests_move_to_the_outbox_on_upgrade(
                 "headers": {ON_BEHALF_OF_HEADER: "linde", ACTOR_HEADER: str(actor)},
                 "sender": gateway.SENDER,
                 "aged": True,
-            }
+            },
+            {
+                "message_id": assign,
+                "exchange": "vi.inbound",
+                "routing_key": "regie.assign",
+                "body": b'{"c":3}',
+                "message_type": None,
+                "headers": {COORDINATOR_HEADER: "0363", ACTOR_HEADER: str(actor)},
+                "sender": gateway.SENDER,
+                "aged": True,
+            },
         ]
-        assert await conn.fetchval("SELECT count(*) FROM portal_message") == 2
+        assert await conn.fetchval("SELECT count(*) FROM portal_message") == 3
         await conn.close()
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

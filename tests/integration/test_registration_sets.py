@@ -225,7 +225,8 @@ async def _state(db: asyncpg.Connection[Any]) -> dict[str, Any]:
 async def _reset(db: asyncpg.Connection[Any]) -> None:
     await db.execute(
         """TRUNCATE youth, melding, match_group, match_member, inbox, outbox, audit_log,
-                    stats_fact, melding_ref_used, family_facts, family_lookup, family_match
+                    stats_fact, melding_ref_used, family_facts, family_lookup, family_match,
+                    coordinator_arrival, coordinator_followup
                     RESTART IDENTITY"""
     )
 

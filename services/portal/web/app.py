@@ -12,7 +12,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
-from services.portal.web import admin_routes, auth_routes, melding_routes
+from services.portal.web import admin_routes, auth_routes, coordinator_routes, melding_routes
 from services.portal.web.context import Portal
 from services.portal.web.pages import render
 from services.portal.web.security import (
@@ -68,6 +68,7 @@ def create_app(portal: Portal) -> Starlette:
             *melding_routes.ROUTES,
             *auth_routes.ROUTES,
             *admin_routes.ROUTES,
+            *coordinator_routes.ROUTES,
             Mount("/static", StaticFiles(directory=str(STATIC)), name="static"),
         ],
         middleware=[Middleware(SecurityHeaders, https=not portal.settings.insecure_cookies)],

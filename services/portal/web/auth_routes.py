@@ -16,6 +16,7 @@ from services.portal.web.security import (
     clear_cookie,
     csrf_cookie,
     current_session,
+    home_of,
     session_cookie,
     set_cookie,
     signed_in_form,
@@ -35,8 +36,9 @@ def _locked(minutes: int) -> str:
 
 
 async def login_page(request: Request) -> Response:
-    if await current_session(request) is not None:
-        return RedirectResponse("/meldingen", status_code=303)
+    session = await current_session(request)
+    if session is not None:
+        return RedirectResponse(home_of(session.user), status_code=303)
     return render(request, "login.html", template_context(None, anonymous_csrf(request)))
 
 
@@ -73,13 +75,14 @@ async def login(request: Request) -> Response:
         error = _locked(portal.policy.lock_minutes) if result.outcome == "locked" else LOGIN_FAILED
         context = template_context(None, anonymous_csrf(request), error=error, email=email)
         return render(request, "login.html", context, status=401)
-    response = RedirectResponse("/meldingen", status_code=303)
+    assert result.user is not None
+    response = RedirectResponse(home_of(result.user), status_code=303)
     set_cookie(request, response, session_cookie(request), token)
     return response
 
 
 async def logout(request: Request) -> Response:
-    session, _ = await signed_in_form(request)
+    session, _ = await signed_in_form(request, coordinator=None)
     portal = portal_of(request)
     token = request.cookies.get(session_cookie(request), "")
     async with portal.pool.acquire() as conn:

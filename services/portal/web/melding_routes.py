@@ -3,7 +3,6 @@ record informing the family. Every look and every action goes into the audit log
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 from datetime import date
 from typing import Any
@@ -19,18 +18,19 @@ from services.portal.accounts import Session, User
 from services.portal.auditing import audit_user
 from services.portal.messages import FormErrors, form_errors, local_error
 from services.portal.readmodel import Scope, Youth
-from services.portal.web.context import Portal, portal_of
+from services.portal.web.context import portal_of
 from services.portal.web.pages import render
 from services.portal.web.security import (
     current_session,
+    home_of,
     signed_in,
     signed_in_form,
     template_context,
     text,
     texts,
 )
+from services.portal.web.sending import send_and_wait
 
-WAIT_STEP_SECONDS = 0.1
 NO_ERRORS = FormErrors({}, [])
 
 
@@ -44,7 +44,8 @@ def new_ref(today: date) -> str:
 
 
 async def home(request: Request) -> Response:
-    target = "/meldingen" if await current_session(request) else "/inloggen"
+    session = await current_session(request)
+    target = home_of(session.user) if session else "/inloggen"
     return RedirectResponse(target, status_code=303)
 
 
@@ -183,24 +184,11 @@ async def register(request: Request) -> Response:
         )
         await gateway.record(conn, sent)
         await audit_user(conn, session.user, "portal_register_sent", melding_ref=ref)
-    answer = await _send_and_wait(portal, sent)
+    answer = await send_and_wait(portal, sent)
     if answer is not None and answer["receipt_status"] == "rejected":
         errors = form_errors(answer["receipt_errors"])
         return await _register_form(request, session, values, errors, status=422)
     return RedirectResponse(f"/meldingen/{ref}", status_code=303)
-
-
-async def _send_and_wait(portal: Portal, sent: gateway.Request) -> dict[str, Any] | None:
-    """Publish, then wait a little for the index's receipt (read from the mailbox by
-    any replica); None when it has not come yet (the page says so)."""
-    await portal.gateway.publish(sent)
-    deadline = asyncio.get_running_loop().time() + portal.settings.receipt_wait_seconds
-    while True:
-        async with portal.pool.acquire() as conn:
-            answer = await readmodel.answer(conn, sent.message_id)
-        if answer is not None or asyncio.get_running_loop().time() >= deadline:
-            return answer
-        await asyncio.sleep(WAIT_STEP_SECONDS)
 
 
 async def _own_melding(request: Request, session: Session) -> dict[str, Any]:
@@ -264,7 +252,7 @@ async def _act(request: Request, body_for: Any) -> Response:
             melding_ref=ref,
             detail={"type": body["type"]},
         )
-    await _send_and_wait(portal, sent)
+    await send_and_wait(portal, sent)
     return RedirectResponse(f"/meldingen/{ref}?verzoek={sent.message_id}", status_code=303)
 
 

@@ -12,6 +12,7 @@ from starlette.responses import Response
 from starlette.templating import Jinja2Templates
 
 from services.portal.web.security import remember_anonymous_csrf
+from shared.stats_report import suppress
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
@@ -84,6 +85,7 @@ templates.env.filters.update(
     verzoek=lambda v: REQUEST.get(v, v),
     antwoord=lambda v: ANSWER.get(v, "Wacht op antwoord") if v else "Wacht op antwoord",
     bericht=lambda v: NOTICE.get(v, v),
+    klein=suppress,
 )
 
 

@@ -6,12 +6,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.portal import accounts, credentials
-from services.portal.accounts import Session
+from services.portal.accounts import Session, User
 from services.portal.web.context import portal_of
 
 # No script at all, styles only from our own stylesheet, no framing, forms post only
@@ -114,11 +115,21 @@ async def current_session(request: Request) -> Session | None:
     return session
 
 
-async def signed_in(request: Request) -> Session:
+async def signed_in(request: Request, *, coordinator: bool | None = False) -> Session:
+    """The signed-in session; 403 unless its account's kind fits the page: the
+    organisations' pages are not the coordinator's, and the other way round
+    (`coordinator=None`: any account, as for logging out)."""
     session = await current_session(request)
     if session is None:
         raise NotSignedIn
+    if coordinator is not None and session.user.is_coordinator is not coordinator:
+        raise HTTPException(403)
     return session
+
+
+def home_of(user: User) -> str:
+    """Where an account starts after logging in."""
+    return "/coordinatie" if user.is_coordinator else "/meldingen"
 
 
 def anonymous_csrf(request: Request) -> str:
@@ -146,8 +157,10 @@ async def checked_form(request: Request, expected: str | None) -> FormData:
     return form
 
 
-async def signed_in_form(request: Request) -> tuple[Session, FormData]:
-    session = await signed_in(request)
+async def signed_in_form(
+    request: Request, *, coordinator: bool | None = False
+) -> tuple[Session, FormData]:
+    session = await signed_in(request, coordinator=coordinator)
     return session, await checked_form(request, session.csrf_token)
 
 

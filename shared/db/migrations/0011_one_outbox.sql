@@ -15,7 +15,10 @@ CREATE INDEX outbox_sender_message ON outbox (sender, message_id) WHERE sender I
 INSERT INTO outbox (message_id, exchange, routing_key, body, message_type, headers,
                     sender, created_at)
 SELECT message_id, 'vi.inbound', routing_key, body, NULL,
-       jsonb_build_object('x-vi-on-behalf-of', partner_id, 'x-vi-actor', actor::text),
+       CASE WHEN coordinator IS NULL
+            THEN jsonb_build_object('x-vi-on-behalf-of', partner_id, 'x-vi-actor', actor::text)
+            ELSE jsonb_build_object('x-vi-coordinator', coordinator, 'x-vi-actor', actor::text)
+       END,
        'portal', created_at
 FROM portal_message
 WHERE published_at IS NULL
