@@ -35,6 +35,8 @@ class ClusterChaosBackends(Backends):
     # Each failover: which backend, what was done and when (time.monotonic()).
     failovers: list[dict[str, Any]] = field(default_factory=list)
     _returns: list[asyncio.Task[None]] = field(default_factory=list)
+    # Where the nodes' logs are copied before the cluster is removed (the run's files).
+    logs_to: Path | None = None
 
     @classmethod
     def create(cls) -> ClusterChaosBackends:
@@ -57,6 +59,8 @@ class ClusterChaosBackends(Backends):
         await wait_until_up(self.amqp_url, self.management_url, self.database_url, 120)
 
     async def stop(self) -> None:
+        if self.logs_to is not None:
+            await asyncio.to_thread(self._cluster.broker.save_logs, self.logs_to)
         await asyncio.to_thread(self._cluster.stop)
 
     async def _leader_index(self) -> int:
@@ -92,6 +96,7 @@ class ClusterChaosBackends(Backends):
         await asyncio.sleep(self.node_down_seconds)
         try:
             await asyncio.to_thread(broker.restart, index)
+            failover["started_after_seconds"] = round(time.monotonic() - failover["at"], 1)
             witness = (index + 1) % len(broker.nodes)
             deadline = time.monotonic() + REJOIN_TIMEOUT_SECONDS
             while node not in await asyncio.to_thread(broker.running_nodes, witness):

@@ -78,6 +78,7 @@ class Run:
         backends: Backends
         if o.cluster:
             backends = ClusterChaosBackends.create()
+            backends.logs_to = self.work_dir / "rabbitmq"
         elif o.private_backends:
             backends = PrivateBackends.create()
         else:

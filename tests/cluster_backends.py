@@ -92,7 +92,8 @@ class BrokerCluster:
                         "collect_statistics_interval": "1000",
                         "disk_free_limit.absolute": "100MB",
                         "log.console": "false",
-                        "log.file.level": "warning",
+                        # info: a node's boot steps, to see where a slow restart waits
+                        "log.file.level": "info",
                     },
                     plugins=("rabbitmq_management",),
                     cookie=cookie,
@@ -148,6 +149,15 @@ class BrokerCluster:
         if out.returncode != 0:
             return []
         return list(json.loads(out.stdout.decode())["running_nodes"])
+
+    def save_logs(self, destination: Path) -> None:
+        """Copy every node's log and console output to `destination/<node>/`."""
+        for node in self.nodes:
+            target = destination / node.node
+            target.mkdir(parents=True, exist_ok=True)
+            for source in [node.directory / "server.out", *(node.directory / "log").glob("*")]:
+                if source.is_file():
+                    shutil.copy2(source, target / source.name)
 
     def stop(self) -> None:
         for node in reversed(self.nodes):
