@@ -131,6 +131,10 @@ class BrokerCluster:
     def management_url(self, index: int = 0) -> str:
         return f"http://guest:guest@127.0.0.1:{self.management_ports[index]}"
 
+    def management_urls(self) -> str:
+        """Every node's management API, comma-separated, as VI_MANAGEMENT_URL takes them."""
+        return ",".join(self.management_url(index) for index in range(len(self.nodes)))
+
     def index_of(self, node_name: str) -> int:
         return [node.node for node in self.nodes].index(node_name)
 
@@ -303,7 +307,7 @@ class ClusterBackends:
     def environment(self, database: str = "postgres") -> dict[str, str]:
         return {
             "VI_AMQP_URL": self.broker.amqp_url(),
-            "VI_MANAGEMENT_URL": self.broker.management_url(),
+            "VI_MANAGEMENT_URL": self.broker.management_urls(),
             "VI_DATABASE_URL": self.database.url(database),
         }
 
