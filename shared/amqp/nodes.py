@@ -59,6 +59,13 @@ def _is_node_url(node: str) -> bool:
     return parts.scheme.lower() in ("amqp", "amqps") and bool(host) and "," not in host
 
 
+def node_of(url: str) -> str:
+    """A node URL's `host:port`, as a log line names the node (no login in it)."""
+    parts = urlsplit(url)
+    default = 5671 if parts.scheme.lower() == "amqps" else 5672
+    return f"{parts.hostname}:{parts.port or default}"
+
+
 def first_node(amqp_url: str) -> str:
     """The first node's URL: the one whose login, virtual host and options stand for
     all (the nodes of one cluster share users and virtual hosts)."""
