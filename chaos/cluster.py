@@ -27,7 +27,7 @@ from shared.amqp.management import Management
 from shared.amqp.topology import INGEST_QUEUE, MATCHER_QUEUE
 from tests.cluster_backends import ClusterBackends, new_directory
 
-REJOIN_TIMEOUT_SECONDS = 180.0
+REJOIN_TIMEOUT_SECONDS = 300.0
 
 
 @dataclass
@@ -96,23 +96,17 @@ class ClusterChaosBackends(Backends):
 
     async def _bring_back(self, index: int, failover: dict[str, Any]) -> None:
         broker = self._cluster.broker
-        node = broker.nodes[index].node
         down_until = time.monotonic() + self.node_down_seconds
         if self.status_env is not None:
             failover["status_while_down"] = await status_exit_code(self.status_env)
         await asyncio.sleep(max(0.0, down_until - time.monotonic()))
         try:
-            await asyncio.to_thread(broker.restart, index)
-            failover["started_after_seconds"] = round(time.monotonic() - failover["at"], 1)
-            witness = (index + 1) % len(broker.nodes)
-            deadline = time.monotonic() + REJOIN_TIMEOUT_SECONDS
-            while node not in await asyncio.to_thread(broker.running_nodes, witness):
-                if time.monotonic() > deadline:
-                    raise BackendError(f"{node} did not rejoin the cluster")
-                await asyncio.sleep(1)
+            booted = await asyncio.to_thread(broker.restart, index, REJOIN_TIMEOUT_SECONDS)
         except Exception as exc:
             failover["rejoin_error"] = str(exc)[:300]
             return
+        # From the kill: the node booted (its AMQP port answers), and it rejoined.
+        failover["started_after_seconds"] = round(down_until - failover["at"] + booted, 1)
         failover["rejoined_after_seconds"] = round(time.monotonic() - failover["at"], 1)
 
     async def settle(self) -> None:
