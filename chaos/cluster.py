@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -20,11 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from chaos.backends import BackendError, Backends, wait_until_up
+from chaos.fleet import REPO_ROOT
 from shared.amqp.management import Management
 from shared.amqp.topology import INGEST_QUEUE, MATCHER_QUEUE
 from tests.cluster_backends import ClusterBackends, new_directory
 
-REJOIN_TIMEOUT_SECONDS = 180.0
+REJOIN_TIMEOUT_SECONDS = 300.0
 
 
 @dataclass
@@ -35,13 +38,18 @@ class ClusterChaosBackends(Backends):
     # Each failover: which backend, what was done and when (time.monotonic()).
     failovers: list[dict[str, Any]] = field(default_factory=list)
     _returns: list[asyncio.Task[None]] = field(default_factory=list)
+    # Where the nodes' logs are copied before the cluster is removed (the run's files).
+    logs_to: Path | None = None
+    # The services' environment: `verwijsindex status` is asked with it while the
+    # killed node is down (it must answer through the nodes left).
+    status_env: dict[str, str] | None = None
 
     @classmethod
     def create(cls) -> ClusterChaosBackends:
         cluster = ClusterBackends.prepare(new_directory())
         return cls(
             amqp_url=cluster.broker.amqp_url(),
-            management_url=cluster.broker.management_url(),
+            management_url=cluster.broker.management_urls(),
             database_url=cluster.database.url("postgres"),
             kind="cluster",
             cluster=cluster,
@@ -57,6 +65,8 @@ class ClusterChaosBackends(Backends):
         await wait_until_up(self.amqp_url, self.management_url, self.database_url, 120)
 
     async def stop(self) -> None:
+        if self.logs_to is not None:
+            await asyncio.to_thread(self._cluster.broker.save_logs, self.logs_to)
         await asyncio.to_thread(self._cluster.stop)
 
     async def _leader_index(self) -> int:
@@ -78,8 +88,6 @@ class ClusterChaosBackends(Backends):
         broker = self._cluster.broker
         index = await self._leader_index()
         node = broker.nodes[index].node
-        # The management API of a surviving node, while this one is away.
-        self.management_url = broker.management_url((index + 1) % len(broker.nodes))
         failover = {"backend": "rabbitmq", "node": node, "at": time.monotonic()}
         self.failovers.append(failover)
         await asyncio.to_thread(broker.kill, index)
@@ -88,19 +96,17 @@ class ClusterChaosBackends(Backends):
 
     async def _bring_back(self, index: int, failover: dict[str, Any]) -> None:
         broker = self._cluster.broker
-        node = broker.nodes[index].node
-        await asyncio.sleep(self.node_down_seconds)
+        down_until = time.monotonic() + self.node_down_seconds
+        if self.status_env is not None:
+            failover["status_while_down"] = await status_exit_code(self.status_env)
+        await asyncio.sleep(max(0.0, down_until - time.monotonic()))
         try:
-            await asyncio.to_thread(broker.restart, index)
-            witness = (index + 1) % len(broker.nodes)
-            deadline = time.monotonic() + REJOIN_TIMEOUT_SECONDS
-            while node not in await asyncio.to_thread(broker.running_nodes, witness):
-                if time.monotonic() > deadline:
-                    raise BackendError(f"{node} did not rejoin the cluster")
-                await asyncio.sleep(1)
+            booted = await asyncio.to_thread(broker.restart, index, REJOIN_TIMEOUT_SECONDS)
         except Exception as exc:
             failover["rejoin_error"] = str(exc)[:300]
             return
+        # From the kill: the node booted (its AMQP port answers), and it rejoined.
+        failover["started_after_seconds"] = round(down_until - failover["at"] + booted, 1)
         failover["rejoined_after_seconds"] = round(time.monotonic() - failover["at"], 1)
 
     async def settle(self) -> None:
@@ -111,6 +117,20 @@ class ClusterChaosBackends(Backends):
         await asyncio.to_thread(self._cluster.database.fail_over)
         await wait_until_up(self.amqp_url, self.management_url, self.database_url, 120)
         return "primary stopped (pg_ctl stop -m immediate), standby promoted (pg_ctl promote)"
+
+
+async def status_exit_code(env: dict[str, str]) -> int:
+    """`verwijsindex status`'s exit code with these settings (1: it could not answer)."""
+    process = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "verwijsindex"),
+        "status",
+        "--json",
+        env={**os.environ, **env},
+        cwd=REPO_ROOT,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    return await process.wait()
 
 
 def longest_outages(log_files: Iterable[Path]) -> dict[str, float]:

@@ -78,6 +78,7 @@ class Run:
         backends: Backends
         if o.cluster:
             backends = ClusterChaosBackends.create()
+            backends.logs_to = self.work_dir / "rabbitmq"
         elif o.private_backends:
             backends = PrivateBackends.create()
         else:
@@ -87,6 +88,8 @@ class Run:
             self.t.note("backends up", kind=backends.kind)
             env = await Environment.create(backends, self.run_id, self.work_dir, o.retry_delays_ms)
             self.t.note("region created", vhost=env.vhost, database=env.database)
+            if isinstance(backends, ClusterChaosBackends):
+                backends.status_env = env.service_env()
             try:
                 return await self._run(env, backends)
             finally:
@@ -214,6 +217,12 @@ class Run:
                     "the killed broker node was started again and rejoined the cluster",
                     all("rejoined_after_seconds" in f for f in killed),
                     [f.get("rejoin_error") for f in killed if "rejoin_error" in f],
+                )
+                # 1 is "could not reach the broker, its API or the database".
+                report.check(
+                    "verwijsindex status answered while the killed node was down",
+                    all(f.get("status_while_down") not in (None, 1) for f in killed),
+                    [f.get("status_while_down") for f in killed],
                 )
             self.report = report
             return self._finish(report, plans.meldingen)

@@ -7,6 +7,9 @@
 #   scripts/chaos.sh                     # the full run, on the local RabbitMQ/PostgreSQL
 #   scripts/chaos.sh --quick             # 1,000 + 500, about a minute
 #   scripts/chaos.sh --private-backends  # own RabbitMQ node + PostgreSQL cluster (root)
+#   scripts/chaos.sh --cluster           # full size on 3 clustered RabbitMQ nodes and a
+#                                        # PostgreSQL primary + synchronous standby (root):
+#                                        # a node SIGKILLed and back, a database failover
 # Restarting the shared backends drops every other client of them: run it on an
 # otherwise quiet machine, or with --private-backends.
 # Figures: chaos/results/<time>.json and a summary on stdout (exit 1 if a check failed).

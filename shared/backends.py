@@ -51,13 +51,38 @@ _RETRY_REPORTS: Final = frozenset(
 )
 
 
+# aio-pika's report of a callback that raised; for a robust channel's own close
+# handler meeting a connection that is already gone, it is the lost connection again.
+_CALLBACK_ERROR: Final = ("aio_pika.tools", "Callback %r error: %s: %s")
+
+
+def _is_lost_connection_echo(record: logging.LogRecord) -> bool:
+    """A library's line that only repeats, at error or warning level, that the broker
+    connection was lost (which `Backend.down` has said once already)."""
+    if (record.name, record.msg) == _CALLBACK_ERROR and isinstance(record.args, tuple):
+        callback, error_type = (repr(arg) for arg in record.args[:2])
+        return "RobustChannel._on_close" in callback and error_type in (
+            "'RuntimeError'",  # "<Connection ...> closed"
+            "'ChannelInvalidStateError'",  # "No active transport in channel"
+        )
+    if (record.name, record.msg) == (
+        "aiormq.connection",
+        "Cancelling cause reader exited abnormally",
+    ):
+        error = record.exc_info[1] if record.exc_info else None
+        # The socket closed under the reader (a malformed frame is another error).
+        return isinstance(error, aiormq.exceptions.AMQPConnectionError)
+    return False
+
+
 def _not_a_retry_report(record: logging.LogRecord) -> bool:
-    return (record.name, record.msg) not in _RETRY_REPORTS
+    return (record.name, record.msg) not in _RETRY_REPORTS and not _is_lost_connection_echo(record)
 
 
 def quiet_retry_reports() -> None:
-    """Drop the libraries' per-attempt lines (idempotent)."""
-    for name in {name for name, _ in _RETRY_REPORTS}:
+    """Drop the libraries' per-attempt lines and their echoes of a lost connection
+    (idempotent)."""
+    for name in {name for name, _ in _RETRY_REPORTS} | {_CALLBACK_ERROR[0], "aiormq.connection"}:
         library_log = logging.getLogger(name)
         if _not_a_retry_report not in library_log.filters:
             library_log.addFilter(_not_a_retry_report)
@@ -71,13 +96,15 @@ class Backend:
     available: bool | None = None  # None: not tried yet
     _since: float = field(default_factory=time.monotonic)
 
-    def up(self) -> None:
+    def up(self, **detail: str) -> None:
+        """`detail`: what to say besides, such as the broker node now in use."""
         if self.available is not True:
             if self.available is False:
                 log.info(
                     "backend_available",
                     backend=self.name,
                     unavailable_seconds=round(time.monotonic() - self._since, 1),
+                    **detail,
                 )
             self.available, self._since = True, time.monotonic()
 

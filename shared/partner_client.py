@@ -9,6 +9,7 @@ benchmarks and the tests use it; partners get the standalone
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import ssl
 import uuid
@@ -17,9 +18,16 @@ from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
+from aiormq.exceptions import ChannelInvalidStateError
 
 from shared.amqp import compat
+from shared.amqp.connection import connect
 from shared.amqp.topology import INBOUND_EXCHANGE, partner_queue
+from shared.backends import UNAVAILABLE_ERRORS
+
+# A publish that meets a lost connection is sent again until this long has passed.
+PUBLISH_GIVE_UP_SECONDS = 60.0
+_CONNECTION_LOST: tuple[type[BaseException], ...] = (*UNAVAILABLE_ERRORS, ChannelInvalidStateError)
 
 
 @dataclass
@@ -43,7 +51,9 @@ class PartnerClient:
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         """`url` amqps://…?auth=external with an `ssl_context` holding the partner's
-        certificate logs in by certificate (its common name is `broker_user`)."""
+        certificate logs in by certificate (its common name is `broker_user`). Like
+        VI_AMQP_URL, `url` may list several nodes of a cluster, comma-separated: the
+        client connects to the first that answers and moves on when its node fails."""
         self.url = url
         self.ssl_context = ssl_context
         self.partner_id = partner_id
@@ -53,10 +63,8 @@ class PartnerClient:
         self._mailbox: asyncio.Queue[Received] = asyncio.Queue()
 
     async def start(self, *, read_mailbox: bool = True) -> None:
-        self._connection = await aio_pika.connect_robust(
-            self.url,
-            client_properties={"connection_name": f"partner-{self.partner_id}"},
-            ssl_context=self.ssl_context,
+        self._connection = await connect(
+            self.url, f"partner-{self.partner_id}", ssl_context=self.ssl_context
         )
         self._channel = await self._connection.channel(publisher_confirms=True)
         if read_mailbox:
@@ -100,6 +108,30 @@ class PartnerClient:
         )
         mid = str(uuid.uuid4()) if message_id is None else (message_id or None)
         user_id = (user_id or self.broker_user) if set_user_id else None
+        deadline = asyncio.get_running_loop().time() + PUBLISH_GIVE_UP_SECONDS
+        while True:
+            try:
+                await self._publish(raw, key, mid, user_id, headers)
+                return mid
+            except _CONNECTION_LOST:
+                # Its node went away: publish again, with the same message_id, once
+                # the connection is back (on this node or the next).
+                if asyncio.get_running_loop().time() > deadline:
+                    raise
+                assert self._connection is not None
+                await asyncio.sleep(0.2)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._connection.connected.wait(), 5)
+
+    async def _publish(
+        self,
+        raw: bytes,
+        key: str,
+        mid: str | None,
+        user_id: str | None,
+        headers: dict[str, Any] | None,
+    ) -> None:
+        assert self._channel is not None
         if mid is None:
             underlay = await self._channel.get_underlay_channel()
             await underlay.basic_publish(
@@ -113,7 +145,7 @@ class PartnerClient:
                     delivery_mode=aio_pika.DeliveryMode.PERSISTENT.value,
                 ),
             )
-            return None
+            return
         exchange = await self._channel.get_exchange(INBOUND_EXCHANGE, ensure=False)
         await exchange.publish(
             aio_pika.Message(
@@ -126,7 +158,6 @@ class PartnerClient:
             ),
             routing_key=key,
         )
-        return mid
 
     async def next(self, timeout: float = 10.0) -> Received:
         return await asyncio.wait_for(self._mailbox.get(), timeout)

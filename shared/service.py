@@ -13,8 +13,9 @@ import asyncpg
 from aio_pika.abc import AbstractRobustConnection
 
 from shared import metrics
-from shared.amqp.connection import connect_broker
+from shared.amqp.connection import MultiNodeConnection, connect_broker
 from shared.amqp.consumer import AckedHook, BatchHandler, Consumer, Handler
+from shared.amqp.nodes import node_of
 from shared.amqp.publisher import Publisher
 from shared.amqp.topology import declare_core
 from shared.backends import Backends, quiet_retry_reports
@@ -97,7 +98,15 @@ class Runtime:
                 self.backends.broker.down(error)
 
         self.connection.close_callbacks.add(lost)
-        self.connection.reconnect_callbacks.add(lambda _: self.backends.broker.up())
+
+        def back(connection: object) -> None:
+            # The one line of the change says which node the service is on now.
+            if isinstance(connection, MultiNodeConnection):
+                self.backends.broker.up(node=node_of(connection.nodes.current))
+            else:
+                self.backends.broker.up()
+
+        self.connection.reconnect_callbacks.add(back)
 
     def consume(
         self,

@@ -18,10 +18,12 @@ trying things by hand, `scripts/cluster.sh up|status|down`.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import secrets
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -32,6 +34,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from shared.amqp.management import Management, ManagementError
 from tests.rabbit_node import RabbitNode, free_port
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -56,6 +59,15 @@ def _run(argv: list[str], *, timeout: float = 120) -> str:
 
 def _as_postgres(*argv: str, timeout: float = 120) -> str:
     return _run(["runuser", "-u", "postgres", "--", *argv], timeout=timeout)
+
+
+def _accepts(port: int) -> bool:
+    """Whether something accepts TCP connections on 127.0.0.1:`port`."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2):
+            return True
+    except OSError:
+        return False
 
 
 def new_directory() -> Path:
@@ -92,7 +104,8 @@ class BrokerCluster:
                         "collect_statistics_interval": "1000",
                         "disk_free_limit.absolute": "100MB",
                         "log.console": "false",
-                        "log.file.level": "warning",
+                        # info: a node's boot steps, to see where a slow restart waits
+                        "log.file.level": "info",
                     },
                     plugins=("rabbitmq_management",),
                     cookie=cookie,
@@ -130,24 +143,70 @@ class BrokerCluster:
     def management_url(self, index: int = 0) -> str:
         return f"http://guest:guest@127.0.0.1:{self.management_ports[index]}"
 
+    def management_urls(self) -> str:
+        """Every node's management API, comma-separated, as VI_MANAGEMENT_URL takes them."""
+        return ",".join(self.management_url(index) for index in range(len(self.nodes)))
+
     def index_of(self, node_name: str) -> int:
         return [node.node for node in self.nodes].index(node_name)
 
     def kill(self, index: int) -> None:
         self.nodes[index].kill()
 
-    def restart(self, index: int, timeout: float = 300) -> None:
-        """Start a stopped or killed node again: it rejoins the cluster by itself. (A
-        node that was killed checks its data and waits for its peers first: slower than
-        a fresh start, the more so on a busy machine.)"""
-        self.nodes[index].launch()
-        self.nodes[index].wait_started(timeout)
+    def restart(self, index: int, timeout: float = 300) -> float:
+        """Start a stopped or killed node again and wait until it has rejoined the
+        cluster: another node's management API reports it running. Returns the seconds
+        until its own boot was done (it answered on its AMQP port).
+
+        Watched through the management API, not `rabbitmqctl`: each CLI call boots an
+        Erlang VM of its own, which took 20 s and more on this machine under a chaos
+        run's load, so a 30 s CLI check could fail again and again while the node was
+        long back."""
+        node = self.nodes[index]
+        witness = (index + 1) % len(self.nodes)
+        began = time.monotonic()
+        deadline = began + timeout
+        node.launch()
+        assert node.process is not None
+        booted: float | None = None
+        while time.monotonic() < deadline:
+            if node.process.poll() is not None:
+                raise ClusterError(f"{node.node} exited: {node.log_tail()}")
+            if booted is None and _accepts(self.amqp_ports[index]):
+                booted = time.monotonic() - began
+            if booted is not None:
+                state = self._node_state(witness, node.node)
+                if state.get("running"):
+                    node.beam_pid = int(state["os_pid"]) if state.get("os_pid") else None
+                    return booted
+            time.sleep(1)
+        raise ClusterError(
+            f"{node.node} did not rejoin within {timeout:.0f} s "
+            f"({'booted' if booted is not None else 'not booted'}): {node.log_tail()[-600:]}"
+        )
+
+    def _node_state(self, witness: int, node_name: str) -> dict[str, Any]:
+        """What node `witness` knows of node `node_name` ({} when it cannot say)."""
+        path = f"/nodes/{quote(node_name, safe='')}?memory=false&binary=false"
+        try:
+            return dict(asyncio.run(Management(self.management_url(witness)).call("GET", path)))
+        except ManagementError:
+            return {}
 
     def running_nodes(self, index: int = 0) -> list[str]:
         out = self.nodes[index].ctl("cluster_status", "--formatter", "json", timeout=60)
         if out.returncode != 0:
             return []
         return list(json.loads(out.stdout.decode())["running_nodes"])
+
+    def save_logs(self, destination: Path) -> None:
+        """Copy every node's log and console output to `destination/<node>/`."""
+        for node in self.nodes:
+            target = destination / node.node
+            target.mkdir(parents=True, exist_ok=True)
+            for source in [node.directory / "server.out", *(node.directory / "log").glob("*")]:
+                if source.is_file():
+                    shutil.copy2(source, target / source.name)
 
     def stop(self) -> None:
         for node in reversed(self.nodes):
@@ -293,7 +352,7 @@ class ClusterBackends:
     def environment(self, database: str = "postgres") -> dict[str, str]:
         return {
             "VI_AMQP_URL": self.broker.amqp_url(),
-            "VI_MANAGEMENT_URL": self.broker.management_url(),
+            "VI_MANAGEMENT_URL": self.broker.management_urls(),
             "VI_DATABASE_URL": self.database.url(database),
         }
 

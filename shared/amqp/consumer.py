@@ -81,6 +81,9 @@ class Delivery:
     after_failed_batch: bool = False
     # Shared by the copies `replace` makes, so a failed batch's binding is reused.
     binding: Binding = field(default_factory=Binding, compare=False, repr=False)
+    # Which channel it came on: delivery tags count per channel, and after a reconnect
+    # deliveries of the old channel and the new one can wait in one batch.
+    channel_key: int = field(default=0, compare=False)
 
     @property
     def headers(self) -> dict[str, Any]:
@@ -221,8 +224,8 @@ class Consumer:
         # Deliveries waiting for a batch, each with the future its callback waits on.
         self._waiting: list[tuple[Delivery, asyncio.Future[None]]] = []
         self._batch_runners: set[asyncio.Task[None]] = set()
-        # Delivery tags received on our channel and not yet settled.
-        self._unsettled: set[int] = set()
+        # (channel key, delivery tag) of every delivery received and not yet settled.
+        self._unsettled: set[tuple[int, int]] = set()
 
     async def is_consuming(self) -> bool:
         """True when the broker knows our consumer (it can be cancelled by the broker,
@@ -285,11 +288,12 @@ class Consumer:
         task = asyncio.current_task()
         if task is not None:
             self._in_flight.add(task)
-        tag = message.delivery_tag
-        if tag is not None:
-            self._unsettled.add(tag)
+        channel_key = id(message.channel)  # open: it has just delivered
+        unsettled = None if message.delivery_tag is None else (channel_key, message.delivery_tag)
+        if unsettled is not None:
+            self._unsettled.add(unsettled)
         try:
-            delivery = Delivery(message, self._service_user)
+            delivery = Delivery(message, self._service_user, channel_key=channel_key)
             if self._batch_handler is None:
                 await self._process(delivery)
             else:
@@ -297,8 +301,8 @@ class Consumer:
         finally:
             if task is not None:
                 self._in_flight.discard(task)
-            if tag is not None:
-                self._unsettled.discard(tag)
+            if unsettled is not None:
+                self._unsettled.discard(unsettled)
 
     async def _join_batch(self, delivery: Delivery) -> None:
         """Wait until this delivery was handled as part of a batch (and settled)."""
@@ -376,18 +380,24 @@ class Consumer:
                 self._on_outcome(self.queue_name, "ok", seconds)
 
     async def _ack_all(self, deliveries: Sequence[Delivery]) -> None:
-        """Ack a handled batch: with one `multiple` ack when it holds every unsettled
-        delivery up to its highest (the usual case), else one ack each."""
-        tags = {d.message.delivery_tag for d in deliveries if d.message.delivery_tag is not None}
-        top = multiple_ack_tag(tags, self._unsettled) if len(tags) == len(deliveries) else None
-        self._unsettled.difference_update(tags)
-        if top is not None:
-            last = next(d for d in deliveries if d.message.delivery_tag == top)
-            settled = [await _settle(last.message.ack(multiple=True), "ack")]
-        else:
-            settled = await asyncio.gather(*(_settle(d.message.ack(), "ack") for d in deliveries))
-        if all(settled):
-            await self._report_acked(deliveries)
+        """Ack a handled batch, channel by channel (after a reconnect a batch can hold
+        deliveries of the old channel and of the new one, whose tags both count from
+        1): with one `multiple` ack when it holds every unsettled delivery of that
+        channel up to its highest (the usual case), else one ack each. (One `multiple`
+        ack on the old channel once left the new channel's deliveries of the batch
+        unacked for good: a stalled queue with a healthy-looking consumer.)"""
+        for channel_key, group in by_channel(deliveries).items():
+            tags = {d.message.delivery_tag for d in group if d.message.delivery_tag is not None}
+            unsettled = {tag for key, tag in self._unsettled if key == channel_key}
+            top = multiple_ack_tag(tags, unsettled) if len(tags) == len(group) else None
+            self._unsettled.difference_update((channel_key, tag) for tag in tags)
+            if top is not None:
+                last = next(d for d in group if d.message.delivery_tag == top)
+                settled = [await _settle(last.message.ack(multiple=True), "ack")]
+            else:
+                settled = await asyncio.gather(*(_settle(d.message.ack(), "ack") for d in group))
+            if all(settled):
+                await self._report_acked(group)
 
     async def _report_acked(self, deliveries: Sequence[Delivery]) -> None:
         """Tell `on_acked` once the broker confirmed the acks (see the module doc).
@@ -452,6 +462,14 @@ class Consumer:
             return "requeued"
         await _settle(delivery.message.ack(), "ack")
         return outcome
+
+
+def by_channel(deliveries: Sequence[Delivery]) -> dict[int, list[Delivery]]:
+    """The deliveries grouped by the channel they came on, in order."""
+    groups: dict[int, list[Delivery]] = {}
+    for delivery in deliveries:
+        groups.setdefault(delivery.channel_key, []).append(delivery)
+    return groups
 
 
 def multiple_ack_tag(batch: set[int], unsettled: set[int]) -> int | None:

@@ -1,6 +1,7 @@
 """A small client for the RabbitMQ management HTTP API (users, permissions, queue
-figures). Blocking urllib calls run in a thread; the API is used by operators' tools,
-the demo and the tests, never on a message's path."""
+figures), on one node or on whichever of a cluster's nodes answers. Blocking urllib
+calls run in a thread; the API is used by operators' tools, the demo and the tests,
+never on a message's path."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import base64
 import json
 import ssl
 from collections.abc import Iterable
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -16,9 +18,14 @@ from urllib.error import HTTPError
 from urllib.parse import quote, urlsplit
 from urllib.request import Request, urlopen
 
+from shared.amqp.nodes import split_urls
 from shared.amqp.tls import client_context
 from shared.region.model import Login, RegionConfig
 from shared.settings import Settings
+
+
+class _Unreachable(Exception):
+    """A node's API did not answer at all (refused, timed out): try another node."""
 
 
 class ManagementError(RuntimeError):
@@ -27,16 +34,34 @@ class ManagementError(RuntimeError):
         self.status = status  # the HTTP status, when the API answered
 
 
+@dataclass(frozen=True)
+class _Node:
+    """One node's management API: its base URL and the login to send it."""
+
+    base: str
+    authorization: str
+
+    @classmethod
+    def of(cls, url: str) -> _Node:
+        parts = urlsplit(url)
+        creds = f"{parts.username or 'guest'}:{parts.password or 'guest'}".encode()
+        return cls(
+            f"{parts.scheme}://{parts.hostname}:{parts.port or 15672}/api",
+            "Basic " + base64.b64encode(creds).decode(),
+        )
+
+
 class Management:
     def __init__(self, url: str, *, ca_file: Path | None = None) -> None:
-        """`ca_file`: the CA to check an https:// API's certificate against (the
-        system's trust store when None), usually the broker's, VI_AMQP_CA_FILE."""
-        parts = urlsplit(url)
-        self._base = f"{parts.scheme}://{parts.hostname}:{parts.port or 15672}/api"
-        self._https = parts.scheme == "https"
+        """`url`: one node's API, or the APIs of several nodes of one cluster,
+        comma-separated (as VI_MANAGEMENT_URL may list them): a call goes to the node
+        that answered last, and to the next one when that node cannot be reached.
+        `ca_file`: the CA to check an https:// API's certificate against (the system's
+        trust store when None), usually the broker's, VI_AMQP_CA_FILE."""
+        self._nodes = tuple(_Node.of(node) for node in split_urls(url))
+        self._current = 0
+        self._https = any(node.base.startswith("https:") for node in self._nodes)
         self._ca_file = ca_file
-        creds = f"{parts.username or 'guest'}:{parts.password or 'guest'}".encode()
-        self._auth = "Basic " + base64.b64encode(creds).decode()
 
     @classmethod
     def for_settings(cls, settings: Settings) -> Management:
@@ -49,12 +74,29 @@ class Management:
         return client_context(self._ca_file) if self._https else None
 
     def _call(self, method: str, path: str, body: Any = None) -> Any:
+        unreachable: list[str] = []
+        for step in range(len(self._nodes)):
+            index = (self._current + step) % len(self._nodes)
+            try:
+                result = self._call_node(self._nodes[index], method, path, body)
+            except _Unreachable as exc:
+                unreachable.append(f"{self._nodes[index].base} ({exc})")
+                continue
+            self._current = index
+            return result
+        raise ManagementError(
+            f"cannot reach the RabbitMQ management API at {'; '.join(unreachable)}: is "
+            "the management plugin enabled (rabbitmq-plugins enable rabbitmq_management), "
+            "and does VI_MANAGEMENT_URL point at it?"
+        )
+
+    def _call_node(self, node: _Node, method: str, path: str, body: Any) -> Any:
         data = json.dumps(body).encode() if body is not None else None
         request = Request(  # noqa: S310 - the URL is the operator's own setting
-            self._base + path,
+            node.base + path,
             data=data,
             method=method,
-            headers={"Authorization": self._auth, "Content-Type": "application/json"},
+            headers={"Authorization": node.authorization, "Content-Type": "application/json"},
         )
         try:
             with urlopen(request, timeout=10, context=self._tls) as response:  # noqa: S310
@@ -72,12 +114,7 @@ class Management:
                 exc.code,
             ) from None
         except OSError as exc:
-            reason = getattr(exc, "reason", exc)  # URLError wraps the socket's error
-            raise ManagementError(
-                f"cannot reach the RabbitMQ management API at {self._base} ({reason}): is "
-                "the management plugin enabled (rabbitmq-plugins enable rabbitmq_management), "
-                "and does VI_MANAGEMENT_URL point at it?"
-            ) from None
+            raise _Unreachable(getattr(exc, "reason", exc)) from None  # URLError wraps it
         return json.loads(raw) if raw else None
 
     async def call(self, method: str, path: str, body: Any = None) -> Any:

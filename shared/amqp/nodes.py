@@ -24,9 +24,15 @@ def _without_password(url: str) -> str:
     return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)
 
 
+def split_urls(value: str) -> tuple[str, ...]:
+    """The URLs of a comma-separated list (`VI_AMQP_URL`, `VI_MANAGEMENT_URL`), in the
+    order given; a single URL is a list of one."""
+    return tuple(part.strip() for part in _NODE_SEPARATOR.split(value.strip()))
+
+
 def split_nodes(amqp_url: str) -> tuple[str, ...]:
     """Every node URL in `amqp_url`, in the order given (one for a single URL)."""
-    nodes = tuple(part.strip() for part in _NODE_SEPARATOR.split(amqp_url.strip()))
+    nodes = split_urls(amqp_url)
     for node in nodes:
         if not _is_node_url(node):
             raise BrokerUrlError(
@@ -51,6 +57,13 @@ def _is_node_url(node: str) -> bool:
         return False
     host = parts.hostname or ""
     return parts.scheme.lower() in ("amqp", "amqps") and bool(host) and "," not in host
+
+
+def node_of(url: str) -> str:
+    """A node URL's `host:port`, as a log line names the node (no login in it)."""
+    parts = urlsplit(url)
+    default = 5671 if parts.scheme.lower() == "amqps" else 5672
+    return f"{parts.hostname}:{parts.port or default}"
 
 
 def first_node(amqp_url: str) -> str:

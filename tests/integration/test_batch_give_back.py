@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from shared.amqp.consumer import Delivery
+from shared.amqp.consumer import Consumer, Delivery
 from shared.amqp.topology import INTERNAL_EXCHANGE, MATCHER_KEY, MATCHER_QUEUE
 from shared.service import Runtime
 from tests.conftest import System
@@ -48,3 +48,53 @@ async def test_a_batch_cancelled_from_inside_its_handler_is_given_back_and_handl
     await system.stop(consumer)
     await asyncio.sleep(0.2)
     assert await queued_messages(tool, MATCHER_QUEUE) == 0
+
+
+async def test_a_batch_spanning_a_reconnect_acks_the_new_channels_deliveries(
+    system: System,
+) -> None:
+    """After a reconnect, deliveries of the old channel still waiting for a batch can
+    share one with deliveries of the new channel; delivery tags count per channel. The
+    batch's acks go channel by channel: the new channel's deliveries are acked even
+    though the old channel is gone (one `multiple` ack on the old channel's highest
+    tag once left them unacked for good, and the e-mail queue stalled)."""
+    tool = await system.start("tool", setup=no_consumers)
+    for number in range(6):
+        await tool.publisher.publish(
+            INTERNAL_EXCHANGE, MATCHER_KEY, b"{}", message_id=f"m-{number}"
+        )
+
+    async def nothing(_: object) -> None:
+        return None
+
+    consumer = Consumer(
+        tool.connection,
+        tool.publisher,
+        MATCHER_QUEUE,
+        nothing,
+        prefetch=8,
+        retry_delays_ms=(),
+        service_user=tool.settings.service_broker_user,
+    )
+    old, new = await tool.connection.channel(), await tool.connection.channel()
+    old_queue = await old.get_queue(MATCHER_QUEUE, ensure=False)
+    new_queue = await new.get_queue(MATCHER_QUEUE, ensure=False)
+    taken_on_old = [await old_queue.get(no_ack=False) for _ in range(4)]
+    for message in taken_on_old[:2]:
+        await message.ack()
+    waiting_from_old = taken_on_old[2:]  # tags 3 and 4 of the old channel
+    taken_on_new = [await new_queue.get(no_ack=False) for _ in range(2)]  # tags 1 and 2
+    assert [m.delivery_tag for m in waiting_from_old + taken_on_new] == [3, 4, 1, 2]
+    batch = [
+        Delivery(m, "x", channel_key=id(channel))
+        for channel, messages in ((old, waiting_from_old), (new, taken_on_new))
+        for m in messages
+    ]
+    consumer._unsettled.update((d.channel_key, d.message.delivery_tag or 0) for d in batch)
+    await old.close()  # the old channel's connection is gone
+
+    await consumer._ack_all(batch)
+
+    await new.close()  # whatever it still held unacked goes back to the queue
+    # Only the old channel's two come back: the new channel's two were acked.
+    assert await queued_messages(tool, MATCHER_QUEUE) == 2

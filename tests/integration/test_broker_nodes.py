@@ -81,3 +81,22 @@ async def test_when_its_node_fails_a_service_moves_to_the_next_and_keeps_working
     await _ingest_answers(partners["school"], "N-2")
     assert _connected_port(ingest) == second.port
     assert all([await consumer.is_consuming() for consumer in ingest.consumers])
+
+
+async def test_a_partner_client_given_several_nodes_moves_to_the_next(
+    test_region: RegionUnderTest, two_nodes: list[SwitchableProxy], system: System
+) -> None:
+    first, second = two_nodes
+    await system.start("ingest")
+    url = test_region.partner_url("school")
+    nodes = ",".join(via(url, port) for port in (free_port(), first.port, second.port))
+    school = test_region.region.partners_by_id["school"]
+    client = PartnerClient(nodes, school.id, school.own_broker_user)
+    await client.start()  # the first node does not answer: skipped
+    try:
+        await _ingest_answers(client, "N-1")
+        await first.off()
+        # Its mailbox is read again on the next node, and it publishes there.
+        await _ingest_answers(client, "N-2")
+    finally:
+        await client.close()

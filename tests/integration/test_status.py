@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
@@ -14,6 +15,7 @@ from shared.amqp.inspect import DELIVERY_COUNT_HEADER
 from shared.amqp.topology import MATCHER_QUEUE, REJECTED_QUEUE, parked_queue
 from shared.service import Runtime
 from tests.conftest import System
+from tests.proxy import free_port
 from tests.support import RegionUnderTest, drain, eventually, no_consumers, run_cli
 
 
@@ -88,6 +90,30 @@ async def test_conditions_add_up_and_unreachable_backends_give_1(
         result = await run_cli(broken, "status")
         assert result.exit_code == 1, result.output
         assert "Traceback" not in result.output
+
+
+async def test_status_uses_whichever_listed_broker_node_answers(
+    test_region: RegionUnderTest,
+) -> None:
+    """VI_MANAGEMENT_URL and VI_AMQP_URL may list several nodes: one of them down does
+    not make status fail (a real cluster with a SIGKILLed node: tests/cluster/)."""
+    settings = test_region.settings
+    down = f"127.0.0.1:{free_port()}"  # nothing listens here
+    management_down = f"http://guest:guest@{down}"
+    amqp_down = urlunsplit(urlsplit(settings.amqp_url)._replace(netloc=f"guest:guest@{down}"))
+    one_down = test_region.with_settings(
+        management_url=f"{management_down},{settings.management_url}",
+        amqp_url=f"{amqp_down},{settings.amqp_url}",
+    )
+    code, doc = await _status(one_down)
+    assert code == Attention.NO_CONSUMERS | Attention.SERVICE_DOWN, doc["attention"]
+    assert doc["queues"] and doc["cluster_nodes"]
+
+    all_down = test_region.with_settings(management_url=f"{management_down},{management_down}")
+    result = await run_cli(all_down, "status")
+    assert result.exit_code == 1, result.output
+    assert result.output.count(down) == 2, result.output  # each node named once
+    assert "Traceback" not in result.output
 
 
 async def test_the_oldest_age_is_shown_without_spending_delivery_budget(

@@ -7,6 +7,8 @@ import logging
 from types import SimpleNamespace
 from typing import Any
 
+import aio_pika
+import aiormq.exceptions
 import pytest
 
 from shared import backends
@@ -103,3 +105,29 @@ def test_library_reports_of_each_failed_attempt_are_dropped(
         logging.getLogger("aiormq.connection").error("something else: %r", "y")
         records = [r.getMessage() for r in caplog.records]
     assert records == ["something else: 'y'"]
+
+
+def test_library_echoes_of_a_lost_broker_connection_are_dropped_and_real_errors_kept(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    quiet_retry_reports()
+    tools, connection = logging.getLogger("aio_pika.tools"), logging.getLogger("aiormq.connection")
+    lost = aiormq.exceptions.AMQPConnectionError("Server connection unexpectedly closed")
+    bad_frame = aiormq.exceptions.InvalidFrameError("bad frame")
+    with (
+        caplog.at_level(logging.INFO),
+        caplog.at_level(logging.INFO, logger="aiormq"),
+        caplog.at_level(logging.INFO, logger="aio_pika"),
+    ):
+        on_close = aio_pika.RobustChannel._on_close
+        for error in (("RuntimeError", "<Connection> closed"), ("ChannelInvalidStateError", "x")):
+            tools.error("Callback %r error: %s: %s", on_close, *error)
+        connection.warning("Cancelling cause reader exited abnormally", exc_info=lost)
+        # Not a lost connection: still reported.
+        tools.error("Callback %r error: %s: %s", print, "KeyError", "'x'")
+        connection.warning("Cancelling cause reader exited abnormally", exc_info=bad_frame)
+        records = [(r.name, r.exc_info) for r in caplog.records]
+    assert records == [
+        ("aio_pika.tools", None),
+        ("aiormq.connection", (type(bad_frame), bad_frame, None)),
+    ]
