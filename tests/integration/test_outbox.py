@@ -168,7 +168,7 @@ async def test_unpublished_portal_requests_move_to_the_outbox_on_upgrade(
         )
         migrations = migrate.available_migrations()
         for migration in migrations:
-            if migration.version < 11:
+            if migration.version < 10:
                 await conn.execute(migration.sql)
         waiting, sent, assign, actor = (uuid.uuid4() for _ in range(4))
         await conn.execute(
@@ -184,7 +184,7 @@ async def test_unpublished_portal_requests_move_to_the_outbox_on_upgrade(
             assign,
             actor,
         )
-        [upgrade] = [m for m in migrations if m.version == 11]
+        [upgrade] = [m for m in migrations if m.version == 10]
         await conn.execute(upgrade.sql)
         rows = await conn.fetch(
             """SELECT message_id, exchange, routing_key, body, message_type, headers::text,
