@@ -37,6 +37,10 @@ log = get_logger(__name__)
 # that share the CPU and the database. (Not vi.email: its pace is the mail relay's.)
 WATCHED_LIVE_QUEUES = (INGEST_QUEUE, MATCHER_QUEUE, NOTIFIER_QUEUE)
 WATCH_INTERVAL_SECONDS = 0.1
+# A look at the live queues older than this is not trusted: bulk work that comes after
+# a pause waits for a fresh one. Younger looks are, so back-to-back bulk batches do not
+# each wait for a look of their own (that capped a bulk lane at one batch per interval).
+LOOK_FRESH_SECONDS = 1.0
 
 T = TypeVar("T")
 Work = Callable[[T], Coroutine[Any, Any, None]]
@@ -86,9 +90,10 @@ class LiveFirst:
         self._bulk = 0
         self._bulk_in_hand = asyncio.Event()
         self._watching = False
-        # Whether a live queue had messages at the last look; None: not looked since
-        # bulk work came (bulk work then waits for a look).
-        self._backlog: bool | None = None
+        # Whether a live queue had messages at the last look, and when it was.
+        self._backlog = False
+        self._looked_at = -LOOK_FRESH_SECONDS
+        self._looked = asyncio.Event()
         self.looks = 0
 
     async def watch(
@@ -113,7 +118,7 @@ class LiveFirst:
                                 await underlay.queue_declare(q, passive=True) for q in queues
                             ]
                             self.looks += 1
-                            self._backlog = any(w.message_count for w in waiting)
+                            self._noted(any(w.message_count for w in waiting))
                             failing = False
                             await asyncio.sleep(interval)
                 except asyncio.CancelledError:
@@ -121,13 +126,18 @@ class LiveFirst:
                 except Exception as exc:
                     # Without the broker there is no work either; look again soon. One
                     # line per outage: the backend watch already reports the broker's state.
-                    self._backlog = False
+                    self._noted(False)
                     if not failing:
                         log.info("live_backlog_watch_paused", error=describe_error(exc, 300))
                     failing = True
                     await asyncio.sleep(1.0)
         finally:
             self._watching = False
+
+    def _noted(self, backlog: bool) -> None:
+        self._backlog = backlog
+        self._looked_at = asyncio.get_running_loop().time()
+        self._looked.set()
 
     @property
     def live_in_hand(self) -> int:
@@ -161,7 +171,6 @@ class LiveFirst:
                 self._bulk -= 1
                 if self._bulk == 0:
                     self._bulk_in_hand.clear()
-                    self._backlog = None
 
         return run
 
@@ -169,13 +178,18 @@ class LiveFirst:
         """Return once no live work is in hand here nor waiting in a live queue. Bulk
         work calls it before it starts, and between the parts of a long piece of work
         (a batch of packs) so that it yields as a short one would."""
-        while self._live or self._live_backlog():
+        while True:
             if self._live:
                 await self._idle.wait()
-            else:
+            elif not self._watching:
+                return  # without the watch, only this process's live work counts
+            elif self._look_is_stale():
+                self._looked.clear()
+                await self._looked.wait()  # bulk work is in hand: the watch looks now
+            elif self._backlog:
                 await asyncio.sleep(WATCH_INTERVAL_SECONDS)
+            else:
+                return
 
-    def _live_backlog(self) -> bool:
-        """Whether live queues may have messages waiting (unknown counts as yes while
-        the watch runs; without it, only this process's live work counts)."""
-        return self._watching and self._backlog is not False
+    def _look_is_stale(self) -> bool:
+        return asyncio.get_running_loop().time() - self._looked_at > LOOK_FRESH_SECONDS

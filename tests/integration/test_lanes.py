@@ -331,3 +331,26 @@ async def test_the_live_queues_are_watched_only_while_bulk_work_is_in_hand(
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def test_back_to_back_bulk_work_trusts_a_fresh_look_at_the_live_queues(
+    system: System,
+) -> None:
+    """Each bulk batch used to wait for a look of its own, which capped a bulk lane at
+    one batch per watch interval; a look younger than LOOK_FRESH_SECONDS now serves."""
+    tool = await system.start("tool", setup=no_consumers)
+    lanes = LiveFirst()
+    watch = asyncio.create_task(lanes.watch(tool.connection, WATCHED_LIVE_QUEUES, 0.4))
+    done: list[int] = []
+
+    async def bulk_batch(n: int) -> None:
+        done.append(n)
+
+    try:
+        for n in range(5):
+            await asyncio.wait_for(lanes.serve(Lane.BULK, bulk_batch)(n), 10)
+        assert done == [0, 1, 2, 3, 4]
+        assert lanes.looks <= 2  # one look served them all (two if one came in between)
+    finally:
+        watch.cancel()
+        await asyncio.gather(watch, return_exceptions=True)
