@@ -35,7 +35,8 @@ from typing import Any
 from urllib.parse import quote
 
 from shared.amqp.management import Management, ManagementError
-from tests.rabbit_node import RabbitNode, free_port
+from tests.ports import free_port
+from tests.rabbit_node import RabbitNode
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 STANDBY_NAME = "vi_standby"

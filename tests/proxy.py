@@ -5,14 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 from urllib.parse import urlsplit, urlunsplit
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from tests.ports import free_port
 
 
 class SwitchableProxy:

@@ -13,12 +13,13 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.ports import free_port
 
 RABBITMQ_BIN = Path("/usr/lib/rabbitmq/bin")
 START_TIMEOUT_SECONDS = 120
@@ -26,17 +27,6 @@ START_TIMEOUT_SECONDS = 120
 
 class BrokerNodeUnavailable(RuntimeError):
     pass
-
-
-def free_port(below: int = 55_000) -> int:
-    """A port nobody listens on now (below `below`: the CLI tools of a node use its
-    distribution port + 10000)."""
-    while True:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = int(sock.getsockname()[1])
-        if port < below:
-            return port
 
 
 def config_text(settings: Mapping[str, str]) -> str:

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-from tests.rabbit_node import BrokerNodeUnavailable, RabbitNode, free_port
+from tests.ports import free_port
+from tests.rabbit_node import BrokerNodeUnavailable, RabbitNode
 
 
 class TlsBrokerUnavailable(BrokerNodeUnavailable):

@@ -27,7 +27,8 @@ import pytest
 
 from shared.partner_client import PartnerClient
 from tests.integration.test_operations import _get as http_get
-from tests.proxy import SwitchableProxy, free_port, via
+from tests.ports import free_port
+from tests.proxy import SwitchableProxy, via
 from tests.support import RegionUnderTest, cli_env, eventually, register_body
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -17,7 +17,8 @@ from shared.amqp.connection import MultiNodeConnection
 from shared.partner_client import PartnerClient
 from shared.service import Runtime
 from tests.conftest import System
-from tests.proxy import SwitchableProxy, free_port, via
+from tests.ports import free_port
+from tests.proxy import SwitchableProxy, via
 from tests.support import RegionUnderTest, register_body
 
 

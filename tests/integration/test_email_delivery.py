@@ -5,7 +5,6 @@ delivered once when replayed."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,6 +31,7 @@ from shared.index.notices import match_event, participant
 from shared.partner_client import PartnerClient
 from tests.conftest import System
 from tests.integration.test_matching import Mailbox
+from tests.ports import free_port
 from tests.support import MatcherCrashingOnce, RegionUnderTest, eventually, mails, valid_bsn
 
 
@@ -126,12 +126,6 @@ async def test_a_register_handled_again_after_a_crash_tells_nobody_twice(
     assert len(list(test_region.mail_dir.glob("*.eml"))) == 3
     assert await db.fetchval("SELECT count(*) FROM match_group") == 1
     assert await db.fetchval("SELECT count(*) FROM audit_log WHERE action = 'signalled'") == 2
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Collector:

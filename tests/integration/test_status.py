@@ -15,7 +15,7 @@ from shared.amqp.inspect import DELIVERY_COUNT_HEADER
 from shared.amqp.topology import MATCHER_QUEUE, REJECTED_QUEUE, parked_queue
 from shared.service import Runtime
 from tests.conftest import System
-from tests.proxy import free_port
+from tests.ports import free_port
 from tests.support import RegionUnderTest, drain, eventually, no_consumers, run_cli
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import socket
 import ssl
 import subprocess
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -21,14 +20,9 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from services.notifier.mailer import SmtpMailer
 from services.notifier.mime import OutgoingEmail
 from services.notifier.smtp import SmtpDisconnected, SmtpError, SmtpLogin, SmtpSession, _as_data
+from tests.ports import free_port
 
 MESSAGE = b"From: a@school.example\nTo: b@team.example\nSubject: Test\n\nHallo\n.punt\n..twee\n"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Keep:
