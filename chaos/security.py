@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import aio_pika
-from aio_pika.abc import AbstractChannel
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
 from chaos.environment import Environment
 from shared.amqp.nodes import first_node
@@ -66,9 +66,12 @@ async def probe_all(env: Environment) -> list[Probe]:
     ok, detail = await _expect_refusal(url_a, read_other, refused)
     probes.append(Probe(f"{a.id} reads partner.{b.id}", ok, detail))
 
+    async def ignore(_: AbstractIncomingMessage) -> None:
+        return None  # the broker must refuse the consume before any message comes
+
     async def consume_other(channel: AbstractChannel) -> None:
         queue = await channel.get_queue(partner_queue(b.id), ensure=False)
-        await queue.consume(lambda message: asyncio.sleep(0))
+        await queue.consume(ignore)
 
     ok, detail = await _expect_refusal(url_a, consume_other, refused)
     probes.append(Probe(f"{a.id} consumes partner.{b.id}", ok, detail))
