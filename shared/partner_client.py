@@ -18,7 +18,7 @@ from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
-from aiormq.exceptions import ChannelInvalidStateError
+from aiormq.exceptions import AMQPChannelError, ChannelInvalidStateError
 
 from shared.amqp import compat
 from shared.amqp.connection import connect
@@ -113,9 +113,13 @@ class PartnerClient:
             try:
                 await self._publish(raw, key, mid, user_id, headers)
                 return mid
-            except _CONNECTION_LOST:
-                # Its node went away: publish again, with the same message_id, once
-                # the connection is back (on this node or the next).
+            except _CONNECTION_LOST as exc:
+                # A refusal by the broker (a user_id not the login's own, no write
+                # permission) closes the channel with a reason: sending again cannot
+                # help. Anything else means its node went away: publish again, with the
+                # same message_id, once the connection is back (on this node or the next).
+                if isinstance(exc, AMQPChannelError):
+                    raise
                 if asyncio.get_running_loop().time() > deadline:
                     raise
                 assert self._connection is not None
