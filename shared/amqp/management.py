@@ -28,6 +28,10 @@ class _Unreachable(Exception):
     """A node's API did not answer at all (refused, timed out): try another node."""
 
 
+class _TimedOut(_Unreachable):
+    """A node's API took longer than the wait to answer."""
+
+
 class ManagementError(RuntimeError):
     def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
@@ -52,6 +56,13 @@ class _Node:
 
 
 class Management:
+    # Seconds to wait for an answer. A read that timed out is asked once more with the
+    # longer wait: a broker under heavy load can take more than 10 s to list its
+    # queues, and an operator's `status` should not then report it unreachable. A
+    # write is not repeated (it may have been applied).
+    TIMEOUT_SECONDS = 10.0
+    READ_RETRY_TIMEOUT_SECONDS = 30.0
+
     def __init__(self, url: str, *, ca_file: Path | None = None) -> None:
         """`url`: one node's API, or the APIs of several nodes of one cluster,
         comma-separated (as VI_MANAGEMENT_URL may list them): a call goes to the node
@@ -78,7 +89,7 @@ class Management:
         for step in range(len(self._nodes)):
             index = (self._current + step) % len(self._nodes)
             try:
-                result = self._call_node(self._nodes[index], method, path, body)
+                result = self._call_node_patiently(self._nodes[index], method, path, body)
             except _Unreachable as exc:
                 unreachable.append(f"{self._nodes[index].base} ({exc})")
                 continue
@@ -90,7 +101,15 @@ class Management:
             "and does VI_MANAGEMENT_URL point at it?"
         )
 
-    def _call_node(self, node: _Node, method: str, path: str, body: Any) -> Any:
+    def _call_node_patiently(self, node: _Node, method: str, path: str, body: Any) -> Any:
+        try:
+            return self._call_node(node, method, path, body, self.TIMEOUT_SECONDS)
+        except _TimedOut:
+            if method != "GET":
+                raise
+            return self._call_node(node, method, path, body, self.READ_RETRY_TIMEOUT_SECONDS)
+
+    def _call_node(self, node: _Node, method: str, path: str, body: Any, timeout: float) -> Any:
         data = json.dumps(body).encode() if body is not None else None
         request = Request(  # noqa: S310 - the URL is the operator's own setting
             node.base + path,
@@ -99,7 +118,7 @@ class Management:
             headers={"Authorization": node.authorization, "Content-Type": "application/json"},
         )
         try:
-            with urlopen(request, timeout=10, context=self._tls) as response:  # noqa: S310
+            with urlopen(request, timeout=timeout, context=self._tls) as response:  # noqa: S310
                 raw = response.read()
         except HTTPError as exc:
             if method == "DELETE" and exc.code == 404:
@@ -114,7 +133,10 @@ class Management:
                 exc.code,
             ) from None
         except OSError as exc:
-            raise _Unreachable(getattr(exc, "reason", exc)) from None  # URLError wraps it
+            reason = getattr(exc, "reason", exc)  # URLError wraps it
+            if isinstance(reason, TimeoutError):
+                raise _TimedOut(reason) from None
+            raise _Unreachable(reason) from None
         return json.loads(raw) if raw else None
 
     async def call(self, method: str, path: str, body: Any = None) -> Any:
