@@ -39,7 +39,7 @@ class _SlowFirstAnswer(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def slow_api(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Management, dict[str, int]]]:
-    seen: ClassVar[dict[str, int]] = {}
+    seen: dict[str, int] = {}
     handler = type("Handler", (_SlowFirstAnswer,), {"seen": seen})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
