@@ -220,6 +220,48 @@ async def check_login(
     return LoginResult(None, "locked" if locked_until else "invalid", row["id"])
 
 
+async def address_refused(conn: Conn, address: str, policy: LoginPolicy, now: datetime) -> bool:
+    """Whether logins from `address` are refused for now (too many failures)."""
+    row = await conn.fetchrow(
+        "SELECT failures, window_start FROM portal_login_address WHERE address = $1", address
+    )
+    return row is not None and policy.address_refused(row["failures"], row["window_start"], now)
+
+
+async def count_address_failure(
+    conn: Conn, address: str, policy: LoginPolicy, now: datetime
+) -> None:
+    """One more failed login from `address`, under its row lock (replicas count alike)."""
+    await conn.execute(
+        """INSERT INTO portal_login_address (address, window_start, failures)
+           VALUES ($1, $2, 0) ON CONFLICT (address) DO NOTHING""",
+        address,
+        now,
+    )
+    row = await conn.fetchrow(
+        """SELECT failures, window_start FROM portal_login_address
+           WHERE address = $1 FOR UPDATE""",
+        address,
+    )
+    assert row is not None  # inserted above, and only housekeeping deletes
+    failures, window_start = policy.after_address_failure(row["failures"], row["window_start"], now)
+    await conn.execute(
+        "UPDATE portal_login_address SET failures = $2, window_start = $3 WHERE address = $1",
+        address,
+        failures,
+        window_start,
+    )
+
+
+async def forget_ended_address_windows(conn: Conn, policy: LoginPolicy, now: datetime) -> int:
+    """Remove the failure counts of addresses whose window has ended."""
+    done = await conn.execute(
+        "DELETE FROM portal_login_address WHERE window_start <= $1",
+        now - timedelta(minutes=policy.address_window_minutes),
+    )
+    return int(done.split()[-1])
+
+
 @dataclass(frozen=True)
 class Session:
     user: User

@@ -41,6 +41,8 @@ def policy_of(settings: PortalSettings) -> LoginPolicy:
         max_failures=settings.max_failed_logins,
         lock_minutes=settings.lock_minutes,
         idle_minutes=settings.idle_minutes,
+        max_address_failures=settings.max_failed_logins_per_address,
+        address_window_minutes=settings.address_window_minutes,
     )
 
 
@@ -78,6 +80,7 @@ async def start(runtime: Runtime, settings: PortalSettings, *, serve: bool = Tru
             try:
                 async with runtime.pool.acquire() as conn:
                     await accounts.forget_lapsed_sessions(conn, portal.policy, utcnow())
+                    await accounts.forget_ended_address_windows(conn, portal.policy, utcnow())
                     async with conn.transaction():
                         await readmodel.forget_expired(conn, utcnow())
                         await coordination.forget_gone_matches(conn)

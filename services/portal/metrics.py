@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge
 
-LOGIN_OUTCOMES = ("ok", "invalid", "locked")
+LOGIN_OUTCOMES = ("ok", "invalid", "locked", "address_refused")
 
 LOGINS = Counter("vi_portal_logins", "Portal login attempts, by outcome", ["outcome"])
 REQUESTS = Counter(

@@ -29,6 +29,10 @@ class PortalSettings:
     idle_minutes: int = 15
     max_failed_logins: int = 5
     lock_minutes: int = 15
+    # Failed logins from one network address (any accounts) before that address is
+    # refused until its window of this many minutes ends.
+    max_failed_logins_per_address: int = 20
+    address_window_minutes: int = 15
     activation_days: int = 7
     # How long a form post waits for the index's receipt before showing "in behandeling".
     receipt_wait_seconds: float = 4.0
@@ -64,6 +68,12 @@ class PortalSettings:
             idle_minutes=int(e.get("VI_PORTAL_IDLE_MINUTES", d.idle_minutes)),
             max_failed_logins=int(e.get("VI_PORTAL_MAX_FAILED_LOGINS", d.max_failed_logins)),
             lock_minutes=int(e.get("VI_PORTAL_LOCK_MINUTES", d.lock_minutes)),
+            max_failed_logins_per_address=int(
+                e.get("VI_PORTAL_MAX_FAILED_LOGINS_PER_ADDRESS", d.max_failed_logins_per_address)
+            ),
+            address_window_minutes=int(
+                e.get("VI_PORTAL_ADDRESS_WINDOW_MINUTES", d.address_window_minutes)
+            ),
             activation_days=int(e.get("VI_PORTAL_ACTIVATION_DAYS", d.activation_days)),
             receipt_wait_seconds=float(
                 e.get("VI_PORTAL_RECEIPT_WAIT_SECONDS", d.receipt_wait_seconds)

@@ -121,9 +121,11 @@ def csrf_of(page: httpx.Response) -> str:
 class Browser:
     """One person's browser on the portal: cookies kept, redirects not followed."""
 
-    def __init__(self, app: Starlette) -> None:
+    def __init__(self, app: Starlette, *, address: str = "127.0.0.1") -> None:
         self.client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url=BASE_URL, follow_redirects=False
+            transport=httpx.ASGITransport(app=app, client=(address, 51234)),
+            base_url=BASE_URL,
+            follow_redirects=False,
         )
         self.app = app
 

@@ -351,6 +351,40 @@ async def test_login_needs_both_factors_and_repeated_failures_lock_the_account(
     assert locked.status_code == 401 and "geblokkeerd" in locked.text
 
 
+async def test_many_failed_logins_from_one_address_refuse_that_address_only(
+    portal_region: RegionUnderTest,
+    system: System,
+    browsers: list[Browser],
+    db: asyncpg.Connection[Any],
+) -> None:
+    settings = portal_settings(portal_region, max_failed_logins_per_address=3)
+    app = await start_portal(system, settings)
+    # One wrong guess at each of three accounts: no account locks, the address does.
+    accounts_tried = [await make_account(portal_region, PORTAL_SCHOOL) for _ in range(4)]
+    sprayer = Browser(app, address="192.0.2.7")
+    colleague = Browser(app, address="198.51.100.9")
+    browsers.extend([sprayer, colleague])
+    for account in accounts_tried[:3]:
+        assert (await sprayer.log_in(account, password="zomer2026!")).status_code == 401
+    refused = await sprayer.log_in(accounts_tried[3])  # even with the right factors
+    assert refused.status_code == 429
+    assert refused.headers["retry-after"] == "900"
+    assert "te veel mislukte inlogpogingen" in refused.text
+    assert (await sprayer.get("/meldingen")).headers["location"] == "/inloggen"
+    # Another address is not affected, nor is the account itself.
+    assert (await colleague.log_in(accounts_tried[3])).status_code == 303
+    assert (
+        await db.fetchval("SELECT count(*) FROM audit_log WHERE action = 'portal_login_refused'")
+        == 1
+    )
+    # After the window the address may try again.
+    await db.execute(
+        "UPDATE portal_login_address SET window_start = window_start - interval '16 minutes'"
+    )
+    assert (await sprayer.log_in(accounts_tried[0])).status_code == 303
+    assert await accounts.forget_ended_address_windows(db, sprayer.portal.policy, utcnow()) == 1
+
+
 async def test_a_session_lapses_after_inactivity(
     portal_region: RegionUnderTest,
     system: System,

@@ -35,6 +35,19 @@ def _locked(minutes: int) -> str:
     )
 
 
+def _address_refused(minutes: int) -> str:
+    return (
+        "Er zijn te veel mislukte inlogpogingen gedaan vanaf dit netwerk. "
+        f"Probeer het over {minutes} minuten opnieuw, of vraag uw beheerder om hulp."
+    )
+
+
+def client_address(request: Request) -> str:
+    """The address the request came from: behind a reverse proxy the one it forwarded,
+    when uvicorn trusts that proxy (FORWARDED_ALLOW_IPS, see docs/portal.md)."""
+    return request.client.host if request.client is not None else "unknown"
+
+
 async def login_page(request: Request) -> Response:
     session = await current_session(request)
     if session is not None:
@@ -47,6 +60,23 @@ async def login(request: Request) -> Response:
     form = await checked_form(request, request.cookies.get(csrf_cookie(request)))
     email = text(form, "email", 254)
     now = portal.clock()
+    address = client_address(request)
+    async with portal.pool.acquire() as conn, conn.transaction():
+        if await accounts.address_refused(conn, address, portal.policy, now):
+            # Not even checked: a guess from here would tell nothing either way.
+            await audit(conn, "portal_login_refused", UNKNOWN_ACTOR, detail={"address": address})
+            refused = True
+        else:
+            refused = False
+    if refused:
+        metrics.LOGINS.labels("address_refused").inc()
+        minutes = portal.policy.address_window_minutes
+        context = template_context(
+            None, anonymous_csrf(request), error=_address_refused(minutes), email=email
+        )
+        response = render(request, "login.html", context, status=429)
+        response.headers["Retry-After"] = str(minutes * 60)
+        return response
     async with portal.pool.acquire() as conn, conn.transaction():
         result = await accounts.check_login(
             conn,
@@ -66,6 +96,7 @@ async def login(request: Request) -> Response:
                     "outcome": result.outcome,
                 },
             )
+            await accounts.count_address_failure(conn, address, portal.policy, now)
             token = None
         else:
             await audit_user(conn, result.user, "portal_login")
