@@ -84,7 +84,7 @@ class Logins:
 
     async def create(self) -> RegionConfig:
         region = parse_region(region_document(self.prefix))
-        for partner in region.partner:
+        for partner in region.partner:  # one by one: `delete` removes what was made
             await put_partner_users(self.management, [partner], self.password)
             self.created.append(partner)
         return region

@@ -16,6 +16,8 @@ from shared.region.model import Partner, RegionConfig
 
 @dataclass(frozen=True)
 class Sandbox:
+    """One throw-away region's vhost and database, and the URLs to reach them."""
+
     base_amqp_url: str  # the services' login (every node); its vhost is not used
     management_url: str
     base_database_url: str  # any database of the server; the sandbox's is `database`
