@@ -1,7 +1,7 @@
 """`python -m bench.cluster`: the end-to-end benchmark on one broker node and on three
 clustered nodes of this machine, in the same run, alternating, and the ratio.
 
-Both brokers are started by the cluster harness (tests/cluster_backends.py) with the
+Both brokers are started by the cluster harness (testing/cluster_backends.py) with the
 same settings (one scheduler per Erlang VM), and both use the same PostgreSQL primary
 with a synchronous standby, so the number of broker nodes is the only difference: on
 three nodes every quorum queue has a replica on each, and a message is written to
@@ -33,9 +33,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.procs import REPO_ROOT
 from bench.run import PARTS, RESULTS_DIR
-from tests.cluster_backends import BrokerCluster, DatabasePair, new_directory
+from testing.cluster_backends import BrokerCluster, DatabasePair, new_directory
+from testing.processes import REPO_ROOT
 
 SETUPS = {"1 node": 1, "3 nodes": 3}
 

@@ -1,6 +1,7 @@
-"""A throw-away region for one benchmark part: a fresh vhost, a fresh migrated
-database, the region config, and partner broker logins (demo style: a login per
-partner, with exactly the permissions the partner guide prescribes)."""
+"""A throw-away region for one benchmark part (testing/sandbox.py: a fresh vhost, a
+fresh migrated database) with the benchmark's region config, and partner broker logins
+(demo style: a login per partner, with exactly the permissions the partner guide
+prescribes)."""
 
 from __future__ import annotations
 
@@ -9,19 +10,11 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote, urlsplit, urlunsplit
 
-import asyncpg
-
-from shared.amqp.connection import connect
-from shared.amqp.management import Management, partner_permissions
-from shared.amqp.nodes import first_node, split_nodes
-from shared.amqp.topology import declare_core, declare_partner_queues
-from shared.db import migrate
-from shared.db.pool import connect as connect_db
-from shared.region.model import RegionConfig, parse_region
-from shared.region.store import store_region
+from shared.amqp.management import Management
+from shared.region.model import Partner, RegionConfig, parse_region
 from shared.settings import Settings
+from testing.sandbox import Sandbox, delete_partner_users, put_partner_users
 
 PSEUDONYM_KEY = "bench-pseudonym-key"
 # Reporters that send meldingen, and the register (present as in a real region).
@@ -40,24 +33,6 @@ REPORTER_IDS: tuple[str, ...] = tuple(pid for pid, _, _ in REPORTERS)
 # The parts other than bench/lanes.py measure the pipeline as it was before lanes: no
 # partner is held to a live rate, so a bulk load stays in the live lane.
 UNLIMITED_LIVE = {"live_rate": 100_000.0, "live_burst": 1_000_000}
-
-
-def with_login(url: str, *, user: str, password: str, vhost: str) -> str:
-    """`url` (every node of it, on a cluster) with this login and virtual host."""
-    login = f"{quote(user, safe='')}:{quote(password, safe='')}"
-    return ",".join(
-        urlunsplit(
-            parts._replace(
-                netloc=f"{login}@{parts.hostname}:{parts.port or 5672}",
-                path="/" + quote(vhost, safe=""),
-            )
-        )
-        for parts in map(urlsplit, split_nodes(url))
-    )
-
-
-def _db_url(base: str, name: str) -> str:
-    return urlunsplit(urlsplit(base)._replace(path=f"/{name}"))
 
 
 def region_document(login_prefix: str) -> dict[str, Any]:
@@ -101,7 +76,7 @@ class Logins:
     base: Settings
     prefix: str = field(default_factory=lambda: f"bench{uuid.uuid4().hex[:6]}")
     password: str = field(default_factory=lambda: secrets.token_urlsafe(12))
-    created: list[str] = field(default_factory=list)
+    created: list[Partner] = field(default_factory=list)
 
     @property
     def management(self) -> Management:
@@ -109,14 +84,13 @@ class Logins:
 
     async def create(self) -> RegionConfig:
         region = parse_region(region_document(self.prefix))
-        for partner in region.partner:
-            await self.management.put_user(partner.own_broker_user, self.password)
-            self.created.append(partner.own_broker_user)
+        for partner in region.partner:  # one by one: `delete` removes what was made
+            await put_partner_users(self.management, [partner], self.password)
+            self.created.append(partner)
         return region
 
     async def delete(self) -> None:
-        for user in self.created:
-            await self.management.delete_user(user)
+        await delete_partner_users(self.management, self.created)
         self.created.clear()
 
 
@@ -127,78 +101,54 @@ class BenchEnv:
     base: Settings
     logins: Logins
     region: RegionConfig
-    vhost: str
-    database: str
+    sandbox: Sandbox
 
     @classmethod
     async def create(cls, base: Settings, logins: Logins, region: RegionConfig) -> BenchEnv:
         suffix = uuid.uuid4().hex[:10]
-        env = cls(base, logins, region, f"vi-bench-{suffix}", f"vi_bench_{suffix}")
-        management = logins.management
-        await management.put_vhost(env.vhost)
+        sandbox = await Sandbox.create(
+            amqp_url=base.amqp_url,
+            management_url=base.management_url,
+            database_url=base.database_url,
+            vhost=f"vi-bench-{suffix}",
+            database=f"vi_bench_{suffix}",
+            partners=region.partner,
+        )
         try:
-            await management.set_permissions(
-                env.vhost, base.service_broker_user, configure=".*", write=".*", read=".*"
+            await sandbox.apply(
+                region,
+                retry_delays_ms=base.retry_delays_ms,
+                delivery_limit=base.delivery_limit,
+                connection_name="bench-setup",
             )
-            for partner in region.partner:
-                await management.set_permissions(
-                    env.vhost, partner.own_broker_user, **partner_permissions(partner.id)
-                )
-            admin = await asyncpg.connect(_db_url(base.database_url, "postgres"))
-            try:
-                await admin.execute(f'CREATE DATABASE "{env.database}"')
-            finally:
-                await admin.close()
-            await migrate.upgrade(env.database_url)
-            conn = await connect_db(env.database_url)
-            try:
-                await store_region(conn, region)
-            finally:
-                await conn.close()
-            connection = await connect(env.amqp_url, "bench-setup")
-            try:
-                async with connection.channel() as channel:
-                    await declare_core(
-                        channel,
-                        retry_delays_ms=base.retry_delays_ms,
-                        delivery_limit=base.delivery_limit,
-                    )
-                    await declare_partner_queues(channel, [p.id for p in region.partner])
-            finally:
-                await connection.close()
         except BaseException:
-            await env.close()
+            await sandbox.remove()
             raise
-        return env
+        return cls(base, logins, region, sandbox)
 
     async def close(self) -> None:
-        await self.logins.management.delete_vhost(self.vhost)
-        admin = await asyncpg.connect(_db_url(self.base.database_url, "postgres"))
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
-        finally:
-            await admin.close()
+        await self.sandbox.remove()
+
+    @property
+    def vhost(self) -> str:
+        return self.sandbox.vhost
+
+    @property
+    def database(self) -> str:
+        return self.sandbox.database
 
     @property
     def database_url(self) -> str:
-        return _db_url(self.base.database_url, self.database)
+        return self.sandbox.database_url
 
     @property
     def amqp_url(self) -> str:
         """The services' own login, on this region's vhost."""
-        parts = urlsplit(first_node(self.base.amqp_url))
-        return with_login(
-            self.base.amqp_url,
-            user=parts.username or "guest",
-            password=parts.password or "guest",
-            vhost=self.vhost,
-        )
+        return self.sandbox.amqp_url
 
     def partner_url(self, partner_id: str) -> str:
         user = self.region.partners_by_id[partner_id].own_broker_user
-        return with_login(
-            self.base.amqp_url, user=user, password=self.logins.password, vhost=self.vhost
-        )
+        return self.sandbox.login_url(user, self.logins.password)
 
     def service_env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         """VI_* for a service process running against this region."""

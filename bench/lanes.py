@@ -25,7 +25,7 @@ from typing import Any
 from bench.context import Context, replica_counts, summary_ms
 from bench.env import MUNICIPALITIES, REPORTER_IDS, UNLIMITED_LIVE
 from bench.pipeline import PIPELINE_SERVICES
-from bench.procs import REPO_ROOT, ServiceSet
+from bench.procs import ServiceSet
 from bench.traffic import (
     Melding,
     Partners,
@@ -40,6 +40,7 @@ from shared.amqp.topology import partner_queue
 from shared.contract.inbound import ONBOARDING_ROUTING_KEY
 from shared.contract.validation import example_bsn
 from shared.region.model import RegionConfig, RegionRules
+from testing.processes import REPO_ROOT
 
 LOADER, LIVE, EARLIER = REPORTER_IDS[0], REPORTER_IDS[1], REPORTER_IDS[2]
 LIVE_KEY = "melding.register"

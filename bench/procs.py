@@ -7,21 +7,13 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
-import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-SERVICES: tuple[str, ...] = ("ingest", "matcher", "notifier", "retention")
-REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from testing.ports import free_port
+from testing.processes import start_module
 
 
 async def http_status(port: int, path: str, timeout: float = 2.0) -> int | None:
@@ -203,15 +195,11 @@ class _Spawn:
         port = free_port() if self.http else -1
         log_path = self.services.log_dir / f"{self.name}-{self.index}.log"
         log_file = log_path.open("ab")
-        env = {**os.environ, **self.services.env, "VI_HTTP_PORT": str(port)}
-        env["VI_HTTP_HOST"] = "127.0.0.1"
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
+        env = {**self.services.env, "VI_HTTP_PORT": str(port), "VI_HTTP_HOST": "127.0.0.1"}
+        process = await start_module(
             self.module.format(name=self.name),
             *(arg.format(name=self.name) for arg in self.args),
             env=env,
-            cwd=REPO_ROOT,
             stdout=log_file,
             stderr=log_file,
         )

@@ -30,8 +30,8 @@ from bench.latency import latency
 from bench.matcher import matcher_scaling
 from bench.memory import backlog_memory, flat
 from bench.pipeline import Fanout, bare_relay, end_to_end
-from bench.procs import REPO_ROOT
 from shared.settings import Settings
+from testing.processes import REPO_ROOT
 
 PARTS = (
     "e2e",

@@ -1,5 +1,5 @@
 """The chaos run on a cluster (`--cluster`): three RabbitMQ nodes and a PostgreSQL
-primary with a synchronous standby (tests/cluster_backends.py), each started for the
+primary with a synchronous standby (testing/cluster_backends.py), each started for the
 run and removed after it.
 
 The broker "restart" SIGKILLs the node that leads the ingest and matcher queues, leaves
@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from chaos.backends import BackendError, Backends, wait_until_up
-from chaos.fleet import REPO_ROOT
 from shared.amqp.management import Management
 from shared.amqp.topology import INGEST_QUEUE, MATCHER_QUEUE
-from tests.cluster_backends import ClusterBackends, new_directory
+from testing.cluster_backends import ClusterBackends, new_directory
+from testing.processes import REPO_ROOT
 
 REJOIN_TIMEOUT_SECONDS = 300.0
 

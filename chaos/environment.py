@@ -1,46 +1,26 @@
-"""A fresh region for one run: vhost, database, partner broker logins, region config;
-all removed again at the end."""
+"""A fresh region for one run: vhost, database (testing/sandbox.py), partner broker
+logins, region config; all removed again at the end."""
 
 from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-from urllib.parse import quote, urlsplit, urlunsplit
-
-import asyncpg
 
 from chaos.backends import Backends
-from shared.amqp.connection import connect
-from shared.amqp.management import Management, partner_permissions
-from shared.amqp.nodes import first_node, split_nodes
-from shared.amqp.topology import declare_core, declare_partner_queues
-from shared.db import migrate
-from shared.db.pool import connect as connect_db
+from shared.amqp.management import Management
 from shared.region.model import RegionConfig, parse_region
-from shared.region.store import store_region
-from tests.support import region_document
+from testing.documents import region_document
+from testing.sandbox import Sandbox, delete_partner_users, put_partner_users
 
 PSEUDONYM_KEY = "chaos-run-pseudonym-key"
-
-
-def _with_login(url: str, user: str, password: str, vhost: str) -> str:
-    """`url` (every node of it, on a cluster) with this login and virtual host."""
-    login = f"{quote(user, safe='')}:{quote(password, safe='')}"
-    path = "/" + quote(vhost, safe="")
-    return ",".join(
-        urlunsplit(parts._replace(netloc=f"{login}@{parts.hostname}:{parts.port}", path=path))
-        for parts in map(urlsplit, split_nodes(url))
-    )
 
 
 @dataclass
 class Environment:
     backends: Backends
     run_id: str
-    vhost: str
-    database: str
+    sandbox: Sandbox
     region: RegionConfig
     partner_password: str
     work_dir: Path
@@ -52,24 +32,24 @@ class Environment:
         return Management(self.backends.management_url)
 
     @property
-    def service_user(self) -> str:
-        return urlsplit(first_node(self.backends.amqp_url)).username or "guest"
+    def vhost(self) -> str:
+        return self.sandbox.vhost
+
+    @property
+    def database(self) -> str:
+        return self.sandbox.database
 
     @property
     def service_amqp_url(self) -> str:
-        parts = urlsplit(first_node(self.backends.amqp_url))
-        return _with_login(
-            self.backends.amqp_url, parts.username or "guest", parts.password or "guest", self.vhost
-        )
+        return self.sandbox.amqp_url
 
     @property
     def database_url(self) -> str:
-        base = urlsplit(self.backends.database_url)
-        return urlunsplit(base._replace(path=f"/{self.database}"))
+        return self.sandbox.database_url
 
     def partner_url(self, partner_id: str) -> str:
         user = self.region.partners_by_id[partner_id].own_broker_user
-        return _with_login(self.backends.amqp_url, user, self.partner_password, self.vhost)
+        return self.sandbox.login_url(user, self.partner_password)
 
     def service_env(self, **extra: str) -> dict[str, str]:
         """Environment of every service process."""
@@ -88,63 +68,34 @@ class Environment:
     async def create(
         cls, backends: Backends, run_id: str, work_dir: Path, retry_delays_ms: tuple[int, ...]
     ) -> Environment:
-        document: dict[str, Any] = region_document(f"chaos-{run_id}")
-        region = parse_region(document)
+        region = parse_region(region_document(f"chaos-{run_id}"))
+        password = secrets.token_urlsafe(18)
+        await put_partner_users(Management(backends.management_url), region.partner, password)
+        sandbox = await Sandbox.create(
+            amqp_url=backends.amqp_url,
+            management_url=backends.management_url,
+            database_url=backends.database_url,
+            vhost=f"vi-chaos-{run_id}",
+            database=f"vi_chaos_{run_id}",
+            partners=region.partner,
+        )
         env = cls(
             backends=backends,
             run_id=run_id,
-            vhost=f"vi-chaos-{run_id}",
-            database=f"vi_chaos_{run_id}",
+            sandbox=sandbox,
             region=region,
-            partner_password=secrets.token_urlsafe(18),
+            partner_password=password,
             work_dir=work_dir,
             retry_delays_ms=retry_delays_ms,
         )
-        management = env.management
-        await management.put_vhost(env.vhost)
-        await management.set_permissions(
-            env.vhost, env.service_user, configure=".*", write=".*", read=".*"
+        await env.sandbox.apply(
+            region,
+            retry_delays_ms=retry_delays_ms,
+            delivery_limit=env.delivery_limit,
+            connection_name="chaos-setup",
         )
-        for partner in region.partner:
-            await management.put_user(partner.own_broker_user, env.partner_password)
-            await management.set_permissions(
-                env.vhost, partner.own_broker_user, **partner_permissions(partner.id)
-            )
-        admin = await asyncpg.connect(backends.database_url)
-        try:
-            await admin.execute(f'CREATE DATABASE "{env.database}"')
-        finally:
-            await admin.close()
-        await migrate.upgrade(env.database_url)
-        await env.apply_region()
         return env
 
-    async def apply_region(self) -> None:
-        """What `verwijsindex region apply` does: topology first, then the config."""
-        connection = await connect(self.service_amqp_url, "chaos-setup")
-        try:
-            async with connection.channel() as channel:
-                await declare_core(
-                    channel,
-                    retry_delays_ms=self.retry_delays_ms,
-                    delivery_limit=self.delivery_limit,
-                )
-                await declare_partner_queues(channel, [p.id for p in self.region.partner])
-        finally:
-            await connection.close()
-        conn = await connect_db(self.database_url)
-        try:
-            await store_region(conn, self.region)
-        finally:
-            await conn.close()
-
     async def destroy(self) -> None:
-        management = self.management
-        await management.delete_vhost(self.vhost)
-        for partner in self.region.partner:
-            await management.delete_user(partner.own_broker_user)
-        admin = await asyncpg.connect(self.backends.database_url)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
-        finally:
-            await admin.close()
+        await self.sandbox.remove()
+        await delete_partner_users(self.management, self.region.partner)

@@ -6,17 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import random
 import signal
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-SERVICES = ("ingest", "matcher", "notifier", "retention")
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from testing.processes import SERVICES, start_module
 
 
 @dataclass
@@ -57,7 +54,7 @@ class Exit:
 
 class Fleet:
     def __init__(self, env: dict[str, str], log_dir: Path, replicas: int) -> None:
-        self._env = {**os.environ, **env}
+        self._env = env
         self._log_dir = log_dir
         self.slots = [Slot(s, i) for s in SERVICES for i in range(replicas)]
         self.exits: list[Exit] = []
@@ -88,13 +85,9 @@ class Fleet:
             slot._log_handle.close()
         slot._log_handle = path.open("wb")
         slot.expected_exit = False
-        slot.process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
+        slot.process = await start_module(
             f"services.{slot.service}",
-            cwd=REPO_ROOT,
             env=self._env,
-            stdin=asyncio.subprocess.DEVNULL,
             stdout=slot._log_handle,
             stderr=slot._log_handle,
         )

@@ -1,5 +1,5 @@
 """Bad messages at scale, from the hostile generators of the validation fuzz tests
-(tests/unit/test_validation_fuzz.py, imported, not copied).
+(testing/hostile_messages.py, shared with the fuzz tests).
 
 Hypothesis draws a corpus of distinct hostile bodies; each is sent in one of several
 envelopes (which partner, which message_id, with or without user_id), so the run
@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from shared.contract.validation import Invalid, validate_inbound
 from shared.region.model import RegionConfig
-from tests.unit import test_validation_fuzz as fuzz
+from testing import hostile_messages as fuzz
 
 Envelope = Literal["plain", "no_id", "long_id", "control_id", "latin1_id", "no_user", "reuse"]
 ENVELOPES: list[tuple[Envelope, int]] = [

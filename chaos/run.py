@@ -14,7 +14,6 @@ import json
 import logging
 import random
 import signal
-import socket
 import sys
 import time
 from collections import Counter
@@ -27,13 +26,15 @@ from chaos import hostile, security, verdict, verify
 from chaos.backends import Backends, PrivateBackends, shared_backends
 from chaos.cluster import ClusterChaosBackends, failover_seconds, longest_outages
 from chaos.environment import Environment
-from chaos.fleet import REPO_ROOT, Fleet
+from chaos.fleet import Fleet
 from chaos.hostile import BadMessage
 from chaos.options import Options, parse_args
 from chaos.partner import Partner
 from chaos.plans import REGISTER, make_plans
 from chaos.workload import RegisterDesk, Stories, expect_family_matches, utc_now
 from shared.amqp.topology import REJECTED_QUEUE, WORK_QUEUES
+from testing.ports import free_port
+from testing.processes import REPO_ROOT, start_module
 
 RESULTS_DIR = REPO_ROOT / "chaos" / "results"
 WORK_ROOT = REPO_ROOT / "var" / "chaos"
@@ -236,16 +237,14 @@ class Run:
     async def _start_sink(self) -> int:
         """The SMTP server the notifiers send to; returns its port."""
         self.work_dir.mkdir(parents=True, exist_ok=True)
-        port = _free_port()
-        self.sink = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
+        port = free_port()
+        self.sink = await start_module(
             "chaos.smtp_sink",
             "--port",
             str(port),
             "--out",
             str(self.mail_file),
-            cwd=REPO_ROOT,
+            env={},
             stdout=asyncio.subprocess.PIPE,
         )
         assert self.sink.stdout is not None
@@ -443,12 +442,6 @@ class Run:
             where = str(path)
         print(f"{'PASSED' if report.ok else 'FAILED'} in {document['seconds']} s; results: {where}")
         return 0 if report.ok else 1
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -20,7 +20,7 @@ from chaos.model import NoticeKey, YouthModel, family_match, receipt_outcome
 from chaos.partner import Got, Partner
 from chaos.plans import REGISTER, YouthPlan, surname_for, variant_of
 from shared.dates import amsterdam_date
-from tests.support import register_body
+from testing.documents import register_body
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,6 @@ import secrets
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from pathlib import Path
-from urllib.parse import quote, urlsplit, urlunsplit
 
 import click
 
@@ -19,15 +18,15 @@ from shared.amqp.connection import vhost_of
 from shared.amqp.management import Management, set_up_partner_login, set_up_portal_login
 from shared.contract.validation import example_bsn
 from shared.partner_client import PartnerClient, Received
+from shared.provisioning import with_login
 from shared.region.model import PORTAL_ID, Channel, RegionConfigError, load_region_file
 
 DEFAULT_REGION = Path("region/demo.toml")
 
 
-def _partner_url(amqp_url: str, user: str) -> str:
-    parts = urlsplit(amqp_url)
-    netloc = f"{quote(user, safe='')}:{quote(user, safe='')}@{parts.hostname}:{parts.port or 5672}"
-    return urlunsplit(parts._replace(netloc=netloc))
+def _demo_url(amqp_url: str, user: str) -> str:
+    """A demo partner's login (its password is its name), on the services' vhost."""
+    return with_login(amqp_url, user=user, password=user)
 
 
 @click.group()
@@ -75,7 +74,7 @@ def users(region_file: Path) -> None:
     if config.portal is not None:
         logins.append((PORTAL_ID, config.portal.broker_user))
     rows = [("partner", "login", "password", "AMQP URL")]
-    rows += [(pid, user, user, _partner_url(s.amqp_url, user)) for pid, user in logins]
+    rows += [(pid, user, user, _demo_url(s.amqp_url, user)) for pid, user in logins]
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     click.echo("Demo partner logins (the password is the login; demo only):")
     for partner_id, login, password, url in rows:
@@ -157,7 +156,9 @@ async def _traffic(region_file: Path, wait: float) -> None:
     for pid in wanted:
         partner = config.partners_by_id[pid]
         client = PartnerClient(
-            _partner_url(s.amqp_url, partner.own_broker_user), pid, partner.own_broker_user
+            _demo_url(s.amqp_url, partner.own_broker_user),
+            pid,
+            partner.own_broker_user,
         )
         await client.start()
         clients[pid] = client

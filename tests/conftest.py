@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -17,23 +16,17 @@ import pytest
 from services.ingest.app import setup as ingest_setup
 from services.matcher.app import setup as matcher_setup
 from services.notifier.app import setup as notifier_setup
-from shared.amqp.connection import connect
-from shared.amqp.management import Management, partner_permissions, portal_permissions
-from shared.amqp.topology import declare_core, declare_partner_queues
+from shared import provisioning
+from shared.amqp.management import Management, portal_permissions
 from shared.db import migrate
 from shared.db.pool import connect as connect_db
 from shared.logs import configure_logging
 from shared.partner_client import PartnerClient
 from shared.region.model import RegionConfig, parse_region
-from shared.region.store import store_region
 from shared.service import Runtime
 from shared.settings import Settings
-from tests.support import (
-    PARTNER_PASSWORD,
-    RegionUnderTest,
-    amqp_url,
-    region_document,
-)
+from testing.sandbox import Sandbox, delete_partner_users, put_partner_users
+from tests.support import PARTNER_PASSWORD, RegionUnderTest, region_document
 
 BASE = Settings.from_env()
 SETUPS: dict[str, Callable[[Runtime], Awaitable[None]]] = {
@@ -41,14 +34,6 @@ SETUPS: dict[str, Callable[[Runtime], Awaitable[None]]] = {
     "matcher": matcher_setup,
     "notifier": notifier_setup,
 }
-
-
-def _db_url(name: str) -> str:
-    return urlunsplit(urlsplit(BASE.database_url)._replace(path=f"/{name}"))
-
-
-def _admin_url() -> str:
-    return _db_url("postgres")
 
 
 # The parallel worker (gw0, gw1, ... under pytest-xdist; "main" without), in the names
@@ -65,80 +50,57 @@ def management() -> Management:
 @pytest.fixture(scope="session")
 async def user_prefix(management: Management) -> AsyncIterator[str]:
     prefix = f"t{uuid.uuid4().hex[:8]}"
-    doc = region_document(prefix)
-    users = [p["broker_user"] for p in doc["partner"]]
-    for user in users:
-        await management.put_user(user, PARTNER_PASSWORD)
+    partners = parse_region(region_document(prefix)).partner
+    await put_partner_users(management, partners, PARTNER_PASSWORD)
     yield prefix
-    for user in users:
-        await management.delete_user(user)
+    await delete_partner_users(management, partners)
 
 
 @pytest.fixture(scope="session")
 async def template_db() -> AsyncIterator[str]:
     name = f"vi_tmpl_{WORKER}_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(_admin_url())
     try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        await migrate.upgrade(_db_url(name))
+        await provisioning.create_database(BASE.database_url, name)
+        await migrate.upgrade(provisioning.with_database(BASE.database_url, name))
         yield name
     finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+        await provisioning.drop_database(BASE.database_url, name)
 
 
 async def apply_region(test_region: RegionUnderTest, document: dict[str, Any]) -> RegionConfig:
     config = parse_region(document)
-    connection = await connect(test_region.settings.amqp_url, "test-setup")
-    try:
-        async with connection.channel() as channel:
-            await declare_core(
-                channel,
-                retry_delays_ms=test_region.settings.retry_delays_ms,
-                delivery_limit=test_region.settings.delivery_limit,
-            )
-            await declare_partner_queues(channel, config.mailboxes)
-    finally:
-        await connection.close()
-    conn = await connect_db(test_region.settings.database_url)
-    try:
-        await store_region(conn, config)
-    finally:
-        await conn.close()
+    settings = test_region.settings
+    await provisioning.apply_region(
+        settings.amqp_url,
+        settings.database_url,
+        config,
+        retry_delays_ms=settings.retry_delays_ms,
+        delivery_limit=settings.delivery_limit,
+        connection_name="test-setup",
+    )
     test_region.region = config
     return config
 
 
 @pytest.fixture
 async def test_region(
-    request: pytest.FixtureRequest,
-    management: Management,
-    user_prefix: str,
-    template_db: str,
-    tmp_path: Path,
+    user_prefix: str, template_db: str, tmp_path: Path
 ) -> AsyncIterator[RegionUnderTest]:
     tag = uuid.uuid4().hex[:10]
-    vhost = f"vi-test-{WORKER}-{tag}"
-    database = f"vi_test_{WORKER}_{tag}"
-    await management.put_vhost(vhost)
-    service_user = BASE.service_broker_user
-    await management.set_permissions(vhost, service_user, configure=".*", write=".*", read=".*")
     document = region_document(user_prefix)
-    for partner in document["partner"]:
-        await management.set_permissions(
-            vhost, partner["broker_user"], **partner_permissions(partner["id"])
-        )
-    admin = await asyncpg.connect(_admin_url())
-    await admin.execute(f'CREATE DATABASE "{database}" TEMPLATE "{template_db}"')
-    parts = urlsplit(BASE.amqp_url)
+    config = parse_region(document)
+    sandbox = await Sandbox.create(
+        amqp_url=BASE.amqp_url,
+        management_url=BASE.management_url,
+        database_url=BASE.database_url,
+        vhost=f"vi-test-{WORKER}-{tag}",
+        database=f"vi_test_{WORKER}_{tag}",
+        partners=config.partner,
+        template=template_db,
+    )
     settings = Settings(
-        amqp_url=amqp_url(
-            BASE.amqp_url,
-            user=parts.username or "guest",
-            password=parts.password or "guest",
-            vhost=vhost,
-        ),
-        database_url=_db_url(database),
+        amqp_url=sandbox.amqp_url,
+        database_url=sandbox.database_url,
         management_url=BASE.management_url,
         mail_dir=tmp_path / "mail",
         pseudonym_key="test-pseudonym-key",
@@ -151,15 +113,13 @@ async def test_region(
         db_pool_size=4,
     )
     region = RegionUnderTest(
-        settings, vhost, database, parse_region(document), user_prefix, tmp_path / "mail"
+        settings, sandbox.vhost, sandbox.database, config, user_prefix, tmp_path / "mail"
     )
-    await apply_region(region, document)
     try:
+        await apply_region(region, document)
         yield region
     finally:
-        await management.delete_vhost(vhost)
-        await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-        await admin.close()
+        await sandbox.remove()
 
 
 # Partners on channel "portal" in the `portal_region` fixture (contract §9).

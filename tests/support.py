@@ -9,12 +9,10 @@ import urllib.error
 import urllib.request
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit, urlunsplit
 
 import aio_pika
 
@@ -22,53 +20,17 @@ from services.matcher.handler import MatcherHandler
 from shared.amqp.consumer import Delivery
 from shared.amqp.topology import MATCHER_QUEUE
 from shared.contract.validation import example_bsn
+from shared.provisioning import with_login
 from shared.region.model import RegionConfig
 from shared.service import Runtime
 from shared.settings import Settings
 
+# The test region and a melding's body live in testing/ (the chaos run sends them too);
+# the tests take them from here with the rest of their support.
+from testing.documents import region_document as region_document
+from testing.documents import register_body as register_body
+
 PARTNER_PASSWORD = "test-partner-secret"
-
-
-def amqp_url(base: str, *, user: str, password: str, vhost: str) -> str:
-    parts = urlsplit(base)
-    netloc = (
-        f"{quote(user, safe='')}:{quote(password, safe='')}@{parts.hostname}:{parts.port or 5672}"
-    )
-    return urlunsplit(parts._replace(netloc=netloc, path="/" + quote(vhost, safe="")))
-
-
-def region_document(user_prefix: str, **rules: Any) -> dict[str, Any]:
-    """A small region: three municipalities, partners of several sectors, a register."""
-    partners = [
-        ("school", "Basisschool De Regenboog", "onderwijs", ["reporter"]),
-        ("jeugdteam", "Jeugdteam Noord", "jeugdhulp", ["reporter"]),
-        ("jgz", "GGD Jeugdgezondheidszorg", "jgz", ["reporter"]),
-        ("huisarts", "Huisartsenpraktijk West", "zorg", ["reporter"]),
-        ("brp", "Basisregistratie Personen", "gemeente", ["population_register"]),
-    ]
-    return {
-        "region": {
-            "name": "Testregio",
-            "regie_deadline_days": 14,
-            "inform_deadline_days": 14,
-            **rules,
-        },
-        "municipality": [
-            {"code": "0363", "name": "Amsterdam", "coordinator_email": "regie@amsterdam.example"},
-            {"code": "0599", "name": "Rotterdam", "coordinator_email": "regie@rotterdam.example"},
-            {"code": "0344", "name": "Utrecht", "coordinator_email": "regie@utrecht.example"},
-        ],
-        "partner": [
-            {
-                "id": pid,
-                "broker_user": f"{user_prefix}-{pid}",
-                "name": name,
-                "sector": sector,
-                "roles": roles,
-            }
-            for pid, name, sector, roles in partners
-        ],
-    }
 
 
 def region_toml(document: dict[str, Any]) -> str:
@@ -103,35 +65,12 @@ class RegionUnderTest:
 
     def partner_url(self, partner_id: str) -> str:
         user = self.region.partners_by_id[partner_id].own_broker_user
-        return amqp_url(
+        return with_login(
             self.settings.amqp_url, user=user, password=PARTNER_PASSWORD, vhost=self.vhost
         )
 
     def with_settings(self, **changes: Any) -> RegionUnderTest:
         return replace(self, settings=replace(self.settings, **changes))
-
-
-def register_body(
-    ref: str,
-    *,
-    bsn: str | None = None,
-    birth_date: str = "2014-05-01",
-    municipality: str = "0363",
-    reporter: str = "J. de Vries",
-    email: str = "j.devries@school.example",
-    reported_at: str | None = None,
-    **youth: Any,
-) -> dict[str, Any]:
-    youth_doc: dict[str, Any] = {"birth_date": birth_date, "municipality": municipality, **youth}
-    if bsn is not None:
-        youth_doc["bsn"] = bsn
-    return {
-        "type": "melding.register",
-        "melding_ref": ref,
-        "youth": youth_doc,
-        "reporter": {"name": reporter, "email": email, "phone": "+31201234567"},
-        "reported_at": reported_at or datetime.now(UTC).isoformat(),
-    }
 
 
 valid_bsn = example_bsn

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from services.portal.web.admin_routes import activation_link
 from shared.clock import utcnow
 from shared.db.pool import connect as connect_db
 from shared.service import Runtime
+from testing.ports import free_port
 from tests.conftest import System
 from tests.integration.portal_support import portal_settings
 from tests.support import RegionUnderTest, eventually, http_get
@@ -116,12 +116,6 @@ SCREENSHOT_DIR = os.environ.get("VI_PORTAL_SCREENSHOTS")
 PASSWORD = "een-lang-wachtwoord-voor-de-test"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @dataclass
 class PortalSite:
     """The portal web service of the test region, with its services running."""
@@ -169,7 +163,7 @@ async def portal_site(portal_region: RegionUnderTest, system: System) -> PortalS
     cookies go without Secure) against the region with the portal schools."""
     for name in ("ingest", "matcher", "notifier"):
         await system.start(name)
-    port = _free_port()
+    port = free_port()
     settings = portal_settings(
         portal_region,
         port=port,

@@ -1,5 +1,5 @@
 """Failover under load, on a real cluster: three RabbitMQ nodes and a PostgreSQL
-primary with a synchronous standby (tests/cluster_backends.py), every service as real
+primary with a synchronous standby (testing/cluster_backends.py), every service as real
 processes (two replicas each), partners sending meldingen and hostile messages.
 
 The short form of `scripts/chaos.sh --cluster`, with the same checks:
@@ -20,8 +20,8 @@ import pytest
 
 from chaos.options import Options
 from chaos.run import Run
-from tests.cluster_backends import PG_BIN
-from tests.rabbit_node import RABBITMQ_BIN
+from testing.cluster_backends import PG_BIN
+from testing.rabbit_node import RABBITMQ_BIN
 
 pytestmark = pytest.mark.cluster
 

@@ -20,8 +20,9 @@ from services.portal.settings import PortalSettings
 from services.portal.web.context import Portal
 from shared.clock import utcnow
 from shared.db.pool import connect as connect_db
+from shared.provisioning import with_login
 from tests.conftest import System
-from tests.support import PARTNER_PASSWORD, RegionUnderTest, amqp_url
+from tests.support import PARTNER_PASSWORD, RegionUnderTest
 
 PASSWORD = "een lang wachtwoord 1"
 BASE_URL = "https://portal.test"
@@ -32,7 +33,7 @@ def portal_settings(region: RegionUnderTest, **changes: Any) -> PortalSettings:
     config = region.region
     assert config.portal is not None
     values: dict[str, Any] = {
-        "amqp_url": amqp_url(
+        "amqp_url": with_login(
             region.settings.amqp_url,
             user=config.portal.broker_user,
             password=PARTNER_PASSWORD,

@@ -26,9 +26,9 @@ import asyncpg
 import pytest
 
 from shared.partner_client import PartnerClient
+from testing.ports import free_port
+from testing.proxy import SwitchableProxy, via
 from tests.integration.test_operations import _get as http_get
-from tests.ports import free_port
-from tests.proxy import SwitchableProxy, via
 from tests.support import RegionUnderTest, cli_env, eventually, register_body
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -40,9 +40,9 @@ from shared.envelopes import (
 )
 from shared.partner_client import PartnerClient
 from shared.service import Runtime
+from testing.ports import free_port
 from tests.conftest import System
 from tests.integration.test_email_delivery import Collector, sample_event, smtp_server
-from tests.ports import free_port
 from tests.support import (
     RegionUnderTest,
     drain,

@@ -16,9 +16,9 @@ import pytest
 from shared.amqp.connection import MultiNodeConnection
 from shared.partner_client import PartnerClient
 from shared.service import Runtime
+from testing.ports import free_port
+from testing.proxy import SwitchableProxy, via
 from tests.conftest import System
-from tests.ports import free_port
-from tests.proxy import SwitchableProxy, via
 from tests.support import RegionUnderTest, register_body
 
 

@@ -14,7 +14,8 @@ import asyncpg
 import pytest
 
 from shared.db import migrate
-from tests.support import RegionUnderTest, amqp_url, cli_env, run_cli
+from shared.provisioning import with_login
+from tests.support import RegionUnderTest, cli_env, run_cli
 
 VERWIJSINDEX = str(Path(sys.executable).parent / "verwijsindex")
 FREE_PORT = 9  # discard: nothing listens there
@@ -36,7 +37,9 @@ def _settings(region: RegionUnderTest, case: str) -> dict[str, str]:
             "VI_DATABASE_URL": _with(s.database_url, netloc="vi_no_such_role@127.0.0.1")
         },
         "wrong broker password": {
-            "VI_AMQP_URL": amqp_url(s.amqp_url, user="guest", password="wrong", vhost=region.vhost)
+            "VI_AMQP_URL": with_login(
+                s.amqp_url, user="guest", password="wrong", vhost=region.vhost
+            )
         },
         "broker down": {
             "VI_AMQP_URL": _with(s.amqp_url, netloc=f"guest:guest@127.0.0.1:{FREE_PORT}")

@@ -29,9 +29,9 @@ from shared.envelopes import EMAIL_BATCH_TYPE, EmailJob, NotifyEvent, unpack
 from shared.index.domain import Contact, StoredMelding
 from shared.index.notices import match_event, participant
 from shared.partner_client import PartnerClient
+from testing.ports import free_port
 from tests.conftest import System
 from tests.integration.test_matching import Mailbox
-from tests.ports import free_port
 from tests.support import MatcherCrashingOnce, RegionUnderTest, eventually, mails, valid_bsn
 
 

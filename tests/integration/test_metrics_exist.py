@@ -16,8 +16,9 @@ import yaml
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from bench.procs import SERVICES, ServiceSet
+from bench.procs import ServiceSet
 from services.portal import metrics as portal_metrics
+from testing.processes import SERVICES
 from tests.promql import Selector, dashboard_expressions, rule_expressions, selectors
 from tests.support import RegionUnderTest, cli_env, eventually, http_get
 

@@ -15,8 +15,9 @@ import pytest
 
 from shared.amqp.management import Management
 from shared.partner_client import PartnerClient
+from shared.provisioning import with_login
 from tests.conftest import apply_region
-from tests.support import RegionUnderTest, amqp_url, region_document, run_cli
+from tests.support import RegionUnderTest, region_document, run_cli
 
 PASSWORD_LINE = re.compile(r"^password: (\S+)$", re.MULTILINE)
 
@@ -43,7 +44,7 @@ async def newcomer(test_region: RegionUnderTest, management: Management) -> Asyn
 
 
 def _url(region: RegionUnderTest, user: str, password: str) -> str:
-    return amqp_url(region.settings.amqp_url, user=user, password=password, vhost=region.vhost)
+    return with_login(region.settings.amqp_url, user=user, password=password, vhost=region.vhost)
 
 
 async def _login(region: RegionUnderTest, partner_id: str) -> tuple[str, str]:

@@ -16,12 +16,12 @@ import pytest
 
 from shared.contract.portal import ACTOR_HEADER, ON_BEHALF_OF_HEADER
 from shared.partner_client import PartnerClient
+from shared.provisioning import with_login
 from tests.conftest import PORTAL_SCHOOL, System, apply_region
 from tests.integration.test_matching import Mailbox
 from tests.support import (
     PARTNER_PASSWORD,
     RegionUnderTest,
-    amqp_url,
     eventually,
     register_body,
     run_cli,
@@ -58,7 +58,7 @@ async def clients(
     own systems."""
     region = portal_region.region
     assert region.portal is not None
-    portal_url = amqp_url(
+    portal_url = with_login(
         portal_region.settings.amqp_url,
         user=region.portal.broker_user,
         password=PARTNER_PASSWORD,

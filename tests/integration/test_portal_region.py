@@ -15,7 +15,8 @@ import pytest
 
 from shared.amqp.management import Management
 from shared.amqp.topology import OUTBOUND_EXCHANGE
-from tests.support import RegionUnderTest, amqp_url, run_cli
+from shared.provisioning import with_login
+from tests.support import RegionUnderTest, run_cli
 
 REGION_FILE = """
 [region]
@@ -99,7 +100,7 @@ async def test_apply_declares_the_portal_mailbox_and_the_portal_login_reads_what
         assert made.exit_code == 0, made.output
         assert f"created broker login {portal_user!r} (partner portal)" in made.output
         password = made.output.split("password: ")[1].split()[0]
-        url = amqp_url(
+        url = with_login(
             test_region.settings.amqp_url,
             user=portal_user,
             password=password,

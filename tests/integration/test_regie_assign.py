@@ -21,6 +21,7 @@ from shared.contract.portal import (
     ON_BEHALF_OF_HEADER,
 )
 from shared.partner_client import PartnerClient
+from shared.provisioning import with_login
 from tests.conftest import PORTAL_SCHOOL, System
 from tests.integration.test_matching import Mailbox
 from tests.integration.test_portal_channel import PortalDesk
@@ -30,7 +31,7 @@ from tests.integration.test_regie import (
     matcher_with_clock,
     wait_for_mails,
 )
-from tests.support import PARTNER_PASSWORD, RegionUnderTest, amqp_url, valid_bsn
+from tests.support import PARTNER_PASSWORD, RegionUnderTest, valid_bsn
 
 ACTOR = "coord-42"
 AMQP_PARTNERS = ("school", "jeugdteam", "huisarts")
@@ -49,7 +50,7 @@ async def clients(portal_region: RegionUnderTest) -> AsyncIterator[dict[str, Par
     partners' own systems."""
     region = portal_region.region
     assert region.portal is not None
-    portal_url = amqp_url(
+    portal_url = with_login(
         portal_region.settings.amqp_url,
         user=region.portal.broker_user,
         password=PARTNER_PASSWORD,

@@ -14,8 +14,8 @@ from services.retention.app import setup as retention_setup
 from shared.amqp.inspect import DELIVERY_COUNT_HEADER
 from shared.amqp.topology import MATCHER_QUEUE, REJECTED_QUEUE, parked_queue
 from shared.service import Runtime
+from testing.ports import free_port
 from tests.conftest import System
-from tests.ports import free_port
 from tests.support import RegionUnderTest, drain, eventually, no_consumers, run_cli
 
 

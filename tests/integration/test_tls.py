@@ -1,5 +1,5 @@
 """Partner links over AMQPS with client certificates, against a RabbitMQ node of the
-tests' own (tests/tls_broker.py): TLS only, peer verification, certificate logins
+tests' own (testing/tls_broker.py): TLS only, peer verification, certificate logins
 (EXTERNAL, common name = broker user). The services run over TLS too."""
 
 from __future__ import annotations
@@ -25,9 +25,11 @@ from shared.amqp.connection import broker_tls, connect
 from shared.amqp.management import Management, partner_permissions
 from shared.amqp.tls import client_context
 from shared.partner_client import PartnerClient
+from shared.provisioning import admin_database_url, with_database
 from shared.region.model import parse_region
 from shared.settings import Settings
-from tests.conftest import System, _admin_url, _db_url
+from testing.tls_broker import TlsBrokerNode
+from tests.conftest import BASE, System
 from tests.integration.test_partner_example import run_example
 from tests.support import (
     RegionUnderTest,
@@ -37,7 +39,6 @@ from tests.support import (
     run_cli,
     valid_bsn,
 )
-from tests.tls_broker import TlsBrokerNode
 
 pytestmark = pytest.mark.tls
 
@@ -117,7 +118,7 @@ async def tls_region(
     await api.set_permissions(vhost, SERVICES_USER, configure=".*", write=".*", read=".*")
     # A partner moving from a password to a certificate: apply clears the password.
     await api.put_user("tls-brp", "a-password-from-before")
-    admin = await asyncpg.connect(_admin_url())
+    admin = await asyncpg.connect(admin_database_url(BASE.database_url))
     await admin.execute(f'CREATE DATABASE "{database}" TEMPLATE "{template_db}"')
     directory = tmp_path_factory.mktemp("tls-region")
     document = region_document(USER_PREFIX)
@@ -128,7 +129,7 @@ async def tls_region(
         amqp_ca_file=pki.ca,
         amqp_cert_file=pki.directory / "services.pem",
         amqp_key_file=pki.directory / "services.key",
-        database_url=_db_url(database),
+        database_url=with_database(BASE.database_url, database),
         management_url=tls_node.management_url,
         mail_dir=directory / "mail",
         pseudonym_key="test-pseudonym-key",

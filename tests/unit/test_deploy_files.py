@@ -15,7 +15,7 @@ import pytest
 
 from shared.amqp.management import partner_permissions, portal_permissions
 from shared.region.model import Channel, RegionConfig, load_region_file
-from tests.tls_broker import TLS_POLICY
+from testing.tls_broker import TLS_POLICY
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -186,7 +186,7 @@ class TestRabbitDefinitions:
         assert settings["vm_memory_high_watermark.relative"] == "0.6"
 
     def test_tls_listener_is_the_tested_one(self) -> None:
-        """AMQPS with the policy the TLS tests run against (tests/tls_broker.py), and
+        """AMQPS with the policy the TLS tests run against (testing/tls_broker.py), and
         the certificate files where the compose `tls-files` job puts them."""
         settings = _rabbitmq_conf()
         assert settings["listeners.ssl.default"] == "5671"

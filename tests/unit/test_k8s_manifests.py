@@ -27,8 +27,8 @@ from shared import settings as settings_module
 from shared.amqp import topology
 from shared.region.model import Login, RegionConfig, load_region_file, parse_region
 from shared.settings import Settings
+from testing.tls_broker import TLS_POLICY
 from tests.kustomize import Manifest, build, kustomization, load_documents, pod_spec, pod_template
-from tests.tls_broker import TLS_POLICY
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"

@@ -20,7 +20,7 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from services.notifier.mailer import SmtpMailer
 from services.notifier.mime import OutgoingEmail
 from services.notifier.smtp import SmtpDisconnected, SmtpError, SmtpLogin, SmtpSession, _as_data
-from tests.ports import free_port
+from testing.ports import free_port
 
 MESSAGE = b"From: a@school.example\nTo: b@team.example\nSubject: Test\n\nHallo\n.punt\n..twee\n"
 

@@ -2,8 +2,8 @@
 
 Debian's RabbitMQ run from a directory of its own: its own node name, ports, config
 file, plugins, data (mnesia), logs and Erlang cookie, so the machine's default node
-(5672, shared with CI) is never touched. The TLS tests start one (tests/tls_broker.py),
-the cluster harness three that share a cookie (tests/cluster_backends.py).
+(5672, shared with CI) is never touched. The TLS tests start one (testing/tls_broker.py),
+the cluster harness three that share a cookie (testing/cluster_backends.py).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.ports import free_port
+from testing.ports import free_port
 
 RABBITMQ_BIN = Path("/usr/lib/rabbitmq/bin")
 START_TIMEOUT_SECONDS = 120

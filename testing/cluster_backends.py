@@ -1,7 +1,7 @@
 """A RabbitMQ cluster and a PostgreSQL primary with a synchronous standby, on this one
 machine, beside its default broker and database (never touching them).
 
-- Three Debian RabbitMQ nodes (tests/rabbit_node.py) with one Erlang cookie, clustered
+- Three Debian RabbitMQ nodes (testing/rabbit_node.py) with one Erlang cookie, clustered
   with `join_cluster`, each with its own node name, ports, config and data directory,
   and the management plugin. Each VM gets one scheduler and no busy waiting: four
   Erlang VMs share two cores here.
@@ -35,8 +35,8 @@ from typing import Any
 from urllib.parse import quote
 
 from shared.amqp.management import Management, ManagementError
-from tests.ports import free_port
-from tests.rabbit_node import RabbitNode
+from testing.ports import free_port
+from testing.rabbit_node import RabbitNode
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 STANDBY_NAME = "vi_standby"

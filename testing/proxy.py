@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 from urllib.parse import urlsplit, urlunsplit
 
-from tests.ports import free_port
+from testing.ports import free_port
 
 
 class SwitchableProxy:

@@ -1,10 +1,11 @@
-"""Free TCP ports for tests, safe beside parallel test workers.
+"""Free TCP ports for the tests, the benchmark and the chaos run, safe beside parallel
+test workers.
 
 A port from the kernel's range for outgoing connections (32768–60999 on Linux) can be
 taken by any client socket on the machine the moment a test lets go of it: a proxy
 switched off and on again, or a port picked now and bound by a service a second later,
 then meets "address already in use". So ports come from below that range, and each
-pytest-xdist worker picks from a block of its own.
+pytest-xdist worker picks from a block of its own (outside pytest: the first block).
 """
 
 from __future__ import annotations

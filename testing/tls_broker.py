@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-from tests.ports import free_port
-from tests.rabbit_node import BrokerNodeUnavailable, RabbitNode
+from testing.ports import free_port
+from testing.rabbit_node import BrokerNodeUnavailable, RabbitNode
 
 
 class TlsBrokerUnavailable(BrokerNodeUnavailable):
