@@ -24,7 +24,6 @@ from typing import Any
 
 from bench.context import Context, replica_counts, summary_ms
 from bench.env import MUNICIPALITIES, REPORTER_IDS, UNLIMITED_LIVE
-from bench.pipeline import PIPELINE_SERVICES
 from bench.procs import ServiceSet
 from bench.traffic import (
     Melding,
@@ -40,7 +39,7 @@ from shared.amqp.topology import partner_queue
 from shared.contract.inbound import ONBOARDING_ROUTING_KEY
 from shared.contract.validation import example_bsn
 from shared.region.model import RegionConfig, RegionRules
-from testing.processes import REPO_ROOT
+from testing.processes import REPO_ROOT, SERVICES
 
 LOADER, LIVE, EARLIER = REPORTER_IDS[0], REPORTER_IDS[1], REPORTER_IDS[2]
 LIVE_KEY = "melding.register"
@@ -120,7 +119,7 @@ async def lane_load(ctx: Context, variant: str, size: LaneLoad) -> dict[str, Any
         sent_live: list[Melding] = []
         loader: asyncio.subprocess.Process | None = None
         try:
-            await services.start(replica_counts(ctx.replicas, PIPELINE_SERVICES))
+            await services.start(replica_counts(ctx.replicas, SERVICES))
             await sink.start(env.amqp_url, others)
             await live_sink.start(env.amqp_url, [LIVE_QUEUE])
             await partners.start([LIVE, EARLIER])

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from bench.context import Context, Rate, replica_counts, summary_ms
-from bench.pipeline import PIPELINE_SERVICES, RELAY_STAGES, Fanout
+from bench.pipeline import RELAY_STAGES, Fanout
 from bench.procs import ServiceSet
 from bench.traffic import (
     Melding,
@@ -20,6 +20,7 @@ from bench.traffic import (
     progress,
     wait_until,
 )
+from testing.processes import SERVICES
 
 
 async def _measure(
@@ -50,7 +51,7 @@ async def _measure(
                     ready_line="consuming",
                 )
             else:
-                await services.start(replica_counts(ctx.replicas, PIPELINE_SERVICES))
+                await services.start(replica_counts(ctx.replicas, SERVICES))
             await sink.start(env.amqp_url, partner_queues(env))
             await partners.start()
             rate = Rate(lambda: sink.receipts)

@@ -9,7 +9,6 @@ import time
 from typing import Any
 
 from bench.context import Context, Rate, replica_counts
-from bench.pipeline import PIPELINE_SERVICES
 from bench.procs import Memory, ServiceSet
 from bench.traffic import (
     Partners,
@@ -21,6 +20,7 @@ from bench.traffic import (
     progress,
     wait_until,
 )
+from testing.processes import SERVICES
 
 SAMPLE_SECONDS = 0.5
 
@@ -65,7 +65,7 @@ async def backlog_memory(ctx: Context, backlog: int) -> dict[str, Any]:
 
             async with progress(f"memory {backlog}", line):
                 start = time.monotonic()
-                await services.start(replica_counts(ctx.replicas, PIPELINE_SERVICES))
+                await services.start(replica_counts(ctx.replicas, SERVICES))
                 sampler = asyncio.create_task(sample_forever())
                 await wait_until(
                     lambda: (

@@ -22,8 +22,8 @@ from bench.traffic import (
     wait_until,
 )
 from shared.amqp.topology import EMAIL_QUEUE, partner_queue
+from testing.processes import SERVICES
 
-PIPELINE_SERVICES = ("ingest", "matcher", "notifier", "retention")
 RELAY_STAGES = ("ingest", "matcher", "notifier")
 
 
@@ -68,7 +68,7 @@ async def end_to_end(ctx: Context, count: int, *, family: bool = False) -> dict[
         partners = Partners(env)
         register = RegisterAnswering(env) if family else None
         try:
-            await services.start(replica_counts(ctx.replicas, PIPELINE_SERVICES))
+            await services.start(replica_counts(ctx.replicas, SERVICES))
             queues = partner_queues(env)
             if register is not None:
                 queues.remove(partner_queue(REGISTER_ID))
@@ -127,7 +127,7 @@ async def end_to_end(ctx: Context, count: int, *, family: bool = False) -> dict[
     return {
         "meldingen": count,
         "matches": matches,
-        "replicas": replica_counts(ctx.replicas, PIPELINE_SERVICES),
+        "replicas": replica_counts(ctx.replicas, SERVICES),
         "sent": partners.sent,
         "receipted": sink.receipts,
         "receipt_statuses": dict(sink.statuses),
