@@ -14,7 +14,7 @@ import asyncpg
 import pytest
 
 from shared.db import migrate
-from shared.provisioning import with_login
+from shared.provisioning import drop_database, with_database, with_login
 from tests.support import RegionUnderTest, cli_env, run_cli
 
 VERWIJSINDEX = str(Path(sys.executable).parent / "verwijsindex")
@@ -152,7 +152,7 @@ async def test_db_upgrade_creates_a_database_only_when_asked(
     test_region: RegionUnderTest, db: asyncpg.Connection[Any]
 ) -> None:
     name = f"vi_fresh_{uuid.uuid4().hex[:8]}"
-    env = {"VI_DATABASE_URL": _with(test_region.settings.database_url, path=f"/{name}")}
+    env = {"VI_DATABASE_URL": with_database(test_region.settings.database_url, name)}
     exists = "SELECT count(*) FROM pg_database WHERE datname = $1"
     try:
         refused = await run_cli(test_region, "db", "upgrade", env=env)
@@ -168,4 +168,4 @@ async def test_db_upgrade_creates_a_database_only_when_asked(
         again = await run_cli(test_region, "db", "upgrade", "--create", env=env)
         assert again.exit_code == 0 and "created" not in again.output, again.output
     finally:
-        await db.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await drop_database(test_region.settings.database_url, name)

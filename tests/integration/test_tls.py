@@ -17,7 +17,6 @@ from typing import Any
 
 import aio_pika
 import aiormq
-import asyncpg
 import pytest
 
 from cli.demo_pki import DemoCA
@@ -25,7 +24,7 @@ from shared.amqp.connection import broker_tls, connect
 from shared.amqp.management import Management, partner_permissions
 from shared.amqp.tls import client_context
 from shared.partner_client import PartnerClient
-from shared.provisioning import admin_database_url, with_database
+from shared.provisioning import create_database, drop_database, with_database
 from shared.region.model import parse_region
 from shared.settings import Settings
 from testing.tls_broker import TlsBrokerNode
@@ -118,8 +117,7 @@ async def tls_region(
     await api.set_permissions(vhost, SERVICES_USER, configure=".*", write=".*", read=".*")
     # A partner moving from a password to a certificate: apply clears the password.
     await api.put_user("tls-brp", "a-password-from-before")
-    admin = await asyncpg.connect(admin_database_url(BASE.database_url))
-    await admin.execute(f'CREATE DATABASE "{database}" TEMPLATE "{template_db}"')
+    await create_database(BASE.database_url, database, template=template_db)
     directory = tmp_path_factory.mktemp("tls-region")
     document = region_document(USER_PREFIX)
     for partner in document["partner"]:
@@ -147,8 +145,7 @@ async def tls_region(
         assert applied.exit_code == 0, applied.output
         yield region
     finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-        await admin.close()
+        await drop_database(BASE.database_url, database)
 
 
 async def _partner(
