@@ -40,8 +40,8 @@ class Transaction:
     region: RegionConfig
     pseudonyms: Pseudonymizer
     now: datetime
-    # (partner_id, melding_ref) pairs known to be used: looked up for the whole batch
-    # at its start, then added to as the batch registers meldingen.
+    # (partner_id, melding_ref) pairs known to be used: looked up for the whole transaction
+    # at its start, then added to as the transaction registers meldingen.
     used_refs: set[tuple[str, str]]
     journal: Journal = field(default_factory=Journal)
     # Youths whose family matches are looked for just before commit (a melding was
@@ -52,30 +52,30 @@ class Transaction:
 
 @dataclass
 class Context:
-    batch: Transaction
+    tx: Transaction
     command: Command
     # The id of the receipt that answers this handling of the command (its inbox row's).
     receipt_id: uuid.UUID
 
     @property
     def uow(self) -> UnitOfWork:
-        return self.batch.uow
+        return self.tx.uow
 
     @property
     def region(self) -> RegionConfig:
-        return self.batch.region
+        return self.tx.region
 
     @property
     def pseudonyms(self) -> Pseudonymizer:
-        return self.batch.pseudonyms
+        return self.tx.pseudonyms
 
     @property
     def now(self) -> datetime:
-        return self.batch.now
+        return self.tx.now
 
     @property
     def used_refs(self) -> set[tuple[str, str]]:
-        return self.batch.used_refs
+        return self.tx.used_refs
 
     @property
     def partner_id(self) -> str:
@@ -97,7 +97,7 @@ class Context:
         portal_user: str | None = None,
         detail: dict[str, Any] | None = None,
     ) -> None:
-        self.batch.journal.entries.append(
+        self.tx.journal.entries.append(
             AuditEntry(
                 action,
                 actor,
@@ -111,7 +111,7 @@ class Context:
         )
 
     def count(self, kind: FactKind, *, sector: str, municipality: str) -> None:
-        self.batch.journal.facts.append(Fact(kind, self.now, sector, municipality))
+        self.tx.journal.facts.append(Fact(kind, self.now, sector, municipality))
 
     def accept(self, melding_ref: str | None, inform: list[str] | None = None) -> None:
         self.uow.emit(

@@ -99,7 +99,7 @@ async def register(
     ctx.accept(msg.melding_ref, inform=list(inform_targets(msg.youth.birth_date, reported_on)))
     if msg.youth.bsn is not None:
         # Family matches (or a lookup for the facts) are settled before commit.
-        ctx.batch.family_youths[staged.youth.id] = msg.youth.bsn
+        ctx.tx.family_youths[staged.youth.id] = msg.youth.bsn
     if not decision.is_match:
         return
 
