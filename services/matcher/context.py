@@ -9,27 +9,13 @@ from datetime import datetime
 from typing import Any
 
 from shared.contract.errors import ErrorCode, ErrorItem
-from shared.db.audit import AuditEntry, write_entries
+from shared.db.journal import Journal
 from shared.db.outbox import UnitOfWork
-from shared.db.pool import Conn
-from shared.db.stats import Fact, FactKind, write_facts
+from shared.db.stats import FactKind
 from shared.envelopes import Command
 from shared.pseudonym import Pseudonymizer
 from shared.receipts import accepted, rejected
 from shared.region.model import RegionConfig
-
-
-@dataclass
-class Journal:
-    """The audit entries and statistics facts of a transaction, written in one
-    statement each just before it commits (not one per row as they happen)."""
-
-    entries: list[AuditEntry] = field(default_factory=list)
-    facts: list[Fact] = field(default_factory=list)
-
-    async def write(self, conn: Conn) -> None:
-        await write_entries(conn, self.entries)
-        await write_facts(conn, self.facts)
 
 
 @dataclass
@@ -43,6 +29,7 @@ class Transaction:
     # (partner_id, melding_ref) pairs known to be used: looked up for the whole transaction
     # at its start, then added to as the transaction registers meldingen.
     used_refs: set[tuple[str, str]]
+    # Written just before the transaction commits.
     journal: Journal = field(default_factory=Journal)
     # Youths whose family matches are looked for just before commit (a melding was
     # accepted, or family facts arrived), each with the BSN a registration gave, for a
@@ -86,6 +73,10 @@ class Context:
         """The portal user who sent the command for the partner (None: its own system)."""
         return self.command.portal_user
 
+    @property
+    def journal(self) -> Journal:
+        return self.tx.journal
+
     def audit(
         self,
         action: str,
@@ -97,21 +88,31 @@ class Context:
         portal_user: str | None = None,
         detail: dict[str, Any] | None = None,
     ) -> None:
-        self.tx.journal.entries.append(
-            AuditEntry(
-                action,
-                actor,
-                melding_ref,
-                youth_ref,
-                match_id,
-                detail,
-                at=self.now,
-                portal_user=portal_user,
-            )
+        """Note an audit entry of this transaction, at its timestamp."""
+        self.journal.audit(
+            action,
+            actor,
+            melding_ref=melding_ref,
+            youth_ref=youth_ref,
+            match_id=match_id,
+            detail=detail,
+            at=self.now,
+            portal_user=portal_user,
         )
 
-    def count(self, kind: FactKind, *, sector: str, municipality: str) -> None:
-        self.tx.journal.facts.append(Fact(kind, self.now, sector, municipality))
+    def count(
+        self,
+        kind: FactKind,
+        *,
+        sector: str,
+        municipality: str,
+        at: datetime | None = None,
+        delta: int = 1,
+    ) -> None:
+        """Note a statistics fact, by default in the month of this transaction."""
+        self.journal.count(
+            kind, at=at or self.now, sector=sector, municipality=municipality, delta=delta
+        )
 
     def accept(self, melding_ref: str | None, inform: list[str] | None = None) -> None:
         self.uow.emit(

@@ -16,14 +16,13 @@ import uuid
 from collections.abc import Sequence
 
 from services.matcher.context import Transaction
-from shared.db.audit import AuditEntry
-from shared.db.stats import Fact, FactKind
+from shared.db.stats import FactKind
 from shared.index import family_store
 from shared.index import repository as repo
+from shared.index.announce import family_event, lookup_messages, notify_message
 from shared.index.domain import StoredMelding
 from shared.index.family import FamilyFacts, FamilyPair, Relative, family_pairs
-from shared.index.family_notices import family_event, lookup_messages
-from shared.index.notices import notify_message, participant
+from shared.index.participants import participant
 from shared.logs import get_logger
 
 log = get_logger(__name__)
@@ -131,17 +130,15 @@ def _signal(
     kind: FactKind = "family_parent" if pair.relation == "parent" else "family_address"
     counted = {(p.sector, youth.municipality) for p, (_, youth) in zip(people, sides, strict=True)}
     for sector, municipality in sorted(counted):
-        tx.journal.facts.append(Fact(kind, tx.now, sector, municipality))
+        tx.journal.count(kind, at=tx.now, sector=sector, municipality=municipality)
     for melding, youth in sides:
-        tx.journal.entries.append(
-            AuditEntry(
-                "family_signalled",
-                melding.partner_id,
-                melding.melding_ref,
-                tx.pseudonyms.audit_ref(youth.identity_hash),
-                family_match_id,
-                detail={"family": pair.relation},
-                at=tx.now,
-            )
+        tx.journal.audit(
+            "family_signalled",
+            melding.partner_id,
+            melding_ref=melding.melding_ref,
+            youth_ref=tx.pseudonyms.audit_ref(youth.identity_hash),
+            match_id=family_match_id,
+            detail={"family": pair.relation},
+            at=tx.now,
         )
     log.info("family_matched", family_match_id=str(family_match_id), relation=pair.relation)

@@ -32,7 +32,7 @@ from shared.db.outbox import UnitOfWork
 from shared.db.pool import Conn
 from shared.envelopes import COMMAND_BATCH_TYPE, Command, unpack
 from shared.index import repository as repo
-from shared.index.notices import merge_notify_messages
+from shared.index.announce import merge_notify_messages
 from shared.lanes import Lane, in_lane
 from shared.logs import describe_error, get_logger, message_context
 from shared.receipts import answer_to_handled, rejected

@@ -25,6 +25,7 @@ import asyncpg
 
 from services.retention.rules import RULES, Rule, Target
 from shared.db.inbox import DEDUP_WINDOW_DAYS
+from shared.db.journal import Journal
 from shared.db.outbox import UnitOfWork
 from shared.db.pool import Conn
 from shared.logs import get_logger
@@ -194,7 +195,10 @@ class Sweep:
                 return None if exists else 0
             youth_ref = self._pseudonyms.audit_ref(youth["identity_hash"])
             target = Target(youth_id=youth["id"], row=row, pseudonyms=self._pseudonyms)
-            return await rule.action(uow, self._region, target, youth_ref, now)
+            journal = Journal()
+            acted = await rule.action(uow, journal, self._region, target, youth_ref, now)
+            await journal.write(uow.conn)
+            return acted
 
     async def _housekeeping(self, now: datetime, report: SweepReport) -> None:
         database_now: datetime = await self._pool.fetchval("SELECT now()")

@@ -14,25 +14,26 @@ with nothing stored any more leaves no youth, match group or membership row eith
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Collection, Mapping, Sequence
 from datetime import date, datetime
 from typing import cast
 
 from shared.contract.outbound import EndReason
 from shared.dates import amsterdam_date
-from shared.db.audit import audit
+from shared.db.journal import Journal
 from shared.db.outbox import OutboundMessage
 from shared.db.pool import Conn
 from shared.index import repository as repo
-from shared.index.deadlines import archive_purge_date
-from shared.index.domain import GroupEnds, MemberSector, StoredMelding, decide_after_leaving
-from shared.index.notices import (
+from shared.index.announce import (
     ended_event,
+    lead_event,
     match_ended_event,
     notify_message,
-    participant,
-    regie_event,
 )
+from shared.index.deadlines import archive_purge_date
+from shared.index.domain import GroupEnds, MemberSector, StoredMelding, decide_after_leaving
+from shared.index.participants import participant
 from shared.region.model import RegionConfig
 
 # Ended by these reasons a melding is kept in the archive for 5 years; by any other
@@ -44,6 +45,7 @@ NOTIFIED_REASONS = frozenset({"expired", "age_limit", "deceased", "erased"})
 
 async def end_melding(
     conn: Conn,
+    journal: Journal,
     region: RegionConfig,
     melding: StoredMelding,
     *,
@@ -62,6 +64,7 @@ async def end_melding(
     """
     return await end_meldingen(
         conn,
+        journal,
         region,
         [melding],
         youth_id=youth_id,
@@ -76,6 +79,7 @@ async def end_melding(
 
 async def end_meldingen(
     conn: Conn,
+    journal: Journal,
     region: RegionConfig,
     meldingen: Sequence[StoredMelding],
     *,
@@ -111,8 +115,7 @@ async def end_meldingen(
             await conn.execute("DELETE FROM melding WHERE id = $1", melding.id)
             action = "purged"
             purged = True
-        await audit(
-            conn,
+        journal.audit(
             action,
             actor,
             melding_ref=melding.melding_ref,
@@ -132,6 +135,7 @@ async def end_meldingen(
 
 async def purge_youth(
     conn: Conn,
+    journal: Journal,
     youth_id: int,
     *,
     youth_ref: str,
@@ -149,8 +153,7 @@ async def purge_youth(
     """
     out: list[OutboundMessage] = []
     for melding in await repo.meldingen_of_youth(conn, youth_id):
-        await audit(
-            conn,
+        journal.audit(
             "purged",
             actor,
             melding_ref=melding.melding_ref,
@@ -222,31 +225,23 @@ async def after_members_left(
 async def lead_changed_message(
     conn: Conn,
     region: RegionConfig,
-    match_id: object,
-    members: list[StoredMelding],
+    match_id: uuid.UUID,
+    members: Sequence[StoredMelding],
     lead_melding_id: int | None,
     *,
     youth_id: int,
     escalated: bool,
-    municipality_code: str | None = None,
-    assigned: bool = False,
 ) -> OutboundMessage:
-    """The event telling a group's active members (and the coordinator) who leads.
-    `municipality_code` saves a query when the caller knows where the youth lives; a
-    lead the coordinator `assigned` also hears it by e-mail."""
-    if municipality_code is None:
-        municipality_code = await repo.youth_municipality(conn, youth_id)
-    municipality = region.municipalities_by_code.get(municipality_code)
-    people = [participant(region, m) for m in members]
-    lead = next((p for p in people if p.melding.id == lead_melding_id), None)
-    template = "regie_escalation" if escalated else ("lead_coordinator" if lead else None)
-    event = regie_event(
-        match_id=match_id,  # type: ignore[arg-type]
-        members=people,
-        lead=lead,
-        escalated=escalated,
-        municipality=municipality,  # type: ignore[arg-type]
-        coordinator_template=template if municipality else None,
-        assigned=assigned and municipality is not None,
+    """The event telling a group's active members (and the coordinator of where the
+    youth lives) who leads (`shared.index.announce.lead_event`)."""
+    municipality_code = await repo.youth_municipality(conn, youth_id)
+    return notify_message(
+        lead_event(
+            region,
+            match_id,
+            members,
+            lead_melding_id,
+            municipality_code=municipality_code,
+            escalated=escalated,
+        )
     )
-    return notify_message(event)

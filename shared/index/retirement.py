@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from shared.db.journal import Journal
 from shared.db.outbox import OutboundMessage
 from shared.db.pool import Conn
 from shared.index import repository as repo
@@ -47,6 +48,7 @@ async def withdraw_retired(
         return 0, []
     withdrawn = 0
     out: list[OutboundMessage] = []
+    journal = Journal()
     # Youths are locked in id order, one at a time, and re-read under the lock: the
     # retention sweep may have ended a melding since the list was made.
     for youth_id in await repo.youths_with_active_meldingen_of(conn, sorted(retired)):
@@ -64,6 +66,7 @@ async def withdraw_retired(
         out.extend(
             await end_meldingen(
                 conn,
+                journal,
                 region,
                 leaving,
                 youth_id=youth_id,
@@ -74,4 +77,5 @@ async def withdraw_retired(
             )
         )
         withdrawn += len(leaving)
+    await journal.write(conn)
     return withdrawn, out

@@ -10,7 +10,7 @@ from datetime import date, datetime
 from typing import Any
 
 from shared.contract.inbound import normalise_surname
-from shared.db.audit import audit
+from shared.db.journal import Journal
 from shared.db.outbox import OutboundMessage
 from shared.db.pool import Conn
 from shared.index import repository as repo
@@ -68,7 +68,9 @@ async def export(
         youth_ref,
     )
     family = await _family(conn, region, youth["id"])
-    await audit(conn, "subject_exported", operator, youth_ref=youth_ref)
+    journal = Journal()
+    journal.audit("subject_exported", operator, youth_ref=youth_ref)
+    await journal.write(conn)
     partners = region.partners_by_id
     return {
         "youth": {
@@ -165,8 +167,10 @@ async def erase(
     if youth is None:
         return None
     count = len(await repo.meldingen_of_youth(conn, youth.id))
+    journal = Journal()
     out = await purge_youth(
-        conn, youth.id, youth_ref=youth_ref, reason="erased", actor=operator, now=now
+        conn, journal, youth.id, youth_ref=youth_ref, reason="erased", actor=operator, now=now
     )
-    await audit(conn, "subject_erased", operator, youth_ref=youth_ref, at=now)
+    journal.audit("subject_erased", operator, youth_ref=youth_ref, at=now)
+    await journal.write(conn)
     return count, out

@@ -26,8 +26,9 @@ from shared.amqp.topology import (
     parked_queue,
 )
 from shared.envelopes import EMAIL_BATCH_TYPE, EmailJob, NotifyEvent, unpack
+from shared.index.announce import match_event
 from shared.index.domain import Contact, StoredMelding
-from shared.index.notices import match_event, participant
+from shared.index.participants import participant
 from shared.partner_client import PartnerClient
 from tests.conftest import System
 from tests.integration.test_matching import Mailbox

@@ -16,7 +16,7 @@ from shared.envelopes import (
     PartnerNotice,
     unpack,
 )
-from shared.index.notices import merge_notify_messages, notify_message
+from shared.index.announce import merge_notify_messages, notify_message
 from shared.receipts import accepted
 
 

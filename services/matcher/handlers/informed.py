@@ -11,10 +11,8 @@ from __future__ import annotations
 from services.matcher.context import Context
 from services.matcher.handlers.lookup import find_own_active
 from shared.contract.inbound import MeldingInformed
-from shared.db import stats
-from shared.db.audit import audit
 from shared.db.stats import FactKind
-from shared.index.notices import participant
+from shared.index.participants import participant
 
 
 async def informed(ctx: Context, msg: MeldingInformed) -> None:
@@ -39,14 +37,12 @@ async def informed(ctx: Context, msg: MeldingInformed) -> None:
     )
     assert before is not None
     deferred = msg.deferred_reason is not None
-    await audit(
-        conn,
+    ctx.audit(
         "inform_deferred" if deferred else "informed",
         ctx.partner_id,
         melding_ref=msg.melding_ref,
         youth_ref=ctx.pseudonyms.audit_ref(youth.identity_hash),
         detail={} if deferred else {"informed": list(msg.informed or [])},
-        at=ctx.now,
         portal_user=ctx.portal_user,
     )
     # Statistics count each melding once, by its latest state: a confirmation that
@@ -59,8 +55,8 @@ async def informed(ctx: Context, msg: MeldingInformed) -> None:
         sector = participant(ctx.region, found.melding).sector
         for kind, delta in ((was, -1), (now, 1)):
             if kind is not None:
-                await stats.record(
-                    conn,
+                # In the month the melding was registered.
+                ctx.count(
                     kind,
                     at=before["registered_at"],
                     sector=sector,

@@ -21,6 +21,7 @@ async def withdraw(ctx: Context, msg: MeldingWithdraw) -> None:
     ctx.uow.emit(
         *await end_melding(
             conn,
+            ctx.journal,
             ctx.region,
             found.melding,
             youth_id=youth.id,

@@ -23,7 +23,7 @@ from services.portal.web.security import (
     template_context,
     text,
 )
-from shared.db.audit import audit
+from shared.db.journal import Journal
 
 LOGIN_FAILED = "Inloggen is niet gelukt. Controleer uw e-mailadres, wachtwoord en verificatiecode."
 
@@ -57,8 +57,8 @@ async def login(request: Request) -> Response:
             now,
         )
         if result.user is None:
-            await audit(
-                conn,
+            journal = Journal()
+            journal.audit(
                 "portal_login_failed",
                 UNKNOWN_ACTOR,
                 detail={
@@ -66,6 +66,7 @@ async def login(request: Request) -> Response:
                     "outcome": result.outcome,
                 },
             )
+            await journal.write(conn)
             token = None
         else:
             await audit_user(conn, result.user, "portal_login")
