@@ -8,11 +8,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from shared.announce import announce
 from shared.contract.errors import ErrorCode, ErrorItem
 from shared.db.journal import Journal
 from shared.db.outbox import UnitOfWork
 from shared.db.stats import FactKind
 from shared.envelopes import Command
+from shared.index.decisions import Decision
 from shared.pseudonym import Pseudonymizer
 from shared.receipts import accepted, rejected
 from shared.region.model import RegionConfig
@@ -35,6 +37,10 @@ class Transaction:
     # accepted, or family facts arrived), each with the BSN a registration gave, for a
     # person.lookup when no facts are stored (services/matcher/family.py).
     family_youths: dict[int, str | None] = field(default_factory=dict)
+
+    def tell(self, *decisions: Decision) -> None:
+        """Announce what the decisions say must be told, when the transaction commits."""
+        self.uow.emit(*announce(self.region, decisions))
 
 
 @dataclass
@@ -76,6 +82,9 @@ class Context:
     @property
     def journal(self) -> Journal:
         return self.tx.journal
+
+    def tell(self, *decisions: Decision) -> None:
+        self.tx.tell(*decisions)
 
     def audit(
         self,

@@ -16,10 +16,11 @@ import uuid
 from collections.abc import Sequence
 
 from services.matcher.context import Transaction
+from shared.announce import lookup_messages
 from shared.db.stats import FactKind
 from shared.index import family_store
 from shared.index import repository as repo
-from shared.index.announce import family_event, lookup_messages, notify_message
+from shared.index.decisions import FamilyMatched
 from shared.index.domain import StoredMelding
 from shared.index.family import FamilyFacts, FamilyPair, Relative, family_pairs
 from shared.index.participants import participant
@@ -111,22 +112,15 @@ def _signal(
     sides: list[tuple[StoredMelding, family_store.YouthRow]] = [
         (m, youths[youth_of[m.id]]) for m in (pair.low, pair.high)
     ]
-    people = [participant(region, m) for m, _ in sides]
-    municipalities = [
-        found
-        for _, youth in sides
-        if (found := region.municipalities_by_code.get(youth.municipality)) is not None
-    ]
-    tx.uow.emit(
-        notify_message(
-            family_event(
-                family_match_id=family_match_id,
-                relation=pair.relation,
-                pair=(people[0], people[1]),
-                municipalities=municipalities,
-            )
+    tx.tell(
+        FamilyMatched(
+            family_match_id,
+            pair.relation,
+            (pair.low, pair.high),
+            [youth.municipality for _, youth in sides],
         )
     )
+    people = [participant(region, m) for m, _ in sides]
     kind: FactKind = "family_parent" if pair.relation == "parent" else "family_address"
     counted = {(p.sector, youth.municipality) for p, (_, youth) in zip(people, sides, strict=True)}
     for sector, municipality in sorted(counted):

@@ -22,6 +22,7 @@ from services.matcher.handlers.register import identity_of, register, youth_of
 from services.matcher.handlers.withdraw import withdraw
 from services.matcher.staging import RegistrationStage
 from shared.amqp.consumer import Delivery, PoisonMessage
+from shared.announce import merge_notify_messages
 from shared.clock import Clock, utcnow
 from shared.commands import send_command
 from shared.contract.errors import NOT_A_PARTNER_ANY_MORE, ErrorItem
@@ -32,7 +33,6 @@ from shared.db.outbox import UnitOfWork
 from shared.db.pool import Conn
 from shared.envelopes import COMMAND_BATCH_TYPE, Command, unpack
 from shared.index import repository as repo
-from shared.index.announce import merge_notify_messages
 from shared.lanes import Lane, in_lane
 from shared.logs import describe_error, get_logger, message_context
 from shared.receipts import answer_to_handled, rejected
@@ -265,7 +265,7 @@ class MatcherHandler:
         for (command, receipt_id), message in zip(claimed, messages, strict=True):
             assert receipt_id is not None  # only new registrations are staged
             with _context_of(command):
-                await register(
+                register(
                     Context(tx, command, receipt_id),
                     message,
                     stage,

@@ -14,12 +14,12 @@ from typing import Any
 
 import asyncpg
 
+from shared.announce import announce, lookup_messages
 from shared.dates import amsterdam_date
 from shared.db.journal import Journal
 from shared.db.outbox import UnitOfWork
 from shared.index import family_store
 from shared.index import repository as repo
-from shared.index.announce import lookup_messages, notify_message, reminder_event
 from shared.index.deadlines import (
     age_limit_date,
     days_after,
@@ -27,9 +27,9 @@ from shared.index.deadlines import (
     latest_birth_date_at_age_limit,
     latest_start_due,
 )
+from shared.index.decisions import LeadChanged
 from shared.index.lifecycle import (
     end_meldingen,
-    lead_changed_message,
     purge_youth,
     tidy_after_purge,
 )
@@ -80,22 +80,19 @@ async def _purge_youth(
     youth_ref: str,
     now: datetime,
 ) -> bool:
-    birth_date = await uow.conn.fetchval(
-        "SELECT birth_date FROM youth WHERE id = $1", target.youth_id
-    )
+    birth_date = await repo.birth_date_of(uow.conn, target.youth_id)
     if birth_date is None or not is_due(age_limit_date(birth_date), now):
         return False
-    uow.emit(
-        *await purge_youth(
-            uow.conn,
-            journal,
-            target.youth_id,
-            youth_ref=youth_ref,
-            reason="age_limit",
-            actor="system",
-            now=now,
-        )
+    told = await purge_youth(
+        uow.conn,
+        journal,
+        target.youth_id,
+        youth_ref=youth_ref,
+        reason="age_limit",
+        actor="system",
+        now=now,
     )
+    uow.emit(*announce(region, told))
     return True
 
 
@@ -126,31 +123,24 @@ async def _expire(
     """End every active melding of the youth that is due, together: a match whose
     members expire on the same day (or are caught up by a late sweep) ends once, and
     none of them is told `match.ended` about a match it leaves itself."""
-    rows = await uow.conn.fetch(
-        f"""SELECT {repo.MELDING_COLUMNS}, expires_on FROM melding
-            WHERE youth_id = $1 AND state = 'active' AND expires_on <= $2
-            ORDER BY id""",  # noqa: S608
-        target.youth_id,
-        amsterdam_date(now),
-    )
-    if not rows:
+    due = await repo.expiring_meldingen(uow.conn, target.youth_id, amsterdam_date(now))
+    if not due:
         return 0
-    uow.emit(
-        *await end_meldingen(
-            uow.conn,
-            journal,
-            region,
-            [repo.melding_from_row(row) for row in rows],
-            youth_id=target.youth_id,
-            youth_ref=youth_ref,
-            reason="expired",
-            actor="system",
-            now=now,
-            # The archive term runs from the expiry date, even if this sweep is late.
-            archive_from={row["id"]: row["expires_on"] for row in rows},
-        )
+    told = await end_meldingen(
+        uow.conn,
+        journal,
+        region,
+        [melding for melding, _ in due],
+        youth_id=target.youth_id,
+        youth_ref=youth_ref,
+        reason="expired",
+        actor="system",
+        now=now,
+        # The archive term runs from the expiry date, even if this sweep is late.
+        archive_from={melding.id: expires_on for melding, expires_on in due},
     )
-    return len(rows)
+    uow.emit(*announce(region, told))
+    return len(due)
 
 
 EXPIRY_RULE = Rule(
@@ -175,12 +165,7 @@ async def _purge_archived(
     youth_ref: str,
     now: datetime,
 ) -> bool:
-    ref = await uow.conn.fetchval(
-        """DELETE FROM melding WHERE id = $1 AND state = 'archived' AND purge_on <= $2
-           RETURNING melding_ref""",
-        target.row["id"],
-        amsterdam_date(now),
-    )
+    ref = await repo.purge_archived(uow.conn, target.row["id"], amsterdam_date(now))
     if ref is None:
         return False
     journal.audit(
@@ -218,22 +203,12 @@ async def _escalate(
     now: datetime,
 ) -> bool:
     match_id: uuid.UUID = target.row["id"]
-    claimed = await uow.conn.fetchval(
-        """UPDATE match_group SET escalated_at = $2
-           WHERE id = $1 AND ended_at IS NULL AND lead_melding_id IS NULL
-             AND escalated_at IS NULL AND lead_needed_since = $3
-           RETURNING true""",
-        match_id,
-        now,
-        target.row["lead_needed_since"],
-    )
-    if not claimed:
+    if not await repo.claim_escalation(uow.conn, match_id, now, target.row["lead_needed_since"]):
         return False
     members = await repo.active_members(uow.conn, match_id)
+    municipality = await repo.youth_municipality(uow.conn, target.youth_id)
     uow.emit(
-        await lead_changed_message(
-            uow.conn, region, match_id, members, None, youth_id=target.youth_id, escalated=True
-        )
+        *announce(region, [LeadChanged(match_id, members, None, municipality, escalated=True)])
     )
     journal.audit("lead_escalated", "system", youth_ref=youth_ref, match_id=match_id, at=now)
     return True
@@ -266,30 +241,14 @@ async def _remind(
     youth_ref: str,
     now: datetime,
 ) -> bool:
-    row = await uow.conn.fetchrow(
-        """UPDATE melding SET inform_reminded_at = $2
-           WHERE id = $1 AND state = 'active' AND informed IS NULL
-             AND deferred_reason IS NULL AND inform_reminded_at IS NULL
-           RETURNING partner_id, melding_ref, reporter_email, inform_targets""",
-        target.row["id"],
-        now,
-    )
-    if row is None:
+    reminder = await repo.claim_reminder(uow.conn, target.row["id"], now)
+    if reminder is None:
         return False
-    uow.emit(
-        notify_message(
-            reminder_event(
-                row["partner_id"],
-                row["melding_ref"],
-                row["reporter_email"],
-                list(row["inform_targets"]),
-            )
-        )
-    )
+    uow.emit(*announce(region, [reminder]))
     journal.audit(
         "inform_reminded",
         "system",
-        melding_ref=row["melding_ref"],
+        melding_ref=reminder.melding_ref,
         youth_ref=youth_ref,
         at=now,
     )

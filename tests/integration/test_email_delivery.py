@@ -25,8 +25,8 @@ from shared.amqp.topology import (
     NOTIFIER_KEY,
     parked_queue,
 )
+from shared.announce import match_event
 from shared.envelopes import EMAIL_BATCH_TYPE, EmailJob, NotifyEvent, unpack
-from shared.index.announce import match_event
 from shared.index.domain import Contact, StoredMelding
 from shared.index.participants import participant
 from shared.partner_client import PartnerClient

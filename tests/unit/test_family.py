@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from services.notifier.templates import compose
+from shared.announce import family_event, lookup_messages
 from shared.contract.inbound import PersonFamily
 from shared.contract.outbound import load_outbound
 from shared.contract.validation import Valid
-from shared.index.announce import family_event, lookup_messages
 from shared.index.family import FamilyFacts, Relative, family_pairs, shared_relation
 from shared.index.participants import participant
 from shared.pseudonym import Pseudonymizer

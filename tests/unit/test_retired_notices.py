@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from shared.index.announce import match_ended_event, match_event
+from shared.announce import match_ended_event, match_event
 from shared.index.domain import Contact, StoredMelding
 from shared.index.participants import participant
 from shared.region.model import RegionConfig, parse_region

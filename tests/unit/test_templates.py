@@ -13,10 +13,10 @@ import pytest
 
 from services.notifier.mime import render, render_with_stdlib
 from services.notifier.templates import SECTOR_LABELS, compose
+from shared.announce import CoordinatorTemplate, match_event, regie_event
 from shared.dates import InformTarget
 from shared.emails import InformReminder, YouthMovedCoordinator
 from shared.envelopes import EmailJob, NotifyEvent
-from shared.index.announce import CoordinatorTemplate, match_event, regie_event
 from shared.index.domain import Contact, StoredMelding
 from shared.index.participants import Participant
 from shared.region.model import Municipality

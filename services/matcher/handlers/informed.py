@@ -12,6 +12,7 @@ from services.matcher.context import Context
 from services.matcher.handlers.lookup import find_own_active
 from shared.contract.inbound import MeldingInformed
 from shared.db.stats import FactKind
+from shared.index import repository as repo
 from shared.index.participants import participant
 
 
@@ -23,19 +24,13 @@ async def informed(ctx: Context, msg: MeldingInformed) -> None:
     if found is None:
         return
     youth = found.youth
-    before = await conn.fetchrow(
-        """UPDATE melding m SET informed = $2, informed_on = $3, deferred_reason = $4
-           FROM (SELECT informed IS NOT NULL AS was_informed,
-                        deferred_reason IS NOT NULL AS was_deferred
-                 FROM melding WHERE id = $1) old
-           WHERE m.id = $1
-           RETURNING old.was_informed, old.was_deferred, m.registered_at""",
+    before = await repo.record_informed(
+        conn,
         found.melding.id,
-        list(msg.informed) if msg.informed else None,
-        msg.informed_on,
-        msg.deferred_reason,
+        informed=msg.informed,
+        informed_on=msg.informed_on,
+        deferred_reason=msg.deferred_reason,
     )
-    assert before is not None
     deferred = msg.deferred_reason is not None
     ctx.audit(
         "inform_deferred" if deferred else "informed",
@@ -48,7 +43,7 @@ async def informed(ctx: Context, msg: MeldingInformed) -> None:
     # Statistics count each melding once, by its latest state: a confirmation that
     # replaces a deferral moves it from one column to the other.
     was: FactKind | None = (
-        "informed" if before["was_informed"] else "deferred" if before["was_deferred"] else None
+        "informed" if before.was_informed else "deferred" if before.was_deferred else None
     )
     now: FactKind = "deferred" if deferred else "informed"
     if was != now:
@@ -58,7 +53,7 @@ async def informed(ctx: Context, msg: MeldingInformed) -> None:
                 # In the month the melding was registered.
                 ctx.count(
                     kind,
-                    at=before["registered_at"],
+                    at=before.registered_at,
                     sector=sector,
                     municipality=youth.municipality,
                     delta=delta,

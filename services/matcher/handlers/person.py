@@ -18,7 +18,7 @@ from services.matcher.context import Context
 from shared.contract.errors import ErrorCode
 from shared.contract.inbound import PersonDeceased, PersonMoved
 from shared.index import repository as repo
-from shared.index.announce import moved_event, notify_message
+from shared.index.decisions import Moved
 from shared.index.lifecycle import purge_youth
 
 
@@ -32,13 +32,9 @@ async def moved(ctx: Context, msg: PersonMoved) -> None:
     if youth is None:
         _unknown(ctx)
         return
-    await conn.execute(
-        "UPDATE youth SET municipality = $2 WHERE id = $1", youth.id, msg.municipality
-    )
+    await repo.set_municipality(conn, youth.id, msg.municipality)
     active = [m for m in await repo.meldingen_of_youth(conn, youth.id) if m.active]
-    event = moved_event(ctx.region, active, msg.municipality)
-    if event is not None:
-        ctx.uow.emit(notify_message(event))
+    ctx.tell(Moved(active, msg.municipality))
     ctx.audit(
         "moved",
         ctx.partner_id,
@@ -54,7 +50,7 @@ async def deceased(ctx: Context, msg: PersonDeceased) -> None:
     if youth is None:
         _unknown(ctx)
         return
-    ctx.uow.emit(
+    ctx.tell(
         *await purge_youth(
             conn,
             ctx.journal,

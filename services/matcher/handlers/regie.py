@@ -11,9 +11,8 @@ from services.matcher.handlers.lookup import find_own_active
 from shared.contract.errors import ErrorCode, ErrorItem
 from shared.contract.inbound import RegieAssign, RegieClaim
 from shared.index import repository as repo
-from shared.index.announce import lead_event, notify_message
 from shared.index.assignment import LeadStays, LiveMatch, decide_assignment
-from shared.index.lifecycle import lead_changed_message
+from shared.index.decisions import LeadChanged
 
 
 async def claim(ctx: Context, msg: RegieClaim) -> None:
@@ -54,17 +53,7 @@ async def claim(ctx: Context, msg: RegieClaim) -> None:
         portal_user=ctx.portal_user,
     )
     members = await repo.active_members(conn, group.id)
-    ctx.uow.emit(
-        await lead_changed_message(
-            conn,
-            ctx.region,
-            group.id,
-            members,
-            found.melding.id,
-            youth_id=youth.id,
-            escalated=False,
-        )
-    )
+    ctx.tell(LeadChanged(group.id, members, found.melding.id, youth.municipality))
     ctx.accept(msg.melding_ref)
 
 
@@ -108,18 +97,8 @@ async def assign(ctx: Context, msg: RegieAssign) -> None:
             "previous": decision.previous.partner_id if decision.previous else None,
         },
     )
-    ctx.uow.emit(
-        notify_message(
-            lead_event(
-                ctx.region,
-                group.id,
-                match.members,
-                decision.melding.id,
-                municipality_code=youth.municipality,
-                escalated=False,
-                assigned=True,
-            )
-        )
+    ctx.tell(
+        LeadChanged(group.id, match.members, decision.melding.id, youth.municipality, assigned=True)
     )
     ctx.accept(None)
 

@@ -13,8 +13,8 @@ from services.matcher.staging import RegistrationStage, StagedYouth
 from shared.contract.errors import ErrorCode, ErrorItem
 from shared.contract.inbound import MeldingRegister, Youth
 from shared.dates import amsterdam_date, inform_targets
-from shared.index.announce import lead_event, match_event, notify_message
 from shared.index.deadlines import expiry_date
+from shared.index.decisions import LeadChanged, Matched
 from shared.index.domain import (
     AlreadyRegistered,
     Contact,
@@ -63,7 +63,7 @@ class Joined:
     lead: StoredMelding | None
 
 
-async def register(
+def register(
     ctx: Context, msg: MeldingRegister, stage: RegistrationStage, staged: StagedYouth
 ) -> None:
     """`staged` is the youth, locked by the stage: every registration on a youth is
@@ -190,17 +190,13 @@ def announce_match(
     (ingest checked the code against the region; should the region have dropped it
     since, there is no coordinator to tell); a lead given now is announced. The match
     is counted once for every sector that takes part in it, and audited per melding."""
-    region = ctx.region
-    involved = [joined.newcomer, *joined.counterparts]
-    event = match_event(
-        match_id=joined.match_id,
-        newcomer=participant(region, joined.newcomer),
-        counterparts=[participant(region, m) for m in joined.counterparts],
-        lead=participant(region, joined.lead) if joined.lead else None,
-        municipality=region.municipalities_by_code.get(municipality_code),
+    ctx.tell(
+        Matched(
+            joined.match_id, joined.newcomer, joined.counterparts, joined.lead, municipality_code
+        )
     )
-    ctx.uow.emit(notify_message(event))
-    for sector in sorted({participant(region, m).sector for m in involved}):
+    involved = [joined.newcomer, *joined.counterparts]
+    for sector in sorted({participant(ctx.region, m).sector for m in involved}):
         ctx.count("matched", sector=sector, municipality=municipality_code)
     youth_ref = ctx.pseudonyms.audit_ref(staged.identity)
     for melding in involved:
@@ -212,15 +208,4 @@ def announce_match(
             match_id=joined.match_id,
         )
     if joined.new_lead is not None:
-        ctx.uow.emit(
-            notify_message(
-                lead_event(
-                    region,
-                    joined.match_id,
-                    joined.active,
-                    joined.new_lead,
-                    municipality_code=municipality_code,
-                    escalated=False,
-                )
-            )
-        )
+        ctx.tell(LeadChanged(joined.match_id, joined.active, joined.new_lead, municipality_code))

@@ -18,7 +18,7 @@ async def withdraw(ctx: Context, msg: MeldingWithdraw) -> None:
     if found is None:
         return
     youth = found.youth
-    ctx.uow.emit(
+    ctx.tell(
         *await end_melding(
             conn,
             ctx.journal,

@@ -1,10 +1,13 @@
 """Decisions made known: the notices and e-mails the notifier sends, and the messages
 that carry them there (see the layering in `shared.index`).
 
-The only module that builds a `NotifyEvent` or knows the notifier's routing, and the
-one that addresses the population registers' `person.lookup`. Every notice names the
-youth only by the recipient's own melding_ref; nothing here carries a BSN, surname or
-birth date, except the lookup, which goes to the registers only.
+`announce` turns the domain's decisions (`shared.index.decisions`) into outgoing
+messages. It is the only module that builds a `NotifyEvent` or knows the notifier's
+routing, and the one that addresses the population registers' `person.lookup`.
+
+Every notice names the youth only by the recipient's own melding_ref; nothing here
+carries a BSN, surname or birth date, except the lookup, which goes to the registers
+only.
 """
 
 from __future__ import annotations
@@ -52,12 +55,70 @@ from shared.envelopes import (
     chunked,
     derived_id,
 )
+from shared.index.decisions import (
+    Decision,
+    Ended,
+    FamilyMatched,
+    InformDue,
+    LeadChanged,
+    Matched,
+    MatchOver,
+    Moved,
+)
 from shared.index.domain import StoredMelding
 from shared.index.family import Relation
 from shared.index.participants import Participant, participant
 from shared.region.model import Municipality, RegionConfig
 
 CoordinatorTemplate = Literal["lead_coordinator", "regie_escalation"]
+
+
+def announce(region: RegionConfig, decisions: Iterable[Decision]) -> list[OutboundMessage]:
+    """The messages that tell what `decisions` say must be told, in their order."""
+    return [notify_message(e) for d in decisions if (e := event_of(region, d)) is not None]
+
+
+def event_of(region: RegionConfig, decision: Decision) -> NotifyEvent | None:
+    """The notices and e-mails of one decision; None when nobody is to be told (a match
+    over for partners that are sent nothing, a move with no active melding)."""
+    match decision:
+        case Matched():
+            lead = decision.lead
+            return match_event(
+                match_id=decision.match_id,
+                newcomer=participant(region, decision.newcomer),
+                counterparts=[participant(region, m) for m in decision.counterparts],
+                lead=participant(region, lead) if lead else None,
+                municipality=region.municipalities_by_code.get(decision.municipality),
+            )
+        case LeadChanged():
+            return lead_event(region, decision)
+        case MatchOver():
+            event = match_ended_event(
+                match_id=decision.match_id,
+                remaining=[participant(region, m) for m in decision.remaining],
+            )
+            return event if event.notices else None
+        case Ended():
+            return ended_event(decision.melding, decision.reason)
+        case Moved():
+            return moved_event(region, decision.active, decision.municipality)
+        case InformDue():
+            return reminder_event(
+                decision.partner_id, decision.melding_ref, decision.reporter_email, decision.inform
+            )
+        case FamilyMatched():
+            low, high = decision.pair
+            return family_event(
+                family_match_id=decision.family_match_id,
+                relation=decision.relation,
+                pair=(participant(region, low), participant(region, high)),
+                municipalities=[
+                    found
+                    for code in decision.municipalities
+                    if (found := region.municipalities_by_code.get(code)) is not None
+                ],
+            )
 
 
 def _notice(
@@ -226,33 +287,23 @@ def regie_event(
     return NotifyEvent(event_id=event_id, notices=notices, emails=emails)
 
 
-def lead_event(
-    region: RegionConfig,
-    match_id: uuid.UUID,
-    members: Sequence[StoredMelding],
-    lead_melding_id: int | None,
-    *,
-    municipality_code: str,
-    escalated: bool,
-    assigned: bool = False,
-) -> NotifyEvent:
-    """Who leads a match (or that nobody does, `escalated`): its active `members` hear
-    it, and the coordinator of the youth's municipality, if the region names it. A
-    lead the coordinator `assigned` also hears it by e-mail."""
-    municipality = region.municipalities_by_code.get(municipality_code)
-    people = [participant(region, m) for m in members]
-    lead = next((p for p in people if p.melding.id == lead_melding_id), None)
+def lead_event(region: RegionConfig, decision: LeadChanged) -> NotifyEvent:
+    """Who leads a match (or that nobody does): its active members hear it, and the
+    coordinator of the youth's municipality, if the region names it."""
+    municipality = region.municipalities_by_code.get(decision.municipality)
+    people = [participant(region, m) for m in decision.members]
+    lead = next((p for p in people if p.melding.id == decision.lead_melding_id), None)
     template: CoordinatorTemplate | None = (
-        "regie_escalation" if escalated else ("lead_coordinator" if lead else None)
+        "regie_escalation" if decision.escalated else ("lead_coordinator" if lead else None)
     )
     return regie_event(
-        match_id=match_id,
+        match_id=decision.match_id,
         members=people,
         lead=lead,
-        escalated=escalated,
+        escalated=decision.escalated,
         municipality=municipality,
         coordinator_template=template,
-        assigned=assigned,
+        assigned=decision.assigned,
     )
 
 
