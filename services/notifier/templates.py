@@ -1,6 +1,7 @@
-"""The e-mails, in Dutch for professionals. Each template gets only what the matcher
-put in the job: contact data of professionals and melding references, never anything
-that identifies the youth (no BSN, name or birth date)."""
+"""The e-mails, in Dutch for professionals. Each template reads its own model of
+`shared.emails`, as the matcher or retention put it in the job: contact data of
+professionals and melding references, never anything that identifies the youth (no
+BSN, name or birth date). `compose` picks the template by the model."""
 
 from __future__ import annotations
 
