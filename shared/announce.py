@@ -162,6 +162,10 @@ def match_event(
     event_id = uuid.uuid4()
     lead_info = lead.as_lead() if lead else None
     lead_body = lead_info.model_dump() if lead_info else None
+    involved = [newcomer, *counterparts]
+    # Each participant as the others see it, made once (the models are immutable).
+    shown = {p.melding.id: p.as_counterpart() for p in involved}
+    dumped = {melding_id: c.model_dump() for melding_id, c in shown.items()}
 
     def notice(to: Participant, named: Sequence[Participant]) -> MatchNotice:
         return MatchNotice.model_validate(
@@ -169,7 +173,7 @@ def match_event(
                 "type": "match.notice",
                 "match_id": str(match_id),
                 "melding_ref": to.melding.melding_ref,
-                "counterparts": [c.as_counterpart().model_dump() for c in named],
+                "counterparts": [dumped[c.melding.id] for c in named],
                 "lead": lead_body,
             }
         )
@@ -177,7 +181,6 @@ def match_event(
     addressed: list[tuple[Participant, BaseModel]] = [(newcomer, notice(newcomer, counterparts))]
     addressed.extend((other, notice(other, [newcomer])) for other in counterparts)
     notices = _notices(event_id, addressed)
-    involved = [newcomer, *counterparts]
     emails = [
         _email(
             event_id,
@@ -188,7 +191,7 @@ def match_event(
                 melding_ref=p.melding.melding_ref,
                 organisation=p.organisation,
                 own_archived=not p.melding.active,
-                counterparts=[c.as_counterpart() for c in involved if c is not p],
+                counterparts=[shown[c.melding.id] for c in involved if c is not p],
                 lead=lead_info,
                 lead_is_yours=lead is not None and lead.melding.id == p.melding.id,
             ),
