@@ -26,7 +26,7 @@ from shared.amqp.connection import connect_broker
 from shared.amqp.inspect import HeldMessage, Progress, Visit, depth, pass_through, replay
 from shared.amqp.publisher import Publisher
 from shared.amqp.topology import INGEST_QUEUE, REJECTED_QUEUE, WORK_QUEUES, parked_queue
-from shared.db.audit import audit
+from shared.db.journal import Journal
 from shared.service import Runtime
 
 # Below this many messages a pass is quick and a progress bar only clutters.
@@ -178,18 +178,19 @@ async def _act_on(
 async def _audit(
     runtime: Runtime, action: str, operator: str, queue: str, held: HeldMessage
 ) -> None:
+    journal = Journal()
+    journal.audit(
+        action,
+        operator,
+        detail={
+            "queue": queue,
+            "message_id": held.message_id,
+            "sender": held.sender,
+            "type": held.kind,
+        },
+    )
     async with runtime.pool.acquire() as conn:
-        await audit(
-            conn,
-            action,
-            operator,
-            detail={
-                "queue": queue,
-                "message_id": held.message_id,
-                "sender": held.sender,
-                "type": held.kind,
-            },
-        )
+        await journal.write(conn)
 
 
 def _report(outcome: _Outcome, verb: str, wanted: tuple[str, ...], where: str) -> None:

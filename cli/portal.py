@@ -18,7 +18,7 @@ from services.portal.settings import PortalSettings
 from services.portal.web.admin_routes import activation_link
 from shared.clock import utcnow
 from shared.db import migrate
-from shared.db.audit import audit
+from shared.db.journal import Journal
 from shared.db.pool import connect as connect_db
 from shared.region.model import Channel
 from shared.region.store import RegionNotApplied
@@ -101,8 +101,8 @@ async def _add(
                 valid_days=portal_settings.activation_days,
                 municipalities=municipalities,
             )
-            await audit(
-                conn,
+            journal = Journal()
+            journal.audit(
                 "portal_user_invited",
                 COORDINATOR_ACTOR if invited.is_coordinator else owner,
                 detail={
@@ -111,6 +111,7 @@ async def _add(
                     "municipalities": list(municipalities),
                 },
             )
+            await journal.write(conn)
     finally:
         await conn.close()
     scope = f"municipalities {', '.join(municipalities)}" if municipalities else f"partner {owner}"

@@ -19,6 +19,7 @@ from shared.amqp.management import (
     set_up_partner_login,
 )
 from shared.amqp.topology import declare_partner_queues
+from shared.announce import announce
 from shared.db import migrate
 from shared.db.pool import connect as connect_db
 from shared.index import retirement
@@ -68,10 +69,10 @@ async def _apply(config: RegionConfig) -> Applied:
             await _certificate_logins(config)
             await _portal_login(config)
             revision, changed = await store_region(uow.conn, config)
-            withdrawn, messages = await retirement.withdraw_retired(
+            withdrawn, decisions = await retirement.withdraw_retired(
                 uow.conn, config, runtime.pseudonyms, actor="operator", now=datetime.now(UTC)
             )
-            uow.emit(*messages)
+            uow.emit(*announce(config, decisions))
         return Applied(revision, changed, withdrawn)
     finally:
         await runtime.close()

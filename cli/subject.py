@@ -12,6 +12,7 @@ import click
 
 from cli.common import run, settings
 from cli.output import emit_json
+from shared.announce import announce
 from shared.contract.validation import passes_11_proef
 from shared.index import subject as rights
 from shared.service import Runtime
@@ -146,8 +147,8 @@ def erase_cmd(
                 )
                 if result is None:
                     return None
-                removed, messages = result
-                uow.emit(*messages)
+                removed, decisions = result
+                uow.emit(*announce(region, decisions))
                 return removed
         finally:
             await runtime.close()

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, computed_field, model_validator
 
 from shared.contract.inbound import InboundMessage
+from shared.emails import EmailData, EmailTemplate
 
 
 class _Internal(BaseModel):
@@ -45,24 +46,33 @@ class PartnerNotice(_Internal):
     body: dict[str, Any]
 
 
-EmailTemplate = Literal[
-    "match_reporter",
-    "match_coordinator",
-    "lead_coordinator",
-    "lead_assigned",
-    "regie_escalation",
-    "youth_moved_coordinator",
-    "inform_reminder",
-    "family_reporter",
-    "family_coordinator",
-]
-
-
 class EmailJob(_Internal):
+    """One e-mail to send: its recipient and what its template is given. The template's
+    name travels beside the data (`{"template": ..., "data": {...}}`), as it always
+    has; in Python it is the data's own `template` tag."""
+
     message_id: uuid.UUID  # becomes the stable Message-ID header
     to: str
-    template: EmailTemplate
-    data: dict[str, Any]
+    data: EmailData
+
+    @model_validator(mode="before")
+    @classmethod
+    def _template_tags_the_data(cls, value: Any) -> Any:
+        """On the wire the name stands beside the data: move it in, as the union's tag."""
+        if isinstance(value, dict) and "template" in value:
+            value = dict(value)
+            template = value.pop("template")
+            data = value.get("data")
+            if isinstance(data, dict):
+                value["data"] = {**data, "template": template}
+            elif getattr(data, "template", template) != template:
+                raise ValueError(f"template {template!r} given for {type(data).__name__}")
+        return value
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def template(self) -> EmailTemplate:
+        return self.data.template
 
 
 class NotifyEvent(_Internal):

@@ -8,28 +8,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from shared.announce import announce
 from shared.contract.errors import ErrorCode, ErrorItem
-from shared.db.audit import AuditEntry, write_entries
+from shared.db.journal import Journal
 from shared.db.outbox import UnitOfWork
-from shared.db.pool import Conn
-from shared.db.stats import Fact, FactKind, write_facts
+from shared.db.stats import FactKind
 from shared.envelopes import Command
+from shared.index.decisions import Decision
 from shared.pseudonym import Pseudonymizer
 from shared.receipts import accepted, rejected
 from shared.region.model import RegionConfig
-
-
-@dataclass
-class Journal:
-    """The audit entries and statistics facts of a transaction, written in one
-    statement each just before it commits (not one per row as they happen)."""
-
-    entries: list[AuditEntry] = field(default_factory=list)
-    facts: list[Fact] = field(default_factory=list)
-
-    async def write(self, conn: Conn) -> None:
-        await write_entries(conn, self.entries)
-        await write_facts(conn, self.facts)
 
 
 @dataclass
@@ -40,42 +28,47 @@ class Transaction:
     region: RegionConfig
     pseudonyms: Pseudonymizer
     now: datetime
-    # (partner_id, melding_ref) pairs known to be used: looked up for the whole batch
-    # at its start, then added to as the batch registers meldingen.
+    # (partner_id, melding_ref) pairs known to be used: looked up for the whole transaction
+    # at its start, then added to as the transaction registers meldingen.
     used_refs: set[tuple[str, str]]
+    # Written just before the transaction commits.
     journal: Journal = field(default_factory=Journal)
     # Youths whose family matches are looked for just before commit (a melding was
     # accepted, or family facts arrived), each with the BSN a registration gave, for a
     # person.lookup when no facts are stored (services/matcher/family.py).
     family_youths: dict[int, str | None] = field(default_factory=dict)
 
+    def tell(self, *decisions: Decision) -> None:
+        """Announce what the decisions say must be told, when the transaction commits."""
+        self.uow.emit(*announce(self.region, decisions))
+
 
 @dataclass
 class Context:
-    batch: Transaction
+    tx: Transaction
     command: Command
     # The id of the receipt that answers this handling of the command (its inbox row's).
     receipt_id: uuid.UUID
 
     @property
     def uow(self) -> UnitOfWork:
-        return self.batch.uow
+        return self.tx.uow
 
     @property
     def region(self) -> RegionConfig:
-        return self.batch.region
+        return self.tx.region
 
     @property
     def pseudonyms(self) -> Pseudonymizer:
-        return self.batch.pseudonyms
+        return self.tx.pseudonyms
 
     @property
     def now(self) -> datetime:
-        return self.batch.now
+        return self.tx.now
 
     @property
     def used_refs(self) -> set[tuple[str, str]]:
-        return self.batch.used_refs
+        return self.tx.used_refs
 
     @property
     def partner_id(self) -> str:
@@ -85,6 +78,13 @@ class Context:
     def portal_user(self) -> str | None:
         """The portal user who sent the command for the partner (None: its own system)."""
         return self.command.portal_user
+
+    @property
+    def journal(self) -> Journal:
+        return self.tx.journal
+
+    def tell(self, *decisions: Decision) -> None:
+        self.tx.tell(*decisions)
 
     def audit(
         self,
@@ -97,21 +97,31 @@ class Context:
         portal_user: str | None = None,
         detail: dict[str, Any] | None = None,
     ) -> None:
-        self.batch.journal.entries.append(
-            AuditEntry(
-                action,
-                actor,
-                melding_ref,
-                youth_ref,
-                match_id,
-                detail,
-                at=self.now,
-                portal_user=portal_user,
-            )
+        """Note an audit entry of this transaction, at its timestamp."""
+        self.journal.audit(
+            action,
+            actor,
+            melding_ref=melding_ref,
+            youth_ref=youth_ref,
+            match_id=match_id,
+            detail=detail,
+            at=self.now,
+            portal_user=portal_user,
         )
 
-    def count(self, kind: FactKind, *, sector: str, municipality: str) -> None:
-        self.batch.journal.facts.append(Fact(kind, self.now, sector, municipality))
+    def count(
+        self,
+        kind: FactKind,
+        *,
+        sector: str,
+        municipality: str,
+        at: datetime | None = None,
+        delta: int = 1,
+    ) -> None:
+        """Note a statistics fact, by default in the month of this transaction."""
+        self.journal.count(
+            kind, at=at or self.now, sector=sector, municipality=municipality, delta=delta
+        )
 
     def accept(self, melding_ref: str | None, inform: list[str] | None = None) -> None:
         self.uow.emit(

@@ -16,69 +16,69 @@ import uuid
 from collections.abc import Sequence
 
 from services.matcher.context import Transaction
-from shared.db.audit import AuditEntry
-from shared.db.stats import Fact, FactKind
+from shared.announce import lookup_messages
+from shared.db.stats import FactKind
 from shared.index import family_store
 from shared.index import repository as repo
+from shared.index.decisions import FamilyMatched
 from shared.index.domain import StoredMelding
 from shared.index.family import FamilyFacts, FamilyPair, Relative, family_pairs
-from shared.index.family_notices import family_event, lookup_messages
-from shared.index.notices import notify_message, participant
+from shared.index.participants import participant
 from shared.logs import get_logger
 
 log = get_logger(__name__)
 
 
-async def settle_family(batch: Transaction) -> None:
-    youths = batch.family_youths
-    if not youths or not batch.region.region.family_matching:
+async def settle_family(tx: Transaction) -> None:
+    youths = tx.family_youths
+    if not youths or not tx.region.region.family_matching:
         return
-    conn = batch.uow.conn
+    conn = tx.uow.conn
     facts = await family_store.facts_of(conn, sorted(youths))
-    await _ask_registers(batch, [y for y in sorted(youths) if y not in facts])
+    await _ask_registers(tx, [y for y in sorted(youths) if y not in facts])
     await family_store.lock_family_keys(conn, [k for f in facts.values() for k in f.hashes()])
-    await _match(batch, facts)
+    await _match(tx, facts)
 
 
-async def _ask_registers(batch: Transaction, youth_ids: Sequence[int]) -> None:
-    asked = [y for y in youth_ids if batch.family_youths[y] is not None]
-    if not asked or not batch.region.population_registers:
+async def _ask_registers(tx: Transaction, youth_ids: Sequence[int]) -> None:
+    asked = [y for y in youth_ids if tx.family_youths[y] is not None]
+    if not asked or not tx.region.population_registers:
         return
-    conn = batch.uow.conn
+    conn = tx.uow.conn
     wanted: dict[int, tuple[uuid.UUID, str]] = {}
     for youth_id in await family_store.youths_without_facts(conn, asked):
-        bsn = batch.family_youths[youth_id]
+        bsn = tx.family_youths[youth_id]
         assert bsn is not None
         wanted[youth_id] = (uuid.uuid4(), bsn)
     recorded = await family_store.add_lookups(
         conn,
         [
-            (youth_id, lookup_id, batch.pseudonyms.seal_bsn(str(lookup_id), bsn))
+            (youth_id, lookup_id, tx.pseudonyms.seal_bsn(str(lookup_id), bsn))
             for youth_id, (lookup_id, bsn) in wanted.items()
         ],
-        batch.now,
+        tx.now,
     )
     for youth_id in sorted(recorded):
         lookup_id, bsn = wanted[youth_id]
-        batch.uow.emit(*lookup_messages(batch.region, lookup_id, bsn, batch.now))
+        tx.uow.emit(*lookup_messages(tx.region, lookup_id, bsn, tx.now))
         log.info("family_lookup_sent", lookup_id=str(lookup_id))
 
 
-async def _match(batch: Transaction, facts: dict[int, FamilyFacts]) -> None:
+async def _match(tx: Transaction, facts: dict[int, FamilyFacts]) -> None:
     """The family matches of the youths with facts, as a set: their relatives, all
     meldingen involved, the new pairs and the youths' rows in one statement each. The
     pairs are those one youth after another would find (in youth order); a pair two
-    youths of the batch both find is stored and signalled once."""
+    youths of the transaction both find is stored and signalled once."""
     if not facts:
         return
-    conn = batch.uow.conn
-    rules = batch.region.region
+    conn = tx.uow.conn
+    rules = tx.region.region
     found = await family_store.relatives_of(conn, sorted(facts))
     if not found:
         return
     involved = sorted(set(found) | {r for rs in found.values() for r, _ in rs})
     meldingen = await repo.meldingen_of_youths(conn, involved)
-    excluded = {batch.pseudonyms.address_by_bag_id(a) for a in rules.excluded_addresses}
+    excluded = {tx.pseudonyms.address_by_bag_id(a) for a in rules.excluded_addresses}
     pairs = [
         pair
         for youth_id, relatives in sorted(found.items())
@@ -90,7 +90,7 @@ async def _match(batch: Transaction, facts: dict[int, FamilyFacts]) -> None:
             excluded_addresses=excluded,
         )
     ]
-    stored = await family_store.record_pairs(conn, pairs, batch.now)
+    stored = await family_store.record_pairs(conn, pairs, tx.now)
     if not stored:
         return
     youth_of = {m.id: youth_id for youth_id, ms in meldingen.items() for m in ms}
@@ -98,50 +98,41 @@ async def _match(batch: Transaction, facts: dict[int, FamilyFacts]) -> None:
         conn, sorted({youth_of[m.id] for _, pair in stored for m in (pair.low, pair.high)})
     )
     for family_match_id, pair in stored:
-        _signal(batch, family_match_id, pair, youth_of, rows)
+        _signal(tx, family_match_id, pair, youth_of, rows)
 
 
 def _signal(
-    batch: Transaction,
+    tx: Transaction,
     family_match_id: uuid.UUID,
     pair: FamilyPair,
     youth_of: dict[int, int],
     youths: dict[int, family_store.YouthRow],
 ) -> None:
-    region = batch.region
+    region = tx.region
     sides: list[tuple[StoredMelding, family_store.YouthRow]] = [
         (m, youths[youth_of[m.id]]) for m in (pair.low, pair.high)
     ]
-    people = [participant(region, m) for m, _ in sides]
-    municipalities = [
-        found
-        for _, youth in sides
-        if (found := region.municipalities_by_code.get(youth.municipality)) is not None
-    ]
-    batch.uow.emit(
-        notify_message(
-            family_event(
-                family_match_id=family_match_id,
-                relation=pair.relation,
-                pair=(people[0], people[1]),
-                municipalities=municipalities,
-            )
+    tx.tell(
+        FamilyMatched(
+            family_match_id,
+            pair.relation,
+            (pair.low, pair.high),
+            [youth.municipality for _, youth in sides],
         )
     )
+    people = [participant(region, m) for m, _ in sides]
     kind: FactKind = "family_parent" if pair.relation == "parent" else "family_address"
     counted = {(p.sector, youth.municipality) for p, (_, youth) in zip(people, sides, strict=True)}
     for sector, municipality in sorted(counted):
-        batch.journal.facts.append(Fact(kind, batch.now, sector, municipality))
+        tx.journal.count(kind, at=tx.now, sector=sector, municipality=municipality)
     for melding, youth in sides:
-        batch.journal.entries.append(
-            AuditEntry(
-                "family_signalled",
-                melding.partner_id,
-                melding.melding_ref,
-                batch.pseudonyms.audit_ref(youth.identity_hash),
-                family_match_id,
-                detail={"family": pair.relation},
-                at=batch.now,
-            )
+        tx.journal.audit(
+            "family_signalled",
+            melding.partner_id,
+            melding_ref=melding.melding_ref,
+            youth_ref=tx.pseudonyms.audit_ref(youth.identity_hash),
+            match_id=family_match_id,
+            detail={"family": pair.relation},
+            at=tx.now,
         )
     log.info("family_matched", family_match_id=str(family_match_id), relation=pair.relation)

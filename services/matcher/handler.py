@@ -22,6 +22,7 @@ from services.matcher.handlers.register import identity_of, register, youth_of
 from services.matcher.handlers.withdraw import withdraw
 from services.matcher.staging import RegistrationStage
 from shared.amqp.consumer import Delivery, PoisonMessage
+from shared.announce import merge_notify_messages
 from shared.clock import Clock, utcnow
 from shared.commands import send_command
 from shared.contract.errors import NOT_A_PARTNER_ANY_MORE, ErrorItem
@@ -32,7 +33,6 @@ from shared.db.outbox import UnitOfWork
 from shared.db.pool import Conn
 from shared.envelopes import COMMAND_BATCH_TYPE, Command, unpack
 from shared.index import repository as repo
-from shared.index.notices import merge_notify_messages
 from shared.lanes import Lane, in_lane
 from shared.logs import describe_error, get_logger, message_context
 from shared.receipts import answer_to_handled, rejected
@@ -216,7 +216,7 @@ class MatcherHandler:
                     for c in registrations
                 ],
             )
-            batch = Transaction(uow, region, self._rt.pseudonyms, self._clock(), used_refs)
+            tx = Transaction(uow, region, self._rt.pseudonyms, self._clock(), used_refs)
             # Each command with the id for its receipt, or None when it is not new (a
             # second copy in the same batch is not new either).
             marked = []
@@ -233,11 +233,11 @@ class MatcherHandler:
             # time, in order.
             for kind, run in itertools.groupby(marked, key=_set_kind):
                 if kind is MeldingRegister:
-                    await self._register_all(batch, list(run), identities)
+                    await self._register_all(tx, list(run), identities)
                 elif kind is PersonFamily:
                     await family_all(
                         [
-                            (Context(batch, c, r), cast(PersonFamily, c.message))
+                            (Context(tx, c, r), cast(PersonFamily, c.message))
                             for c, r in run
                             if r is not None
                         ]
@@ -245,18 +245,18 @@ class MatcherHandler:
                 else:
                     for command, receipt_id in run:
                         with _context_of(command):
-                            await self._apply(batch, command, receipt_id)
-            await settle_family(batch)
-            await batch.journal.write(conn)
+                            await self._apply(tx, command, receipt_id)
+            await settle_family(tx)
+            await tx.journal.write(conn)
             uow.messages[:] = in_lane(merge_notify_messages(uow.messages), self._lane)
 
     async def _register_all(
         self,
-        batch: Transaction,
+        tx: Transaction,
         claimed: Sequence[tuple[Command, uuid.UUID | None]],
         identities: dict[int, bytes],
     ) -> None:
-        conn = batch.uow.conn
+        conn = tx.uow.conn
         messages = [cast(MeldingRegister, c.message) for c, _ in claimed]
         stage = await RegistrationStage.prepare(
             conn,
@@ -265,17 +265,15 @@ class MatcherHandler:
         for (command, receipt_id), message in zip(claimed, messages, strict=True):
             assert receipt_id is not None  # only new registrations are staged
             with _context_of(command):
-                await register(
-                    Context(batch, command, receipt_id),
+                register(
+                    Context(tx, command, receipt_id),
                     message,
                     stage,
                     stage.youths[identities[id(command)]],
                 )
-        await stage.flush(conn, batch.now)
+        await stage.flush(conn, tx.now)
 
-    async def _apply(
-        self, batch: Transaction, command: Command, receipt_id: uuid.UUID | None
-    ) -> None:
+    async def _apply(self, tx: Transaction, command: Command, receipt_id: uuid.UUID | None) -> None:
         """Handle a new command (`receipt_id` from its inbox claim), or answer one that
         the inbox already holds (`receipt_id` None)."""
         message = command.message
@@ -288,7 +286,7 @@ class MatcherHandler:
                 seen_before=command.seen_before and command.arrival_id is None,
                 melding_ref=getattr(message, "melding_ref", None),
             )
-            batch.uow.emit(*answers)
+            tx.uow.emit(*answers)
             log.info("inbound_already_handled", answered=bool(answers))
             return
-        await HANDLERS[message.type](Context(batch, command, receipt_id), message)
+        await HANDLERS[message.type](Context(tx, command, receipt_id), message)

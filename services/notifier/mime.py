@@ -16,7 +16,7 @@ from email import quoprimime
 from email.message import EmailMessage
 from email.utils import formatdate
 
-from services.notifier.templates import TEMPLATES
+from services.notifier.templates import compose
 from shared.envelopes import EmailJob
 
 MESSAGE_ID_DOMAIN = "verwijsindex.invalid"
@@ -41,7 +41,7 @@ def message_id_of(job: EmailJob) -> str:
 
 
 def render(job: EmailJob, sender: str, *, date: str | None = None) -> OutgoingEmail:
-    subject, text = TEMPLATES[job.template](job.data)
+    subject, text = compose(job.data)
     date = date or formatdate(localtime=False)
     if _plain(sender) and _plain(job.to) and _plain_subject(subject):
         data = _write(sender, job.to, subject, date, message_id_of(job), text)
@@ -81,7 +81,7 @@ _HEADER_POLICY = email.policy.default.clone(max_line_length=HEADER_LINE_LENGTH)
 
 def render_with_stdlib(job: EmailJob, sender: str, *, date: str | None = None) -> EmailMessage:
     """The same e-mail built by the standard library (for the unusual cases)."""
-    subject, text = TEMPLATES[job.template](job.data)
+    subject, text = compose(job.data)
     date = date or formatdate(localtime=False)
     return _build(sender, job.to, subject, date, message_id_of(job), text)
 

@@ -7,7 +7,7 @@ import uuid
 from typing import Any
 
 from services.portal.accounts import User
-from shared.db.audit import audit
+from shared.db.journal import Journal
 from shared.db.pool import Conn
 
 # Actor of an entry about a login attempt on no known account.
@@ -26,8 +26,8 @@ async def audit_user(
     match_id: uuid.UUID | None = None,
     detail: dict[str, Any] | None = None,
 ) -> None:
-    await audit(
-        conn,
+    journal = Journal()
+    journal.audit(
         action,
         COORDINATOR_ACTOR if user.is_coordinator else user.partner_id,
         melding_ref=melding_ref,
@@ -35,3 +35,4 @@ async def audit_user(
         detail=detail,
         portal_user=user.actor,
     )
+    await journal.write(conn)

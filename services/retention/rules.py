@@ -14,11 +14,10 @@ from typing import Any
 
 import asyncpg
 
-from shared.contract.outbound import InformReminder
+from shared.announce import announce, lookup_messages
 from shared.dates import amsterdam_date
-from shared.db.audit import audit
+from shared.db.journal import Journal
 from shared.db.outbox import UnitOfWork
-from shared.envelopes import EmailJob, NotifyEvent, PartnerNotice, derived_id
 from shared.index import family_store
 from shared.index import repository as repo
 from shared.index.deadlines import (
@@ -28,14 +27,12 @@ from shared.index.deadlines import (
     latest_birth_date_at_age_limit,
     latest_start_due,
 )
-from shared.index.family_notices import lookup_messages
+from shared.index.decisions import LeadChanged
 from shared.index.lifecycle import (
     end_meldingen,
-    lead_changed_message,
     purge_youth,
     tidy_after_purge,
 )
-from shared.index.notices import notify_message
 from shared.pseudonym import Pseudonymizer
 from shared.region.model import RegionConfig
 
@@ -49,8 +46,9 @@ class Target:
     pseudonyms: Pseudonymizer
 
 
-# An action returns how many due things it acted on (True for one, False for none).
-Action = Callable[[UnitOfWork, RegionConfig, Target, str, datetime], Awaitable[int]]
+# An action returns how many due things it acted on (True for one, False for none);
+# it notes its audit entries in the journal, which the sweep writes before commit.
+Action = Callable[[UnitOfWork, Journal, RegionConfig, Target, str, datetime], Awaitable[int]]
 
 
 @dataclass(frozen=True)
@@ -75,23 +73,26 @@ def _today(now: datetime, _: RegionConfig) -> date:
 
 
 async def _purge_youth(
-    uow: UnitOfWork, region: RegionConfig, target: Target, youth_ref: str, now: datetime
+    uow: UnitOfWork,
+    journal: Journal,
+    region: RegionConfig,
+    target: Target,
+    youth_ref: str,
+    now: datetime,
 ) -> bool:
-    birth_date = await uow.conn.fetchval(
-        "SELECT birth_date FROM youth WHERE id = $1", target.youth_id
-    )
+    birth_date = await repo.birth_date_of(uow.conn, target.youth_id)
     if birth_date is None or not is_due(age_limit_date(birth_date), now):
         return False
-    uow.emit(
-        *await purge_youth(
-            uow.conn,
-            target.youth_id,
-            youth_ref=youth_ref,
-            reason="age_limit",
-            actor="system",
-            now=now,
-        )
+    told = await purge_youth(
+        uow.conn,
+        journal,
+        target.youth_id,
+        youth_ref=youth_ref,
+        reason="age_limit",
+        actor="system",
+        now=now,
     )
+    uow.emit(*announce(region, told))
     return True
 
 
@@ -112,35 +113,34 @@ AGE_LIMIT_RULE = Rule(
 
 
 async def _expire(
-    uow: UnitOfWork, region: RegionConfig, target: Target, youth_ref: str, now: datetime
+    uow: UnitOfWork,
+    journal: Journal,
+    region: RegionConfig,
+    target: Target,
+    youth_ref: str,
+    now: datetime,
 ) -> int:
     """End every active melding of the youth that is due, together: a match whose
     members expire on the same day (or are caught up by a late sweep) ends once, and
     none of them is told `match.ended` about a match it leaves itself."""
-    rows = await uow.conn.fetch(
-        f"""SELECT {repo.MELDING_COLUMNS}, expires_on FROM melding
-            WHERE youth_id = $1 AND state = 'active' AND expires_on <= $2
-            ORDER BY id""",  # noqa: S608
-        target.youth_id,
-        amsterdam_date(now),
-    )
-    if not rows:
+    due = await repo.expiring_meldingen(uow.conn, target.youth_id, amsterdam_date(now))
+    if not due:
         return 0
-    uow.emit(
-        *await end_meldingen(
-            uow.conn,
-            region,
-            [repo.melding_from_row(row) for row in rows],
-            youth_id=target.youth_id,
-            youth_ref=youth_ref,
-            reason="expired",
-            actor="system",
-            now=now,
-            # The archive term runs from the expiry date, even if this sweep is late.
-            archive_from={row["id"]: row["expires_on"] for row in rows},
-        )
+    told = await end_meldingen(
+        uow.conn,
+        journal,
+        region,
+        [melding for melding, _ in due],
+        youth_id=target.youth_id,
+        youth_ref=youth_ref,
+        reason="expired",
+        actor="system",
+        now=now,
+        # The archive term runs from the expiry date, even if this sweep is late.
+        archive_from={melding.id: expires_on for melding, expires_on in due},
     )
-    return len(rows)
+    uow.emit(*announce(region, told))
+    return len(due)
 
 
 EXPIRY_RULE = Rule(
@@ -158,18 +158,17 @@ EXPIRY_RULE = Rule(
 
 
 async def _purge_archived(
-    uow: UnitOfWork, region: RegionConfig, target: Target, youth_ref: str, now: datetime
+    uow: UnitOfWork,
+    journal: Journal,
+    region: RegionConfig,
+    target: Target,
+    youth_ref: str,
+    now: datetime,
 ) -> bool:
-    ref = await uow.conn.fetchval(
-        """DELETE FROM melding WHERE id = $1 AND state = 'archived' AND purge_on <= $2
-           RETURNING melding_ref""",
-        target.row["id"],
-        amsterdam_date(now),
-    )
+    ref = await repo.purge_archived(uow.conn, target.row["id"], amsterdam_date(now))
     if ref is None:
         return False
-    await audit(
-        uow.conn,
+    journal.audit(
         "purged",
         "system",
         melding_ref=ref,
@@ -196,29 +195,22 @@ ARCHIVE_PURGE_RULE = Rule(
 
 
 async def _escalate(
-    uow: UnitOfWork, region: RegionConfig, target: Target, youth_ref: str, now: datetime
+    uow: UnitOfWork,
+    journal: Journal,
+    region: RegionConfig,
+    target: Target,
+    youth_ref: str,
+    now: datetime,
 ) -> bool:
     match_id: uuid.UUID = target.row["id"]
-    claimed = await uow.conn.fetchval(
-        """UPDATE match_group SET escalated_at = $2
-           WHERE id = $1 AND ended_at IS NULL AND lead_melding_id IS NULL
-             AND escalated_at IS NULL AND lead_needed_since = $3
-           RETURNING true""",
-        match_id,
-        now,
-        target.row["lead_needed_since"],
-    )
-    if not claimed:
+    if not await repo.claim_escalation(uow.conn, match_id, now, target.row["lead_needed_since"]):
         return False
     members = await repo.active_members(uow.conn, match_id)
+    municipality = await repo.youth_municipality(uow.conn, target.youth_id)
     uow.emit(
-        await lead_changed_message(
-            uow.conn, region, match_id, members, None, youth_id=target.youth_id, escalated=True
-        )
+        *announce(region, [LeadChanged(match_id, members, None, municipality, escalated=True)])
     )
-    await audit(
-        uow.conn, "lead_escalated", "system", youth_ref=youth_ref, match_id=match_id, at=now
-    )
+    journal.audit("lead_escalated", "system", youth_ref=youth_ref, match_id=match_id, at=now)
     return True
 
 
@@ -241,60 +233,22 @@ ESCALATION_RULE = Rule(
 # --- Informing the family: one reminder when nothing was recorded ---------------------
 
 
-def reminder_event(partner_id: str, melding_ref: str, email: str, inform: list[str]) -> NotifyEvent:
-    event_id = uuid.uuid4()
-    body = InformReminder.model_validate(
-        {"type": "inform.reminder", "melding_ref": melding_ref, "inform": inform}
-    )
-    return NotifyEvent(
-        event_id=event_id,
-        notices=[
-            PartnerNotice(
-                partner_id=partner_id,
-                message_id=derived_id(event_id, "notice", partner_id),
-                message_type="inform.reminder",
-                body=body.model_dump(mode="json"),
-            )
-        ],
-        emails=[
-            EmailJob(
-                message_id=derived_id(event_id, "email", "reporter"),
-                to=email,
-                template="inform_reminder",
-                data={"melding_ref": melding_ref, "inform": inform},
-            )
-        ],
-    )
-
-
 async def _remind(
-    uow: UnitOfWork, region: RegionConfig, target: Target, youth_ref: str, now: datetime
+    uow: UnitOfWork,
+    journal: Journal,
+    region: RegionConfig,
+    target: Target,
+    youth_ref: str,
+    now: datetime,
 ) -> bool:
-    row = await uow.conn.fetchrow(
-        """UPDATE melding SET inform_reminded_at = $2
-           WHERE id = $1 AND state = 'active' AND informed IS NULL
-             AND deferred_reason IS NULL AND inform_reminded_at IS NULL
-           RETURNING partner_id, melding_ref, reporter_email, inform_targets""",
-        target.row["id"],
-        now,
-    )
-    if row is None:
+    reminder = await repo.claim_reminder(uow.conn, target.row["id"], now)
+    if reminder is None:
         return False
-    uow.emit(
-        notify_message(
-            reminder_event(
-                row["partner_id"],
-                row["melding_ref"],
-                row["reporter_email"],
-                list(row["inform_targets"]),
-            )
-        )
-    )
-    await audit(
-        uow.conn,
+    uow.emit(*announce(region, [reminder]))
+    journal.audit(
         "inform_reminded",
         "system",
-        melding_ref=row["melding_ref"],
+        melding_ref=reminder.melding_ref,
         youth_ref=youth_ref,
         at=now,
     )
@@ -320,7 +274,12 @@ LOOKUP_INTERVAL = timedelta(days=1)
 
 
 async def _ask_again(
-    uow: UnitOfWork, region: RegionConfig, target: Target, youth_ref: str, now: datetime
+    uow: UnitOfWork,
+    journal: Journal,
+    region: RegionConfig,
+    target: Target,
+    youth_ref: str,
+    now: datetime,
 ) -> bool:
     conn = uow.conn
     pending = await family_store.pending_lookup(conn, target.youth_id)
@@ -330,12 +289,12 @@ async def _ask_again(
     if not active or not region.region.family_matching or not region.population_registers:
         # Nothing left to match (or nobody to ask): the sealed BSN goes.
         await family_store.drop_lookups(conn, [target.youth_id])
-        await audit(conn, "family_lookup_dropped", "system", youth_ref=youth_ref, at=now)
+        journal.audit("family_lookup_dropped", "system", youth_ref=youth_ref, at=now)
         return True
     bsn = target.pseudonyms.open_bsn(str(pending.lookup_id), pending.sealed_bsn)
     await family_store.lookup_sent_again(conn, target.youth_id, now)
     uow.emit(*lookup_messages(region, pending.lookup_id, bsn, now))
-    await audit(conn, "family_lookup_resent", "system", youth_ref=youth_ref, at=now)
+    journal.audit("family_lookup_resent", "system", youth_ref=youth_ref, at=now)
     return True
 
 

@@ -1,6 +1,6 @@
 """One sweep of every time-driven rule, as of a given moment.
 
-Each rule walks its candidates in bounded batches (keyset pagination) and handles each
+Each rule walks its candidates in bounded pages (keyset pagination) and handles each
 due row in its own short transaction under the youth's row lock. The lock is first
 tried with SKIP LOCKED, so a replica does not queue behind a youth that is busy
 elsewhere (another retention replica, the matcher); what was skipped is taken up again
@@ -25,6 +25,7 @@ import asyncpg
 
 from services.retention.rules import RULES, Rule, Target
 from shared.db.inbox import DEDUP_WINDOW_DAYS
+from shared.db.journal import Journal
 from shared.db.outbox import UnitOfWork
 from shared.db.pool import Conn
 from shared.logs import get_logger
@@ -33,7 +34,7 @@ from shared.region.model import RegionConfig
 
 log = get_logger(__name__)
 
-BATCH = 500
+PAGE = 500
 AUDIT_RETENTION_DAYS = 7 * 366  # outlives the longest a melding can exist (2 + 5 years)
 
 
@@ -122,13 +123,13 @@ class Sweep:
         region: RegionConfig,
         pseudonyms: Pseudonymizer,
         *,
-        batch: int = BATCH,
+        page: int = PAGE,
     ) -> None:
         self._pool = pool
         self._outbox = outbox
         self._region = region
         self._pseudonyms = pseudonyms
-        self._batch = batch
+        self._page = page
 
     async def run(self, now: datetime) -> SweepReport:
         report = await self._sweep(now)
@@ -151,11 +152,11 @@ class Sweep:
         last = rule.first_key
         threshold = rule.threshold(now, self._region)
         while True:
-            rows = await self._pool.fetch(rule.candidates, last, self._batch, threshold)
+            rows = await self._pool.fetch(rule.candidates, last, self._page, threshold)
             for row in rows:
                 if rule.due(row, now, self._region):
                     yield row
-            if len(rows) < self._batch:
+            if len(rows) < self._page:
                 break
             last = rows[-1]["id"]
 
@@ -194,7 +195,10 @@ class Sweep:
                 return None if exists else 0
             youth_ref = self._pseudonyms.audit_ref(youth["identity_hash"])
             target = Target(youth_id=youth["id"], row=row, pseudonyms=self._pseudonyms)
-            return await rule.action(uow, self._region, target, youth_ref, now)
+            journal = Journal()
+            acted = await rule.action(uow, journal, self._region, target, youth_ref, now)
+            await journal.write(uow.conn)
+            return acted
 
     async def _housekeeping(self, now: datetime, report: SweepReport) -> None:
         database_now: datetime = await self._pool.fetchval("SELECT now()")
@@ -205,11 +209,11 @@ class Sweep:
                 f"(SELECT ctid FROM {rows.table} WHERE {rows.column} < $1 LIMIT $2)"
             )
             while True:
-                status = await self._pool.execute(sql, cutoff, self._batch)
+                status = await self._pool.execute(sql, cutoff, self._page)
                 deleted = int(status.split()[-1])
                 if deleted:
                     report.add(rows.name, deleted)
-                if deleted < self._batch:
+                if deleted < self._page:
                     break
 
 
@@ -232,7 +236,7 @@ async def rehearse(
     pseudonyms: Pseudonymizer,
     now: datetime,
     *,
-    batch: int = BATCH,
+    page: int = PAGE,
 ) -> SweepReport:
     """What a sweep as of `now` would do: the same sweep, in one transaction that is
     rolled back. The rows it would touch stay locked until it ends."""
@@ -240,7 +244,7 @@ async def rehearse(
         transaction = conn.transaction()
         await transaction.start()
         try:
-            sweep = Sweep(conn, _Savepoints(conn), region, pseudonyms, batch=batch)
+            sweep = Sweep(conn, _Savepoints(conn), region, pseudonyms, page=page)
             report = await sweep._sweep(now)
         finally:
             await transaction.rollback()

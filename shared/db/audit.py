@@ -29,7 +29,7 @@ class AuditEntry:
 
 
 async def write_entries(conn: Conn, entries: Sequence[AuditEntry]) -> None:
-    """All entries in one statement (a batch of commands writes its entries at once)."""
+    """All entries in one statement (written by `shared.db.journal.Journal`)."""
     if not entries:
         return
     await conn.execute(
@@ -49,22 +49,4 @@ async def write_entries(conn: Conn, entries: Sequence[AuditEntry]) -> None:
         [e.match_id for e in entries],
         [e.detail or {} for e in entries],
         [e.portal_user for e in entries],
-    )
-
-
-async def audit(
-    conn: Conn,
-    action: str,
-    actor: str,
-    *,
-    melding_ref: str | None = None,
-    youth_ref: str | None = None,
-    match_id: uuid.UUID | None = None,
-    detail: dict[str, Any] | None = None,
-    at: datetime | None = None,
-    portal_user: str | None = None,
-) -> None:
-    await write_entries(
-        conn,
-        [AuditEntry(action, actor, melding_ref, youth_ref, match_id, detail, at, portal_user)],
     )

@@ -1,4 +1,5 @@
-"""Anonymous statistics facts, written with the events they count."""
+"""Anonymous statistics facts, written with the events they count (noted in a
+`shared.db.journal.Journal`)."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ class Fact:
 
 
 async def write_facts(conn: Conn, facts: Sequence[Fact]) -> None:
-    """All facts in one statement (a batch of commands writes its facts at once)."""
+    """All facts in one statement (written by `shared.db.journal.Journal`)."""
     if not facts:
         return
     await conn.execute(
@@ -41,15 +42,3 @@ async def write_facts(conn: Conn, facts: Sequence[Fact]) -> None:
         [f.kind for f in facts],
         [f.delta for f in facts],
     )
-
-
-async def record(
-    conn: Conn,
-    kind: FactKind,
-    *,
-    at: datetime,
-    sector: str,
-    municipality: str,
-    delta: int = 1,
-) -> None:
-    await write_facts(conn, [Fact(kind, at, sector, municipality, delta)])

@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 
@@ -203,3 +204,39 @@ async def youth_rows(conn: Conn, youth_ids: Sequence[int]) -> dict[int, YouthRow
         list(youth_ids),
     )
     return {r["id"]: YouthRow(bytes(r["identity_hash"]), r["municipality"]) for r in rows}
+
+
+@dataclass(frozen=True)
+class FamilyRecord:
+    """What is stored on a youth's family, row by row, for an access request."""
+
+    facts: dict[str, Any] | None
+    lookup: dict[str, Any] | None
+    # The family matches of the youth's meldingen: each with its own melding_ref and
+    # the other melding's partner_id.
+    matches: list[dict[str, Any]]
+
+
+async def family_record(conn: Conn, youth_id: int) -> FamilyRecord:
+    facts = await conn.fetchrow(
+        """SELECT parent_hashes, address_hash, institutional, received_at FROM family_facts
+           WHERE youth_id = $1""",
+        youth_id,
+    )
+    lookup = await conn.fetchrow(
+        "SELECT lookup_id, sent_at FROM family_lookup WHERE youth_id = $1", youth_id
+    )
+    matches = await conn.fetch(
+        """SELECT f.id, f.relation, f.formed_at, own.melding_ref, other.partner_id
+           FROM melding own
+           JOIN family_match f ON own.id IN (f.melding_low, f.melding_high)
+           JOIN melding other ON other.id = CASE WHEN f.melding_low = own.id
+                                            THEN f.melding_high ELSE f.melding_low END
+           WHERE own.youth_id = $1 ORDER BY f.formed_at, f.id""",
+        youth_id,
+    )
+    return FamilyRecord(
+        dict(facts) if facts else None,
+        dict(lookup) if lookup else None,
+        [dict(m) for m in matches],
+    )

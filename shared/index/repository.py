@@ -7,10 +7,12 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
 import asyncpg
 
 from shared.db.pool import Conn
+from shared.index.decisions import InformDue
 from shared.index.domain import Contact, StoredMelding
 
 MELDING_COLUMNS = """id, partner_id, melding_ref, state, registered_at, reporter_name,
@@ -260,6 +262,122 @@ async def mark_archive_signalled(conn: Conn, melding_ids: Sequence[int]) -> None
         )
 
 
+async def archive_melding(
+    conn: Conn, melding_id: int, *, ended_at: datetime, reason: str, purge_on: date
+) -> None:
+    """Into the archive until `purge_on`: it may signal once more, and what was
+    recorded on informing the family goes."""
+    await conn.execute(
+        """UPDATE melding SET state = 'archived', ended_at = $2, end_reason = $3,
+               purge_on = $4, archive_signalled = false,
+               informed = NULL, informed_on = NULL, deferred_reason = NULL
+           WHERE id = $1""",
+        melding_id,
+        ended_at,
+        reason,
+        purge_on,
+    )
+
+
+async def delete_melding(conn: Conn, melding_id: int) -> None:
+    await conn.execute("DELETE FROM melding WHERE id = $1", melding_id)
+
+
+async def delete_youth(conn: Conn, youth_id: int) -> None:
+    """Everything stored on a youth. Explicit order: groups (and with them their
+    memberships), meldingen, the youth."""
+    await conn.execute("DELETE FROM match_group WHERE youth_id = $1", youth_id)
+    await conn.execute("DELETE FROM melding WHERE youth_id = $1", youth_id)
+    await conn.execute("DELETE FROM youth WHERE id = $1", youth_id)
+
+
+async def delete_empty_ended_groups(conn: Conn, youth_id: int) -> None:
+    """The youth's ended match groups that no longer have any member."""
+    await conn.execute(
+        """DELETE FROM match_group g WHERE g.youth_id = $1 AND g.ended_at IS NOT NULL
+           AND NOT EXISTS (SELECT 1 FROM match_member mm WHERE mm.match_id = g.id)""",
+        youth_id,
+    )
+
+
+@dataclass(frozen=True)
+class InformedBefore:
+    """What was recorded on informing the family before a new record replaced it."""
+
+    was_informed: bool
+    was_deferred: bool
+    registered_at: datetime
+
+
+async def record_informed(
+    conn: Conn,
+    melding_id: int,
+    *,
+    informed: Sequence[str] | None,
+    informed_on: date | None,
+    deferred_reason: str | None,
+) -> InformedBefore:
+    """Replace what is recorded on informing the family (a confirmation or a deferral)."""
+    row = await conn.fetchrow(
+        """UPDATE melding m SET informed = $2, informed_on = $3, deferred_reason = $4
+           FROM (SELECT informed IS NOT NULL AS was_informed,
+                        deferred_reason IS NOT NULL AS was_deferred
+                 FROM melding WHERE id = $1) old
+           WHERE m.id = $1
+           RETURNING old.was_informed, old.was_deferred, m.registered_at""",
+        melding_id,
+        list(informed) if informed else None,
+        informed_on,
+        deferred_reason,
+    )
+    assert row is not None
+    return InformedBefore(row["was_informed"], row["was_deferred"], row["registered_at"])
+
+
+async def claim_reminder(conn: Conn, melding_id: int, now: datetime) -> InformDue | None:
+    """Mark an active melding with nothing recorded on informing as reminded; its
+    reminder, or None when it is not (or no longer) due one."""
+    row = await conn.fetchrow(
+        """UPDATE melding SET inform_reminded_at = $2
+           WHERE id = $1 AND state = 'active' AND informed IS NULL
+             AND deferred_reason IS NULL AND inform_reminded_at IS NULL
+           RETURNING partner_id, melding_ref, reporter_email, inform_targets""",
+        melding_id,
+        now,
+    )
+    if row is None:
+        return None
+    return InformDue(
+        row["partner_id"], row["melding_ref"], row["reporter_email"], list(row["inform_targets"])
+    )
+
+
+async def expiring_meldingen(
+    conn: Conn, youth_id: int, on: date
+) -> list[tuple[StoredMelding, date]]:
+    """The youth's active meldingen that expire on or before `on`, with their expiry date."""
+    rows = await conn.fetch(
+        f"""SELECT {MELDING_COLUMNS}, expires_on FROM melding
+            WHERE youth_id = $1 AND state = 'active' AND expires_on <= $2
+            ORDER BY id""",  # noqa: S608
+        youth_id,
+        on,
+    )
+    return [(melding_from_row(row), row["expires_on"]) for row in rows]
+
+
+async def purge_archived(conn: Conn, melding_id: int, on: date) -> str | None:
+    """Delete an archived melding whose term is over by `on`; its melding_ref, or None
+    when there is no such melding (any more)."""
+    ref: str | None = await conn.fetchval(
+        """DELETE FROM melding WHERE id = $1 AND state = 'archived' AND purge_on <= $2
+           RETURNING melding_ref""",
+        melding_id,
+        on,
+    )
+    return ref
+
+
 async def open_groups(conn: Conn, youth_ids: Sequence[int]) -> dict[int, Group]:
     """The open match group of each youth that has one."""
     rows = await conn.fetch(
@@ -366,6 +484,34 @@ async def lock_live_group(conn: Conn, match_id: uuid.UUID) -> tuple[Group, Youth
     return (group, youth) if group is not None and group.id == match_id else None
 
 
+async def claim_escalation(
+    conn: Conn, match_id: uuid.UUID, now: datetime, lead_needed_since: datetime
+) -> bool:
+    """Mark a live group that has needed a lead since `lead_needed_since` as escalated;
+    False when it is not (or no longer) in that state."""
+    claimed = await conn.fetchval(
+        """UPDATE match_group SET escalated_at = $2
+           WHERE id = $1 AND ended_at IS NULL AND lead_melding_id IS NULL
+             AND escalated_at IS NULL AND lead_needed_since = $3
+           RETURNING true""",
+        match_id,
+        now,
+        lead_needed_since,
+    )
+    return bool(claimed)
+
+
+async def set_municipality(conn: Conn, youth_id: int, municipality: str) -> None:
+    await conn.execute("UPDATE youth SET municipality = $2 WHERE id = $1", youth_id, municipality)
+
+
+async def birth_date_of(conn: Conn, youth_id: int) -> date | None:
+    birth_date: date | None = await conn.fetchval(
+        "SELECT birth_date FROM youth WHERE id = $1", youth_id
+    )
+    return birth_date
+
+
 async def youth_municipality(conn: Conn, youth_id: int) -> str:
     return str(await conn.fetchval("SELECT municipality FROM youth WHERE id = $1", youth_id))
 
@@ -399,3 +545,47 @@ async def youths_with_active_meldingen_of(conn: Conn, partner_ids: Sequence[str]
         list(partner_ids),
     )
     return [r["youth_id"] for r in rows]
+
+
+@dataclass(frozen=True)
+class SubjectRecord:
+    """Everything stored on one youth, row by row, for an access request."""
+
+    youth: dict[str, Any]
+    meldingen: list[dict[str, Any]]
+    matches: list[dict[str, Any]]
+    log: list[dict[str, Any]]  # the audit log's entries on the youth
+
+
+async def subject_record(conn: Conn, identity_hash: bytes, youth_ref: str) -> SubjectRecord | None:
+    youth = await conn.fetchrow(
+        """SELECT id, has_bsn, birth_date, municipality, created_at FROM youth
+           WHERE identity_hash = $1""",
+        identity_hash,
+    )
+    if youth is None:
+        return None
+    meldingen = await conn.fetch(
+        """SELECT partner_id, melding_ref, state, reported_at, registered_at, reporter_name,
+                  reporter_email, reporter_phone, expires_on, ended_at, end_reason, purge_on,
+                  inform_targets, informed, informed_on, deferred_reason, inform_reminded_at
+           FROM melding WHERE youth_id = $1 ORDER BY registered_at, id""",
+        youth["id"],
+    )
+    matches = await conn.fetch(
+        """SELECT g.id, g.formed_at, g.ended_at, lead.partner_id AS lead_partner
+           FROM match_group g LEFT JOIN melding lead ON lead.id = g.lead_melding_id
+           WHERE g.youth_id = $1 ORDER BY g.formed_at""",
+        youth["id"],
+    )
+    log = await conn.fetch(
+        """SELECT at, action, actor, melding_ref FROM audit_log
+           WHERE youth_ref = $1 ORDER BY at, id""",
+        youth_ref,
+    )
+    return SubjectRecord(
+        dict(youth),
+        [dict(m) for m in meldingen],
+        [dict(g) for g in matches],
+        [dict(e) for e in log],
+    )

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from shared.db.outbox import OutboundMessage
+from shared.db.journal import Journal
 from shared.db.pool import Conn
 from shared.index import repository as repo
+from shared.index.decisions import Decision
 from shared.index.lifecycle import end_meldingen
 from shared.pseudonym import Pseudonymizer
 from shared.region.model import RegionConfig
@@ -39,14 +40,15 @@ async def dropped_with_meldingen(
 
 async def withdraw_retired(
     conn: Conn, region: RegionConfig, pseudonyms: Pseudonymizer, *, actor: str, now: datetime
-) -> tuple[int, list[OutboundMessage]]:
+) -> tuple[int, list[Decision]]:
     """End every active melding of the region's retired partners as `risk_ended`.
-    Returns (meldingen withdrawn, messages to emit)."""
+    Returns (meldingen withdrawn, who is to be told what)."""
     retired = {p.id for p in region.partner if p.retired}
     if not retired:
         return 0, []
     withdrawn = 0
-    out: list[OutboundMessage] = []
+    told: list[Decision] = []
+    journal = Journal()
     # Youths are locked in id order, one at a time, and re-read under the lock: the
     # retention sweep may have ended a melding since the list was made.
     for youth_id in await repo.youths_with_active_meldingen_of(conn, sorted(retired)):
@@ -61,9 +63,10 @@ async def withdraw_retired(
         if not leaving:
             continue
         # All of a youth's leaving meldingen at once: the others hear one outcome.
-        out.extend(
+        told.extend(
             await end_meldingen(
                 conn,
+                journal,
                 region,
                 leaving,
                 youth_id=youth_id,
@@ -74,4 +77,5 @@ async def withdraw_retired(
             )
         )
         withdrawn += len(leaving)
-    return withdrawn, out
+    await journal.write(conn)
+    return withdrawn, told

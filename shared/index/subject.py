@@ -10,10 +10,11 @@ from datetime import date, datetime
 from typing import Any
 
 from shared.contract.inbound import normalise_surname
-from shared.db.audit import audit
-from shared.db.outbox import OutboundMessage
+from shared.db.journal import Journal
 from shared.db.pool import Conn
+from shared.index import family_store
 from shared.index import repository as repo
+from shared.index.decisions import Decision
 from shared.index.lifecycle import purge_youth
 from shared.pseudonym import Pseudonymizer
 from shared.region.model import RegionConfig
@@ -42,34 +43,14 @@ async def export(
     conn: Conn, region: RegionConfig, identity_hash: bytes, youth_ref: str, *, operator: str
 ) -> dict[str, Any] | None:
     """Everything stored on the youth, as a document for the youth or parents."""
-    youth = await conn.fetchrow(
-        """SELECT id, has_bsn, birth_date, municipality, created_at FROM youth
-           WHERE identity_hash = $1""",
-        identity_hash,
-    )
-    if youth is None:
+    record = await repo.subject_record(conn, identity_hash, youth_ref)
+    if record is None:
         return None
-    meldingen = await conn.fetch(
-        """SELECT partner_id, melding_ref, state, reported_at, registered_at, reporter_name,
-                  reporter_email, reporter_phone, expires_on, ended_at, end_reason, purge_on,
-                  inform_targets, informed, informed_on, deferred_reason, inform_reminded_at
-           FROM melding WHERE youth_id = $1 ORDER BY registered_at, id""",
-        youth["id"],
-    )
-    matches = await conn.fetch(
-        """SELECT g.id, g.formed_at, g.ended_at, lead.partner_id AS lead_partner
-           FROM match_group g LEFT JOIN melding lead ON lead.id = g.lead_melding_id
-           WHERE g.youth_id = $1 ORDER BY g.formed_at""",
-        youth["id"],
-    )
-    log = await conn.fetch(
-        """SELECT at, action, actor, melding_ref FROM audit_log
-           WHERE youth_ref = $1 ORDER BY at, id""",
-        youth_ref,
-    )
-    family = await _family(conn, region, youth["id"])
-    await audit(conn, "subject_exported", operator, youth_ref=youth_ref)
-    partners = region.partners_by_id
+    family = await family_store.family_record(conn, record.youth["id"])
+    journal = Journal()
+    journal.audit("subject_exported", operator, youth_ref=youth_ref)
+    await journal.write(conn)
+    youth = record.youth
     return {
         "youth": {
             "identified_by": "bsn" if youth["has_bsn"] else "surname, birth date and sex",
@@ -79,12 +60,10 @@ async def export(
         },
         "meldingen": [
             {
-                "organisation": partners[m["partner_id"]].name
-                if m["partner_id"] in partners
-                else m["partner_id"],
-                **{k: _iso(v) for k, v in dict(m).items()},
+                "organisation": _organisation(region, m["partner_id"]),
+                **{k: _iso(v) for k, v in m.items()},
             }
-            for m in meldingen
+            for m in record.meldingen
         ],
         "matches": [
             {
@@ -93,35 +72,23 @@ async def export(
                 "ended_at": _iso(g["ended_at"]),
                 "lead_partner": g["lead_partner"],
             }
-            for g in matches
+            for g in record.matches
         ],
-        "log": [{k: _iso(v) for k, v in dict(e).items()} for e in log],
-        **family,
+        "log": [{k: _iso(v) for k, v in e.items()} for e in record.log],
+        **_family(region, family),
     }
 
 
-async def _family(conn: Conn, region: RegionConfig, youth_id: int) -> dict[str, Any]:
+def _organisation(region: RegionConfig, partner_id: str) -> str:
+    partner = region.partners_by_id.get(partner_id)
+    return partner.name if partner is not None else partner_id
+
+
+def _family(region: RegionConfig, family: family_store.FamilyRecord) -> dict[str, Any]:
     """The family facts as stored: keyed hashes (hex), never the parents' BSNs or the
     address; and the family matches of the youth's meldingen, naming the other
     organisation only (nothing about the other child)."""
-    facts = await conn.fetchrow(
-        """SELECT parent_hashes, address_hash, institutional, received_at FROM family_facts
-           WHERE youth_id = $1""",
-        youth_id,
-    )
-    lookup = await conn.fetchrow(
-        "SELECT lookup_id, sent_at FROM family_lookup WHERE youth_id = $1", youth_id
-    )
-    matches = await conn.fetch(
-        """SELECT f.id, f.relation, f.formed_at, own.melding_ref, other.partner_id
-           FROM melding own
-           JOIN family_match f ON own.id IN (f.melding_low, f.melding_high)
-           JOIN melding other ON other.id = CASE WHEN f.melding_low = own.id
-                                            THEN f.melding_high ELSE f.melding_low END
-           WHERE own.youth_id = $1 ORDER BY f.formed_at, f.id""",
-        youth_id,
-    )
-    partners = region.partners_by_id
+    facts, lookup = family.facts, family.lookup
     return {
         "family_facts": None
         if facts is None
@@ -141,11 +108,9 @@ async def _family(conn: Conn, region: RegionConfig, youth_id: int) -> dict[str, 
                 "relation": m["relation"],
                 "formed_at": _iso(m["formed_at"]),
                 "melding_ref": m["melding_ref"],
-                "counterpart_organisation": partners[m["partner_id"]].name
-                if m["partner_id"] in partners
-                else m["partner_id"],
+                "counterpart_organisation": _organisation(region, m["partner_id"]),
             }
-            for m in matches
+            for m in family.matches
         ],
     }
 
@@ -158,15 +123,17 @@ async def erase(
     *,
     operator: str,
     now: datetime,
-) -> tuple[int, list[OutboundMessage]] | None:
+) -> tuple[int, list[Decision]] | None:
     """Purge everything on the youth; owners of active meldingen get `melding.ended`
-    with reason `erased`. Returns (meldingen removed, messages to emit)."""
+    with reason `erased`. Returns (meldingen removed, who is to be told what)."""
     youth = await repo.lock_youth_by_hash(conn, identity_hash)
     if youth is None:
         return None
     count = len(await repo.meldingen_of_youth(conn, youth.id))
+    journal = Journal()
     out = await purge_youth(
-        conn, youth.id, youth_ref=youth_ref, reason="erased", actor=operator, now=now
+        conn, journal, youth.id, youth_ref=youth_ref, reason="erased", actor=operator, now=now
     )
-    await audit(conn, "subject_erased", operator, youth_ref=youth_ref, at=now)
+    journal.audit("subject_erased", operator, youth_ref=youth_ref, at=now)
+    await journal.write(conn)
     return count, out

@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 
 from services.matcher.handler import MatcherHandler
-from services.retention.sweep import BATCH, Sweep, SweepReport
+from services.retention.sweep import PAGE, Sweep, SweepReport
 from shared.amqp.topology import MATCHER_QUEUE
 from shared.partner_client import PartnerClient, Received
 from shared.region.model import RegionConfig
@@ -46,11 +46,11 @@ class Lifecycle:
     retention: Runtime
 
     async def sweep(
-        self, now: datetime, *, batch: int = BATCH, region: RegionConfig | None = None
+        self, now: datetime, *, page: int = PAGE, region: RegionConfig | None = None
     ) -> SweepReport:
         config = region or await self.retention.region.get()
         rt = self.retention
-        return await Sweep(rt.pool, rt.outbox, config, rt.pseudonyms, batch=batch).run(now)
+        return await Sweep(rt.pool, rt.outbox, config, rt.pseudonyms, page=page).run(now)
 
 
 async def start_lifecycle(system: System, clock: FakeClock | None = None) -> Lifecycle:

@@ -25,9 +25,10 @@ from shared.amqp.topology import (
     NOTIFIER_KEY,
     parked_queue,
 )
+from shared.announce import match_event
 from shared.envelopes import EMAIL_BATCH_TYPE, EmailJob, NotifyEvent, unpack
 from shared.index.domain import Contact, StoredMelding
-from shared.index.notices import match_event, participant
+from shared.index.participants import participant
 from shared.partner_client import PartnerClient
 from testing.ports import free_port
 from tests.conftest import System

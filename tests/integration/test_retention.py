@@ -221,14 +221,14 @@ async def test_sweeps_work_in_batches_and_handle_every_row(
             at("2018-01-01T00:00:00+00:00") + timedelta(minutes=n),
         )
 
-    report = await lc.sweep(at("2026-03-10T12:00:00+01:00"), batch=2)
+    report = await lc.sweep(at("2026-03-10T12:00:00+01:00"), page=2)
     assert report.counts["expired"] == 7
     assert report.counts["audit_expired"] == 5
     ended = [(await school.take("melding.ended")).body["melding_ref"] for _ in refs]
     assert sorted(ended) == sorted(refs)
     assert await db.fetchval("SELECT count(*) FROM melding WHERE state = 'active'") == 0
 
-    report = await lc.sweep(at("2031-03-10T12:00:00+01:00"), batch=2)
+    report = await lc.sweep(at("2031-03-10T12:00:00+01:00"), page=2)
     assert report.counts["archive_purged"] == 7
     assert await db.fetchval("SELECT count(*) FROM melding") == 0
     assert await db.fetchval("SELECT count(*) FROM youth") == 0
@@ -267,8 +267,8 @@ async def test_two_sweeps_at_once_act_exactly_once(
     first = lc.retention
     region = await first.region.get()
     reports = await asyncio.gather(
-        Sweep(first.pool, first.outbox, region, first.pseudonyms, batch=3).run(now),
-        Sweep(other.pool, other.outbox, region, other.pseudonyms, batch=3).run(now),
+        Sweep(first.pool, first.outbox, region, first.pseudonyms, page=3).run(now),
+        Sweep(other.pool, other.outbox, region, other.pseudonyms, page=3).run(now),
     )
     total: Counter[str] = Counter()
     for report in reports:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 
 from shared.amqp.consumer import multiple_ack_tag
+from shared.announce import merge_notify_messages, notify_message
 from shared.db.outbox import OutboundMessage
 from shared.envelopes import (
     ITEMS_PER_MESSAGE,
@@ -16,7 +17,6 @@ from shared.envelopes import (
     PartnerNotice,
     unpack,
 )
-from shared.index.notices import merge_notify_messages, notify_message
 from shared.receipts import accepted
 
 

@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
-from services.notifier.templates import TEMPLATES
+from services.notifier.templates import compose
+from shared.announce import family_event, lookup_messages
 from shared.contract.inbound import PersonFamily
 from shared.contract.outbound import load_outbound
 from shared.contract.validation import Valid
 from shared.index.family import FamilyFacts, Relative, family_pairs, shared_relation
-from shared.index.family_notices import family_event, lookup_messages
-from shared.index.notices import participant
+from shared.index.participants import participant
 from shared.pseudonym import Pseudonymizer
 from shared.region.model import RegionConfigError, parse_region
 from tests.support import region_document
@@ -248,7 +248,7 @@ def test_family_notices_and_e_mails_never_name_the_other_child() -> None:
         "family_coordinator",
     ]
     for job in event.emails:
-        subject, text = TEMPLATES[job.template](job.data)
+        subject, text = compose(job.data)
         assert "gezinsmatch" in subject.lower()
         if job.to == ours.reporter.email:
             assert "school-4" in text and "jeugdteam-9" not in text

@@ -6,8 +6,9 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
+from shared.announce import match_ended_event, match_event
 from shared.index.domain import Contact, StoredMelding
-from shared.index.notices import match_ended_event, match_event, participant
+from shared.index.participants import participant
 from shared.region.model import RegionConfig, parse_region
 from tests.support import region_document
 

@@ -3,6 +3,7 @@ the counterparts' contact data, with a stable Message-ID and nothing on the yout
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
@@ -11,10 +12,13 @@ from email.message import EmailMessage
 import pytest
 
 from services.notifier.mime import render, render_with_stdlib
-from services.notifier.templates import SECTOR_LABELS, TEMPLATES
+from services.notifier.templates import SECTOR_LABELS, compose
+from shared.announce import CoordinatorTemplate, match_event, regie_event
+from shared.dates import InformTarget
+from shared.emails import InformReminder, YouthMovedCoordinator
 from shared.envelopes import EmailJob, NotifyEvent
 from shared.index.domain import Contact, StoredMelding
-from shared.index.notices import Participant, match_event, regie_event
+from shared.index.participants import Participant
 from shared.region.model import Municipality
 
 MATCH_ID = uuid.UUID("5c0f3c52-0d7e-4a8b-9a53-7c6a1f0e2b11")
@@ -199,7 +203,7 @@ def test_a_lead_the_coordinator_assigned_is_mailed_to_its_reporter_too() -> None
     assert "contact@jeugdteam.example" not in text  # not itself among the others
     # Another partner's own ref is not passed on, and nothing on the youth at all.
     assert "REF-SCHOOL-1" not in text
-    assert not {"bsn", "birth_date", "surname"} & set(event.emails[1].data)
+    assert not {"bsn", "birth_date", "surname"} & set(event.emails[1].data.model_dump())
     # A lead that was claimed or set by the region hears it only by regie.notice.
     unassigned = regie_event(
         match_id=MATCH_ID,
@@ -248,21 +252,16 @@ def test_a_long_subject_survives_writing_and_reading_back() -> None:
         (["youth"], "de jeugdige over de melding is geïnformeerd"),
     ],
 )
-def test_inform_reminder(inform: list[str], phrase: str) -> None:
-    subject, text = TEMPLATES["inform_reminder"]({"melding_ref": "R-7", "inform": inform})
+def test_inform_reminder(inform: list[InformTarget], phrase: str) -> None:
+    subject, text = compose(InformReminder(melding_ref="R-7", inform=inform))
     assert subject == "Herinnering: informeer over melding R-7"
     assert phrase in text
     assert "melding.informed" in text
 
 
 def test_moved_mail_to_the_new_municipality() -> None:
-    subject, text = TEMPLATES["youth_moved_coordinator"](
-        {
-            "municipality": "Rotterdam",
-            "participants": [
-                {**SCHOOL.as_counterpart(), "melding_ref": SCHOOL.melding.melding_ref}
-            ],
-        }
+    subject, text = compose(
+        YouthMovedCoordinator(municipality="Rotterdam", participants=[SCHOOL.as_member()])
     )
     assert "Rotterdam" in subject
     assert "verhuisd naar Rotterdam" in text
@@ -281,7 +280,11 @@ def test_every_sector_has_a_dutch_label_and_every_template_a_footer() -> None:
 
 def every_kind_of_job() -> list[EmailJob]:
     jobs = [*three_way_match().emails, *three_way_match(lead=SCHOOL).emails]
-    for lead, template in ((TEAM, "lead_coordinator"), (None, "regie_escalation")):
+    kinds: list[tuple[Participant | None, CoordinatorTemplate]] = [
+        (TEAM, "lead_coordinator"),
+        (None, "regie_escalation"),
+    ]
+    for lead, template in kinds:
         jobs += regie_event(
             match_id=MATCH_ID,
             members=[SCHOOL, TEAM],
@@ -308,10 +311,106 @@ def test_unusual_headers_go_through_the_standard_library() -> None:
     accents = job.model_copy(update={"to": "jos\u00e9@voorbeeld.example"})
     message = message_from_bytes(render(accents, "vi@regio.example").data, policy=policy.default)
     assert message["To"] == "jos\u00e9@voorbeeld.example"
-    accented = job.model_copy(update={"data": {**job.data, "melding_ref": "caf\u00e9-1"}})
+    accented = job.model_copy(
+        update={"data": job.data.model_copy(update={"melding_ref": "caf\u00e9-1"})}
+    )
     fast = render(accented, "vi@regio.example", date="Sat, 28 Nov 2026 12:00:00 -0000")
     slow = render_with_stdlib(accented, "vi@regio.example", date="Sat, 28 Nov 2026 12:00:00 -0000")
     assert fast.data == slow.as_bytes()
     injected = job.model_copy(update={"to": "a@b.example\nBcc: c@d.example"})
     with pytest.raises(ValueError):
         render(injected, "vi@regio.example")
+
+
+# The keys of each template's data as e-mail jobs have always carried them: a job
+# queued by an older version must still render after an upgrade.
+WIRE_KEYS = {
+    "match_reporter": {
+        "match_id",
+        "melding_ref",
+        "organisation",
+        "own_archived",
+        "counterparts",
+        "lead",
+        "lead_is_yours",
+    },
+    "match_coordinator": {"match_id", "municipality", "participants", "lead"},
+    "lead_coordinator": {"match_id", "municipality", "lead", "participants"},
+    "regie_escalation": {"match_id", "municipality", "lead", "participants"},
+    "lead_assigned": {"match_id", "melding_ref", "organisation", "municipality", "counterparts"},
+}
+COUNTERPART_KEYS = {"partner", "organisation", "sector", "reporter", "registered_at", "archived"}
+
+
+@pytest.mark.parametrize("job", every_kind_of_job(), ids=lambda job: job.template)
+def test_a_job_keeps_its_wire_shape(job: EmailJob) -> None:
+    wire = json.loads(job.model_dump_json())
+    assert set(wire) == {"message_id", "to", "template", "data"}
+    assert wire["template"] == job.template
+    data = wire["data"]
+    assert set(data) == WIRE_KEYS[job.template]
+    people = data.get("counterparts", []) + data.get("participants", [])
+    assert people
+    for person in people:
+        member = {"melding_ref"} if "participants" in data else set()
+        assert set(person) == COUNTERPART_KEYS | member
+        assert set(person["reporter"]) == {"name", "email", "phone"}
+    if data.get("lead"):
+        assert set(data["lead"]) == {"partner", "organisation", "reporter"}
+    assert EmailJob.model_validate_json(job.model_dump_json()) == job
+
+
+def test_a_job_queued_by_an_older_version_still_renders() -> None:
+    """As the previous version wrote it: the data a plain dict, the dates from
+    isoformat()."""
+    queued = {
+        "message_id": "0b7f3c1e-8d6a-4c55-9a0e-2f4b8c1d9e01",
+        "to": "contact@school.example",
+        "template": "match_reporter",
+        "data": {
+            "match_id": str(MATCH_ID),
+            "melding_ref": "REF-SCHOOL-1",
+            "organisation": "Basisschool De Regenboog",
+            "own_archived": False,
+            "counterparts": [
+                {
+                    "partner": "jeugdteam",
+                    "organisation": "Jeugdteam Noord",
+                    "sector": "jeugdhulp",
+                    "reporter": {
+                        "name": "Contact jeugdteam",
+                        "email": "contact@jeugdteam.example",
+                        "phone": None,
+                    },
+                    "registered_at": "2026-03-02T09:30:00+00:00",
+                    "archived": False,
+                }
+            ],
+            "lead": {
+                "partner": "jeugdteam",
+                "organisation": "Jeugdteam Noord",
+                "reporter": {
+                    "name": "Contact jeugdteam",
+                    "email": "contact@jeugdteam.example",
+                    "phone": None,
+                },
+            },
+            "lead_is_yours": False,
+        },
+    }
+    job = EmailJob.model_validate_json(json.dumps(queued))
+    assert job.template == "match_reporter"
+    _, text = rendered(job)
+    assert "uw melding met kenmerk REF-SCHOOL-1 (Basisschool De Regenboog)" in text
+    assert "Jeugdteam Noord heeft de regie in deze match." in text
+    assert "E-mail: contact@jeugdteam.example" in text
+    # The same job as this version writes it renders the same text.
+    new = match_event(
+        match_id=MATCH_ID, newcomer=SCHOOL, counterparts=[TEAM], lead=TEAM, municipality=None
+    )
+    ours = next(j for j in new.emails if j.to == "contact@school.example")
+    assert rendered(ours)[1] == text
+    # Data that does not fit its template is refused, not rendered half.
+    queued["template"] = "family_reporter"
+    with pytest.raises(ValueError):
+        EmailJob.model_validate_json(json.dumps(queued))

@@ -36,9 +36,9 @@ async def family_all(handled: Sequence[tuple[Context, PersonFamily]]) -> None:
     """Handle new person.family commands (each with its context), in order."""
     if not handled:
         return
-    batch = handled[0][0].batch
-    conn = batch.uow.conn
-    identities = [batch.pseudonyms.youth_by_bsn(msg.bsn) for _, msg in handled]
+    tx = handled[0][0].tx
+    conn = tx.uow.conn
+    identities = [tx.pseudonyms.youth_by_bsn(msg.bsn) for _, msg in handled]
     youths = await repo.lock_youths_by_hash(conn, identities)
     stored: dict[int, FamilyFacts] = {}
     for (ctx, msg), identity in zip(handled, identities, strict=True):
@@ -52,7 +52,7 @@ async def family_all(handled: Sequence[tuple[Context, PersonFamily]]) -> None:
             ctx.partner_id,
             youth_ref=ctx.pseudonyms.audit_ref(youth.identity_hash),
         )
-        batch.family_youths.setdefault(youth.id, None)
+        tx.family_youths.setdefault(youth.id, None)
         ctx.accept(None)
-    await family_store.store_facts(conn, stored, batch.now)
+    await family_store.store_facts(conn, stored, tx.now)
     await family_store.drop_lookups(conn, sorted(stored))

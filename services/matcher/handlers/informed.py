@@ -11,10 +11,9 @@ from __future__ import annotations
 from services.matcher.context import Context
 from services.matcher.handlers.lookup import find_own_active
 from shared.contract.inbound import MeldingInformed
-from shared.db import stats
-from shared.db.audit import audit
 from shared.db.stats import FactKind
-from shared.index.notices import participant
+from shared.index import repository as repo
+from shared.index.participants import participant
 
 
 async def informed(ctx: Context, msg: MeldingInformed) -> None:
@@ -25,44 +24,36 @@ async def informed(ctx: Context, msg: MeldingInformed) -> None:
     if found is None:
         return
     youth = found.youth
-    before = await conn.fetchrow(
-        """UPDATE melding m SET informed = $2, informed_on = $3, deferred_reason = $4
-           FROM (SELECT informed IS NOT NULL AS was_informed,
-                        deferred_reason IS NOT NULL AS was_deferred
-                 FROM melding WHERE id = $1) old
-           WHERE m.id = $1
-           RETURNING old.was_informed, old.was_deferred, m.registered_at""",
-        found.melding.id,
-        list(msg.informed) if msg.informed else None,
-        msg.informed_on,
-        msg.deferred_reason,
-    )
-    assert before is not None
-    deferred = msg.deferred_reason is not None
-    await audit(
+    before = await repo.record_informed(
         conn,
+        found.melding.id,
+        informed=msg.informed,
+        informed_on=msg.informed_on,
+        deferred_reason=msg.deferred_reason,
+    )
+    deferred = msg.deferred_reason is not None
+    ctx.audit(
         "inform_deferred" if deferred else "informed",
         ctx.partner_id,
         melding_ref=msg.melding_ref,
         youth_ref=ctx.pseudonyms.audit_ref(youth.identity_hash),
         detail={} if deferred else {"informed": list(msg.informed or [])},
-        at=ctx.now,
         portal_user=ctx.portal_user,
     )
     # Statistics count each melding once, by its latest state: a confirmation that
     # replaces a deferral moves it from one column to the other.
     was: FactKind | None = (
-        "informed" if before["was_informed"] else "deferred" if before["was_deferred"] else None
+        "informed" if before.was_informed else "deferred" if before.was_deferred else None
     )
     now: FactKind = "deferred" if deferred else "informed"
     if was != now:
         sector = participant(ctx.region, found.melding).sector
         for kind, delta in ((was, -1), (now, 1)):
             if kind is not None:
-                await stats.record(
-                    conn,
+                # In the month the melding was registered.
+                ctx.count(
                     kind,
-                    at=before["registered_at"],
+                    at=before.registered_at,
                     sector=sector,
                     municipality=youth.municipality,
                     delta=delta,

@@ -10,10 +10,9 @@ from services.matcher.context import Context
 from services.matcher.handlers.lookup import find_own_active
 from shared.contract.errors import ErrorCode, ErrorItem
 from shared.contract.inbound import RegieAssign, RegieClaim
-from shared.db.audit import audit
 from shared.index import repository as repo
 from shared.index.assignment import LeadStays, LiveMatch, decide_assignment
-from shared.index.lifecycle import lead_changed_message
+from shared.index.decisions import LeadChanged
 
 
 async def claim(ctx: Context, msg: RegieClaim) -> None:
@@ -45,28 +44,16 @@ async def claim(ctx: Context, msg: RegieClaim) -> None:
         )
         return
     await repo.set_lead(conn, group.id, found.melding.id, ctx.now)
-    await audit(
-        conn,
+    ctx.audit(
         "lead_claimed",
         ctx.partner_id,
         melding_ref=msg.melding_ref,
         youth_ref=ctx.pseudonyms.audit_ref(youth.identity_hash),
         match_id=group.id,
-        at=ctx.now,
         portal_user=ctx.portal_user,
     )
     members = await repo.active_members(conn, group.id)
-    ctx.uow.emit(
-        await lead_changed_message(
-            conn,
-            ctx.region,
-            group.id,
-            members,
-            found.melding.id,
-            youth_id=youth.id,
-            escalated=False,
-        )
-    )
+    ctx.tell(LeadChanged(group.id, members, found.melding.id, youth.municipality))
     ctx.accept(msg.melding_ref)
 
 
@@ -110,18 +97,8 @@ async def assign(ctx: Context, msg: RegieAssign) -> None:
             "previous": decision.previous.partner_id if decision.previous else None,
         },
     )
-    ctx.uow.emit(
-        await lead_changed_message(
-            conn,
-            ctx.region,
-            group.id,
-            list(match.members),
-            decision.melding.id,
-            youth_id=youth.id,
-            escalated=False,
-            municipality_code=youth.municipality,
-            assigned=True,
-        )
+    ctx.tell(
+        LeadChanged(group.id, match.members, decision.melding.id, youth.municipality, assigned=True)
     )
     ctx.accept(None)
 

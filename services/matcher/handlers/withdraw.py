@@ -18,9 +18,10 @@ async def withdraw(ctx: Context, msg: MeldingWithdraw) -> None:
     if found is None:
         return
     youth = found.youth
-    ctx.uow.emit(
+    ctx.tell(
         *await end_melding(
             conn,
+            ctx.journal,
             ctx.region,
             found.melding,
             youth_id=youth.id,

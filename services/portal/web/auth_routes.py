@@ -23,7 +23,7 @@ from services.portal.web.security import (
     template_context,
     text,
 )
-from shared.db.audit import audit
+from shared.db.journal import Journal
 
 LOGIN_FAILED = "Inloggen is niet gelukt. Controleer uw e-mailadres, wachtwoord en verificatiecode."
 
@@ -64,7 +64,9 @@ async def login(request: Request) -> Response:
     async with portal.pool.acquire() as conn, conn.transaction():
         if await accounts.address_refused(conn, address, portal.policy, now):
             # Not even checked: a guess from here would tell nothing either way.
-            await audit(conn, "portal_login_refused", UNKNOWN_ACTOR, detail={"address": address})
+            journal = Journal()
+            journal.audit("portal_login_refused", UNKNOWN_ACTOR, detail={"address": address})
+            await journal.write(conn)
             refused = True
         else:
             refused = False
@@ -87,8 +89,8 @@ async def login(request: Request) -> Response:
             now,
         )
         if result.user is None:
-            await audit(
-                conn,
+            journal = Journal()
+            journal.audit(
                 "portal_login_failed",
                 UNKNOWN_ACTOR,
                 detail={
@@ -96,6 +98,7 @@ async def login(request: Request) -> Response:
                     "outcome": result.outcome,
                 },
             )
+            await journal.write(conn)
             await accounts.count_address_failure(conn, address, portal.policy, now)
             token = None
         else:
