@@ -1,9 +1,8 @@
-"""The matcher's consumer: commands answered with receipts, in one transaction per
-command, or per batch of commands when they queue up."""
+"""The matcher's handler: commands answered with receipts, in one transaction per
+batch of commands (one command, or all that queued up together)."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import itertools
 import uuid
@@ -21,23 +20,24 @@ from services.matcher.handlers.regie import assign, claim
 from services.matcher.handlers.register import identity_of, register, youth_of
 from services.matcher.handlers.withdraw import withdraw
 from services.matcher.staging import RegistrationStage
-from shared.amqp.consumer import Delivery, PoisonMessage
+from shared.amqp.consuming import Codec, Delivery, PoisonMessage, Unfinished
 from shared.clock import Clock, utcnow
-from shared.commands import send_command
+from shared.commands import command_message
 from shared.contract.errors import NOT_A_PARTNER_ANY_MORE, ErrorItem
 from shared.contract.inbound import MeldingRegister, PersonFamily
 from shared.contract.portal import NO_COORDINATOR
 from shared.db import arrivals, inbox
-from shared.db.outbox import UnitOfWork
+from shared.db.outbox import Outbox, UnitOfWork
 from shared.db.pool import Conn
-from shared.envelopes import COMMAND_BATCH_TYPE, Command, unpack
+from shared.envelopes import COMMAND_BUNDLE_TYPE, Command, unpack
 from shared.index import repository as repo
 from shared.index.notices import merge_notify_messages
 from shared.lanes import Lane, in_lane
-from shared.logs import describe_error, get_logger, message_context
+from shared.logs import get_logger, message_context
+from shared.pseudonym import Pseudonymizer
 from shared.receipts import answer_to_handled, rejected
 from shared.region.model import RegionConfig
-from shared.service import Runtime
+from shared.region.store import RegionCache
 
 log = get_logger(__name__)
 
@@ -63,15 +63,21 @@ def _context_of(command: Command) -> contextlib.AbstractContextManager[None]:
 
 
 def parse_commands(delivery: Delivery) -> list[Command]:
-    """The commands a message carries (one, or a batch from ingest), each marked seen
+    """The commands a message carries (one, or a bundle from ingest), each marked seen
     before when the message itself was."""
     try:
-        commands = unpack(delivery.message.body, delivery.message.type, COMMAND_BATCH_TYPE, Command)
+        commands = unpack(delivery.body, delivery.message.type, COMMAND_BUNDLE_TYPE, Command)
     except pydantic.ValidationError as exc:
         raise PoisonMessage("not a valid internal command") from exc
     if delivery.seen_before:
         return [c.model_copy(update={"seen_before": True}) for c in commands]
     return commands
+
+
+def command_codec(lane: Lane) -> Codec[Command]:
+    """The matcher's messages as commands; a failed bundle's commands go on, one
+    message each, in the lane they came in."""
+    return Codec(parse_commands, resend=lambda command: command_message(command, lane))
 
 
 def _refusal(region: RegionConfig, command: Command) -> ErrorItem | None:
@@ -115,47 +121,25 @@ def _set_kind(marked: tuple[Command, uuid.UUID | None]) -> type | None:
     return None
 
 
-class FactsFailed(Exception):
-    """The family facts of a batch failed after the rest of it committed."""
-
-    def __init__(self, remaining: Sequence[Command]) -> None:
-        super().__init__(f"{len(remaining)} family fact command(s) failed")
-        self.remaining = remaining
-
-
 class MatcherHandler:
-    def __init__(self, runtime: Runtime, clock: Clock = utcnow, *, lane: Lane = Lane.LIVE) -> None:
-        self._rt = runtime
+    def __init__(
+        self,
+        outbox: Outbox,
+        region: RegionCache,
+        pseudonyms: Pseudonymizer,
+        clock: Clock = utcnow,
+        *,
+        lane: Lane = Lane.LIVE,
+    ) -> None:
+        self._outbox = outbox
+        self._region = region
+        self._pseudonyms = pseudonyms
         self._clock = clock
         # The notify events of a command go on in the lane it came in.
         self._lane = lane
 
-    async def __call__(self, delivery: Delivery) -> None:
-        commands = parse_commands(delivery)
-        if len(commands) > 1 and delivery.after_failed_batch:
-            # It failed once already, with its neighbours: split at once.
-            await self._split(commands, "its batch failed")
-            return
-        try:
-            await self._run(commands)
-        except FactsFailed as exc:
-            await self._split(exc.remaining, describe_error(exc.__cause__ or exc))
-        except Exception as exc:
-            if len(commands) == 1:
-                raise
-            await self._split(commands, describe_error(exc))
-
-    async def _split(self, commands: Sequence[Command], error: str) -> None:
-        """One command of a batch may be the cause: pass each on as a message of its own
-        (nothing of the batch was committed), to be retried or parked alone."""
-        log.warning("command_batch_split", commands=len(commands), error=error)
-        await asyncio.gather(*(send_command(self._rt.publisher, c, self._lane) for c in commands))
-
-    async def handle_batch(self, deliveries: Sequence[Delivery]) -> None:
-        try:
-            await self._run([c for d in deliveries for c in parse_commands(d)])
-        except FactsFailed as exc:
-            await self._split(exc.remaining, describe_error(exc.__cause__ or exc))
+    async def __call__(self, commands: Sequence[Command]) -> None:
+        await self._run(commands)
 
     async def _run(self, commands: Sequence[Command]) -> None:
         """Family facts from the register go in a transaction of their own, after the
@@ -174,14 +158,14 @@ class MatcherHandler:
             if not rest:
                 raise
             # The rest is committed (with its receipts): only the facts go round again.
-            raise FactsFailed(facts) from exc
+            raise Unfinished(facts) from exc
 
     async def _transaction(self, commands: Sequence[Command]) -> None:
         """All commands in one transaction: each sees the effects of those before it
         (two meldingen on one youth in a batch match as if they came one by one). Any
         failure rolls the whole batch back."""
         identities = {
-            id(c): identity_of(c.message.youth, self._rt.pseudonyms)
+            id(c): identity_of(c.message.youth, self._pseudonyms)
             for c in commands
             if isinstance(c.message, MeldingRegister)
         }
@@ -190,7 +174,7 @@ class MatcherHandler:
             # later facts on one youth still replace the earlier).
             commands = sorted(
                 commands,
-                key=lambda c: self._rt.pseudonyms.youth_by_bsn(cast(PersonFamily, c.message).bsn),
+                key=lambda c: self._pseudonyms.youth_by_bsn(cast(PersonFamily, c.message).bsn),
             )
         elif len(identities) == len(commands):
             # A batch of registrations only (bulk onboarding) is handled in identity
@@ -199,11 +183,11 @@ class MatcherHandler:
             # their order. Mixed batches keep their arrival order (a withdraw must not
             # overtake its registration).
             commands = sorted(commands, key=lambda c: identities[id(c)])
-        async with self._rt.outbox.unit_of_work() as uow:
+        async with self._outbox.unit_of_work() as uow:
             conn = uow.conn
             # Read under a share lock: a partner retired by a `region apply` that
             # committed first is refused here, even while the cache is behind.
-            region = await self._rt.region.current(conn)
+            region = await self._region.current(conn)
             commands = await _unanswered(conn, commands)
             unclaimed = await inbox.claim_many(
                 conn, [(c.partner_id, c.message_id) for c in commands]
@@ -216,7 +200,7 @@ class MatcherHandler:
                     for c in registrations
                 ],
             )
-            batch = Transaction(uow, region, self._rt.pseudonyms, self._clock(), used_refs)
+            tx = Transaction(uow, region, self._pseudonyms, self._clock(), used_refs)
             # Each command with the id for its receipt, or None when it is not new (a
             # second copy in the same batch is not new either).
             marked = []
@@ -233,11 +217,11 @@ class MatcherHandler:
             # time, in order.
             for kind, run in itertools.groupby(marked, key=_set_kind):
                 if kind is MeldingRegister:
-                    await self._register_all(batch, list(run), identities)
+                    await self._register_all(tx, list(run), identities)
                 elif kind is PersonFamily:
                     await family_all(
                         [
-                            (Context(batch, c, r), cast(PersonFamily, c.message))
+                            (Context(tx, c, r), cast(PersonFamily, c.message))
                             for c, r in run
                             if r is not None
                         ]
@@ -245,18 +229,18 @@ class MatcherHandler:
                 else:
                     for command, receipt_id in run:
                         with _context_of(command):
-                            await self._apply(batch, command, receipt_id)
-            await settle_family(batch)
-            await batch.journal.write(conn)
+                            await self._apply(tx, command, receipt_id)
+            await settle_family(tx)
+            await tx.journal.write(conn)
             uow.messages[:] = in_lane(merge_notify_messages(uow.messages), self._lane)
 
     async def _register_all(
         self,
-        batch: Transaction,
+        tx: Transaction,
         claimed: Sequence[tuple[Command, uuid.UUID | None]],
         identities: dict[int, bytes],
     ) -> None:
-        conn = batch.uow.conn
+        conn = tx.uow.conn
         messages = [cast(MeldingRegister, c.message) for c, _ in claimed]
         stage = await RegistrationStage.prepare(
             conn,
@@ -266,16 +250,14 @@ class MatcherHandler:
             assert receipt_id is not None  # only new registrations are staged
             with _context_of(command):
                 await register(
-                    Context(batch, command, receipt_id),
+                    Context(tx, command, receipt_id),
                     message,
                     stage,
                     stage.youths[identities[id(command)]],
                 )
-        await stage.flush(conn, batch.now)
+        await stage.flush(conn, tx.now)
 
-    async def _apply(
-        self, batch: Transaction, command: Command, receipt_id: uuid.UUID | None
-    ) -> None:
+    async def _apply(self, tx: Transaction, command: Command, receipt_id: uuid.UUID | None) -> None:
         """Handle a new command (`receipt_id` from its inbox claim), or answer one that
         the inbox already holds (`receipt_id` None)."""
         message = command.message
@@ -288,7 +270,7 @@ class MatcherHandler:
                 seen_before=command.seen_before and command.arrival_id is None,
                 melding_ref=getattr(message, "melding_ref", None),
             )
-            batch.uow.emit(*answers)
+            tx.uow.emit(*answers)
             log.info("inbound_already_handled", answered=bool(answers))
             return
-        await HANDLERS[message.type](Context(batch, command, receipt_id), message)
+        await HANDLERS[message.type](Context(tx, command, receipt_id), message)

@@ -14,10 +14,10 @@ from typing import Any
 
 from shared.amqp.topology import OUTBOUND_EXCHANGE
 from shared.contract.outbound import FamilyNotice, PersonLookup, dump_json
-from shared.db.outbox import OutboundMessage
 from shared.envelopes import EmailJob, NotifyEvent, PartnerNotice, derived_id
 from shared.index.family import Relation
 from shared.index.notices import Participant
+from shared.outgoing import OutboundMessage
 from shared.region.model import Municipality, RegionConfig
 
 

@@ -21,7 +21,6 @@ from typing import cast
 from shared.contract.outbound import EndReason
 from shared.dates import amsterdam_date
 from shared.db.audit import audit
-from shared.db.outbox import OutboundMessage
 from shared.db.pool import Conn
 from shared.index import repository as repo
 from shared.index.deadlines import archive_purge_date
@@ -33,6 +32,7 @@ from shared.index.notices import (
     participant,
     regie_event,
 )
+from shared.outgoing import OutboundMessage
 from shared.region.model import RegionConfig
 
 # Ended by these reasons a melding is kept in the archive for 5 years; by any other

@@ -22,9 +22,8 @@ from shared.contract.outbound import (
     MeldingEnded,
     RegieNotice,
 )
-from shared.db.outbox import OutboundMessage
 from shared.envelopes import (
-    NOTIFY_BATCH_TYPE,
+    NOTIFY_BUNDLE_TYPE,
     NOTIFY_TYPE,
     EmailJob,
     NotifyEvent,
@@ -33,6 +32,7 @@ from shared.envelopes import (
     derived_id,
 )
 from shared.index.domain import StoredMelding
+from shared.outgoing import OutboundMessage
 from shared.region.model import Municipality, RegionConfig
 
 
@@ -300,7 +300,7 @@ def _notify_batch(events: Sequence[OutboundMessage]) -> OutboundMessage:
         routing_key=NOTIFIER_KEY,
         # The bodies are NotifyEvent JSON already: wrapped, not parsed and dumped again.
         body=b'{"items":[' + b",".join(m.body for m in events) + b"]}",
-        message_type=NOTIFY_BATCH_TYPE,
+        message_type=NOTIFY_BUNDLE_TYPE,
         message_id=derived_id(events[0].message_id, *(str(m.message_id) for m in events)),
     )
 

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from shared.db.outbox import OutboundMessage
 from shared.db.pool import Conn
 from shared.index import repository as repo
 from shared.index.lifecycle import end_meldingen
+from shared.outgoing import OutboundMessage
 from shared.pseudonym import Pseudonymizer
 from shared.region.model import RegionConfig
 

@@ -11,10 +11,10 @@ from typing import Any
 
 from shared.contract.inbound import normalise_surname
 from shared.db.audit import audit
-from shared.db.outbox import OutboundMessage
 from shared.db.pool import Conn
 from shared.index import repository as repo
 from shared.index.lifecycle import purge_youth
+from shared.outgoing import OutboundMessage
 from shared.pseudonym import Pseudonymizer
 from shared.region.model import RegionConfig
 
