@@ -151,7 +151,7 @@ async def test_outbox_row_survives_a_relay_crash_and_is_published_later(
     claimed = asyncio.Event()
 
     class StalledPublisher(Publisher):
-        async def publish_many(self, *args: Any, **kwargs: Any) -> None:
+        async def publish(self, *messages: OutboundMessage) -> None:
             claimed.set()
             await gate.wait()  # the process "dies" here, rows claimed, nothing deleted
 
