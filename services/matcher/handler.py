@@ -144,8 +144,9 @@ class MatcherHandler:
     async def _run(self, commands: Sequence[Command]) -> None:
         """Family facts from the register go in a transaction of their own, after the
         rest: mixed with registrations in arrival order, two batches would lock their
-        youths in different orders and deadlock. A failure of the second transaction
-        redoes both; the inbox makes the first one's commands answer as handled."""
+        youths in different orders and deadlock. When the second transaction fails
+        after the first committed, only the facts go round again (`Unfinished`: the
+        consumer re-sends each as a message of its own)."""
         facts = [c for c in commands if isinstance(c.message, PersonFamily)]
         rest = [c for c in commands if not isinstance(c.message, PersonFamily)]
         if rest:
