@@ -22,9 +22,10 @@ from aiormq.abc import DeliveredMessage
 
 from bench.env import BenchEnv
 from shared.amqp.connection import connect
-from shared.amqp.publisher import Outgoing, Publisher
+from shared.amqp.publisher import Publisher
 from shared.amqp.topology import INBOUND_EXCHANGE, partner_queue
 from shared.contract.validation import example_bsn
+from shared.outgoing import OutboundMessage
 from shared.region.model import FamilyRelation, RegionConfig
 
 REGISTER_ID = "brp"
@@ -113,14 +114,15 @@ class RegisterAnswering:
             "parents": [self._parent_of(bsn)],
             "address": None,
         }
-        outgoing = Outgoing(
+        outgoing = OutboundMessage(
             INBOUND_EXCHANGE,
             "person.family",
             json.dumps(answer).encode(),
+            message_type=None,
             message_id=str(uuid.uuid4()),
             user_id=self._user,
         )
-        await self._publisher.publish_many([outgoing])
+        await self._publisher.publish(outgoing)
 
     def figures(self, youths: int) -> dict[str, Any]:
         return {

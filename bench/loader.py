@@ -17,9 +17,10 @@ from datetime import UTC, datetime
 
 from bench.traffic import Sink, wait_until
 from shared.amqp.connection import connect
-from shared.amqp.publisher import Outgoing, Publisher
+from shared.amqp.publisher import Publisher
 from shared.amqp.topology import INBOUND_EXCHANGE
 from shared.envelopes import chunked
+from shared.outgoing import OutboundMessage
 
 CHUNK, WINDOW = 32, 8
 
@@ -39,17 +40,18 @@ async def load(argv: list[str]) -> dict[str, object]:
 
     async def worker() -> None:
         for part in chunks:
-            await publisher.publish_many(
-                [
-                    Outgoing(
+            await publisher.publish(
+                *(
+                    OutboundMessage(
                         INBOUND_EXCHANGE,
                         routing_key,
                         m.body,
+                        message_type=None,
                         message_id=m.message_id,
                         user_id=user_id,
                     )
                     for m in part
-                ]
+                )
             )
 
     started = time.monotonic()

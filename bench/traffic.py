@@ -24,10 +24,11 @@ from aiormq.abc import DeliveredMessage
 from bench.env import MUNICIPALITIES, REPORTER_IDS, BenchEnv
 from shared.amqp.connection import connect
 from shared.amqp.nodes import first_node
-from shared.amqp.publisher import Outgoing, Publisher
+from shared.amqp.publisher import Publisher
 from shared.amqp.topology import INBOUND_EXCHANGE, partner_queue
 from shared.contract.validation import example_bsn
 from shared.envelopes import chunked
+from shared.outgoing import OutboundMessage
 
 # How many positions after a youth's first melding its second one is sent.
 SECOND_LAG = 200
@@ -124,11 +125,12 @@ class Partners:
             await connection.close()
         self._connections.clear()
 
-    def _outgoing(self, melding: Melding, routing_key: str = "melding.register") -> Outgoing:
-        return Outgoing(
+    def _outgoing(self, melding: Melding, routing_key: str = "melding.register") -> OutboundMessage:
+        return OutboundMessage(
             INBOUND_EXCHANGE,
             routing_key,
             melding.body,
+            message_type=None,
             message_id=melding.message_id,
             user_id=self._env.region.partners_by_id[melding.partner_id].broker_user,
         )
@@ -136,7 +138,7 @@ class Partners:
     async def publish(self, melding: Melding, *, track: bool = False) -> None:
         if track:
             self.sent_at[melding.message_id] = time.monotonic()
-        await self._publishers[melding.partner_id].publish_many([self._outgoing(melding)])
+        await self._publishers[melding.partner_id].publish(self._outgoing(melding))
         self.sent += 1
 
     async def publish_all(
@@ -154,13 +156,13 @@ class Partners:
 
         async def worker() -> None:
             for part in chunks:
-                by_partner: dict[str, list[Outgoing]] = {}
+                by_partner: dict[str, list[OutboundMessage]] = {}
                 for melding in part:
                     by_partner.setdefault(melding.partner_id, []).append(
                         self._outgoing(melding, routing_key)
                     )
                 await asyncio.gather(
-                    *(self._publishers[pid].publish_many(out) for pid, out in by_partner.items())
+                    *(self._publishers[pid].publish(*out) for pid, out in by_partner.items())
                 )
                 self.sent += len(part)
 

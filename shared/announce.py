@@ -33,7 +33,6 @@ from shared.contract.outbound import (
     dump_json,
 )
 from shared.dates import InformTarget
-from shared.db.outbox import OutboundMessage
 from shared.emails import (
     EmailData,
     FamilyCoordinator,
@@ -47,7 +46,7 @@ from shared.emails import (
 )
 from shared.emails import InformReminder as InformReminderEmail
 from shared.envelopes import (
-    NOTIFY_BATCH_TYPE,
+    NOTIFY_BUNDLE_TYPE,
     NOTIFY_TYPE,
     EmailJob,
     NotifyEvent,
@@ -68,6 +67,7 @@ from shared.index.decisions import (
 from shared.index.domain import StoredMelding
 from shared.index.family import Relation
 from shared.index.participants import Participant, participant
+from shared.outgoing import OutboundMessage
 from shared.region.model import Municipality, RegionConfig
 
 CoordinatorTemplate = Literal["lead_coordinator", "regie_escalation"]
@@ -482,7 +482,7 @@ def notify_message(event: NotifyEvent) -> OutboundMessage:
 
 
 def merge_notify_messages(messages: Sequence[OutboundMessage]) -> list[OutboundMessage]:
-    """The notify messages among `messages` as `notify.batch` messages of at most
+    """The notify messages among `messages` as notify bundles of at most
     ITEMS_PER_MESSAGE events, in the place of the first; the others as they were. One
     broker message per 32 events instead of one per event."""
     events = [m for m in messages if m.message_type == NOTIFY_TYPE]
@@ -491,11 +491,11 @@ def merge_notify_messages(messages: Sequence[OutboundMessage]) -> list[OutboundM
         if message.message_type != NOTIFY_TYPE:
             out.append(message)
         elif message is events[0]:
-            out.extend(_notify_batch(chunk) for chunk in chunked(events))
+            out.extend(_notify_bundle(chunk) for chunk in chunked(events))
     return out
 
 
-def _notify_batch(events: Sequence[OutboundMessage]) -> OutboundMessage:
+def _notify_bundle(events: Sequence[OutboundMessage]) -> OutboundMessage:
     if len(events) == 1:
         return events[0]
     return OutboundMessage(
@@ -503,6 +503,6 @@ def _notify_batch(events: Sequence[OutboundMessage]) -> OutboundMessage:
         routing_key=NOTIFIER_KEY,
         # The bodies are NotifyEvent JSON already: wrapped, not parsed and dumped again.
         body=b'{"items":[' + b",".join(m.body for m in events) + b"]}",
-        message_type=NOTIFY_BATCH_TYPE,
+        message_type=NOTIFY_BUNDLE_TYPE,
         message_id=derived_id(events[0].message_id, *(str(m.message_id) for m in events)),
     )

@@ -87,30 +87,32 @@ class NotifyEvent(_Internal):
 Item = TypeVar("Item", bound=BaseModel)
 
 
-class Batch(_Internal, Generic[Item]):
+class Bundle(_Internal, Generic[Item]):
     """Internal messages of one kind that travel as one broker message (one hop for
     many). Each item keeps its own id, inbox entry and outcome."""
 
     items: list[Item]
 
 
+# The AMQP types of bundles keep their old ".batch" values: messages in flight during a
+# rolling upgrade must still decode.
 # Commands ingest validated together, for the matcher.
-COMMAND_BATCH_TYPE = "command.batch"
-CommandBatch = Batch[Command]
-# The events of a batch of commands, for the notifier.
+COMMAND_BUNDLE_TYPE = "command.batch"
+CommandBundle = Bundle[Command]
+# The events of the commands handled together, for the notifier.
 NOTIFY_TYPE = "notify"
-NOTIFY_BATCH_TYPE = "notify.batch"
-NotifyBatch = Batch[NotifyEvent]
+NOTIFY_BUNDLE_TYPE = "notify.batch"
+NotifyBundle = Bundle[NotifyEvent]
 # The e-mails of events fanned out together; each is still sent once, by its own
 # Message-ID.
-EMAIL_BATCH_TYPE = "email.batch"
-EmailBatch = Batch[EmailJob]
+EMAIL_BUNDLE_TYPE = "email.batch"
+EmailBundle = Bundle[EmailJob]
 
 
-# Items per batch message. Batches nest (a matcher transaction holds many command
-# batches; the notifier fans out the events of many notify messages together), so
-# without a bound one message could carry thousands of items that its consumer must
-# hold, and on a crash redo, at once.
+# Items per bundle. Bundles nest (a matcher transaction holds many command bundles;
+# the notifier fans out the events of many notify messages together), so without a
+# bound one message could carry thousands of items that its consumer must hold, and
+# on a crash redo, at once.
 ITEMS_PER_MESSAGE = 32
 
 T = TypeVar("T")
@@ -121,14 +123,16 @@ def chunked(items: Sequence[T], size: int = ITEMS_PER_MESSAGE) -> list[Sequence[
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-def unpack(body: bytes, message_type: str | None, batch_type: str, item: type[Item]) -> list[Item]:
-    """The items a message carries: a batch of them when its AMQP type says so, else one.
-    Raises pydantic.ValidationError for a body that is neither."""
-    if message_type == batch_type:
-        return Batch[item].model_validate_json(body).items  # type: ignore[valid-type]
+def unpack(body: bytes, message_type: str | None, bundle_type: str, item: type[Item]) -> list[Item]:
+    """The items a message carries: a bundle of them when its AMQP type says so, else
+    one. Raises pydantic.ValidationError for a body that is neither."""
+    if message_type == bundle_type:
+        return Bundle[item].model_validate_json(body).items  # type: ignore[valid-type]
     return [item.model_validate_json(body)]
 
 
-def derived_id(parent: uuid.UUID, *parts: str) -> uuid.UUID:
-    """A stable id for the n-th thing caused by one event: the same on every redelivery."""
-    return uuid.uuid5(parent, "/".join(parts))
+def derived_id(parent: uuid.UUID | str, *parts: str) -> uuid.UUID:
+    """A stable id for the n-th thing caused by one event (`parent`: its id, or the
+    text of it, as an `OutboundMessage` holds it): the same on every redelivery."""
+    namespace = parent if isinstance(parent, uuid.UUID) else uuid.UUID(parent)
+    return uuid.uuid5(namespace, "/".join(parts))

@@ -28,8 +28,8 @@ from shared.amqp.topology import (
     NOTIFIER_QUEUE,
     bulk,
 )
-from shared.db.outbox import OutboundMessage
 from shared.logs import describe_error, get_logger
+from shared.outgoing import OutboundMessage
 
 log = get_logger(__name__)
 

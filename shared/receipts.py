@@ -16,8 +16,8 @@ from shared.amqp.topology import OUTBOUND_EXCHANGE
 from shared.contract.errors import ErrorItem
 from shared.contract.outbound import Receipt, dump_json
 from shared.db import inbox
-from shared.db.outbox import OutboundMessage
 from shared.db.pool import Conn
+from shared.outgoing import OutboundMessage
 
 
 def receipt_message(partner_id: str, receipt: Receipt, *, message_id: uuid.UUID) -> OutboundMessage:

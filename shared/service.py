@@ -7,14 +7,14 @@ import asyncio
 import signal
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 from aio_pika.abc import AbstractRobustConnection
 
 from shared import metrics
 from shared.amqp.connection import MultiNodeConnection, connect_broker
-from shared.amqp.consumer import AckedHook, BatchHandler, Consumer, Handler
+from shared.amqp.consuming import AckedHook, BatchHandler, Codec, Consumer, ConsumerSettings
 from shared.amqp.nodes import node_of
 from shared.amqp.publisher import Publisher
 from shared.amqp.topology import declare_core
@@ -33,10 +33,12 @@ log = get_logger(__name__)
 POOL_CLOSE_SECONDS = 10.0
 
 BackgroundJob = Callable[[], Coroutine[Any, Any, None]]
+Item = TypeVar("Item")
 
 
 @dataclass
 class Runtime:
+    # The service, as named in metrics, logs and the replicas' heartbeats.
     name: str
     settings: Settings
     connection: AbstractRobustConnection
@@ -45,7 +47,7 @@ class Runtime:
     outbox: Outbox
     region: RegionCache
     pseudonyms: Pseudonymizer
-    consumers: list[Consumer] = field(default_factory=list)
+    consumers: list[Consumer[Any]] = field(default_factory=list)
     http: HealthServer | None = None
     instance: heartbeat.Instance = field(default_factory=lambda: heartbeat.Instance.new("?"))
     backends: Backends = field(default_factory=Backends)
@@ -83,7 +85,7 @@ class Runtime:
             outbox=Outbox(pool, publisher, grace_seconds=settings.outbox_grace_seconds),
             region=RegionCache(pool, settings.config_reload_seconds),
             pseudonyms=Pseudonymizer(settings.pseudonym_key),
-            instance=heartbeat.Instance.new(name.removeprefix("test-")),
+            instance=heartbeat.Instance.new(name),
             backends=backends,
         )
         runtime._watch_broker()
@@ -111,43 +113,42 @@ class Runtime:
     def consume(
         self,
         queue: str,
-        handler: Handler,
+        codec: Codec[Item],
+        handler: BatchHandler[Item],
         *,
         prefetch: int | None = None,
-        batch_handler: BatchHandler | None = None,
         batch_size: int | None = None,
-        on_acked: AckedHook | None = None,
         batch_concurrency: int | None = None,
+        on_acked: AckedHook | None = None,
     ) -> None:
-        """Consume `queue` with `handler`; with `batch_handler`, messages that queue up
-        are handled in batches (see `shared.amqp.consumer`) of at most `batch_size`
-        (default VI_BATCH_SIZE) messages, at most `batch_concurrency` (default
-        VI_BATCH_CONCURRENCY) at once; `on_acked` hears of confirmed acks."""
-        metrics.watch_queue(self.service, queue)
+        """Consume `queue`: `codec` decodes each delivery to items, `handler` takes the
+        items of a batch of deliveries (see `shared.amqp.consuming`) of at most
+        `batch_size` (default and bound VI_BATCH_SIZE), at most `batch_concurrency`
+        (default VI_BATCH_CONCURRENCY) batches at once; `on_acked` hears of confirmed
+        acks."""
+        metrics.watch_queue(self.name, queue)
+        settings = ConsumerSettings(
+            prefetch=prefetch or self.settings.prefetch,
+            retry_delays_ms=self.settings.retry_delays_ms,
+            service_user=self.settings.service_broker_user,
+            batch_size=min(batch_size or self.settings.batch_size, self.settings.batch_size),
+            batch_concurrency=batch_concurrency or self.settings.batch_concurrency,
+        )
         self.consumers.append(
             Consumer(
                 self.connection,
                 self.publisher,
                 queue,
+                codec,
                 handler,
-                prefetch=prefetch or self.settings.prefetch,
-                retry_delays_ms=self.settings.retry_delays_ms,
-                service_user=self.settings.service_broker_user,
+                settings,
                 on_outcome=lambda q, outcome, seconds: metrics.observe(
-                    self.service, q, outcome, seconds
+                    self.name, q, outcome, seconds
                 ),
-                redeclare=self.declare_topology,
-                batch_handler=batch_handler,
-                batch_size=min(batch_size or self.settings.batch_size, self.settings.batch_size),
-                batch_concurrency=batch_concurrency or self.settings.batch_concurrency,
                 on_acked=on_acked,
+                redeclare=self.declare_topology,
             )
         )
-
-    @property
-    def service(self) -> str:
-        """The service name without a test/CLI prefix, as used in metrics."""
-        return self.name.removeprefix("test-")
 
     async def declare_topology(self) -> None:
         async with self.connection.channel() as channel:
@@ -189,7 +190,7 @@ class Runtime:
             await consumer.start()
         self.background(self._heartbeat_forever)
         if self.settings.http_port >= 0 and self.http is None:
-            self.http = HealthServer(self.service, self.readiness)
+            self.http = HealthServer(self.name, self.readiness)
             await self.http.start(self.settings.http_host, self.settings.http_port)
         log.info(
             "service_started",
@@ -205,14 +206,14 @@ class Runtime:
             try:
                 checks = await self.readiness()
                 ready = all(checks.values())
-                metrics.READY.labels(self.service).set(1 if ready else 0)
+                metrics.READY.labels(self.name).set(1 if ready else 0)
                 if not checks["database"]:  # logged once by the state; nowhere to write
                     await asyncio.sleep(heartbeat.INTERVAL_SECONDS)
                     continue
                 await heartbeat.beat(self.pool, self.instance, ready=ready, detail=checks)
                 backlog, lag = await self.outbox.backlog_and_lag()
-                metrics.OUTBOX_BACKLOG.labels(self.service).set(backlog)
-                metrics.OUTBOX_LAG.labels(self.service).set(lag)
+                metrics.OUTBOX_BACKLOG.labels(self.name).set(backlog)
+                metrics.OUTBOX_LAG.labels(self.name).set(lag)
                 metrics.report_replicas(await heartbeat.census(self.pool))
             except asyncio.CancelledError:
                 raise

@@ -166,7 +166,7 @@ class System:
         setup: Callable[[Runtime], Awaitable[None]] | None = None,
         settings: Settings | None = None,
     ) -> Runtime:
-        runtime = await Runtime.open(f"test-{name}", settings or self.region.settings)
+        runtime = await Runtime.open(name, settings or self.region.settings)
         await (setup or SETUPS[name])(runtime)
         await runtime.start()
         self.runtimes.append(runtime)

@@ -7,7 +7,7 @@ import asyncio
 import json
 import urllib.error
 import urllib.request
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -16,10 +16,13 @@ from typing import Any
 
 import aio_pika
 
-from services.matcher.handler import MatcherHandler
-from shared.amqp.consumer import Delivery
+from services.ingest.handler import IngestHandler
+from services.matcher.handler import MatcherHandler, parse_commands
+from shared.amqp.consuming import Codec
 from shared.amqp.topology import MATCHER_QUEUE
+from shared.clock import Clock, utcnow
 from shared.contract.validation import example_bsn
+from shared.envelopes import Command
 from shared.provisioning import with_login
 from shared.region.model import RegionConfig
 from shared.service import Runtime
@@ -178,21 +181,36 @@ async def run_cli(
     )
 
 
+def matcher_of(runtime: Runtime, clock: Clock = utcnow) -> MatcherHandler:
+    """The matcher's handler on `runtime`'s database, broker and region."""
+    return MatcherHandler(runtime.outbox, runtime.region, runtime.pseudonyms, clock)
+
+
+def ingest_of(runtime: Runtime, clock: Clock = utcnow) -> IngestHandler:
+    """Live ingest on `runtime`'s database, broker and region."""
+    return IngestHandler(runtime.pool, runtime.outbox, runtime.publisher, runtime.region, clock)
+
+
+# The matcher's messages as commands, retried whole when their handling fails (a test
+# handler that fails on purpose must not have its bundles split).
+COMMANDS: Codec[Command] = Codec(parse_commands)
+
+
 @dataclass
 class MatcherCrashingOnce:
     """A matcher that handles a message and then, once, dies before the ack (its
     outcome committed, the message given back): pass `setup` to `System.start`."""
 
-    when: Callable[[Delivery], bool] = lambda _delivery: True
+    when: Callable[[Sequence[Command]], bool] = lambda _commands: True
     crashes: int = 0
 
     async def setup(self, runtime: Runtime) -> None:
-        real = MatcherHandler(runtime)
+        real = matcher_of(runtime)
 
-        async def crash_after_commit(delivery: Delivery) -> None:
-            await real(delivery)
-            if self.crashes == 0 and self.when(delivery):
+        async def crash_after_commit(commands: Sequence[Command]) -> None:
+            await real(commands)
+            if self.crashes == 0 and self.when(commands):
                 self.crashes += 1
                 raise ConnectionError("process lost before the ack")
 
-        runtime.consume(MATCHER_QUEUE, crash_after_commit)
+        runtime.consume(MATCHER_QUEUE, COMMANDS, crash_after_commit, batch_size=1)

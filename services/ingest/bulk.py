@@ -10,20 +10,17 @@ from collections.abc import Sequence
 
 from services.ingest.handler import IngestHandler
 from services.ingest.pack import PACK_TYPE, Inbound, unpack
-from shared.amqp.consumer import Delivery, PoisonMessage
-from shared.lanes import Lane, LiveFirst
-from shared.service import Runtime
+from shared.amqp.consuming import Delivery, PoisonMessage
+from shared.lanes import LiveFirst
 
 
 class BulkIngest:
-    def __init__(self, runtime: Runtime, lanes: LiveFirst | None = None) -> None:
-        self._handler = IngestHandler(runtime, lane=Lane.BULK)
+    def __init__(self, handler: IngestHandler, lanes: LiveFirst | None = None) -> None:
+        # Its commands go on in the bulk lane.
+        self._handler = handler
         self._lanes = lanes or LiveFirst()
 
-    async def __call__(self, delivery: Delivery) -> None:
-        await self.handle_batch([delivery])
-
-    async def handle_batch(self, deliveries: Sequence[Delivery]) -> None:
+    async def __call__(self, deliveries: Sequence[Delivery]) -> None:
         """Each pack as a batch of its own (a pack is as big as a batch already), the
         onboarding messages as one. Between packs, live work goes first: a batch of
         packs holds up to a batch of batches."""
@@ -45,10 +42,8 @@ class BulkIngest:
         await self._handler.acked([d for d in deliveries if not _is_pack(d)])
 
     async def _handle(self, messages: Sequence[Inbound]) -> None:
-        if len(messages) == 1:
-            await self._handler(messages[0])
-        elif messages:
-            await self._handler.handle_batch(messages)
+        if messages:
+            await self._handler(messages)
 
 
 def _is_pack(delivery: Delivery) -> bool:

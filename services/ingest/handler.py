@@ -37,25 +37,30 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Collection, Sequence
+from typing import Any
+
+import asyncpg
 
 from services.ingest.pack import Inbound
 from services.ingest.sender import Sender, identify
-from shared.amqp.consumer import ERROR_HEADER
+from shared.amqp.consuming import ERROR_HEADER
+from shared.amqp.publisher import Publisher
 from shared.amqp.topology import REJECTED_QUEUE
 from shared.clock import Clock, utcnow
-from shared.commands import send_commands
+from shared.commands import commands_message
 from shared.contract.errors import ErrorItem
 from shared.contract.inbound import inbound_type
 from shared.contract.outbound import Receipt, dump_json
 from shared.contract.validation import Invalid, check_message_id, validate_inbound
 from shared.db import arrivals
 from shared.db.arrivals import Arrival
+from shared.db.outbox import Outbox
 from shared.envelopes import Command
 from shared.lanes import Lane
 from shared.logs import get_logger, message_context
 from shared.receipts import claim_or_answer_duplicate, receipt_message, rejected
 from shared.region.model import RegionConfig
-from shared.service import Runtime
+from shared.region.store import RegionCache
 
 log = get_logger(__name__)
 
@@ -63,20 +68,27 @@ _NO_ID_NS = uuid.UUID("0b7e0b55-35a4-4c53-a3a5-1d1e56c0c6c8")
 
 
 class IngestHandler:
-    def __init__(self, runtime: Runtime, clock: Clock = utcnow, *, lane: Lane = Lane.LIVE) -> None:
-        self._rt = runtime
+    def __init__(
+        self,
+        pool: asyncpg.Pool[Any],
+        outbox: Outbox,
+        publisher: Publisher,
+        region: RegionCache,
+        clock: Clock = utcnow,
+        *,
+        lane: Lane = Lane.LIVE,
+    ) -> None:
+        self._pool = pool
+        self._outbox = outbox
+        self._publisher = publisher
+        self._region = region
         self._clock = clock
         # Valid messages go on to the matcher in the lane they came in.
         self._lane = lane
 
-    async def __call__(self, delivery: Inbound) -> None:
-        command = await self._triage(delivery, await self._rt.region.get())
-        if command is not None:
-            await self._forward([(delivery, command)])
-
-    async def handle_batch(self, deliveries: Sequence[Inbound]) -> None:
+    async def __call__(self, deliveries: Sequence[Inbound]) -> None:
         """Answer what needs answering here; forward all valid ones as one message."""
-        region = await self._rt.region.get()
+        region = await self._region.get()
         valid: list[tuple[Inbound, Command]] = []
         for delivery in deliveries:
             message_id = delivery.message_id
@@ -93,26 +105,27 @@ class IngestHandler:
         """The broker confirmed the acks: these publishes cannot be delivered again."""
         ids = [d.binding.arrival_id for d in deliveries if d.binding.arrival_id is not None]
         if ids:
-            async with self._rt.pool.acquire() as conn:
+            async with self._pool.acquire() as conn:
                 await arrivals.close(conn, ids)
 
     async def _forward(self, valid: Sequence[tuple[Inbound, Command]]) -> None:
         """Record the arrivals of valid messages, then hand them to the matcher."""
         if not valid:
             return
-        async with self._rt.pool.acquire() as conn:
+        async with self._pool.acquire() as conn:
             ids = await arrivals.record(
                 conn, [_arrival(d, c.partner_id, c.message_id) for d, c in valid]
             )
         for (delivery, _), arrival_id in zip(valid, ids, strict=True):
             delivery.binding.arrival_id = arrival_id
-        await send_commands(
-            self._rt.publisher,
-            [
-                command.model_copy(update={"arrival_id": arrival_id})
-                for (_, command), arrival_id in zip(valid, ids, strict=True)
-            ],
-            self._lane,
+        await self._publisher.publish(
+            commands_message(
+                [
+                    command.model_copy(update={"arrival_id": arrival_id})
+                    for (_, command), arrival_id in zip(valid, ids, strict=True)
+                ],
+                self._lane,
+            )
         )
 
     async def _triage(self, delivery: Inbound, region: RegionConfig) -> Command | None:
@@ -135,8 +148,8 @@ class IngestHandler:
             else f"user_id {user_id!r} is not a partner of this region"
         )
         log.warning("inbound_rejected_unknown_sender", reason=reason)
-        await self._rt.publisher.publish_many(
-            [delivery.copy_for_runtime(REJECTED_QUEUE, {ERROR_HEADER: reason})]
+        await self._publisher.publish(
+            delivery.copy_for_runtime(REJECTED_QUEUE, {ERROR_HEADER: reason})
         )
 
     async def _handle(
@@ -179,7 +192,7 @@ class IngestHandler:
         self, delivery: Inbound, answer_to: str, message_id: str, outcome: Invalid
     ) -> None:
         log.info("inbound_invalid", codes=sorted({e.code.value for e in outcome.errors}))
-        async with self._rt.outbox.unit_of_work() as uow:
+        async with self._outbox.unit_of_work() as uow:
             [arrival_id] = await arrivals.record(
                 uow.conn, [_arrival(delivery, answer_to, message_id)]
             )
@@ -214,15 +227,10 @@ class IngestHandler:
         receipt = Receipt(
             in_reply_to=None, status="rejected", melding_ref=melding_ref, errors=errors
         )
-        out = receipt_message(
-            answer_to, receipt, message_id=_id_without_message_id(answer_to, delivery, receipt)
-        )
-        await self._rt.publisher.publish(
-            out.exchange,
-            out.routing_key,
-            out.body,
-            message_id=str(out.message_id),
-            message_type=out.message_type,
+        await self._publisher.publish(
+            receipt_message(
+                answer_to, receipt, message_id=_id_without_message_id(answer_to, delivery, receipt)
+            )
         )
 
 

@@ -25,20 +25,24 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
+from typing import Any
+
+import asyncpg
 
 from services.ingest.handler import IngestHandler
 from services.ingest.pack import PACK_TYPE, pack
 from services.ingest.quota import PartnerQuotas
 from shared import metrics
-from shared.amqp.consumer import Delivery
-from shared.amqp.publisher import Outgoing
+from shared.amqp.consuming import Delivery
+from shared.amqp.publisher import Publisher
 from shared.amqp.topology import INGEST_QUEUE
 from shared.contract.validation import check_message_id
 from shared.db import arrivals
 from shared.db.arrivals import Arrival
 from shared.lanes import Lane
 from shared.logs import get_logger
-from shared.service import Runtime
+from shared.outgoing import OutboundMessage
+from shared.region.store import RegionCache
 
 log = get_logger(__name__)
 
@@ -46,24 +50,32 @@ log = get_logger(__name__)
 class LaneSorter:
     def __init__(
         self,
-        runtime: Runtime,
+        live: IngestHandler,
+        pool: asyncpg.Pool[Any],
+        publisher: Publisher,
+        region: RegionCache,
+        *,
+        service: str,
+        service_user: str,
         quotas: PartnerQuotas | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._rt = runtime
-        self._live = IngestHandler(runtime, lane=Lane.LIVE)
+        # Live ingest, which handles the messages within their share.
+        self._live = live
+        self._pool = pool
+        self._publisher = publisher
+        self._region = region
+        # The service name the diverted messages are counted under.
+        self._service = service
+        # The services' login, which publishes the packs.
+        self._service_user = service_user
         self._quotas = quotas or PartnerQuotas()
         self._clock = clock
 
-    async def __call__(self, delivery: Delivery) -> None:
-        await self.handle_batch([delivery])
-
-    async def handle_batch(self, deliveries: Sequence[Delivery]) -> None:
+    async def __call__(self, deliveries: Sequence[Delivery]) -> None:
         live, beyond = await self._sort(deliveries)
-        if len(live) == 1:
-            await self._live(live[0])
-        elif live:
-            await self._live.handle_batch(live)
+        if live:
+            await self._live(live)
         await self._divert(beyond)
 
     async def acked(self, deliveries: Sequence[Delivery]) -> None:
@@ -75,7 +87,7 @@ class LaneSorter:
     ) -> tuple[list[Delivery], list[tuple[Delivery, str]]]:
         """The deliveries within their partner's share (and those of no partner), and
         those beyond it with their partner's id."""
-        region = await self._rt.region.get()
+        region = await self._region.get()
         rules, now = region.region, self._clock()
         live: list[Delivery] = []
         beyond: list[tuple[Delivery, str]] = []
@@ -89,7 +101,7 @@ class LaneSorter:
             else:
                 beyond.append((delivery, partner.id))
         for partner_id, count in Counter(p for _, p in beyond).items():
-            metrics.LANE_DIVERTED.labels(self._rt.service, partner_id).inc(count)
+            metrics.LANE_DIVERTED.labels(self._service, partner_id).inc(count)
         return live, beyond
 
     async def _divert(self, beyond: Sequence[tuple[Delivery, str]]) -> None:
@@ -100,7 +112,7 @@ class LaneSorter:
             return
         keyed = [(d, p) for d, p in beyond if check_message_id(d.message_id) is None]
         if keyed:
-            async with self._rt.pool.acquire() as conn:
+            async with self._pool.acquire() as conn:
                 ids = await arrivals.record(
                     conn,
                     [
@@ -110,16 +122,14 @@ class LaneSorter:
                 )
             for (delivery, _), arrival_id in zip(keyed, ids, strict=True):
                 delivery.binding.arrival_id = arrival_id
-        await self._rt.publisher.publish_many(
-            [
-                Outgoing(
-                    "",
-                    Lane.BULK.of(INGEST_QUEUE),
-                    pack([d for d, _ in beyond]),
-                    message_id=str(uuid.uuid4()),
-                    message_type=PACK_TYPE,
-                    user_id=self._rt.settings.service_broker_user,
-                )
-            ]
+        await self._publisher.publish(
+            OutboundMessage(
+                "",
+                Lane.BULK.of(INGEST_QUEUE),
+                pack([d for d, _ in beyond]),
+                message_type=PACK_TYPE,
+                message_id=str(uuid.uuid4()),
+                user_id=self._service_user,
+            )
         )
         log.info("lane_diverted_to_bulk", messages=len(beyond))

@@ -22,14 +22,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from shared.amqp.consumer import (
+from shared.amqp.consuming import (
     NO_MESSAGE_ID_HEADER,
     ROUTING_KEY_HEADER,
     USER_ID_HEADER,
     Binding,
 )
-from shared.amqp.publisher import Outgoing
 from shared.contract.portal import ACTOR_HEADER, ON_BEHALF_OF_HEADER
+from shared.outgoing import OutboundMessage, new_message_id
 
 # The message type of a pack on vi.ingest.bulk (published with the services' login,
 # which no partner can use, so a partner cannot forge one).
@@ -40,7 +40,7 @@ KEPT_HEADERS = (ON_BEHALF_OF_HEADER, ACTOR_HEADER)
 
 class Inbound(Protocol):
     """What ingest reads of a partner's message: a delivery from the broker
-    (`shared.amqp.consumer.Delivery`) or a message out of a pack."""
+    (`shared.amqp.consuming.Delivery`) or a message out of a pack."""
 
     @property
     def user_id(self) -> str | None: ...
@@ -59,7 +59,7 @@ class Inbound(Protocol):
     @property
     def binding(self) -> Binding: ...
 
-    def copy_for_runtime(self, queue: str, headers: Mapping[str, Any]) -> Outgoing: ...
+    def copy_for_runtime(self, queue: str, headers: Mapping[str, Any]) -> OutboundMessage: ...
 
 
 class BadPack(ValueError):
@@ -80,7 +80,7 @@ class PackedMessage:
     # The services' login, which vouches for the copies made of it.
     service_user: str = ""
 
-    def copy_for_runtime(self, queue: str, headers: Mapping[str, Any]) -> Outgoing:
+    def copy_for_runtime(self, queue: str, headers: Mapping[str, Any]) -> OutboundMessage:
         """The message as the runtime copies it (to `vi.rejected`): the sender, routing
         key and message_id in the runtime's headers, like `Delivery.copy_for_runtime`."""
         merged: dict[str, Any] = dict(self.headers)
@@ -89,11 +89,12 @@ class PackedMessage:
         if self.message_id is None:
             merged[NO_MESSAGE_ID_HEADER] = True
         merged.update(headers)
-        return Outgoing(
+        return OutboundMessage(
             "",
             queue,
             self.body,
-            message_id=self.message_id,
+            message_type=None,
+            message_id=self.message_id or new_message_id(),
             correlation_id=self.correlation_id,
             headers=merged,
             user_id=self.service_user,

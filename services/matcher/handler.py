@@ -1,9 +1,8 @@
-"""The matcher's consumer: commands answered with receipts, in one transaction per
-command, or per batch of commands when they queue up."""
+"""The matcher's handler: commands answered with receipts, in one transaction per
+batch of commands (one command, or all that queued up together)."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import itertools
 import uuid
@@ -21,23 +20,24 @@ from services.matcher.handlers.regie import assign, claim
 from services.matcher.handlers.register import identity_of, register, youth_of
 from services.matcher.handlers.withdraw import withdraw
 from services.matcher.staging import RegistrationStage
-from shared.amqp.consumer import Delivery, PoisonMessage
+from shared.amqp.consuming import Codec, Delivery, PoisonMessage, Unfinished
 from shared.announce import merge_notify_messages
 from shared.clock import Clock, utcnow
-from shared.commands import send_command
+from shared.commands import command_message
 from shared.contract.errors import NOT_A_PARTNER_ANY_MORE, ErrorItem
 from shared.contract.inbound import MeldingRegister, PersonFamily
 from shared.contract.portal import NO_COORDINATOR
 from shared.db import arrivals, inbox
-from shared.db.outbox import UnitOfWork
+from shared.db.outbox import Outbox, UnitOfWork
 from shared.db.pool import Conn
-from shared.envelopes import COMMAND_BATCH_TYPE, Command, unpack
+from shared.envelopes import COMMAND_BUNDLE_TYPE, Command, unpack
 from shared.index import repository as repo
 from shared.lanes import Lane, in_lane
-from shared.logs import describe_error, get_logger, message_context
+from shared.logs import get_logger, message_context
+from shared.pseudonym import Pseudonymizer
 from shared.receipts import answer_to_handled, rejected
 from shared.region.model import RegionConfig
-from shared.service import Runtime
+from shared.region.store import RegionCache
 
 log = get_logger(__name__)
 
@@ -63,15 +63,21 @@ def _context_of(command: Command) -> contextlib.AbstractContextManager[None]:
 
 
 def parse_commands(delivery: Delivery) -> list[Command]:
-    """The commands a message carries (one, or a batch from ingest), each marked seen
+    """The commands a message carries (one, or a bundle from ingest), each marked seen
     before when the message itself was."""
     try:
-        commands = unpack(delivery.message.body, delivery.message.type, COMMAND_BATCH_TYPE, Command)
+        commands = unpack(delivery.body, delivery.message.type, COMMAND_BUNDLE_TYPE, Command)
     except pydantic.ValidationError as exc:
         raise PoisonMessage("not a valid internal command") from exc
     if delivery.seen_before:
         return [c.model_copy(update={"seen_before": True}) for c in commands]
     return commands
+
+
+def command_codec(lane: Lane) -> Codec[Command]:
+    """The matcher's messages as commands; a failed bundle's commands go on, one
+    message each, in the lane they came in."""
+    return Codec(parse_commands, resend=lambda command: command_message(command, lane))
 
 
 def _refusal(region: RegionConfig, command: Command) -> ErrorItem | None:
@@ -115,53 +121,32 @@ def _set_kind(marked: tuple[Command, uuid.UUID | None]) -> type | None:
     return None
 
 
-class FactsFailed(Exception):
-    """The family facts of a batch failed after the rest of it committed."""
-
-    def __init__(self, remaining: Sequence[Command]) -> None:
-        super().__init__(f"{len(remaining)} family fact command(s) failed")
-        self.remaining = remaining
-
-
 class MatcherHandler:
-    def __init__(self, runtime: Runtime, clock: Clock = utcnow, *, lane: Lane = Lane.LIVE) -> None:
-        self._rt = runtime
+    def __init__(
+        self,
+        outbox: Outbox,
+        region: RegionCache,
+        pseudonyms: Pseudonymizer,
+        clock: Clock = utcnow,
+        *,
+        lane: Lane = Lane.LIVE,
+    ) -> None:
+        self._outbox = outbox
+        self._region = region
+        self._pseudonyms = pseudonyms
         self._clock = clock
         # The notify events of a command go on in the lane it came in.
         self._lane = lane
 
-    async def __call__(self, delivery: Delivery) -> None:
-        commands = parse_commands(delivery)
-        if len(commands) > 1 and delivery.after_failed_batch:
-            # It failed once already, with its neighbours: split at once.
-            await self._split(commands, "its batch failed")
-            return
-        try:
-            await self._run(commands)
-        except FactsFailed as exc:
-            await self._split(exc.remaining, describe_error(exc.__cause__ or exc))
-        except Exception as exc:
-            if len(commands) == 1:
-                raise
-            await self._split(commands, describe_error(exc))
-
-    async def _split(self, commands: Sequence[Command], error: str) -> None:
-        """One command of a batch may be the cause: pass each on as a message of its own
-        (nothing of the batch was committed), to be retried or parked alone."""
-        log.warning("command_batch_split", commands=len(commands), error=error)
-        await asyncio.gather(*(send_command(self._rt.publisher, c, self._lane) for c in commands))
-
-    async def handle_batch(self, deliveries: Sequence[Delivery]) -> None:
-        try:
-            await self._run([c for d in deliveries for c in parse_commands(d)])
-        except FactsFailed as exc:
-            await self._split(exc.remaining, describe_error(exc.__cause__ or exc))
+    async def __call__(self, commands: Sequence[Command]) -> None:
+        await self._run(commands)
 
     async def _run(self, commands: Sequence[Command]) -> None:
         """Family facts from the register go in a transaction of their own, after the
         rest: mixed with registrations in arrival order, two batches would lock their
-        youths in different orders and deadlock. A failure of the second transaction
-        redoes both; the inbox makes the first one's commands answer as handled."""
+        youths in different orders and deadlock. When the second transaction fails
+        after the first committed, only the facts go round again (`Unfinished`: the
+        consumer re-sends each as a message of its own)."""
         facts = [c for c in commands if isinstance(c.message, PersonFamily)]
         rest = [c for c in commands if not isinstance(c.message, PersonFamily)]
         if rest:
@@ -174,14 +159,14 @@ class MatcherHandler:
             if not rest:
                 raise
             # The rest is committed (with its receipts): only the facts go round again.
-            raise FactsFailed(facts) from exc
+            raise Unfinished(facts) from exc
 
     async def _transaction(self, commands: Sequence[Command]) -> None:
         """All commands in one transaction: each sees the effects of those before it
         (two meldingen on one youth in a batch match as if they came one by one). Any
         failure rolls the whole batch back."""
         identities = {
-            id(c): identity_of(c.message.youth, self._rt.pseudonyms)
+            id(c): identity_of(c.message.youth, self._pseudonyms)
             for c in commands
             if isinstance(c.message, MeldingRegister)
         }
@@ -190,7 +175,7 @@ class MatcherHandler:
             # later facts on one youth still replace the earlier).
             commands = sorted(
                 commands,
-                key=lambda c: self._rt.pseudonyms.youth_by_bsn(cast(PersonFamily, c.message).bsn),
+                key=lambda c: self._pseudonyms.youth_by_bsn(cast(PersonFamily, c.message).bsn),
             )
         elif len(identities) == len(commands):
             # A batch of registrations only (bulk onboarding) is handled in identity
@@ -199,11 +184,11 @@ class MatcherHandler:
             # their order. Mixed batches keep their arrival order (a withdraw must not
             # overtake its registration).
             commands = sorted(commands, key=lambda c: identities[id(c)])
-        async with self._rt.outbox.unit_of_work() as uow:
+        async with self._outbox.unit_of_work() as uow:
             conn = uow.conn
             # Read under a share lock: a partner retired by a `region apply` that
             # committed first is refused here, even while the cache is behind.
-            region = await self._rt.region.current(conn)
+            region = await self._region.current(conn)
             commands = await _unanswered(conn, commands)
             unclaimed = await inbox.claim_many(
                 conn, [(c.partner_id, c.message_id) for c in commands]
@@ -216,7 +201,7 @@ class MatcherHandler:
                     for c in registrations
                 ],
             )
-            tx = Transaction(uow, region, self._rt.pseudonyms, self._clock(), used_refs)
+            tx = Transaction(uow, region, self._pseudonyms, self._clock(), used_refs)
             # Each command with the id for its receipt, or None when it is not new (a
             # second copy in the same batch is not new either).
             marked = []

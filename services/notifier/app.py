@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from services.notifier.handler import EmailHandler, FanOutHandler
+from services.notifier.handler import EMAIL_JOBS, NOTIFY_EVENTS, EmailHandler, FanOutHandler
 from services.notifier.mailer import mailer_for
+from shared import metrics
 from shared.amqp.topology import EMAIL_QUEUE, NOTIFIER_QUEUE
 from shared.lanes import Lane, LiveFirst
 from shared.service import Runtime
@@ -21,24 +22,24 @@ async def setup(runtime: Runtime) -> None:
     settings = runtime.settings
     mailer = mailer_for(settings.smtp_url, settings.mail_dir)
     runtime.on_close(mailer.close)
-    emails = EmailHandler(runtime, mailer)
+    metrics.watch_email(runtime.name)
+    emails = EmailHandler(runtime.pool, mailer, mail_from=settings.mail_from, service=runtime.name)
     # Notices and e-mails each serve their bulk queue with what live leaves over.
     notices, mail = LiveFirst(), LiveFirst()
     runtime.background(lambda: notices.watch(runtime.connection))
     for lane in Lane:
-        fan_out = FanOutHandler(runtime, lane=lane)
         runtime.consume(
             lane.of(NOTIFIER_QUEUE),
-            notices.serve(lane, fan_out),
+            NOTIFY_EVENTS,
+            notices.serve(lane, FanOutHandler(runtime.publisher, lane=lane)),
             prefetch=min(settings.prefetch, NOTIFY_PREFETCH),
-            batch_handler=notices.serve(lane, fan_out.handle_batch),
             batch_size=NOTIFY_BATCH_SIZE,
             batch_concurrency=lane.batch_concurrency,
         )
         runtime.consume(
             lane.of(EMAIL_QUEUE),
+            EMAIL_JOBS,
             mail.serve(lane, emails),
             prefetch=min(settings.prefetch, EMAIL_PREFETCH),
-            batch_handler=mail.serve(lane, emails.handle_batch),
             batch_concurrency=lane.batch_concurrency,
         )

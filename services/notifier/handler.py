@@ -9,30 +9,33 @@ import json
 import uuid
 from collections import Counter
 from collections.abc import Sequence
+from typing import Any
 
-import pydantic
+import asyncpg
 
 from services.notifier.mailer import SMTP_CONNECTIONS, Mailer
 from services.notifier.mime import render
 from shared import metrics
-from shared.amqp.consumer import Delivery, PoisonMessage
-from shared.amqp.publisher import Outgoing
+from shared.amqp.consuming import bundles
+from shared.amqp.publisher import Publisher
 from shared.amqp.topology import EMAIL_KEY, INTERNAL_EXCHANGE, OUTBOUND_EXCHANGE
 from shared.envelopes import (
-    EMAIL_BATCH_TYPE,
-    NOTIFY_BATCH_TYPE,
-    EmailBatch,
+    EMAIL_BUNDLE_TYPE,
+    NOTIFY_BUNDLE_TYPE,
+    EmailBundle,
     EmailJob,
     NotifyEvent,
     chunked,
     derived_id,
-    unpack,
 )
 from shared.lanes import Lane
 from shared.logs import get_logger
-from shared.service import Runtime
+from shared.outgoing import OutboundMessage
 
 log = get_logger(__name__)
+
+NOTIFY_EVENTS = bundles(NOTIFY_BUNDLE_TYPE, NotifyEvent, "notify event")
+EMAIL_JOBS = bundles(EMAIL_BUNDLE_TYPE, EmailJob, "e-mail job")
 
 
 class FanOutHandler:
@@ -40,31 +43,29 @@ class FanOutHandler:
     republishes with the same ids, which partners and the e-mail step drop as
     duplicates. The e-mails of all events handled together travel as one message."""
 
-    def __init__(self, runtime: Runtime, *, lane: Lane = Lane.LIVE) -> None:
-        self._rt = runtime
+    def __init__(self, publisher: Publisher, *, lane: Lane = Lane.LIVE) -> None:
+        self._publisher = publisher
         # The e-mail jobs of an event go on in the lane it came in.
         self._lane = lane
 
-    async def __call__(self, delivery: Delivery) -> None:
-        await self.handle_batch([delivery])
-
-    async def handle_batch(self, deliveries: Sequence[Delivery]) -> None:
-        events = [event for d in deliveries for event in _parse_events(d)]
+    async def __call__(self, events: Sequence[NotifyEvent]) -> None:
+        if not events:
+            return
         jobs = [job for event in events for job in event.emails]
-        await self._rt.publisher.publish_many(
-            [
-                Outgoing(
+        await self._publisher.publish(
+            *(
+                OutboundMessage(
                     OUTBOUND_EXCHANGE,
                     notice.partner_id,
                     _json(notice.body),
-                    message_id=str(notice.message_id),
                     message_type=notice.message_type,
+                    message_id=str(notice.message_id),
                     correlation_id=str(event.event_id),
                 )
                 for event in events
                 for notice in event.notices
-            ]
-            + [_email_message(chunk, events[0].event_id, self._lane) for chunk in chunked(jobs)]
+            ),
+            *(_email_message(chunk, events[0].event_id, self._lane) for chunk in chunked(jobs)),
         )
         # One line per batch: at bulk load a line per event or e-mail costs more than
         # the work it reports.
@@ -76,24 +77,17 @@ class FanOutHandler:
         )
 
 
-def _email_message(jobs: Sequence[EmailJob], first_event: uuid.UUID, lane: Lane) -> Outgoing:
+def _email_message(jobs: Sequence[EmailJob], first_event: uuid.UUID, lane: Lane) -> OutboundMessage:
     # Derived from the jobs, so a redelivered event group repeats the same message id.
-    batch_id = derived_id(first_event, "emails", *(str(j.message_id) for j in jobs))
-    return Outgoing(
+    bundle_id = derived_id(first_event, "emails", *(str(j.message_id) for j in jobs))
+    return OutboundMessage(
         INTERNAL_EXCHANGE,
         lane.of(EMAIL_KEY),
-        EmailBatch(items=list(jobs)).model_dump_json().encode(),
-        message_id=str(batch_id),
-        message_type=EMAIL_BATCH_TYPE,
+        EmailBundle(items=list(jobs)).model_dump_json().encode(),
+        message_type=EMAIL_BUNDLE_TYPE,
+        message_id=str(bundle_id),
         correlation_id=str(first_event),
     )
-
-
-def _parse_events(delivery: Delivery) -> list[NotifyEvent]:
-    try:
-        return unpack(delivery.message.body, delivery.message.type, NOTIFY_BATCH_TYPE, NotifyEvent)
-    except pydantic.ValidationError as exc:
-        raise PoisonMessage("not a valid notify event") from exc
 
 
 def _json(body: object) -> bytes:
@@ -114,23 +108,23 @@ class EmailHandler:
     Jobs that queue up are claimed together in one statement and one transaction.
     """
 
-    def __init__(self, runtime: Runtime, mailer: Mailer) -> None:
-        self._rt = runtime
+    def __init__(
+        self, pool: asyncpg.Pool[Any], mailer: Mailer, *, mail_from: str, service: str
+    ) -> None:
+        self._pool = pool
         self._mailer = mailer
+        self._mail_from = mail_from
+        # The service name the e-mail metrics are counted under.
+        self._service = service
         # E-mails handed over at once, each on an SMTP connection the mailer keeps.
         self._sending = asyncio.Semaphore(SMTP_CONNECTIONS)
-        metrics.watch_email(runtime.service)
 
-    async def __call__(self, delivery: Delivery) -> None:
-        await self.handle_batch([delivery])
-
-    async def handle_batch(self, deliveries: Sequence[Delivery]) -> None:
+    async def __call__(self, batch: Sequence[EmailJob]) -> None:
         jobs: dict[str, EmailJob] = {}
-        for delivery in deliveries:
-            for job in _parse_jobs(delivery):
-                jobs.setdefault(str(job.message_id), job)
+        for job in batch:
+            jobs.setdefault(str(job.message_id), job)
         failed: dict[str, BaseException] = {}
-        async with self._rt.pool.acquire() as conn, conn.transaction():
+        async with self._pool.acquire() as conn, conn.transaction():
             claimed = {
                 row["message_id"]
                 for row in await conn.fetch(
@@ -151,8 +145,8 @@ class EmailHandler:
                     "DELETE FROM sent_email WHERE message_id = ANY($1::text[])", list(failed)
                 )
         sent = len(to_send) - len(failed)
-        metrics.EMAILS.labels(self._rt.service, "sent").inc(sent)
-        metrics.EMAILS.labels(self._rt.service, "failed").inc(len(failed))
+        metrics.EMAILS.labels(self._service, "sent").inc(sent)
+        metrics.EMAILS.labels(self._service, "failed").inc(len(failed))
         log.info(
             "emails_sent",
             sent=sent,
@@ -165,11 +159,4 @@ class EmailHandler:
 
     async def _send(self, job: EmailJob) -> None:
         async with self._sending:
-            await self._mailer.send(render(job, self._rt.settings.mail_from))
-
-
-def _parse_jobs(delivery: Delivery) -> list[EmailJob]:
-    try:
-        return unpack(delivery.message.body, delivery.message.type, EMAIL_BATCH_TYPE, EmailJob)
-    except pydantic.ValidationError as exc:
-        raise PoisonMessage("not a valid e-mail job") from exc
+            await self._mailer.send(render(job, self._mail_from))

@@ -24,9 +24,10 @@ from shared.amqp.publisher import Publisher
 from shared.amqp.topology import INBOUND_EXCHANGE
 from shared.contract.portal import ACTOR_HEADER, COORDINATOR_HEADER, ON_BEHALF_OF_HEADER
 from shared.db import outbox
-from shared.db.outbox import OutboundMessage, Outbox, PendingRow
+from shared.db.outbox import Outbox, PendingRow
 from shared.db.pool import Conn
 from shared.logs import describe_error, get_logger
+from shared.outgoing import OutboundMessage
 
 log = get_logger(__name__)
 

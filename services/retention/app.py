@@ -17,7 +17,7 @@ log = get_logger(__name__)
 
 async def setup(runtime: Runtime) -> None:
     interval = runtime.settings.retention_interval_seconds
-    metrics.watch_retention(runtime.service, interval)
+    metrics.watch_retention(runtime.name, interval)
 
     async def sweep_once() -> None:
         try:
@@ -30,7 +30,7 @@ async def setup(runtime: Runtime) -> None:
         sweep = Sweep(runtime.pool, runtime.outbox, region, runtime.pseudonyms)
         try:
             await sweep.run(utcnow())
-            metrics.RETENTION_LAST_SWEEP.labels(runtime.service).set(time.time())
+            metrics.RETENTION_LAST_SWEEP.labels(runtime.name).set(time.time())
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a failed sweep is retried at the next tick
@@ -57,4 +57,4 @@ async def count_overdue_escalations(runtime: Runtime, sweep: Sweep) -> None:
     except Exception as exc:  # the database is away: the sweep said so already
         log.warning("overdue_count_failed", error=describe_error(exc, 300))
         return
-    metrics.LEAD_ESCALATIONS_OVERDUE.labels(runtime.service).set(overdue)
+    metrics.LEAD_ESCALATIONS_OVERDUE.labels(runtime.name).set(overdue)

@@ -21,14 +21,15 @@ from typing import Any
 
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 
-from shared.amqp.consumer import (
+from shared.amqp.consuming import (
     ATTEMPT_HEADER,
     ERROR_HEADER,
     QUEUE_HEADER,
     REPLAYED_HEADER,
     Delivery,
 )
-from shared.amqp.publisher import Outgoing, Publisher
+from shared.amqp.publisher import Publisher
+from shared.outgoing import OutboundMessage
 
 # Set by the broker on every delivery from a quorum queue; meaningless on a copy.
 DELIVERY_COUNT_HEADER = "x-delivery-count"
@@ -113,7 +114,7 @@ async def pass_through(
                 break
             held = HeldMessage(Delivery(message, service_user))
             if not await visit(held):
-                await publisher.publish_many([_kept(held, queue_name)])
+                await publisher.publish(_kept(held, queue_name))
             await message.ack()
             seen += 1
             if progress is not None:
@@ -121,7 +122,7 @@ async def pass_through(
     return seen
 
 
-def _kept(held: HeldMessage, queue_name: str) -> Outgoing:
+def _kept(held: HeldMessage, queue_name: str) -> OutboundMessage:
     return held.delivery.copy_for_runtime(queue_name, {}, drop=(DELIVERY_COUNT_HEADER,))
 
 
@@ -135,4 +136,4 @@ async def replay(publisher: Publisher, held: HeldMessage, *, work_queue: str) ->
         {REPLAYED_HEADER: 1},
         drop=(ATTEMPT_HEADER, ERROR_HEADER, QUEUE_HEADER, DELIVERY_COUNT_HEADER),
     )
-    await publisher.publish_many([copy])
+    await publisher.publish(copy)

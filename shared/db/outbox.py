@@ -22,30 +22,19 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import asyncpg
 
-from shared.amqp.publisher import Outgoing, Publisher
+from shared.amqp.publisher import Publisher
 from shared.db.pool import Conn
 from shared.logs import describe_error, get_logger
+from shared.outgoing import OutboundMessage
 
 log = get_logger(__name__)
-
-
-@dataclass(frozen=True)
-class OutboundMessage:
-    exchange: str
-    routing_key: str
-    body: bytes
-    message_type: str | None
-    message_id: uuid.UUID
-    correlation_id: str | None = None
-    # Stored as JSON: string, number and boolean values only.
-    headers: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -95,21 +84,11 @@ async def discard(conn: Conn, message_ids: Sequence[uuid.UUID], *, sender: str) 
 async def _publish_all(
     publisher: Publisher, messages: Sequence[OutboundMessage], user_id: str | None
 ) -> None:
-    await publisher.publish_many(
-        [
-            Outgoing(
-                m.exchange,
-                m.routing_key,
-                m.body,
-                message_id=str(m.message_id),
-                correlation_id=m.correlation_id,
-                message_type=m.message_type,
-                headers=m.headers,
-                user_id=user_id,
-            )
-            for m in messages
-        ]
-    )
+    """Publish the rows' messages, with `user_id` (the sender's login) when it has one:
+    a row does not store it."""
+    if user_id is not None:
+        messages = [replace(m, user_id=user_id) for m in messages]
+    await publisher.publish(*messages)
 
 
 @dataclass

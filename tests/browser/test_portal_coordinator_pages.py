@@ -76,7 +76,7 @@ async def test_the_coordinator_sees_the_escalated_match_first_and_another_munici
     match_a = await _match(box, "school", "jeugdteam", valid_bsn(6101))
     assert (await box["jeugdteam"].claim(f"jeugdteam-{valid_bsn(6101)}"))["status"] == "accepted"
     match_b = await _match(box, "jgz", "huisarts", valid_bsn(6102))
-    matcher = next(r for r in system.runtimes if r.name == "test-matcher")
+    matcher = next(r for r in system.runtimes if r.name == "matcher")
     sweep = Sweep(matcher.pool, matcher.outbox, await matcher.region.get(), matcher.pseudonyms)
     assert (await sweep.run(utcnow() + timedelta(days=15))).counts.get("lead_escalated") == 1
 

@@ -12,14 +12,22 @@ from typing import Any
 
 import asyncpg
 
-from services.matcher.handler import MatcherHandler
+from services.matcher.handler import command_codec
 from services.retention.sweep import PAGE, Sweep, SweepReport
 from shared.amqp.topology import MATCHER_QUEUE
+from shared.lanes import Lane
 from shared.partner_client import PartnerClient, Received
 from shared.region.model import RegionConfig
 from shared.service import Runtime
 from tests.conftest import System
-from tests.support import RegionUnderTest, eventually, mails, no_consumers, register_body
+from tests.support import (
+    RegionUnderTest,
+    eventually,
+    mails,
+    matcher_of,
+    no_consumers,
+    register_body,
+)
 
 
 def at(text: str) -> datetime:
@@ -59,7 +67,12 @@ async def start_lifecycle(system: System, clock: FakeClock | None = None) -> Lif
     matcher_clock = clock or FakeClock()
 
     async def matcher(runtime: Runtime) -> None:
-        runtime.consume(MATCHER_QUEUE, MatcherHandler(runtime, clock=matcher_clock))
+        runtime.consume(
+            MATCHER_QUEUE,
+            command_codec(Lane.LIVE),
+            matcher_of(runtime, clock=matcher_clock),
+            batch_size=1,
+        )
 
     await system.start("ingest")
     await system.start("matcher", setup=matcher)

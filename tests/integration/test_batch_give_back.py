@@ -7,8 +7,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from shared.amqp.consumer import Consumer, Delivery
+from shared.amqp.consuming import DELIVERIES, Delivery
+from shared.amqp.consuming.acks import Acks
 from shared.amqp.topology import INTERNAL_EXCHANGE, MATCHER_KEY, MATCHER_QUEUE
+from shared.outgoing import OutboundMessage
 from shared.service import Runtime
 from tests.conftest import System
 from tests.support import eventually, no_consumers, queued_messages
@@ -20,7 +22,11 @@ async def test_a_batch_cancelled_from_inside_its_handler_is_given_back_and_handl
     tool = await system.start("tool", setup=no_consumers)
     bodies = {f"m-{i}".encode() for i in range(40)}
     for body in sorted(bodies):
-        await tool.publisher.publish(INTERNAL_EXCHANGE, MATCHER_KEY, body, message_id=body.decode())
+        await tool.publisher.publish(
+            OutboundMessage(
+                INTERNAL_EXCHANGE, MATCHER_KEY, body, message_type=None, message_id=body.decode()
+            )
+        )
 
     handled: list[bytes] = []
     aborted: list[int] = []
@@ -31,12 +37,9 @@ async def test_a_batch_cancelled_from_inside_its_handler_is_given_back_and_handl
             raise asyncio.CancelledError  # as a library's cancelled task surfaces
         handled.extend(d.message.body for d in deliveries)
 
-    async def single(delivery: Delivery) -> None:
-        await batch([delivery])
-
     async def setup(runtime: Runtime) -> None:
         # A prefetch below the message count: stalled, unacked deliveries would hold it.
-        runtime.consume(MATCHER_QUEUE, single, batch_handler=batch, prefetch=8)
+        runtime.consume(MATCHER_QUEUE, DELIVERIES, batch, prefetch=8)
 
     consumer = await system.start("matcher", setup=setup)
 
@@ -61,21 +64,12 @@ async def test_a_batch_spanning_a_reconnect_acks_the_new_channels_deliveries(
     tool = await system.start("tool", setup=no_consumers)
     for number in range(6):
         await tool.publisher.publish(
-            INTERNAL_EXCHANGE, MATCHER_KEY, b"{}", message_id=f"m-{number}"
+            OutboundMessage(
+                INTERNAL_EXCHANGE, MATCHER_KEY, b"{}", message_type=None, message_id=f"m-{number}"
+            )
         )
 
-    async def nothing(_: object) -> None:
-        return None
-
-    consumer = Consumer(
-        tool.connection,
-        tool.publisher,
-        MATCHER_QUEUE,
-        nothing,
-        prefetch=8,
-        retry_delays_ms=(),
-        service_user=tool.settings.service_broker_user,
-    )
+    acks = Acks(prefetch=8)
     old, new = await tool.connection.channel(), await tool.connection.channel()
     old_queue = await old.get_queue(MATCHER_QUEUE, ensure=False)
     new_queue = await new.get_queue(MATCHER_QUEUE, ensure=False)
@@ -90,10 +84,11 @@ async def test_a_batch_spanning_a_reconnect_acks_the_new_channels_deliveries(
         for channel, messages in ((old, waiting_from_old), (new, taken_on_new))
         for m in messages
     ]
-    consumer._unsettled.update((d.channel_key, d.message.delivery_tag or 0) for d in batch)
+    for delivery in batch:
+        acks.received(delivery)
     await old.close()  # the old channel's connection is gone
 
-    await consumer._ack_all(batch)
+    await acks.ack_all(batch)
 
     await new.close()  # whatever it still held unacked goes back to the queue
     # Only the old channel's two come back: the new channel's two were acked.

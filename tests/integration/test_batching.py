@@ -15,9 +15,9 @@ import aio_pika
 import asyncpg
 
 from services.matcher.context import Transaction
-from services.matcher.handler import MatcherHandler, parse_commands
-from services.notifier.handler import FanOutHandler
-from shared.amqp.consumer import ATTEMPT_HEADER, Delivery, PoisonMessage
+from services.matcher.handler import MatcherHandler, command_codec
+from services.notifier.handler import NOTIFY_EVENTS, FanOutHandler
+from shared.amqp.consuming import ATTEMPT_HEADER, DELIVERIES, Delivery, PoisonMessage
 from shared.amqp.inspect import HeldMessage, pass_through, replay
 from shared.amqp.topology import (
     EMAIL_QUEUE,
@@ -30,14 +30,16 @@ from shared.amqp.topology import (
     parked_queue,
 )
 from shared.envelopes import (
-    COMMAND_BATCH_TYPE,
-    EMAIL_BATCH_TYPE,
+    COMMAND_BUNDLE_TYPE,
+    EMAIL_BUNDLE_TYPE,
     ITEMS_PER_MESSAGE,
-    NOTIFY_BATCH_TYPE,
+    NOTIFY_BUNDLE_TYPE,
     Command,
-    EmailBatch,
-    NotifyBatch,
+    EmailBundle,
+    NotifyBundle,
 )
+from shared.lanes import Lane
+from shared.outgoing import OutboundMessage
 from shared.partner_client import PartnerClient
 from shared.service import Runtime
 from testing.ports import free_port
@@ -60,24 +62,30 @@ async def test_queued_messages_come_in_batches_and_a_failing_batch_goes_one_by_o
     tool = await system.start("tool", setup=no_consumers)
     for i in range(60):
         body = b"bad" if i == 37 else f"ok-{i}".encode()
-        await tool.publisher.publish(INTERNAL_EXCHANGE, MATCHER_KEY, body, message_id=f"m-{i}")
+        await tool.publisher.publish(
+            OutboundMessage(
+                INTERNAL_EXCHANGE, MATCHER_KEY, body, message_type=None, message_id=f"m-{i}"
+            )
+        )
 
     batches: list[list[bytes]] = []
+    # Handled alone after their batch failed, with whether they were seen before.
     singles: list[tuple[bytes, bool]] = []
 
-    async def single(delivery: Delivery) -> None:
-        singles.append((delivery.message.body, delivery.seen_before))
-        if delivery.message.body == b"bad":
-            raise PoisonMessage("bad on purpose")
-
-    async def batch(deliveries: Sequence[Delivery]) -> None:
-        bodies = [d.message.body for d in deliveries]
+    async def handler(deliveries: Sequence[Delivery]) -> None:
+        if any(d.after_failed_batch for d in deliveries):
+            (delivery,) = deliveries
+            singles.append((delivery.body, delivery.seen_before))
+            if delivery.body == b"bad":
+                raise PoisonMessage("bad on purpose")
+            return
+        bodies = [d.body for d in deliveries]
         batches.append(bodies)
         if b"bad" in bodies:
             raise RuntimeError("a bad message in the batch")
 
     async def setup(runtime: Runtime) -> None:
-        runtime.consume(MATCHER_QUEUE, single, batch_handler=batch)
+        runtime.consume(MATCHER_QUEUE, DELIVERIES, handler)
 
     consumer = await system.start("matcher", setup=setup)
 
@@ -116,13 +124,13 @@ class _FailsOn(MatcherHandler):
     """A matcher whose handling of one melding_ref fails, as a bug would."""
 
     def __init__(self, runtime: Runtime, ref: str, seen: list[int]) -> None:
-        super().__init__(runtime)
+        super().__init__(runtime.outbox, runtime.region, runtime.pseudonyms)
         self._ref = ref
         self._seen = seen
 
-    async def __call__(self, delivery: Delivery) -> None:
-        self._seen.append(len(parse_commands(delivery)))
-        await super().__call__(delivery)
+    async def __call__(self, commands: Sequence[Command]) -> None:
+        self._seen.append(len(commands))
+        await super().__call__(commands)
 
     async def _register_all(
         self,
@@ -157,8 +165,13 @@ async def test_ingest_forwards_a_burst_as_one_batch_and_a_failing_batch_is_split
     carried: list[int] = []
 
     async def setup(runtime: Runtime) -> None:
-        # No batch handler here: each message is one command or one command batch.
-        runtime.consume(MATCHER_QUEUE, _FailsOn(runtime, "S-13", carried))
+        # Each message alone here: one command or one command bundle.
+        runtime.consume(
+            MATCHER_QUEUE,
+            command_codec(Lane.LIVE),
+            _FailsOn(runtime, "S-13", carried),
+            batch_size=1,
+        )
 
     await system.start("matcher", setup=setup)
     receipts = [await school.next() for _ in range(24)]
@@ -178,7 +191,7 @@ async def test_ingest_forwards_a_burst_as_one_batch_and_a_failing_batch_is_split
     await asyncio.sleep(0.5)
     parked.extend(await drain(tool, parked_queue(MATCHER_QUEUE)))
     # Split from its batch, the broken command was retried and parked on its own.
-    assert len(parked) == 1 and parked[0].type != COMMAND_BATCH_TYPE
+    assert len(parked) == 1 and parked[0].type != COMMAND_BUNDLE_TYPE
     assert Command.model_validate_json(parked[0].body).message_id == sent["S-13"]
     assert (parked[0].headers or {})[ATTEMPT_HEADER] == 3
     assert await db.fetchval("SELECT count(*) FROM melding") == 24
@@ -214,10 +227,13 @@ async def test_an_email_batch_with_one_refused_recipient_sends_the_rest_once(
         events = [sample_event(test_region) for _ in range(2)]
         for event in events:
             await notifier.publisher.publish(
-                INTERNAL_EXCHANGE,
-                NOTIFIER_KEY,
-                event.model_dump_json().encode(),
-                message_id=str(event.event_id),
+                OutboundMessage(
+                    INTERNAL_EXCHANGE,
+                    NOTIFIER_KEY,
+                    event.model_dump_json().encode(),
+                    message_type=None,
+                    message_id=str(event.event_id),
+                ),
             )
         parked_email = parked_queue(EMAIL_QUEUE)
         service_user = notifier.settings.service_broker_user
@@ -236,11 +252,11 @@ async def test_an_email_batch_with_one_refused_recipient_sends_the_rest_once(
                 look,
                 service_user=service_user,
             )
-            jobs = [j for h in held for j in EmailBatch.model_validate_json(h.message.body).items]
+            jobs = [j for h in held for j in EmailBundle.model_validate_json(h.message.body).items]
             return sum(1 for j in jobs if j.to == "regie@amsterdam.example") >= 2
 
         await eventually(refused_ones_parked, timeout=15)
-        assert all(h.message.type == EMAIL_BATCH_TYPE for h in held)
+        assert all(h.message.type == EMAIL_BUNDLE_TYPE for h in held)
         # The four e-mails to the partners went out once each; the refused two did not.
         assert len(server.messages) == 4
         assert await db.fetchval("SELECT count(*) FROM sent_email") == 4
@@ -273,17 +289,18 @@ async def test_the_emails_of_many_events_travel_in_bounded_messages(
     test_region: RegionUnderTest, system: System
 ) -> None:
     async def fan_out_only(runtime: Runtime) -> None:
-        fan_out = FanOutHandler(runtime)
-        runtime.consume(NOTIFIER_QUEUE, fan_out, batch_handler=fan_out.handle_batch)
+        runtime.consume(NOTIFIER_QUEUE, NOTIFY_EVENTS, FanOutHandler(runtime.publisher))
 
     notifier = await system.start("notifier", setup=fan_out_only)
     events = [sample_event(test_region) for _ in range(15)]  # 3 e-mails each
     await notifier.publisher.publish(
-        INTERNAL_EXCHANGE,
-        NOTIFIER_KEY,
-        NotifyBatch(items=events).model_dump_json().encode(),
-        message_id=str(events[0].event_id),
-        message_type=NOTIFY_BATCH_TYPE,
+        OutboundMessage(
+            INTERNAL_EXCHANGE,
+            NOTIFIER_KEY,
+            NotifyBundle(items=events).model_dump_json().encode(),
+            message_type=NOTIFY_BUNDLE_TYPE,
+            message_id=str(events[0].event_id),
+        ),
     )
 
     async def all_jobs_queued() -> bool:
@@ -291,7 +308,7 @@ async def test_the_emails_of_many_events_travel_in_bounded_messages(
 
     await eventually(all_jobs_queued)
     queued = await drain(notifier, EMAIL_QUEUE)
-    batches = [EmailBatch.model_validate_json(m.body).items for m in queued]
+    batches = [EmailBundle.model_validate_json(m.body).items for m in queued]
     assert sorted(len(jobs) for jobs in batches) == [13, ITEMS_PER_MESSAGE]
     sent = {j.message_id for jobs in batches for j in jobs}
     assert sent == {j.message_id for e in events for j in e.emails}

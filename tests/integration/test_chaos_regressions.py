@@ -8,15 +8,17 @@ import json
 import os
 import sys
 import textwrap
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from prometheus_client import REGISTRY
 
-from shared.amqp.consumer import Delivery
+from shared.amqp.consuming import DELIVERIES, Delivery
 from shared.amqp.management import Management
 from shared.amqp.topology import INTERNAL_EXCHANGE, MATCHER_KEY, MATCHER_QUEUE
+from shared.outgoing import OutboundMessage
 from shared.partner_client import PartnerClient
 from shared.service import Runtime
 from tests.conftest import System
@@ -144,12 +146,13 @@ async def test_an_ack_lost_with_the_channel_is_a_redelivery_not_an_escaped_error
     seen: list[bool] = []
 
     async def setup(runtime: Runtime) -> None:
-        async def handler(delivery: Delivery) -> None:
-            seen.append(bool(delivery.message.redelivered))
-            if len(seen) == 1:
-                await delivery.message.channel.close()  # the broker went away
+        async def handler(deliveries: Sequence[Delivery]) -> None:
+            for delivery in deliveries:
+                seen.append(bool(delivery.message.redelivered))
+                if len(seen) == 1:
+                    await delivery.message.channel.close()  # the broker went away
 
-        runtime.consume(MATCHER_QUEUE, handler)
+        runtime.consume(MATCHER_QUEUE, DELIVERIES, handler, batch_size=1)
 
     def handled_ok() -> float:
         labels = {"service": "matcher", "queue": MATCHER_QUEUE, "outcome": "ok"}
@@ -157,7 +160,11 @@ async def test_an_ack_lost_with_the_channel_is_a_redelivery_not_an_escaped_error
 
     before = handled_ok()
     runtime = await system.start("matcher", setup=setup)
-    await runtime.publisher.publish(INTERNAL_EXCHANGE, MATCHER_KEY, b"{}", message_id="lost-ack-1")
+    await runtime.publisher.publish(
+        OutboundMessage(
+            INTERNAL_EXCHANGE, MATCHER_KEY, b"{}", message_type=None, message_id="lost-ack-1"
+        )
+    )
 
     async def twice() -> bool:
         return len(seen) >= 2

@@ -3,19 +3,28 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 
-from services.matcher.handler import MatcherHandler
 from services.retention.app import setup as retention_setup
-from shared.amqp.consumer import Delivery
 from shared.amqp.topology import MATCHER_QUEUE
+from shared.envelopes import Command
+from shared.outgoing import OutboundMessage
 from shared.partner_client import PartnerClient
 from shared.service import Runtime
 from tests.conftest import System
-from tests.support import RegionUnderTest, eventually, register_body, run_cli, valid_bsn
+from tests.support import (
+    COMMANDS,
+    RegionUnderTest,
+    eventually,
+    matcher_of,
+    register_body,
+    run_cli,
+    valid_bsn,
+)
 
 
 async def test_status_reports_queues_outbox_and_replicas(
@@ -54,14 +63,14 @@ async def _park_one(
     is parked; returns its message_id."""
 
     async def setup(runtime: Runtime) -> None:
-        real = MatcherHandler(runtime)
+        real = matcher_of(runtime)
 
-        async def failing(delivery: Delivery) -> None:
+        async def failing(commands: Sequence[Command]) -> None:
             if after_commit:
-                await real(delivery)
+                await real(commands)
             raise ConnectionRefusedError("database went away")
 
-        runtime.consume(MATCHER_QUEUE, failing)
+        runtime.consume(MATCHER_QUEUE, COMMANDS, failing, batch_size=1)
 
     broken = await system.start("matcher", setup=setup)
     mid = await school.send(register_body(ref, bsn=valid_bsn(hash(ref) % 10**6)))
@@ -127,7 +136,13 @@ async def test_rejected_list_and_show_claim_no_sender_without_user_id(
     runtime = pipeline.runtimes[0]
     # Published with the services' own login, but without user_id.
     await runtime.publisher.publish(
-        "vi.inbound", "melding.register", b'{"type": "melding.register"}', message_id="who-am-i"
+        OutboundMessage(
+            "vi.inbound",
+            "melding.register",
+            b'{"type": "melding.register"}',
+            message_type=None,
+            message_id="who-am-i",
+        )
     )
 
     async def landed() -> bool:

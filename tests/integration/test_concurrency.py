@@ -5,19 +5,20 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import asyncpg
 
-from services.matcher.handler import MatcherHandler, parse_commands
-from shared.amqp.consumer import Delivery
+from services.matcher.handler import command_codec
 from shared.amqp.topology import MATCHER_QUEUE
+from shared.envelopes import Command
+from shared.lanes import Lane
 from shared.logs import describe_error
 from shared.partner_client import PartnerClient, Received
 from shared.service import Runtime
 from tests.conftest import System
-from tests.support import register_body, valid_bsn
+from tests.support import matcher_of, register_body, valid_bsn
 
 YOUTHS = 500
 
@@ -62,18 +63,18 @@ async def test_simultaneous_meldingen_on_two_replicas_form_one_group_per_youth(
 
     def replica(number: int) -> Callable[[Runtime], Awaitable[None]]:
         async def setup(runtime: Runtime) -> None:
-            real = MatcherHandler(runtime)
+            real = matcher_of(runtime)
 
-            async def handler(delivery: Delivery) -> None:
+            async def handler(commands: Sequence[Command]) -> None:
                 # Ingest may forward several commands in one message.
-                handled[number] += len(parse_commands(delivery))
+                handled[number] += len(commands)
                 try:
-                    await real(delivery)
+                    await real(commands)
                 except Exception as exc:  # a deadlock or race would show up here
                     failures.append(describe_error(exc))
                     raise
 
-            runtime.consume(MATCHER_QUEUE, handler)
+            runtime.consume(MATCHER_QUEUE, command_codec(Lane.LIVE), handler, batch_size=1)
 
         return setup
 
@@ -144,16 +145,16 @@ async def test_simultaneous_meldingen_on_known_youths_join_one_group(
     failures: list[str] = []
 
     async def matcher(runtime: Runtime) -> None:
-        real = MatcherHandler(runtime)
+        real = matcher_of(runtime)
 
-        async def handler(delivery: Delivery) -> None:
+        async def handler(commands: Sequence[Command]) -> None:
             try:
-                await real(delivery)
+                await real(commands)
             except Exception as exc:
                 failures.append(describe_error(exc))
                 raise
 
-        runtime.consume(MATCHER_QUEUE, handler)
+        runtime.consume(MATCHER_QUEUE, command_codec(Lane.LIVE), handler, batch_size=1)
 
     for name in ("ingest", "ingest", "notifier"):
         await system.start(name)

@@ -6,23 +6,23 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
 import pytest
 
-from services.ingest.handler import IngestHandler
-from shared.amqp.consumer import Delivery
+from shared.amqp.consuming import DELIVERIES, Delivery
 from shared.amqp.topology import INGEST_QUEUE, INTERNAL_EXCHANGE, MATCHER_KEY, MATCHER_QUEUE
 from shared.db import arrivals
 from shared.db.arrivals import Arrival
 from shared.envelopes import Command
+from shared.outgoing import OutboundMessage
 from shared.partner_client import PartnerClient
 from shared.service import Runtime
 from tests.conftest import System
-from tests.support import drain, eventually, queued_messages, register_body, valid_bsn
+from tests.support import drain, eventually, ingest_of, queued_messages, register_body, valid_bsn
 
 
 @dataclass
@@ -39,19 +39,20 @@ class IngestCrashingOnce:
     crashes: int = 0
 
     async def setup(self, runtime: Runtime) -> None:
-        real = IngestHandler(runtime)
+        real = ingest_of(runtime)
 
-        async def handler(delivery: Delivery) -> None:
+        async def handler(deliveries: Sequence[Delivery]) -> None:
+            (delivery,) = deliveries
             self.seen.append(bool(delivery.message.redelivered))
             crash = self.crashes == 0 and self.when(delivery)
             if crash:
                 self.crashes += 1
             if not (crash and not self.after_handling):
-                await real(delivery)
+                await real([delivery])
             if crash:
                 await delivery.message.channel.close()  # its ack can no longer be sent
 
-        runtime.consume(INGEST_QUEUE, handler, on_acked=real.acked)
+        runtime.consume(INGEST_QUEUE, DELIVERIES, handler, batch_size=1, on_acked=real.acked)
 
 
 def _nth_publish(message_id: str, n: int) -> Callable[[Delivery], bool]:
@@ -141,15 +142,16 @@ async def test_a_message_retried_after_its_forward_is_answered_once(
     failures: list[str | None] = []
 
     async def setup(runtime: Runtime) -> None:
-        real = IngestHandler(runtime)
+        real = ingest_of(runtime)
 
-        async def handler(delivery: Delivery) -> None:
-            await real(delivery)
+        async def handler(deliveries: Sequence[Delivery]) -> None:
+            (delivery,) = deliveries
+            await real([delivery])
             if not failures:
                 failures.append(delivery.message_id)
                 raise ConnectionError("database went away after the forward")
 
-        runtime.consume(INGEST_QUEUE, handler, on_acked=real.acked)
+        runtime.consume(INGEST_QUEUE, DELIVERIES, handler, batch_size=1, on_acked=real.acked)
 
     await system.start("ingest", setup=setup)
     await system.start("matcher")
@@ -185,11 +187,13 @@ async def test_a_command_forwarded_twice_is_answered_once_in_either_order(
     assert copies[0].arrival_id is not None and copies[0].arrival_id == copies[1].arrival_id
     for command in reversed(copies):  # the redelivery's copy first
         await runtime.publisher.publish(
-            INTERNAL_EXCHANGE,
-            MATCHER_KEY,
-            command.model_dump_json().encode(),
-            message_id=command.message_id,
-            message_type=command.message.type,
+            OutboundMessage(
+                INTERNAL_EXCHANGE,
+                MATCHER_KEY,
+                command.model_dump_json().encode(),
+                message_type=command.message.type,
+                message_id=command.message_id,
+            ),
         )
     await system.start("matcher")
     receipt = await school.receipt_for("twice-1")

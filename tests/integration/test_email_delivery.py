@@ -18,7 +18,7 @@ from aiosmtpd.controller import Controller
 from prometheus_client import REGISTRY
 
 from bench.traffic import SmtpSink
-from shared.amqp.consumer import ATTEMPT_HEADER, ERROR_HEADER
+from shared.amqp.consuming import ATTEMPT_HEADER, ERROR_HEADER
 from shared.amqp.topology import (
     EMAIL_QUEUE,
     INTERNAL_EXCHANGE,
@@ -26,9 +26,10 @@ from shared.amqp.topology import (
     parked_queue,
 )
 from shared.announce import match_event
-from shared.envelopes import EMAIL_BATCH_TYPE, EmailJob, NotifyEvent, unpack
+from shared.envelopes import EMAIL_BUNDLE_TYPE, EmailJob, NotifyEvent, unpack
 from shared.index.domain import Contact, StoredMelding
 from shared.index.participants import participant
+from shared.outgoing import OutboundMessage, new_message_id
 from shared.partner_client import PartnerClient
 from testing.ports import free_port
 from tests.conftest import System
@@ -67,10 +68,13 @@ async def test_a_notify_event_delivered_twice_has_one_effect_with_the_same_ids(
     event = sample_event(test_region)
     for _ in range(2):  # e.g. the outbox relay and the fast path both published it
         await notifier.publisher.publish(
-            INTERNAL_EXCHANGE,
-            NOTIFIER_KEY,
-            event.model_dump_json().encode(),
-            message_id=str(event.event_id),
+            OutboundMessage(
+                INTERNAL_EXCHANGE,
+                NOTIFIER_KEY,
+                event.model_dump_json().encode(),
+                message_type=None,
+                message_id=str(event.event_id),
+            ),
         )
     school, team = partners["school"], partners["jeugdteam"]
     for client in (school, team):
@@ -101,7 +105,9 @@ async def test_a_register_handled_again_after_a_crash_tells_nobody_twice(
     partners: dict[str, PartnerClient],
     db: asyncpg.Connection[Any],
 ) -> None:
-    matcher = MatcherCrashingOnce(when=lambda delivery: b"T-1" in delivery.message.body)
+    matcher = MatcherCrashingOnce(
+        when=lambda commands: any("T-1" in c.model_dump_json() for c in commands)
+    )
     await system.start("ingest")
     await system.start("matcher", setup=matcher.setup)
     await system.start("notifier")
@@ -183,7 +189,7 @@ async def test_smtp_down_notices_go_out_mails_are_retried_parked_and_replayed_on
     parked: list[aio_pika.abc.AbstractIncomingMessage] = []
 
     def jobs_in(message: aio_pika.abc.AbstractIncomingMessage) -> list[EmailJob]:
-        return unpack(message.body, message.type, EMAIL_BATCH_TYPE, EmailJob)
+        return unpack(message.body, message.type, EMAIL_BUNDLE_TYPE, EmailJob)
 
     async def all_parked() -> bool:
         message = await parked_from.get(fail=False, no_ack=True)
@@ -210,15 +216,17 @@ async def test_smtp_down_notices_go_out_mails_are_retried_parked_and_replayed_on
         # The operator replays the parked e-mails; one is (by mistake) replayed twice.
         for message in [*parked, parked[0]]:
             await notifier.publisher.publish(
-                "",
-                EMAIL_QUEUE,
-                message.body,
-                headers=dict(message.headers or {}),
-                message_id=message.message_id,
-                correlation_id=message.correlation_id,
-                message_type=message.type,
-                content_type=message.content_type,
-                user_id=message.user_id,
+                OutboundMessage(
+                    "",
+                    EMAIL_QUEUE,
+                    message.body,
+                    message_type=message.type,
+                    message_id=message.message_id or new_message_id(),
+                    headers=dict(message.headers or {}),
+                    correlation_id=message.correlation_id,
+                    content_type=message.content_type,
+                    user_id=message.user_id,
+                ),
             )
 
         async def delivered() -> bool:

@@ -7,19 +7,20 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import asyncpg
 
-from services.matcher.handler import MatcherHandler
-from shared.amqp.consumer import Delivery
+from services.matcher.handler import command_codec
 from shared.amqp.topology import MATCHER_QUEUE
+from shared.envelopes import Command
+from shared.lanes import Lane
 from shared.logs import describe_error
 from shared.partner_client import PartnerClient, Received
 from shared.service import Runtime
 from tests.conftest import System
-from tests.support import register_body, valid_bsn
+from tests.support import matcher_of, register_body, valid_bsn
 
 FAMILIES = 150
 
@@ -56,17 +57,17 @@ async def test_siblings_at_the_same_moment_form_one_family_match_per_pair(
 
     def replica(number: int) -> Callable[[Runtime], Awaitable[None]]:
         async def setup(runtime: Runtime) -> None:
-            real = MatcherHandler(runtime)
+            real = matcher_of(runtime)
 
-            async def handler(delivery: Delivery) -> None:
+            async def handler(commands: Sequence[Command]) -> None:
                 handled[number] += 1
                 try:
-                    await real(delivery)
+                    await real(commands)
                 except Exception as exc:  # a deadlock or a race would show up here
                     failures.append(describe_error(exc))
                     raise
 
-            runtime.consume(MATCHER_QUEUE, handler)
+            runtime.consume(MATCHER_QUEUE, command_codec(Lane.LIVE), handler, batch_size=1)
 
         return setup
 

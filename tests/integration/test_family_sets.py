@@ -11,10 +11,9 @@ from typing import Any
 
 import asyncpg
 
-from services.matcher.handler import MatcherHandler
 from shared.contract.inbound import PersonFamily
-from shared.db.outbox import OutboundMessage
-from shared.envelopes import NOTIFY_BATCH_TYPE, NOTIFY_TYPE, Command, NotifyEvent, unpack
+from shared.envelopes import NOTIFY_BUNDLE_TYPE, NOTIFY_TYPE, Command, NotifyEvent, unpack
+from shared.outgoing import OutboundMessage
 from shared.service import Runtime
 from tests.conftest import System, apply_region
 from tests.integration.test_registration_sets import (
@@ -24,7 +23,14 @@ from tests.integration.test_registration_sets import (
     _recording,
     _reset,
 )
-from tests.support import RegionUnderTest, no_consumers, region_document, register_body, valid_bsn
+from tests.support import (
+    RegionUnderTest,
+    matcher_of,
+    no_consumers,
+    region_document,
+    register_body,
+    valid_bsn,
+)
 
 HOME = "0363200000123456"
 SHELTER = "0363200000999999"
@@ -125,8 +131,10 @@ def _messages(sent: list[OutboundMessage]) -> dict[str, Any]:
     their random ids and the registration times (the seed transactions' own)."""
     receipts, events = [], []
     for message in sent:
-        if message.message_type in (NOTIFY_TYPE, NOTIFY_BATCH_TYPE):
-            for event in unpack(message.body, message.message_type, NOTIFY_BATCH_TYPE, NotifyEvent):
+        if message.message_type in (NOTIFY_TYPE, NOTIFY_BUNDLE_TYPE):
+            for event in unpack(
+                message.body, message.message_type, NOTIFY_BUNDLE_TYPE, NotifyEvent
+            ):
                 doc = event.model_dump(mode="json")
                 events.append(json.dumps(_without_ids(doc), sort_keys=True))
         else:
@@ -188,7 +196,7 @@ async def _state(db: asyncpg.Connection[Any]) -> dict[str, Any]:
 async def _outcome(
     runtime: Runtime, db: asyncpg.Connection[Any], commands: list[Command], *, together: bool
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    handler = MatcherHandler(runtime, clock=lambda: NOW)
+    handler = matcher_of(runtime, clock=lambda: NOW)
     await _reset(db)
     for command in SEED:
         await handler._run([command])

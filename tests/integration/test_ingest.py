@@ -11,7 +11,7 @@ import asyncio
 import json
 import re
 from collections import Counter, defaultdict
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,15 +26,21 @@ from jsonschema import Draft202012Validator
 from pamqp import encode
 
 from cli.main import main as cli_main
-from services.ingest.handler import IngestHandler
 from services.retention.sweep import Sweep
-from shared.amqp.consumer import ERROR_HEADER, ROUTING_KEY_HEADER, USER_ID_HEADER, Delivery
+from shared.amqp.consuming import (
+    DELIVERIES,
+    ERROR_HEADER,
+    ROUTING_KEY_HEADER,
+    USER_ID_HEADER,
+    Delivery,
+)
 from shared.amqp.topology import INGEST_QUEUE, REJECTED_QUEUE, parked_queue
 from shared.contract.errors import ErrorCode
 from shared.contract.inbound import INBOUND_TYPES
 from shared.contract.outbound import OUTBOUND_TYPES, load_outbound
 from shared.contract.validation import Valid, validate_inbound
 from shared.db.inbox import DEDUP_WINDOW_DAYS
+from shared.outgoing import OutboundMessage
 from shared.partner_client import PartnerClient, Received
 from shared.service import Runtime
 from tests.conftest import System, apply_region
@@ -42,6 +48,7 @@ from tests.support import (
     RegionUnderTest,
     drain,
     eventually,
+    ingest_of,
     queue_depth,
     region_document,
     register_body,
@@ -332,7 +339,14 @@ async def test_bytes_that_are_not_text_in_amqp_properties_do_not_stall_ingest(
     # Not from a partner at all, with a message_id that is not text: kept byte for byte.
     ingest = pipeline.runtimes[0]
     await ingest.publisher.publish(
-        "vi.inbound", "melding.register", register, message_id=latin1_id, user_id=None
+        OutboundMessage(
+            "vi.inbound",
+            "melding.register",
+            register,
+            message_type=None,
+            message_id=latin1_id,
+            user_id=None,
+        )
     )
     kept: list[aio_pika.abc.AbstractIncomingMessage] = []
 
@@ -579,15 +593,16 @@ async def test_ingest_dying_after_its_commit_answers_once(
     crashed: set[bytes] = set()
 
     async def setup(runtime: Runtime) -> None:
-        real = IngestHandler(runtime)
+        real = ingest_of(runtime)
 
-        async def dies_once_per_message(delivery: Delivery) -> None:
-            await real(delivery)
+        async def dies_once_per_message(deliveries: Sequence[Delivery]) -> None:
+            (delivery,) = deliveries
+            await real([delivery])
             if delivery.message.body not in crashed:
                 crashed.add(delivery.message.body)
                 raise ConnectionResetError("lost before the ack")
 
-        runtime.consume(INGEST_QUEUE, dies_once_per_message)
+        runtime.consume(INGEST_QUEUE, DELIVERIES, dies_once_per_message, batch_size=1)
 
     await system.start("ingest", setup=setup)
     await system.start("matcher")
@@ -708,7 +723,9 @@ async def test_a_message_without_id_gets_a_new_receipt_id_when_the_answer_change
     clock = [datetime.now(UTC)]
 
     async def setup(runtime: Runtime) -> None:
-        runtime.consume(INGEST_QUEUE, IngestHandler(runtime, clock=lambda: clock[0]))
+        runtime.consume(
+            INGEST_QUEUE, DELIVERIES, ingest_of(runtime, clock=lambda: clock[0]), batch_size=1
+        )
 
     await system.start("ingest", setup=setup)
     school = partners["school"]
@@ -740,13 +757,14 @@ async def test_two_ingest_replicas_share_the_queue_and_answer_each_message_once(
 
     def counting(replica: str) -> Any:
         async def setup(runtime: Runtime) -> None:
-            real = IngestHandler(runtime)
+            real = ingest_of(runtime)
 
-            async def handler(delivery: Delivery) -> None:
-                await real(delivery)
+            async def handler(deliveries: Sequence[Delivery]) -> None:
+                (delivery,) = deliveries
+                await real([delivery])
                 handled[replica] += 1
 
-            runtime.consume(INGEST_QUEUE, handler, prefetch=8)
+            runtime.consume(INGEST_QUEUE, DELIVERIES, handler, prefetch=8, batch_size=1)
 
         return setup
 

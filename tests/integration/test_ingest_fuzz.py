@@ -18,12 +18,13 @@ from typing import Any
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from shared.amqp.consumer import ERROR_HEADER, USER_ID_HEADER
+from shared.amqp.consuming import ERROR_HEADER, USER_ID_HEADER
 from shared.amqp.topology import INGEST_QUEUE, REJECTED_QUEUE, WORK_QUEUES, parked_queue
 from shared.contract.errors import ErrorItem
 from shared.contract.inbound import INBOUND_TYPES
 from shared.contract.outbound import Receipt, load_outbound
 from shared.contract.validation import check_message_id
+from shared.outgoing import OutboundMessage, new_message_id
 from shared.partner_client import PartnerClient
 from tests.conftest import System
 from tests.integration.test_ingest import collect_answers
@@ -313,12 +314,15 @@ async def _publish(message: Hostile, partners: dict[str, PartnerClient], pipelin
     runtime = pipeline.runtimes[0]
     headers = {} if message.claimed_user is None else {USER_ID_HEADER: message.claimed_user}
     await runtime.publisher.publish(
-        "vi.inbound",
-        message.routing_key,
-        message.body,
-        message_id=message.message_id,
-        user_id=runtime.settings.service_broker_user if message.service_user_id else None,
-        headers=headers,
+        OutboundMessage(
+            "vi.inbound",
+            message.routing_key,
+            message.body,
+            message_type=None,
+            message_id=message.message_id or new_message_id(),
+            user_id=runtime.settings.service_broker_user if message.service_user_id else None,
+            headers=headers,
+        ),
     )
 
 

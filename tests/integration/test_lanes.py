@@ -13,7 +13,7 @@ from prometheus_client import REGISTRY
 
 from services.ingest.lanes import LaneSorter
 from services.ingest.quota import PartnerQuotas
-from shared.amqp.consumer import Delivery
+from shared.amqp.consuming import Delivery
 from shared.amqp.topology import INBOUND_EXCHANGE, INGEST_QUEUE, MATCHER_QUEUE, bulk
 from shared.contract.inbound import ONBOARDING_ROUTING_KEY
 from shared.lanes import WATCHED_LIVE_QUEUES, Lane, LiveFirst
@@ -23,6 +23,7 @@ from tests.support import (
     RegionUnderTest,
     drain,
     eventually,
+    ingest_of,
     mails,
     no_consumers,
     queued_messages,
@@ -138,7 +139,7 @@ async def test_a_live_melding_is_answered_while_an_onboarding_backlog_waits(
     earlier = await huisarts.send(register_body("H-1", bsn=bsn))
     assert (await huisarts.receipt_for(earlier)).body["status"] == "accepted"
     # The load queues up while ingest is away; the live melding comes last.
-    await system.stop(next(r for r in system.runtimes if r.name == "test-ingest"))
+    await system.stop(next(r for r in system.runtimes if r.name == "ingest"))
     await _publish_many(
         jgz,
         [register_body(f"J-{i}", bsn=valid_bsn(4_600_000 + i)) for i in range(backlog)],
@@ -272,18 +273,26 @@ async def test_a_packed_message_forwarded_twice_is_answered_once(
     jgz = partners["jgz"]
     quotas = PartnerQuotas()
     assert quotas.admit("jgz", rate=rate, burst=burst, now=time.monotonic())  # the burst spent
-    sorter = LaneSorter(tool, quotas)
+    sorter = LaneSorter(
+        ingest_of(tool),
+        tool.pool,
+        tool.publisher,
+        tool.region,
+        service=tool.name,
+        service_user=tool.settings.service_broker_user,
+        quotas=quotas,
+    )
     sent = await jgz.send(register_body("J-TWICE", bsn=valid_bsn(4_820_000)))
 
     async with tool.connection.channel() as channel:
         queue = await channel.get_queue(INGEST_QUEUE, ensure=False)
         first = await queue.get(timeout=5)
-        await sorter.handle_batch([Delivery(first, tool.settings.service_broker_user)])
+        await sorter([Delivery(first, tool.settings.service_broker_user)])
         await first.nack(requeue=True)  # the crash: never acked
         again = await queue.get(timeout=5)
         assert again.redelivered
         redelivery = Delivery(again, tool.settings.service_broker_user)
-        await sorter.handle_batch([redelivery])
+        await sorter([redelivery])
         await again.ack()
     await sorter.acked([redelivery])
     assert await queued_messages(tool, bulk(INGEST_QUEUE)) == 2  # two packs

@@ -17,7 +17,8 @@ from shared.amqp.publisher import Publisher
 from shared.amqp.topology import INGEST_QUEUE, OUTBOUND_EXCHANGE
 from shared.contract.portal import ACTOR_HEADER, COORDINATOR_HEADER, ON_BEHALF_OF_HEADER
 from shared.db import migrate
-from shared.db.outbox import OutboundMessage, Outbox, write
+from shared.db.outbox import Outbox, write
+from shared.outgoing import OutboundMessage
 from shared.partner_client import PartnerClient
 from tests.conftest import PORTAL_SCHOOL, System
 from tests.integration.portal_support import portal_settings, start_portal
@@ -33,11 +34,11 @@ class GatedPublisher(Publisher):
         self.started = asyncio.Event()
         self.gate = asyncio.Event()
 
-    async def publish_many(self, *args: Any, **kwargs: Any) -> None:
+    async def publish(self, *messages: OutboundMessage) -> None:
         if not self.started.is_set():
             self.started.set()
             await self.gate.wait()
-        await super().publish_many(*args, **kwargs)
+        await super().publish(*messages)
 
 
 def _probe(message_id: uuid.UUID) -> OutboundMessage:

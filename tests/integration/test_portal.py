@@ -21,6 +21,7 @@ from services.portal.accounts import Role
 from shared.amqp.topology import INGEST_QUEUE, OUTBOUND_EXCHANGE
 from shared.clock import utcnow
 from shared.contract.portal import ACTOR_HEADER, ON_BEHALF_OF_HEADER
+from shared.outgoing import OutboundMessage
 from shared.partner_client import PartnerClient
 from tests.conftest import PORTAL_SCHOOL, System
 from tests.integration.portal_support import (
@@ -132,11 +133,14 @@ async def test_a_registration_goes_out_with_the_portal_headers_and_the_answers_s
     # The index answers in partner.linde: accepted, then a match with a team.
     async def answer(body: dict[str, Any], correlation_id: str | None = None) -> None:
         await runtime.publisher.publish(
-            OUTBOUND_EXCHANGE,
-            PORTAL_SCHOOL,
-            json.dumps(body).encode(),
-            message_id=f"out-{body['type']}-{ref}",
-            correlation_id=correlation_id,
+            OutboundMessage(
+                OUTBOUND_EXCHANGE,
+                PORTAL_SCHOOL,
+                json.dumps(body).encode(),
+                message_type=None,
+                message_id=f"out-{body['type']}-{ref}",
+                correlation_id=correlation_id,
+            ),
         )
 
     await answer(
@@ -557,10 +561,13 @@ async def test_a_message_the_read_model_cannot_apply_is_kept_and_the_mailbox_goe
         ("good-1", {"type": "inform.reminder", "melding_ref": ref, "inform": ["parents"]}),
     ):
         await runtime.publisher.publish(
-            OUTBOUND_EXCHANGE,
-            PORTAL_SCHOOL,
-            body if isinstance(body, bytes) else json.dumps(body).encode(),
-            message_id=message_id,
+            OutboundMessage(
+                OUTBOUND_EXCHANGE,
+                PORTAL_SCHOOL,
+                body if isinstance(body, bytes) else json.dumps(body).encode(),
+                message_type=None,
+                message_id=message_id,
+            ),
         )
 
     async def all_seen() -> bool:
@@ -713,11 +720,14 @@ async def test_later_notices_move_end_and_widen_what_the_pages_show(
     ]
     for number, (body, correlation_id) in enumerate(notices):
         await runtime.publisher.publish(
-            OUTBOUND_EXCHANGE,
-            PORTAL_SCHOOL,
-            json.dumps(body).encode(),
-            message_id=f"later-{number}",
-            correlation_id=correlation_id,
+            OutboundMessage(
+                OUTBOUND_EXCHANGE,
+                PORTAL_SCHOOL,
+                json.dumps(body).encode(),
+                message_type=None,
+                message_id=f"later-{number}",
+                correlation_id=correlation_id,
+            ),
         )
 
     async def ended_match_shown() -> bool:
@@ -731,10 +741,13 @@ async def test_later_notices_move_end_and_widen_what_the_pages_show(
     assert "Regie nemen" not in page  # no live match to lead
 
     await runtime.publisher.publish(
-        OUTBOUND_EXCHANGE,
-        PORTAL_SCHOOL,
-        json.dumps({"type": "melding.ended", "melding_ref": ref, "reason": "expired"}).encode(),
-        message_id="later-end",
+        OutboundMessage(
+            OUTBOUND_EXCHANGE,
+            PORTAL_SCHOOL,
+            json.dumps({"type": "melding.ended", "melding_ref": ref, "reason": "expired"}).encode(),
+            message_type=None,
+            message_id="later-end",
+        ),
     )
 
     async def archived() -> bool:
@@ -768,10 +781,15 @@ async def test_the_portal_forgets_the_youth_when_the_index_does(
     runtime = system.runtimes[0]
     for number, (ref, reason) in enumerate(zip(refs, ("erased", "expired"), strict=True)):
         await runtime.publisher.publish(
-            OUTBOUND_EXCHANGE,
-            PORTAL_SCHOOL,
-            json.dumps({"type": "melding.ended", "melding_ref": ref, "reason": reason}).encode(),
-            message_id=f"end-{number}",
+            OutboundMessage(
+                OUTBOUND_EXCHANGE,
+                PORTAL_SCHOOL,
+                json.dumps(
+                    {"type": "melding.ended", "melding_ref": ref, "reason": reason}
+                ).encode(),
+                message_type=None,
+                message_id=f"end-{number}",
+            ),
         )
 
     async def both_ended() -> bool:

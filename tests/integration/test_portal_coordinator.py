@@ -21,6 +21,7 @@ from services.retention.sweep import Sweep
 from shared.amqp.topology import INGEST_QUEUE, OUTBOUND_EXCHANGE
 from shared.clock import utcnow
 from shared.contract.portal import ACTOR_HEADER, COORDINATOR_HEADER, ON_BEHALF_OF_HEADER
+from shared.outgoing import OutboundMessage
 from shared.partner_client import PartnerClient
 from shared.region.model import PORTAL_ID
 from tests.conftest import PORTAL_SCHOOL, System
@@ -285,11 +286,14 @@ async def test_assigning_the_lead_publishes_regie_assign_and_shows_the_answer(
         "errors": [{"loc": "partner", "code": "not_active", "msg": "no active melding"}],
     }
     await runtime.publisher.publish(
-        OUTBOUND_EXCHANGE,
-        PORTAL_ID,
-        json.dumps(refusal).encode(),
-        message_id=f"receipt-{message.message_id}",
-        correlation_id=message.message_id,
+        OutboundMessage(
+            OUTBOUND_EXCHANGE,
+            PORTAL_ID,
+            json.dumps(refusal).encode(),
+            message_type=None,
+            message_id=f"receipt-{message.message_id}",
+            correlation_id=message.message_id,
+        ),
     )
 
     async def answered() -> bool:

@@ -14,7 +14,8 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobus
 
 from shared.amqp import compat
 from shared.amqp.connection import connect
-from shared.amqp.publisher import WRITE_CHUNK, Outgoing, Publisher
+from shared.amqp.publisher import WRITE_CHUNK, Publisher
+from shared.outgoing import OutboundMessage, new_message_id
 from tests.support import RegionUnderTest
 
 
@@ -66,20 +67,22 @@ async def test_many_messages_arrive_whole_in_order_across_writes(
     queue = await declare(channel, {"x-queue-type": "quorum"})
     count = WRITE_CHUNK * 2 + 7  # three socket writes
     messages = [
-        Outgoing(
+        OutboundMessage(
             "",
             queue,
             f'{{"n": {i}}}'.encode(),
+            message_type="probe",
             message_id=f"m-{i}",
             correlation_id=f"c-{i}",
-            message_type="probe",
             headers={"x-n": i},
         )
         for i in range(count)
     ]
-    await publisher.publish_many(messages)
+    await publisher.publish(*messages)
     # Delivery tags stay in step with the broker's: a later single publish is confirmed.
-    await publisher.publish("", queue, b'{"n": "last"}', message_id="m-last")
+    await publisher.publish(
+        OutboundMessage("", queue, b'{"n": "last"}', message_type=None, message_id="m-last")
+    )
 
     got = await take_all(channel, queue)
     assert [m.message_id for m in got] == [f"m-{i}" for i in range(count)] + ["m-last"]
@@ -97,14 +100,23 @@ async def test_a_copy_keeps_a_missing_timestamp_and_gets_an_id(
     publisher: Publisher, channel: AbstractChannel
 ) -> None:
     queue = await declare(channel)
-    await publisher.publish_many(
-        [Outgoing("", queue, b"{}", message_id=None, timestamp=None, content_type=None)]
+    # The broker names a returned message by its id, so every message gets one.
+    invented = new_message_id()
+    await publisher.publish(
+        OutboundMessage(
+            "",
+            queue,
+            b"{}",
+            message_type=None,
+            message_id=invented,
+            timestamp=None,
+            content_type=None,
+        )
     )
     (got,) = await take_all(channel, queue)
     assert got.timestamp is None
     assert got.content_type is None
-    # The broker names a returned message by its id, so every message gets one.
-    assert got.message_id
+    assert got.message_id == invented
 
 
 async def test_bodies_larger_than_a_frame_arrive_whole(
@@ -112,11 +124,9 @@ async def test_bodies_larger_than_a_frame_arrive_whole(
 ) -> None:
     queue = await declare(channel)
     big = bytes(range(256)) * 2048  # 512 KiB, several frames at the default frame_max
-    await publisher.publish_many(
-        [
-            Outgoing("", queue, big, message_id="big"),
-            Outgoing("", queue, b"small", message_id="small"),
-        ]
+    await publisher.publish(
+        OutboundMessage("", queue, big, message_type=None, message_id="big"),
+        OutboundMessage("", queue, b"small", message_type=None, message_id="small"),
     )
     got = await take_all(channel, queue)
     assert [(m.message_id, m.body) for m in got] == [("big", big), ("small", b"small")]
@@ -127,14 +137,14 @@ async def test_an_unroutable_message_is_raised_and_its_neighbours_still_arrive(
 ) -> None:
     queue = await declare(channel)
     with pytest.raises(aiormq.exceptions.PublishError):
-        await publisher.publish_many(
-            [
-                Outgoing("", queue, b"1", message_id="a"),
-                Outgoing("", f"nowhere-{uuid.uuid4().hex}", b"2", message_id="lost"),
-                Outgoing("", queue, b"3", message_id="c"),
-            ]
+        await publisher.publish(
+            OutboundMessage("", queue, b"1", message_type=None, message_id="a"),
+            OutboundMessage(
+                "", f"nowhere-{uuid.uuid4().hex}", b"2", message_type=None, message_id="lost"
+            ),
+            OutboundMessage("", queue, b"3", message_type=None, message_id="c"),
         )
-    await publisher.publish("", queue, b"4", message_id="d")
+    await publisher.publish(OutboundMessage("", queue, b"4", message_type=None, message_id="d"))
     assert [m.message_id for m in await take_all(channel, queue)] == ["a", "c", "d"]
 
 
@@ -144,22 +154,31 @@ async def test_a_message_the_broker_refuses_is_raised(
     # A full queue that refuses publishes makes the broker nack the surplus.
     queue = await declare(channel, {"x-max-length": 1, "x-overflow": "reject-publish"})
     with pytest.raises(aiormq.exceptions.DeliveryError):
-        await publisher.publish_many(
-            [Outgoing("", queue, str(i).encode(), message_id=f"n-{i}") for i in range(3)]
+        await publisher.publish(
+            *[
+                OutboundMessage("", queue, str(i).encode(), message_type=None, message_id=f"n-{i}")
+                for i in range(3)
+            ]
         )
     assert [m.message_id for m in await take_all(channel, queue)] == ["n-0"]
-    await publisher.publish("", queue, b"again", message_id="again")
+    await publisher.publish(
+        OutboundMessage("", queue, b"again", message_type=None, message_id="again")
+    )
     assert [m.message_id for m in await take_all(channel, queue)] == ["again"]
 
 
 async def test_publishing_on_a_closed_publisher_is_raised(publisher: Publisher) -> None:
     await publisher.close()
     with pytest.raises(aiormq.exceptions.ChannelInvalidStateError):
-        await publisher.publish_many([Outgoing("", "any", b"{}", message_id="x")])
+        await publisher.publish(
+            OutboundMessage("", "any", b"{}", message_type=None, message_id="x")
+        )
 
 
 async def test_nothing_to_publish_needs_no_channel(connection: AbstractRobustConnection) -> None:
     # A handler whose batch produced no messages may call it before, or without, start().
-    await Publisher(connection).publish_many([])
+    await Publisher(connection).publish()
     with pytest.raises(RuntimeError, match="start"):
-        await Publisher(connection).publish_many([Outgoing("", "any", b"{}", message_id="x")])
+        await Publisher(connection).publish(
+            OutboundMessage("", "any", b"{}", message_type=None, message_id="x")
+        )

@@ -5,7 +5,7 @@ matcher replicas."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
@@ -13,18 +13,19 @@ from typing import Any
 import asyncpg
 from prometheus_client import REGISTRY
 
-from services.matcher.handler import MatcherHandler
+from services.matcher.handler import command_codec
 from services.retention.app import count_overdue_escalations
 from services.retention.rules import ESCALATION_RULE
 from services.retention.sweep import Sweep
-from shared.amqp.consumer import Delivery
 from shared.amqp.topology import MATCHER_QUEUE
 from shared.clock import utcnow
+from shared.envelopes import Command
+from shared.lanes import Lane
 from shared.partner_client import PartnerClient, Received
 from shared.service import Runtime
 from tests.conftest import System, apply_region
 from tests.integration.test_matching import Mailbox, codes, mailboxes
-from tests.support import RegionUnderTest, eventually, mails, region_document, valid_bsn
+from tests.support import RegionUnderTest, eventually, mails, matcher_of, region_document, valid_bsn
 
 
 def mails_with_subject(region: RegionUnderTest, start: str) -> list[EmailMessage]:
@@ -193,7 +194,9 @@ class Clock:
 
 def matcher_with_clock(clock: Callable[[], datetime]) -> Callable[[Runtime], Any]:
     async def setup(runtime: Runtime) -> None:
-        runtime.consume(MATCHER_QUEUE, MatcherHandler(runtime, clock))
+        runtime.consume(
+            MATCHER_QUEUE, command_codec(Lane.LIVE), matcher_of(runtime, clock), batch_size=1
+        )
 
     return setup
 
@@ -296,13 +299,13 @@ async def test_two_claims_at_once_on_two_replicas_exactly_one_wins(
 
     def counting(replica: int) -> Callable[[Runtime], Any]:
         async def setup(runtime: Runtime) -> None:
-            real = MatcherHandler(runtime)
+            real = matcher_of(runtime)
 
-            async def handler(delivery: Delivery) -> None:
+            async def handler(commands: Sequence[Command]) -> None:
                 handled[replica] += 1
-                await real(delivery)
+                await real(commands)
 
-            runtime.consume(MATCHER_QUEUE, handler)
+            runtime.consume(MATCHER_QUEUE, command_codec(Lane.LIVE), handler, batch_size=1)
 
         return setup
 

@@ -17,15 +17,16 @@ from typing import Any
 import asyncpg
 import pydantic
 
-from services.matcher.handler import MatcherHandler
 from services.matcher.handlers.register import identity_of
 from shared.contract.inbound import InboundMessage, MeldingRegister, Youth
-from shared.db.outbox import OutboundMessage, UnitOfWork
-from shared.envelopes import NOTIFY_BATCH_TYPE, NOTIFY_TYPE, Command, NotifyEvent, unpack
+from shared.db.outbox import UnitOfWork
+from shared.envelopes import NOTIFY_BUNDLE_TYPE, NOTIFY_TYPE, Command, NotifyEvent, unpack
+from shared.outgoing import OutboundMessage
 from shared.service import Runtime
 from tests.conftest import System, apply_region
 from tests.support import (
     RegionUnderTest,
+    matcher_of,
     no_consumers,
     region_document,
     register_body,
@@ -149,8 +150,8 @@ def _messages(sent: Sequence[OutboundMessage]) -> dict[str, list[Any]]:
             # Sent as the transaction ends (services/matcher/family.py), so in another
             # place among the receipts: compared as a set, without their random ids.
             lookups.append((message.routing_key, json.loads(message.body)["bsn"]))
-        elif message.message_type in (NOTIFY_TYPE, NOTIFY_BATCH_TYPE):
-            events += unpack(message.body, message.message_type, NOTIFY_BATCH_TYPE, NotifyEvent)
+        elif message.message_type in (NOTIFY_TYPE, NOTIFY_BUNDLE_TYPE):
+            events += unpack(message.body, message.message_type, NOTIFY_BUNDLE_TYPE, NotifyEvent)
         else:
             receipts.append([message.routing_key, json.loads(message.body)])
     text = json.dumps(
@@ -234,7 +235,7 @@ async def _reset(db: asyncpg.Connection[Any]) -> None:
 async def _outcome(
     runtime: Runtime, db: asyncpg.Connection[Any], commands: list[Command], *, together: bool
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    handler = MatcherHandler(runtime, clock=lambda: NOW)
+    handler = matcher_of(runtime, clock=lambda: NOW)
     await _reset(db)
     for command in SEED:
         await handler._run([command])

@@ -12,6 +12,7 @@ import asyncpg
 import pytest
 
 from shared.amqp.topology import REJECTED_QUEUE
+from shared.outgoing import OutboundMessage
 from shared.partner_client import PartnerClient
 from tests.conftest import System, apply_region
 from tests.support import (
@@ -92,7 +93,9 @@ async def test_purge_asks_first_removes_for_good_and_is_audited(
     ingest = pipeline.runtimes[0]
     for n in range(3):  # no user_id: nobody to answer
         await ingest.publisher.publish(
-            "vi.inbound", "melding.register", b"{}", message_id=f"anon-{n}"
+            OutboundMessage(
+                "vi.inbound", "melding.register", b"{}", message_type=None, message_id=f"anon-{n}"
+            )
         )
 
     async def landed() -> bool:

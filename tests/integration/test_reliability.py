@@ -5,17 +5,19 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import aio_pika
 import asyncpg
 import pytest
 
-from shared.amqp.consumer import ATTEMPT_HEADER, ERROR_HEADER, Delivery
+from shared.amqp.consuming import ATTEMPT_HEADER, DELIVERIES, ERROR_HEADER, Delivery
 from shared.amqp.publisher import Publisher
 from shared.amqp.topology import MATCHER_QUEUE, OUTBOUND_EXCHANGE, parked_queue
 from shared.db import migrate
-from shared.db.outbox import OutboundMessage, Outbox, write
+from shared.db.outbox import Outbox, write
+from shared.outgoing import OutboundMessage
 from shared.partner_client import PartnerClient
 from shared.service import Runtime
 from tests.conftest import System
@@ -99,11 +101,11 @@ async def test_technical_failure_is_retried_then_parked_intact(
     attempts: list[int] = []
 
     async def setup(runtime: Runtime) -> None:
-        async def database_down(delivery: Delivery) -> None:
-            attempts.append(delivery.attempt)
+        async def database_down(deliveries: Sequence[Delivery]) -> None:
+            attempts.extend(d.attempt for d in deliveries)
             raise ConnectionRefusedError("database unreachable")
 
-        runtime.consume(MATCHER_QUEUE, database_down)
+        runtime.consume(MATCHER_QUEUE, DELIVERIES, database_down, batch_size=1)
 
     await system.start("ingest")
     runtime = await system.start("matcher", setup=setup)
@@ -149,7 +151,7 @@ async def test_outbox_row_survives_a_relay_crash_and_is_published_later(
     claimed = asyncio.Event()
 
     class StalledPublisher(Publisher):
-        async def publish_many(self, *args: Any, **kwargs: Any) -> None:
+        async def publish(self, *messages: OutboundMessage) -> None:
             claimed.set()
             await gate.wait()  # the process "dies" here, rows claimed, nothing deleted
 
@@ -201,11 +203,14 @@ async def test_unknown_or_missing_user_id_lands_whole_in_rejected(
 
     for user_id in (None, "guest"):
         await runtime.publisher.publish(
-            "vi.inbound",
-            "melding.register",
-            json.dumps(body).encode(),
-            message_id=f"anon-{user_id}",
-            user_id=user_id,
+            OutboundMessage(
+                "vi.inbound",
+                "melding.register",
+                json.dumps(body).encode(),
+                message_type=None,
+                message_id=f"anon-{user_id}",
+                user_id=user_id,
+            ),
         )
     channel = await runtime.connection.channel()
     queue = await channel.get_queue("vi.rejected", ensure=False)

@@ -13,6 +13,7 @@ from cli.status import Attention
 from services.retention.app import setup as retention_setup
 from shared.amqp.inspect import DELIVERY_COUNT_HEADER
 from shared.amqp.topology import MATCHER_QUEUE, REJECTED_QUEUE, parked_queue
+from shared.outgoing import OutboundMessage
 from shared.service import Runtime
 from testing.ports import free_port
 from tests.conftest import System
@@ -25,7 +26,9 @@ async def _status(region: RegionUnderTest) -> tuple[int, dict[str, Any]]:
 
 
 async def _put(runtime: Runtime, queue: str, message_id: str) -> None:
-    await runtime.publisher.publish("", queue, b"{}", message_id=message_id)
+    await runtime.publisher.publish(
+        OutboundMessage("", queue, b"{}", message_type=None, message_id=message_id)
+    )
 
 
 async def test_the_exit_code_names_each_condition_that_needs_attention(
@@ -60,7 +63,7 @@ async def test_the_exit_code_names_each_condition_that_needs_attention(
     assert (await _status(test_region))[0] == 0
 
     # A matcher that reports in but does not consume its queue.
-    await system.stop(next(r for r in system.runtimes if r.name == "test-matcher"))
+    await system.stop(next(r for r in system.runtimes if r.name == "matcher"))
     await system.start("matcher", setup=no_consumers)
     code, doc = await _status(test_region)
     assert code == Attention.NO_CONSUMERS, doc["attention"]

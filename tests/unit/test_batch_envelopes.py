@@ -5,18 +5,18 @@ from __future__ import annotations
 
 import uuid
 
-from shared.amqp.consumer import multiple_ack_tag
+from shared.amqp.consuming.acks import multiple_ack_tag
 from shared.announce import merge_notify_messages, notify_message
-from shared.db.outbox import OutboundMessage
 from shared.envelopes import (
     ITEMS_PER_MESSAGE,
-    NOTIFY_BATCH_TYPE,
+    NOTIFY_BUNDLE_TYPE,
     NOTIFY_TYPE,
-    NotifyBatch,
+    NotifyBundle,
     NotifyEvent,
     PartnerNotice,
     unpack,
 )
+from shared.outgoing import OutboundMessage
 from shared.receipts import accepted
 
 
@@ -51,9 +51,9 @@ def test_events_become_one_batch_in_the_place_of_the_first() -> None:
         receipts[2],
     ]
     merged = merge_notify_messages(messages)
-    assert [m.message_type for m in merged] == ["receipt", NOTIFY_BATCH_TYPE, "receipt", "receipt"]
+    assert [m.message_type for m in merged] == ["receipt", NOTIFY_BUNDLE_TYPE, "receipt", "receipt"]
     assert [merged[0], merged[2], merged[3]] == receipts
-    assert NotifyBatch.model_validate_json(merged[1].body).items == events
+    assert NotifyBundle.model_validate_json(merged[1].body).items == events
     # The same events always give the same message id (a re-run is a duplicate).
     again = merge_notify_messages([notify_message(e) for e in events])
     assert again[0].message_id == merged[1].message_id
@@ -74,11 +74,11 @@ def test_many_events_travel_in_messages_of_a_bounded_size() -> None:
     events = [event(n) for n in range(2 * ITEMS_PER_MESSAGE + 1)]
     merged = merge_notify_messages([notify_message(e) for e in events])
     # The last one, alone, stays a plain notify event.
-    assert [m.message_type for m in merged] == [NOTIFY_BATCH_TYPE, NOTIFY_BATCH_TYPE, NOTIFY_TYPE]
+    assert [m.message_type for m in merged] == [NOTIFY_BUNDLE_TYPE, NOTIFY_BUNDLE_TYPE, NOTIFY_TYPE]
     unpacked = [
         item
         for m in merged
-        for item in unpack(m.body, m.message_type, NOTIFY_BATCH_TYPE, NotifyEvent)
+        for item in unpack(m.body, m.message_type, NOTIFY_BUNDLE_TYPE, NotifyEvent)
     ]
     assert unpacked == events
     assert len({m.message_id for m in merged}) == 3

@@ -9,7 +9,7 @@ import pytest
 
 from services.ingest.pack import BadPack, PackedMessage, pack, unpack
 from services.ingest.sender import identify
-from shared.amqp.consumer import (
+from shared.amqp.consuming import (
     NO_MESSAGE_ID_HEADER,
     ROUTING_KEY_HEADER,
     USER_ID_HEADER,
@@ -74,7 +74,9 @@ def test_a_partner_using_the_portal_headers_is_still_refused_after_packing() -> 
 
 def test_the_runtime_copy_of_a_packed_message_speaks_for_its_partner() -> None:
     copy = _message(message_id=None).copy_for_runtime("vi.rejected", {"x-vi-error": "why"})
-    assert copy.user_id == SERVICE and copy.message_id is None
+    assert copy.user_id == SERVICE
+    # An invented id (every published message gets one), flagged as such.
+    assert copy.message_id and copy.message_id != _message().message_id
     headers = dict(copy.headers or {})
     assert headers[USER_ID_HEADER] == "jgz-user"
     assert headers[ROUTING_KEY_HEADER] == "melding.register"

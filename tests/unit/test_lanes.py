@@ -18,8 +18,8 @@ from shared.amqp.topology import (
     WORK_QUEUES,
 )
 from shared.contract.inbound import ONBOARDING_ROUTING_KEY, inbound_type
-from shared.db.outbox import OutboundMessage
 from shared.lanes import Lane, LiveFirst, in_lane
+from shared.outgoing import OutboundMessage
 
 
 def test_a_bucket_allows_its_burst_then_its_rate() -> None:

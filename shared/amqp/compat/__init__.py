@@ -35,7 +35,7 @@ from pamqp import commands as spec
 from shared.logs import get_logger
 
 if TYPE_CHECKING:
-    from shared.amqp.publisher import Outgoing
+    from shared.outgoing import OutboundMessage
 
 log = get_logger(__name__)
 
@@ -97,7 +97,7 @@ def install_wire() -> None:
 
 
 async def publish_confirmed(
-    channel: AbstractChannel, messages: Sequence[Outgoing]
+    channel: AbstractChannel, messages: Sequence[OutboundMessage]
 ) -> list[Any | BaseException]:
     """Publish `messages` in order on a confirming channel and wait for every
     confirmation; each outcome is the confirmation or the exception it ended in."""
@@ -111,7 +111,7 @@ async def publish_confirmed(
     return list(await asyncio.gather(*confirmations, return_exceptions=True))
 
 
-async def _publish_one(channel: AbstractChannel, message: Outgoing) -> Any:
+async def _publish_one(channel: AbstractChannel, message: OutboundMessage) -> Any:
     exchange = (
         channel.default_exchange
         if message.exchange == ""
@@ -124,7 +124,7 @@ async def _publish_one(channel: AbstractChannel, message: Outgoing) -> Any:
             content_type=message.content_type,
             content_encoding=message.content_encoding,
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            message_id=message.message_id_or_new(),
+            message_id=message.wire_id,
             correlation_id=message.correlation_id,
             type=message.message_type,
             user_id=message.user_id,
@@ -143,6 +143,22 @@ async def consumer_registered(channel: AbstractChannel, consumer_tag: str) -> bo
         return consumer_tag in cast(aiormq.Channel, underlay).consumers
     report_fallback()
     return not underlay.is_closed
+
+
+def properties(message: OutboundMessage) -> spec.Basic.Properties:
+    """The AMQP properties of `message`: persistent, with its message_id."""
+    return spec.Basic.Properties(
+        app_id=message.app_id,
+        content_encoding=message.content_encoding,
+        content_type=message.content_type,
+        correlation_id=message.correlation_id,
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT.value,
+        headers=dict(message.headers or {}),
+        message_id=message.wire_id,
+        message_type=message.message_type,
+        timestamp=message.timestamp,
+        user_id=message.user_id,
+    )
 
 
 class WithoutMessageId(spec.Basic.Properties):

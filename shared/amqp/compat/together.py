@@ -18,15 +18,16 @@ from aiormq.abc import ChannelFrame
 from pamqp import commands as spec
 from pamqp.header import ContentHeader
 
+from shared.amqp import compat
 from shared.amqp.compat import WRITE_CHUNK
 from shared.envelopes import chunked
 
 if TYPE_CHECKING:
-    from shared.amqp.publisher import Outgoing
+    from shared.outgoing import OutboundMessage
 
 
 async def publish(
-    channel: AbstractChannel, messages: Sequence[Outgoing]
+    channel: AbstractChannel, messages: Sequence[OutboundMessage]
 ) -> list[asyncio.Future[Any]]:
     """Write the messages in chunks of `WRITE_CHUNK` and return their confirmation
     futures, in order."""
@@ -39,7 +40,7 @@ async def publish(
 
 
 async def _write_together(
-    channel: aiormq.Channel, messages: Sequence[Outgoing]
+    channel: aiormq.Channel, messages: Sequence[OutboundMessage]
 ) -> list[asyncio.Future[Any]]:
     """Write the messages' frames in one piece and return their confirmation futures.
 
@@ -55,10 +56,9 @@ async def _write_together(
         try:
             for offset, message in enumerate(messages):
                 tag = first_tag + offset
-                # A return names its message by id only; like aiormq, give one to a
-                # message that has none.
-                message_id = message.message_id_or_new()
-                properties = message.properties(message_id)
+                # A return names its message by id only.
+                message_id = message.wire_id
+                properties = compat.properties(message)
                 confirmation = channel.create_future()
                 channel.confirmations[tag] = confirmation
                 channel.message_id_delivery_tag[message_id] = tag
