@@ -25,10 +25,13 @@ class _SlowFirstAnswer(BaseHTTPRequestHandler):
         if count == 0:
             time.sleep(0.6)
         body = json.dumps({"method": self.command, "count": count + 1}).encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        try:
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client stopped waiting for the slow answer, as it should
 
     do_GET = _answer
     do_PUT = _answer
