@@ -164,14 +164,27 @@ async def answer(conn: Conn, message_id: uuid.UUID) -> dict[str, Any] | None:
     return None if row is None else dict(row)
 
 
-async def forget_identity(conn: Conn, partner_id: str, melding_ref: str) -> None:
-    """The index purged this melding at once: the portal forgets who the youth is."""
+async def change_melding(
+    conn: Conn, partner_id: str, melding_ref: str | None, assignments: str, *values: Any
+) -> None:
+    """Change one melding: `assignments` is a constant SET list whose values are $3,
+    $4, ... in the order given."""
     await conn.execute(
-        """UPDATE portal_melding SET bsn = NULL, surname = NULL, sex = NULL,
-                  birth_date = NULL, identity_forgotten = true
-           WHERE partner_id = $1 AND melding_ref = $2""",
+        f"UPDATE portal_melding SET {assignments}"  # noqa: S608 - constant SET lists
+        " WHERE partner_id = $1 AND melding_ref = $2",
         partner_id,
         melding_ref,
+        *values,
+    )
+
+
+async def forget_identity(conn: Conn, partner_id: str, melding_ref: str) -> None:
+    """The index purged this melding at once: the portal forgets who the youth is."""
+    await change_melding(
+        conn,
+        partner_id,
+        melding_ref,
+        "bsn = NULL, surname = NULL, sex = NULL, birth_date = NULL, identity_forgotten = true",
     )
 
 

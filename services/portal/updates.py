@@ -10,7 +10,7 @@ from datetime import date, datetime
 from typing import Any
 
 from services.portal import gateway
-from services.portal.readmodel import PURGED_AT_ONCE, forget_identity
+from services.portal.readmodel import PURGED_AT_ONCE, change_melding, forget_identity
 from shared.db.pool import Conn
 
 
@@ -22,37 +22,53 @@ async def take_in(
     body: dict[str, Any],
 ) -> bool:
     """Apply one message from a mailbox, once; False when it was seen before."""
-    kind = str(body.get("type", ""))
-    ref = body.get("melding_ref") if isinstance(body.get("melding_ref"), str) else None
-    fresh = await conn.fetchval(
-        """INSERT INTO portal_notice (partner_id, message_id, melding_ref, type, body)
-           VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING true""",
-        partner_id,
-        message_id,
-        ref,
-        kind,
-        body,
-    )
-    if not fresh:
+    if not await _note(conn, partner_id, message_id, body):
         return False
-    apply = _APPLY.get(kind)
+    apply = _APPLY.get(str(body.get("type", "")))
     if apply is not None:
-        await apply(conn, partner_id, ref, correlation_id, body)
+        await apply(conn, partner_id, _melding_ref(body), correlation_id, body)
     return True
 
 
 async def keep(conn: Conn, partner_id: str, message_id: str, body: dict[str, Any]) -> None:
     """Record a message as seen without applying it (one the read model cannot apply)."""
+    await _note(conn, partner_id, message_id, body)
+
+
+def _melding_ref(body: dict[str, Any]) -> str | None:
     ref = body.get("melding_ref")
-    await conn.execute(
+    return ref if isinstance(ref, str) else None
+
+
+async def _note(conn: Conn, partner_id: str, message_id: str, body: dict[str, Any]) -> bool:
+    """Record a message as seen; False when it was seen before."""
+    fresh = await conn.fetchval(
         """INSERT INTO portal_notice (partner_id, message_id, melding_ref, type, body)
-           VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING""",
+           VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING true""",
         partner_id,
         message_id,
-        ref if isinstance(ref, str) else None,
+        _melding_ref(body),
         str(body.get("type", "")),
         body,
     )
+    return bool(fresh)
+
+
+async def _end_melding(
+    conn: Conn, partner_id: str, ref: str | None, status: str, reason: Any
+) -> None:
+    """The melding ended (withdrawn or ended by the index); when the index keeps
+    nothing of it, the portal forgets the youth's identity too."""
+    await change_melding(
+        conn,
+        partner_id,
+        ref,
+        "status = $3, ended_reason = $4, ended_at = now(), lead = NULL",
+        status,
+        reason,
+    )
+    if reason in PURGED_AT_ONCE and ref is not None:
+        await forget_identity(conn, partner_id, ref)
 
 
 async def _receipt(
@@ -97,21 +113,13 @@ async def _receipt(
     elif status != "accepted":
         return
     elif sent["routing_key"] == "melding.withdraw":
-        await conn.execute(
-            """UPDATE portal_melding SET status = 'withdrawn', ended_reason = $3,
-                      ended_at = now(), lead = NULL
-               WHERE partner_id = $1 AND melding_ref = $2""",
-            *key,
-            request.get("reason"),
-        )
-        if request.get("reason") in PURGED_AT_ONCE:
-            await forget_identity(conn, *key)
+        await _end_melding(conn, *key, "withdrawn", request.get("reason"))
     elif sent["routing_key"] == "melding.informed":
         informed_on = request.get("informed_on")
-        await conn.execute(
-            """UPDATE portal_melding SET informed = $3, informed_on = $4, deferred_reason = $5
-               WHERE partner_id = $1 AND melding_ref = $2""",
+        await change_melding(
+            conn,
             *key,
+            "informed = $3, informed_on = $4, deferred_reason = $5",
             request.get("informed"),
             date.fromisoformat(informed_on) if informed_on else None,
             request.get("deferred_reason"),
@@ -162,11 +170,11 @@ async def _match_notice(
     if not await _known(conn, partner_id, ref):
         return
     assert ref is not None
-    await conn.execute(
-        """UPDATE portal_melding SET match_id = $3, lead = $4, match_ended_at = NULL
-           WHERE partner_id = $1 AND melding_ref = $2""",
+    await change_melding(
+        conn,
         partner_id,
         ref,
+        "match_id = $3, lead = $4, match_ended_at = NULL",
         uuid.UUID(str(body["match_id"])),
         body.get("lead"),
     )
@@ -177,12 +185,11 @@ async def _match_notice(
 async def _regie_notice(
     conn: Conn, partner_id: str, ref: str | None, _: str | None, body: dict[str, Any]
 ) -> None:
-    await conn.execute(
-        """UPDATE portal_melding SET lead = $3, lead_escalated = $4,
-                  match_id = coalesce($5, match_id)
-           WHERE partner_id = $1 AND melding_ref = $2""",
+    await change_melding(
+        conn,
         partner_id,
         ref,
+        "lead = $3, lead_escalated = $4, match_id = coalesce($5, match_id)",
         body.get("lead"),
         bool(body.get("escalated", False)),
         uuid.UUID(str(body["match_id"])) if body.get("match_id") else None,
@@ -192,50 +199,25 @@ async def _regie_notice(
 async def _match_ended(
     conn: Conn, partner_id: str, ref: str | None, _: str | None, body: dict[str, Any]
 ) -> None:
-    await conn.execute(
-        """UPDATE portal_melding SET match_ended_at = now(), lead = NULL
-           WHERE partner_id = $1 AND melding_ref = $2""",
-        partner_id,
-        ref,
-    )
+    await change_melding(conn, partner_id, ref, "match_ended_at = now(), lead = NULL")
 
 
 async def _melding_ended(
     conn: Conn, partner_id: str, ref: str | None, _: str | None, body: dict[str, Any]
 ) -> None:
-    await conn.execute(
-        """UPDATE portal_melding SET status = 'ended', ended_reason = $3, ended_at = now(),
-                  lead = NULL
-           WHERE partner_id = $1 AND melding_ref = $2""",
-        partner_id,
-        ref,
-        body.get("reason"),
-    )
-    if body.get("reason") in PURGED_AT_ONCE and ref is not None:
-        await forget_identity(conn, partner_id, ref)
+    await _end_melding(conn, partner_id, ref, "ended", body.get("reason"))
 
 
 async def _reminder(
     conn: Conn, partner_id: str, ref: str | None, _: str | None, body: dict[str, Any]
 ) -> None:
-    await conn.execute(
-        """UPDATE portal_melding SET reminded_at = now()
-           WHERE partner_id = $1 AND melding_ref = $2""",
-        partner_id,
-        ref,
-    )
+    await change_melding(conn, partner_id, ref, "reminded_at = now()")
 
 
 async def _moved(
     conn: Conn, partner_id: str, ref: str | None, _: str | None, body: dict[str, Any]
 ) -> None:
-    await conn.execute(
-        """UPDATE portal_melding SET municipality = $3
-           WHERE partner_id = $1 AND melding_ref = $2""",
-        partner_id,
-        ref,
-        str(body.get("municipality")),
-    )
+    await change_melding(conn, partner_id, ref, "municipality = $3", str(body.get("municipality")))
 
 
 async def _family_notice(

@@ -18,6 +18,7 @@ from shared.announce import announce, lookup_messages
 from shared.dates import amsterdam_date
 from shared.db.journal import Journal
 from shared.db.outbox import UnitOfWork
+from shared.db.pool import Conn
 from shared.index import family_store
 from shared.index import repository as repo
 from shared.index.deadlines import (
@@ -50,15 +51,18 @@ class Target:
 # it notes its audit entries in the journal, which the sweep writes before commit.
 Action = Callable[[UnitOfWork, Journal, RegionConfig, Target, str, datetime], Awaitable[int]]
 
+# A page of candidates in keyset order: (conn, threshold, after key, page size); see
+# "What the retention rules find due" in shared.index.repository.
+Candidates = Callable[[Conn, Any, Any, int], Awaitable[list[asyncpg.Record]]]
+
 
 @dataclass(frozen=True)
 class Rule:
     name: str
     meaning: str  # what acting on one row does, for the operator
-    # Candidates in keyset order: $1 = last key seen, $2 = batch size, $3 = threshold.
     # The threshold is exact on Amsterdam calendar dates (see shared.index.deadlines);
     # `due` checks again in Python, and the action re-checks under the youth's lock.
-    candidates: str
+    candidates: Candidates
     first_key: Any
     threshold: Callable[[datetime, RegionConfig], Any]
     action: Action
@@ -101,8 +105,7 @@ AGE_LIMIT_RULE = Rule(
     meaning="youths who turned 23: everything on them ends and is purged",
     # Exact on the birth date (and so served by its index): 29 February counts as
     # 28 February in a year without it.
-    candidates="""SELECT id, id AS youth_id FROM youth WHERE id > $1 AND birth_date <= $3
-        ORDER BY id LIMIT $2""",
+    candidates=repo.youths_born_by,
     first_key=0,
     threshold=lambda now, c: latest_birth_date_at_age_limit(amsterdam_date(now)),
     action=_purge_youth,
@@ -146,8 +149,7 @@ async def _expire(
 EXPIRY_RULE = Rule(
     name="expired",
     meaning="active meldingen two years old: they end and go to the archive",
-    candidates="""SELECT id, youth_id FROM melding WHERE id > $1 AND state = 'active'
-        AND expires_on <= $3 ORDER BY id LIMIT $2""",
+    candidates=repo.meldingen_expiring_by,
     first_key=0,
     threshold=_today,
     action=_expire,
@@ -183,8 +185,7 @@ async def _purge_archived(
 ARCHIVE_PURGE_RULE = Rule(
     name="archive_purged",
     meaning="archived meldingen whose archive term is over: purged",
-    candidates="""SELECT id, youth_id FROM melding WHERE id > $1 AND state = 'archived'
-        AND purge_on <= $3 ORDER BY id LIMIT $2""",
+    candidates=repo.archives_to_purge_by,
     first_key=0,
     threshold=_today,
     action=_purge_archived,
@@ -217,10 +218,7 @@ async def _escalate(
 ESCALATION_RULE = Rule(
     name="lead_escalated",
     meaning="matches without a lead past the deadline: escalated",
-    candidates="""SELECT id, youth_id, lead_needed_since FROM match_group
-        WHERE id > $1 AND ended_at IS NULL AND lead_melding_id IS NULL
-          AND escalated_at IS NULL AND lead_needed_since <= $3
-        ORDER BY id LIMIT $2""",
+    candidates=repo.groups_without_lead_since,
     first_key=uuid.UUID(int=0),
     threshold=lambda now, c: latest_start_due(now, c.region.regie_deadline_days),
     action=_escalate,
@@ -258,10 +256,7 @@ async def _remind(
 INFORM_REMINDER_RULE = Rule(
     name="inform_reminded",
     meaning="meldingen with no informing recorded past the deadline: reminded",
-    candidates="""SELECT id, youth_id, reported_at FROM melding WHERE id > $1
-        AND state = 'active' AND informed IS NULL AND deferred_reason IS NULL
-        AND inform_reminded_at IS NULL AND reported_at <= $3
-        ORDER BY id LIMIT $2""",
+    candidates=repo.meldingen_uninformed_since,
     first_key=0,
     threshold=lambda now, c: latest_start_due(now, c.region.inform_deadline_days),
     action=_remind,
@@ -304,8 +299,7 @@ LOOKUP_RULE = Rule(
         "family lookups unanswered for a day: asked again, or dropped when the youth"
         " has no active melding"
     ),
-    candidates="""SELECT youth_id AS id, youth_id FROM family_lookup WHERE youth_id > $1
-        AND sent_at <= $3 ORDER BY youth_id LIMIT $2""",
+    candidates=family_store.lookups_sent_by,
     first_key=0,
     threshold=lambda now, c: now - LOOKUP_INTERVAL,
     action=_ask_again,

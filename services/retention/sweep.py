@@ -24,10 +24,12 @@ from typing import Any, Protocol
 import asyncpg
 
 from services.retention.rules import RULES, Rule, Target
+from shared.db.expiry import database_now, delete_older_than
 from shared.db.inbox import DEDUP_WINDOW_DAYS
 from shared.db.journal import Journal
 from shared.db.outbox import UnitOfWork
 from shared.db.pool import Conn
+from shared.index import repository as repo
 from shared.logs import get_logger
 from shared.pseudonym import Pseudonymizer
 from shared.region.model import RegionConfig
@@ -148,11 +150,22 @@ class Sweep:
         its action keeps failing)."""
         return sum([1 async for _ in self._due_rows(rule, now)])
 
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[Conn]:
+        """A connection for one statement outside any action's transaction: one from
+        the pool for as long as it takes, or the rehearsal's own."""
+        if isinstance(self._pool, asyncpg.Pool):
+            async with self._pool.acquire() as conn:
+                yield conn
+        else:
+            yield self._pool
+
     async def _due_rows(self, rule: Rule, now: datetime) -> AsyncIterator[asyncpg.Record]:
         last = rule.first_key
         threshold = rule.threshold(now, self._region)
         while True:
-            rows = await self._pool.fetch(rule.candidates, last, self._page, threshold)
+            async with self._connection() as conn:
+                rows = await rule.candidates(conn, threshold, last, self._page)
             for row in rows:
                 if rule.due(row, now, self._region):
                     yield row
@@ -180,37 +193,29 @@ class Sweep:
     ) -> int | None:
         """How many due things the rule acted on (0 when nothing was still due), None
         if the youth was locked elsewhere and ``wait`` is false."""
-        lock = "FOR UPDATE" if wait else "FOR UPDATE SKIP LOCKED"
         async with self._outbox.unit_of_work() as uow:
-            youth = await uow.conn.fetchrow(
-                f"SELECT id, identity_hash FROM youth WHERE id = $1 {lock}",  # noqa: S608
-                row["youth_id"],
-            )
+            youth = await repo.lock_youth(uow.conn, row["youth_id"], skip_locked=not wait)
             if youth is None:
                 if wait:
                     return 0
-                exists = await uow.conn.fetchval(
-                    "SELECT true FROM youth WHERE id = $1", row["youth_id"]
-                )
-                return None if exists else 0
-            youth_ref = self._pseudonyms.audit_ref(youth["identity_hash"])
-            target = Target(youth_id=youth["id"], row=row, pseudonyms=self._pseudonyms)
+                return None if await repo.youth_exists(uow.conn, row["youth_id"]) else 0
+            youth_ref = self._pseudonyms.audit_ref(youth.identity_hash)
+            target = Target(youth_id=youth.id, row=row, pseudonyms=self._pseudonyms)
             journal = Journal()
             acted = await rule.action(uow, journal, self._region, target, youth_ref, now)
             await journal.write(uow.conn)
             return acted
 
     async def _housekeeping(self, now: datetime, report: SweepReport) -> None:
-        database_now: datetime = await self._pool.fetchval("SELECT now()")
+        async with self._connection() as conn:
+            real_now = await database_now(conn)
         for rows in EXPIRING_ROWS:
-            cutoff = (database_now if rows.real_clock else now) - timedelta(days=rows.days)
-            sql = (
-                f"DELETE FROM {rows.table} WHERE ctid IN "  # noqa: S608 - constant names
-                f"(SELECT ctid FROM {rows.table} WHERE {rows.column} < $1 LIMIT $2)"
-            )
+            cutoff = (real_now if rows.real_clock else now) - timedelta(days=rows.days)
             while True:
-                status = await self._pool.execute(sql, cutoff, self._page)
-                deleted = int(status.split()[-1])
+                async with self._connection() as conn:
+                    deleted = await delete_older_than(
+                        conn, rows.table, rows.column, cutoff, self._page
+                    )
                 if deleted:
                     report.add(rows.name, deleted)
                 if deleted < self._page:

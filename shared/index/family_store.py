@@ -170,6 +170,20 @@ async def pending_lookup(conn: Conn, youth_id: int) -> PendingLookup | None:
     )
 
 
+async def lookups_sent_by(
+    conn: Conn, sent_by: datetime, after: int, limit: int
+) -> list[asyncpg.Record]:
+    """Pending lookups last sent on or before `sent_by`, one page in keyset order of
+    `id` (the youth's id) after `after` (see the retention rules' pages in repository)."""
+    return await conn.fetch(
+        """SELECT youth_id AS id, youth_id FROM family_lookup WHERE youth_id > $1
+           AND sent_at <= $3 ORDER BY youth_id LIMIT $2""",
+        after,
+        limit,
+        sent_by,
+    )
+
+
 async def lookup_sent_again(conn: Conn, youth_id: int, now: datetime) -> None:
     await conn.execute("UPDATE family_lookup SET sent_at = $2 WHERE youth_id = $1", youth_id, now)
 

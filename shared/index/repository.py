@@ -95,12 +95,20 @@ async def lock_or_create_youths(
     }
 
 
-async def lock_youth(conn: Conn, youth_id: int) -> Youth | None:
+async def lock_youth(conn: Conn, youth_id: int, *, skip_locked: bool = False) -> Youth | None:
+    """The youth, locked for this transaction; None when there is no such youth, or
+    (with `skip_locked`) when another transaction holds its lock."""
+    skip = " SKIP LOCKED" if skip_locked else ""
     row = await conn.fetchrow(
-        "SELECT id, identity_hash, municipality, birth_date FROM youth WHERE id = $1 FOR UPDATE",
+        "SELECT id, identity_hash, municipality, birth_date FROM youth"  # noqa: S608
+        f" WHERE id = $1 FOR UPDATE{skip}",
         youth_id,
     )
     return youth_from_row(row) if row else None
+
+
+async def youth_exists(conn: Conn, youth_id: int) -> bool:
+    return bool(await conn.fetchval("SELECT true FROM youth WHERE id = $1", youth_id))
 
 
 async def lock_youth_by_hash(conn: Conn, identity_hash: bytes) -> Youth | None:
@@ -588,4 +596,79 @@ async def subject_record(conn: Conn, identity_hash: bytes, youth_ref: str) -> Su
         [dict(m) for m in meldingen],
         [dict(g) for g in matches],
         [dict(e) for e in log],
+    )
+
+
+# --- What the retention rules find due -------------------------------------------------
+# Each returns one page in keyset order: the rows whose key `id` is after `after`, at
+# most `limit`, each with the `youth_id` whose lock its action takes. The threshold is
+# exact on the column its index serves, so every page is an index range scan.
+
+
+async def youths_born_by(conn: Conn, born_by: date, after: int, limit: int) -> list[asyncpg.Record]:
+    """Youths born on or before `born_by` (who have reached the age limit)."""
+    return await conn.fetch(
+        """SELECT id, id AS youth_id FROM youth WHERE id > $1 AND birth_date <= $3
+           ORDER BY id LIMIT $2""",
+        after,
+        limit,
+        born_by,
+    )
+
+
+async def meldingen_expiring_by(
+    conn: Conn, on: date, after: int, limit: int
+) -> list[asyncpg.Record]:
+    """Active meldingen that expire on or before `on`."""
+    return await conn.fetch(
+        """SELECT id, youth_id FROM melding WHERE id > $1 AND state = 'active'
+           AND expires_on <= $3 ORDER BY id LIMIT $2""",
+        after,
+        limit,
+        on,
+    )
+
+
+async def archives_to_purge_by(
+    conn: Conn, on: date, after: int, limit: int
+) -> list[asyncpg.Record]:
+    """Archived meldingen whose archive term is over on or before `on`."""
+    return await conn.fetch(
+        """SELECT id, youth_id FROM melding WHERE id > $1 AND state = 'archived'
+           AND purge_on <= $3 ORDER BY id LIMIT $2""",
+        after,
+        limit,
+        on,
+    )
+
+
+async def groups_without_lead_since(
+    conn: Conn, since: datetime, after: uuid.UUID, limit: int
+) -> list[asyncpg.Record]:
+    """Live groups not yet escalated that have needed a lead since `since` or longer,
+    with `lead_needed_since`."""
+    return await conn.fetch(
+        """SELECT id, youth_id, lead_needed_since FROM match_group
+           WHERE id > $1 AND ended_at IS NULL AND lead_melding_id IS NULL
+             AND escalated_at IS NULL AND lead_needed_since <= $3
+           ORDER BY id LIMIT $2""",
+        after,
+        limit,
+        since,
+    )
+
+
+async def meldingen_uninformed_since(
+    conn: Conn, reported_by: datetime, after: int, limit: int
+) -> list[asyncpg.Record]:
+    """Active meldingen reported on or before `reported_by` with nothing recorded on
+    informing the family and no reminder yet, with `reported_at`."""
+    return await conn.fetch(
+        """SELECT id, youth_id, reported_at FROM melding WHERE id > $1
+           AND state = 'active' AND informed IS NULL AND deferred_reason IS NULL
+           AND inform_reminded_at IS NULL AND reported_at <= $3
+           ORDER BY id LIMIT $2""",
+        after,
+        limit,
+        reported_by,
     )

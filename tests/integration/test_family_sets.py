@@ -16,21 +16,8 @@ from shared.envelopes import NOTIFY_BUNDLE_TYPE, NOTIFY_TYPE, Command, NotifyEve
 from shared.outgoing import OutboundMessage
 from shared.service import Runtime
 from tests.conftest import System, apply_region
-from tests.integration.test_registration_sets import (
-    NOW,
-    REPORTED,
-    _command,
-    _recording,
-    _reset,
-)
-from tests.support import (
-    RegionUnderTest,
-    matcher_of,
-    no_consumers,
-    region_document,
-    register_body,
-    valid_bsn,
-)
+from tests.integration.sets_support import NOW, REPORTED, command, handled
+from tests.support import RegionUnderTest, no_consumers, region_document, register_body, valid_bsn
 
 HOME = "0363200000123456"
 SHELTER = "0363200000999999"
@@ -46,7 +33,7 @@ def _bsn(youth: int) -> str:
 
 
 def _register(partner: str, ref: str, youth: int) -> Command:
-    return _command(partner, register_body(ref, bsn=_bsn(youth), reported_at=REPORTED))
+    return command(partner, register_body(ref, bsn=_bsn(youth), reported_at=REPORTED))
 
 
 def _facts(
@@ -58,7 +45,7 @@ def _facts(
         "parents": [_parent(p) for p in parents],
         "address": None if address is None else {"id": address, "institutional": institutional},
     }
-    return _command("brp", body)
+    return command("brp", body)
 
 
 # Before the batch: meldingen on youths 1-18 (youth 9 only an ended one), and youth 1's
@@ -73,7 +60,7 @@ SEED = [
     _register("school", "S-7", 7),
     _register("school", "S-8", 8),
     _register("jeugdteam", "T-9", 9),
-    _command(
+    command(
         "jeugdteam", {"type": "melding.withdraw", "melding_ref": "T-9", "reason": "risk_ended"}
     ),
     _register("school", "S-10", 10),
@@ -196,22 +183,14 @@ async def _state(db: asyncpg.Connection[Any]) -> dict[str, Any]:
 async def _outcome(
     runtime: Runtime, db: asyncpg.Connection[Any], commands: list[Command], *, together: bool
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    handler = matcher_of(runtime, clock=lambda: NOW)
-    await _reset(db)
-    for command in SEED:
-        await handler._run([command])
-    sent: list[OutboundMessage] = []
-    async with _recording(runtime, sent):
-        if together:
-            await handler._run(commands)
-        else:
-            # The order a batch of facts only is handled in (stable for one youth).
-            def identity(c: Command) -> bytes:
-                assert isinstance(c.message, PersonFamily)
-                return runtime.pseudonyms.youth_by_bsn(c.message.bsn)
+    if not together:
+        # The order a batch of facts only is handled in (stable for one youth).
+        def identity(c: Command) -> bytes:
+            assert isinstance(c.message, PersonFamily)
+            return runtime.pseudonyms.youth_by_bsn(c.message.bsn)
 
-            for command in sorted(commands, key=identity):
-                await handler._run([command])
+        commands = sorted(commands, key=identity)
+    sent = await handled(runtime, db, SEED, commands, together=together)
     return await _state(db), _messages(sent)
 
 

@@ -537,6 +537,9 @@ async def test_an_org_admin_invites_a_colleague_who_activates_and_is_later_disab
     disabled = await admin.post_form("/beheer", f"/beheer/gebruikers/{user_id[1]}/blokkeren", {})
     assert disabled.status_code == 200 and "geblokkeerd" in disabled.text
     assert (await newcomer.get("/meldingen")).headers["location"] == "/inloggen"
+    # An account that is no id at all is not found either.
+    nobody = await admin.post_form("/beheer", "/beheer/gebruikers/geen-id/blokkeren", {})
+    assert nobody.status_code == 404
 
 
 async def test_a_message_the_read_model_cannot_apply_is_kept_and_the_mailbox_goes_on(

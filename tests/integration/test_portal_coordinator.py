@@ -148,12 +148,14 @@ async def test_the_coordinator_sees_their_matches_escalated_first_and_records_fo
         )
         == coordinator.user.id
     )
-    # Another municipality's match can be neither followed up nor assigned.
-    for action in ("afgestemd", "regie"):
-        refused = await browser.post_form(
-            "/coordinatie", f"/coordinatie/matches/{match_c}/{action}", {"partner": "jgz"}
-        )
-        assert refused.status_code == 404
+    # Another municipality's match can be neither followed up nor assigned, nor can
+    # one whose id is none.
+    for match in (match_c, "geen-id"):
+        for action in ("afgestemd", "regie"):
+            refused = await browser.post_form(
+                "/coordinatie", f"/coordinatie/matches/{match}/{action}", {"partner": "jgz"}
+            )
+            assert refused.status_code == 404
     assert await db.fetchval("SELECT count(*) FROM coordinator_followup") == 1
     assert await db.fetchval("SELECT count(*) FROM portal_message") == 0
     # The organisations' pages are not the coordinator's.

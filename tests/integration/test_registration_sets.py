@@ -5,52 +5,35 @@ row for row and message for message."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import random
 import re
-import uuid
-from collections.abc import AsyncIterator, Sequence
-from datetime import UTC, datetime
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
-import pydantic
 
 from services.matcher.handlers.register import identity_of
-from shared.contract.inbound import InboundMessage, MeldingRegister, Youth
-from shared.db.outbox import UnitOfWork
+from shared.contract.inbound import MeldingRegister, Youth
 from shared.envelopes import NOTIFY_BUNDLE_TYPE, NOTIFY_TYPE, Command, NotifyEvent, unpack
 from shared.outgoing import OutboundMessage
 from shared.service import Runtime
 from tests.conftest import System, apply_region
+from tests.integration.sets_support import REPORTED, command, handled
 from tests.support import (
     RegionUnderTest,
-    matcher_of,
     no_consumers,
     region_document,
     register_body,
     valid_bsn,
 )
 
-NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
-REPORTED = "2026-03-01T10:00:00+01:00"
-_INBOUND: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(InboundMessage)
 _REGISTERED_AT = re.compile(r'"registered_at": "[^"]*"')
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
-def _command(partner: str, body: dict[str, Any], message_id: str | None = None) -> Command:
-    return Command(
-        partner_id=partner,
-        message_id=message_id or str(uuid.uuid4()),
-        seen_before=False,
-        message=_INBOUND.validate_python(body),
-    )
-
-
 def _register(partner: str, ref: str, youth: int, **facts: Any) -> Command:
-    return _command(
+    return command(
         partner,
         register_body(ref, bsn=valid_bsn(9_100 + youth), reported_at=REPORTED, **facts),
     )
@@ -58,7 +41,7 @@ def _register(partner: str, ref: str, youth: int, **facts: Any) -> Command:
 
 def _withdraw(partner: str, ref: str) -> Command:
     body = {"type": "melding.withdraw", "melding_ref": ref, "reason": "risk_ended"}
-    return _command(partner, body)
+    return command(partner, body)
 
 
 # Before the run: an open group without a lead on youth 1 (neither sector has
@@ -120,24 +103,6 @@ def _scenario(seed: int) -> list[Command]:
     rng.shuffle(slots)
     edge, other = iter(edge_cases), iter(generated)
     return [next(edge) if is_edge else next(other) for is_edge in slots]
-
-
-@contextlib.asynccontextmanager
-async def _recording(runtime: Runtime, sent: list[OutboundMessage]) -> AsyncIterator[None]:
-    """Record every message the matcher's transactions emit."""
-    real = runtime.outbox.unit_of_work
-
-    @contextlib.asynccontextmanager
-    async def recording() -> AsyncIterator[UnitOfWork]:
-        async with real() as uow:
-            yield uow
-            sent.extend(uow.messages)
-
-    runtime.outbox.unit_of_work = recording  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        runtime.outbox.unit_of_work = real  # type: ignore[method-assign]
 
 
 def _messages(sent: Sequence[OutboundMessage]) -> dict[str, list[Any]]:
@@ -223,34 +188,13 @@ async def _state(db: asyncpg.Connection[Any]) -> dict[str, Any]:
     }
 
 
-async def _reset(db: asyncpg.Connection[Any]) -> None:
-    await db.execute(
-        """TRUNCATE youth, melding, match_group, match_member, inbox, outbox, audit_log,
-                    stats_fact, melding_ref_used, family_facts, family_lookup, family_match,
-                    coordinator_arrival, coordinator_followup
-                    RESTART IDENTITY"""
-    )
-
-
 async def _outcome(
     runtime: Runtime, db: asyncpg.Connection[Any], commands: list[Command], *, together: bool
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    handler = matcher_of(runtime, clock=lambda: NOW)
-    await _reset(db)
-    for command in SEED:
-        await handler._run([command])
-    sent: list[OutboundMessage] = []
-    async with _recording(runtime, sent):
-        if together:
-            await handler._run(commands)
-        else:
-            if all(isinstance(c.message, MeldingRegister) for c in commands):
-                # The order a batch of registrations only is handled in.
-                commands = sorted(
-                    commands, key=lambda c: identity_of(_youth(c), runtime.pseudonyms)
-                )
-            for command in commands:
-                await handler._run([command])
+    if not together and all(isinstance(c.message, MeldingRegister) for c in commands):
+        # The order a batch of registrations only is handled in.
+        commands = sorted(commands, key=lambda c: identity_of(_youth(c), runtime.pseudonyms))
+    sent = await handled(runtime, db, SEED, commands, together=together)
     return await _state(db), _messages(sent)
 
 
@@ -300,7 +244,7 @@ def _mixed_scenario(seed: int) -> list[Command]:
             commands.append(_withdraw(partner, ref))
         elif registered and roll < 0.25:
             partner, ref = rng.choice(registered)
-            commands.append(_command(partner, {"type": "regie.claim", "melding_ref": ref}))
+            commands.append(command(partner, {"type": "regie.claim", "melding_ref": ref}))
         else:
             partner, ref = rng.choice(partners), f"M-{n}"
             commands.append(_register(partner, ref, rng.randrange(1, 8)))
@@ -325,9 +269,9 @@ async def test_mixed_batches_end_as_one_by_one(
         assert any(a[0] == "signalled" for a in state_alone["audit"])
 
 
-def _youth(command: Command) -> Youth:
-    assert isinstance(command.message, MeldingRegister)
-    return command.message.youth
+def _youth(registered: Command) -> Youth:
+    assert isinstance(registered.message, MeldingRegister)
+    return registered.message.youth
 
 
 def _by_ref(commands: Sequence[Command], ref: str) -> Command:

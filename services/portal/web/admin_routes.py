@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import uuid
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -14,6 +13,7 @@ from services.portal import accounts
 from services.portal.accounts import AccountExists, Role, Session
 from services.portal.auditing import audit_user
 from services.portal.web.context import portal_of
+from services.portal.web.lookup import uuid_param
 from services.portal.web.pages import render
 from services.portal.web.security import signed_in, signed_in_form, template_context, text
 
@@ -86,10 +86,7 @@ async def disable(request: Request) -> Response:
     session, _ = await signed_in_form(request)
     _admin(session)
     portal = portal_of(request)
-    try:
-        target = uuid.UUID(request.path_params["user_id"])
-    except ValueError:
-        raise HTTPException(404) from None
+    target = uuid_param(request, "user_id")
     if target == session.user.id:
         return await _page(
             request, session, status=422, notice="U kunt uw eigen account niet blokkeren."

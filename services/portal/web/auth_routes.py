@@ -145,16 +145,18 @@ async def _activation_context(request: Request, token: str) -> dict[str, object]
     }
 
 
+def _activation_gone(request: Request) -> Response:
+    """The page for an activation link that is used, expired or never was."""
+    return render(
+        request, "activation_gone.html", template_context(None, anonymous_csrf(request)), status=404
+    )
+
+
 async def activation_page(request: Request) -> Response:
     token = request.path_params["token"]
     found = await _activation_context(request, token)
     if found is None:
-        return render(
-            request,
-            "activation_gone.html",
-            template_context(None, anonymous_csrf(request)),
-            status=404,
-        )
+        return _activation_gone(request)
     return render(
         request, "activate.html", template_context(None, anonymous_csrf(request), **found)
     )
@@ -166,12 +168,7 @@ async def activate(request: Request) -> Response:
     form = await checked_form(request, request.cookies.get(csrf_cookie(request)))
     found = await _activation_context(request, token)
     if found is None:
-        return render(
-            request,
-            "activation_gone.html",
-            template_context(None, anonymous_csrf(request)),
-            status=404,
-        )
+        return _activation_gone(request)
     name, phone = text(form, "name", 200), text(form, "phone", 40)
     password = text(form, "password", 1000)
     errors: dict[str, str] = {}

@@ -4,8 +4,6 @@ Every look and every action goes into the audit log."""
 
 from __future__ import annotations
 
-import uuid
-
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -17,9 +15,10 @@ from services.portal.auditing import audit_user
 from services.portal.coordination import Match
 from services.portal.messages import coordinator_dutch
 from services.portal.web.context import portal_of
+from services.portal.web.lookup import found_or_404, uuid_param
 from services.portal.web.pages import render
 from services.portal.web.security import signed_in, signed_in_form, template_context, text
-from services.portal.web.sending import send_and_wait
+from services.portal.web.sending import send_request
 from shared.dates import amsterdam_date
 from shared.region.model import PORTAL_ID
 
@@ -28,24 +27,14 @@ async def _coordinator(request: Request) -> Session:
     return await signed_in(request, coordinator=True)
 
 
-def _match_id(request: Request) -> uuid.UUID:
-    try:
-        return uuid.UUID(request.path_params["match_id"])
-    except ValueError:
-        raise HTTPException(404) from None
-
-
 async def _own_match(request: Request, session: Session) -> Match:
     """A match of the coordinator's municipalities; one elsewhere is not found."""
-    portal = portal_of(request)
-    region = await portal.region_config()
-    async with portal.pool.acquire() as conn:
-        found = await coordination.match(
-            conn, region, session.user.municipalities, _match_id(request)
-        )
-    if found is None:
-        raise HTTPException(404)
-    return found
+    match_id = uuid_param(request, "match_id")
+    region = await portal_of(request).region_config()
+    municipalities = session.user.municipalities
+    return await found_or_404(
+        request, lambda conn: coordination.match(conn, region, municipalities, match_id)
+    )
 
 
 async def matches_page(request: Request) -> Response:
@@ -93,16 +82,8 @@ async def assign(request: Request) -> Response:
         raise HTTPException(422)
     body = {"type": "regie.assign", "match_id": str(found.match_id), "partner": partner}
     sent = gateway.coordinator_request(PORTAL_ID, found.municipality, session.user.id, body)
-    async with portal.pool.acquire() as conn, conn.transaction():
-        await gateway.record(conn, sent)
-        await audit_user(
-            conn,
-            session.user,
-            "portal_request_sent",
-            match_id=found.match_id,
-            detail={"type": "regie.assign", "partner": partner},
-        )
-    await send_and_wait(portal, sent)
+    detail = {"type": "regie.assign", "partner": partner}
+    await send_request(portal, session.user, sent, match_id=found.match_id, detail=detail)
     return RedirectResponse(f"/coordinatie#match-{found.match_id}", status_code=303)
 
 

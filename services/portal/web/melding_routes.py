@@ -8,7 +8,6 @@ from datetime import date
 from typing import Any
 
 from starlette.datastructures import FormData
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
@@ -19,6 +18,7 @@ from services.portal.auditing import audit_user
 from services.portal.messages import FormErrors, form_errors, local_error
 from services.portal.readmodel import Scope, Youth
 from services.portal.web.context import portal_of
+from services.portal.web.lookup import found_or_404
 from services.portal.web.pages import render
 from services.portal.web.security import (
     current_session,
@@ -29,7 +29,7 @@ from services.portal.web.security import (
     text,
     texts,
 )
-from services.portal.web.sending import send_and_wait
+from services.portal.web.sending import send_and_wait, send_request
 
 NO_ERRORS = FormErrors({}, [])
 
@@ -192,14 +192,11 @@ async def register(request: Request) -> Response:
 
 
 async def _own_melding(request: Request, session: Session) -> dict[str, Any]:
+    # Another organisation's melding (or a colleague's, for a professional) is not
+    # there at all, as far as this user can tell.
     ref = request.path_params["ref"]
-    async with portal_of(request).pool.acquire() as conn:
-        found = await readmodel.melding(conn, scope_of(session.user), ref)
-    if found is None:
-        # Another organisation's melding (or a colleague's, for a professional) is
-        # not there at all, as far as this user can tell.
-        raise HTTPException(404)
-    return found
+    scope = scope_of(session.user)
+    return await found_or_404(request, lambda conn: readmodel.melding(conn, scope, ref))
 
 
 async def detail(request: Request) -> Response:
@@ -243,16 +240,7 @@ async def _act(request: Request, body_for: Any) -> Response:
     ref = found["melding_ref"]
     body = body_for(ref, form)
     sent = gateway.new_request(session.user.partner_id, session.user.id, body)
-    async with portal.pool.acquire() as conn, conn.transaction():
-        await gateway.record(conn, sent)
-        await audit_user(
-            conn,
-            session.user,
-            "portal_request_sent",
-            melding_ref=ref,
-            detail={"type": body["type"]},
-        )
-    await send_and_wait(portal, sent)
+    await send_request(portal, session.user, sent, melding_ref=ref, detail={"type": body["type"]})
     return RedirectResponse(f"/meldingen/{ref}?verzoek={sent.message_id}", status_code=303)
 
 
