@@ -1,6 +1,8 @@
 """Nothing outside tests/ imports from it: the product, the benchmark, the chaos run,
 the examples and the scripts use shared/ (product) and testing/ (harness) instead,
-so tests/ can change without breaking them (a static scan of the source)."""
+so tests/ can change without breaking them. And the product (what the image holds)
+imports none of the harness: not tests/, testing/, bench/ or chaos/. A static scan of
+the source."""
 
 from __future__ import annotations
 
@@ -20,16 +22,21 @@ def _outside_tests(pattern: str) -> list[Path]:
     ]
 
 
-def imports_of_tests(source: str) -> list[str]:
-    """Every `import tests...` / `from tests... import` in a module's source."""
+PRODUCT = ("shared", "services", "cli")
+HARNESS = frozenset({"tests", "testing", "bench", "chaos"})
+
+
+def imports_of_tests(source: str, packages: frozenset[str] = frozenset({"tests"})) -> list[str]:
+    """Every `import tests...` / `from tests... import` in a module's source (or of
+    any of `packages`)."""
     found = []
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
-            found += [a.name for a in node.names if a.name.split(".")[0] == "tests"]
+            found += [a.name for a in node.names if a.name.split(".")[0] in packages]
         elif (
             isinstance(node, ast.ImportFrom)
             and node.level == 0
-            and (node.module or "").split(".")[0] == "tests"
+            and (node.module or "").split(".")[0] in packages
         ):
             found.append(str(node.module))
     return found
@@ -59,3 +66,14 @@ def test_no_script_runs_a_module_of_tests() -> None:
         if RUNS_TESTS_MODULE.search(path.read_text())
     ]
     assert offenders == []
+
+
+def test_the_product_imports_none_of_the_harness() -> None:
+    modules = [path for package in PRODUCT for path in (ROOT / package).rglob("*.py")]
+    assert len(modules) > 100
+    offenders = {
+        str(path.relative_to(ROOT)): found
+        for path in modules
+        if (found := imports_of_tests(path.read_text(), HARNESS))
+    }
+    assert offenders == {}
