@@ -4,6 +4,7 @@ config, consumers, and a clean shutdown on SIGTERM."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
@@ -18,7 +19,13 @@ from shared.amqp.consuming import AckedHook, BatchHandler, Codec, Consumer, Cons
 from shared.amqp.nodes import node_of
 from shared.amqp.publisher import Publisher
 from shared.amqp.topology import declare_core
-from shared.backends import Backends, quiet_retry_reports
+from shared.backends import (
+    FIRST_DELAY_SECONDS,
+    MAX_DELAY_SECONDS,
+    UNAVAILABLE_ERRORS,
+    Backends,
+    quiet_retry_reports,
+)
 from shared.db import heartbeat, migrate
 from shared.db.outbox import Outbox
 from shared.db.pool import create_pool
@@ -68,11 +75,9 @@ class Runtime:
         backends = backends or Backends()
         pool = await backends.database.reach(lambda: _open_database(settings), wait=wait)
         try:
-            connection = await backends.broker.reach(
+            connection, publisher = await backends.broker.reach(
                 lambda: _open_broker(name, settings), wait=wait
             )
-            publisher = Publisher(connection)
-            await publisher.start()
         except BaseException:
             await pool.close()
             raise
@@ -261,7 +266,9 @@ async def _open_database(settings: Settings) -> asyncpg.Pool[Any]:
     return pool
 
 
-async def _open_broker(name: str, settings: Settings) -> AbstractRobustConnection:
+async def _open_broker(name: str, settings: Settings) -> tuple[AbstractRobustConnection, Publisher]:
+    """A connection with the core topology declared, and its started publisher: one
+    step, so that a broker lost between the two is waited out like one lost before."""
     connection = await connect_broker(settings, name)
     try:
         async with connection.channel() as channel:
@@ -270,10 +277,12 @@ async def _open_broker(name: str, settings: Settings) -> AbstractRobustConnectio
                 retry_delays_ms=settings.retry_delays_ms,
                 delivery_limit=settings.delivery_limit,
             )
+        publisher = Publisher(connection)
+        await publisher.start()
     except BaseException:
         await connection.close()
         raise
-    return connection
+    return connection, publisher
 
 
 async def _open_waiting(
@@ -303,14 +312,60 @@ async def _serve(name: str, setup: Callable[[Runtime], Awaitable[None]]) -> None
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    await serve_until(name, settings, setup, stop)
+
+
+async def serve_until(
+    name: str,
+    settings: Settings,
+    setup: Callable[[Runtime], Awaitable[None]],
+    stop: asyncio.Event,
+) -> None:
+    """Run the service until `stop` is set. A backend lost while the service starts
+    (after both answered, before its consumers run) starts it again from the
+    beginning, after a pause: only a fault of its own ends the process."""
     backends = Backends()
     http: HealthServer | None = None
     if settings.http_port >= 0:
         # Up before the backends, so that /readyz can say what the service waits for.
         http = HealthServer(name, backends.readiness)
         await http.start(settings.http_host, settings.http_port)
+    delay = FIRST_DELAY_SECONDS
     try:
-        runtime = await _open_waiting(name, settings, backends, stop)
+        while True:
+            runtime = await _open_or_exit(name, settings, backends, stop)
+            if runtime is None:
+                log.info("service_stopping", reason="signal", started=False)
+                return
+            try:
+                await _start(runtime, setup, http)
+            except UNAVAILABLE_ERRORS as exc:
+                log.warning(
+                    "startup_interrupted",
+                    error=describe_error(exc, 300),
+                    waiting="starting again; the service stays up and reports unready",
+                )
+                await _close_unstarted(runtime, http, backends)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), delay)
+                delay = min(delay * 2, MAX_DELAY_SECONDS)
+                continue
+            break
+        try:
+            await stop.wait()
+            log.info("service_stopping", reason="signal")
+        finally:
+            await runtime.close()
+    finally:
+        if http is not None:
+            await http.close()  # after close(): a second close is a no-op
+
+
+async def _open_or_exit(
+    name: str, settings: Settings, backends: Backends, stop: asyncio.Event
+) -> Runtime | None:
+    try:
+        return await _open_waiting(name, settings, backends, stop)
     except migrate.SchemaOutOfDate as exc:
         log.error("schema_out_of_date", error=str(exc))
         raise SystemExit(2) from None
@@ -318,21 +373,33 @@ async def _serve(name: str, setup: Callable[[Runtime], Awaitable[None]]) -> None
         # Not a backend that is away (that is waited out) but a fault of our own.
         log.error("startup_failed", error=describe_error(exc, 300))
         raise SystemExit(1) from None
-    if runtime is None:
-        log.info("service_stopping", reason="signal", started=False)
-        if http is not None:
-            await http.close()
-        return
+
+
+async def _start(
+    runtime: Runtime, setup: Callable[[Runtime], Awaitable[None]], http: HealthServer | None
+) -> None:
     if http is not None:
         runtime.http = http
         http.readiness = runtime.readiness
+    await setup(runtime)
+    await runtime.start()
+
+
+async def _close_unstarted(runtime: Runtime, http: HealthServer | None, backends: Backends) -> None:
+    """Close what a start that was cut short opened; the health endpoint stays (it is
+    the process's, not the runtime's) and answers from the backends' state again."""
+    runtime.http = None
+    if http is not None:
+        http.readiness = backends.readiness
     try:
-        await setup(runtime)
-        await runtime.start()
-        await stop.wait()
-        log.info("service_stopping", reason="signal")
-    finally:
         await runtime.close()
+    except Exception as exc:
+        log.warning("startup_cleanup_failed", error=describe_error(exc, 300))
+        # Whatever close() did not reach must not live on beside the next attempt
+        # (a robust connection would go on reconnecting by itself).
+        with contextlib.suppress(Exception):
+            await runtime.connection.close()
+        runtime.pool.terminate()
 
 
 def run_service(name: str, setup: Callable[[Runtime], Awaitable[None]]) -> None:
