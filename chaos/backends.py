@@ -24,6 +24,7 @@ import asyncpg
 from shared.amqp.connection import connect
 from shared.amqp.management import Management, ManagementError
 from shared.settings import Settings
+from testing.ports import free_port
 
 
 class BackendError(RuntimeError):
@@ -156,12 +157,18 @@ class PrivateBackends(Backends):
 
     amqp_port: int = 5673
     management_port: int = 15673
+    dist_port: int = 25673
     pg_port: int = 5433
     root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="vi-chaos-")))
 
     @classmethod
-    def create(cls, amqp_port: int = 5673, pg_port: int = 5433) -> PrivateBackends:
-        management_port = amqp_port + 10_000
+    def create(cls) -> PrivateBackends:
+        """On free ports, and so under a node name of its own: two runs at once (or a
+        run beside the tests' own nodes) never stop each other's broker."""
+        ports: set[int] = set()
+        while len(ports) < 4:  # each free now; distinct, as all four are bound at once
+            ports.add(free_port())
+        amqp_port, management_port, dist_port, pg_port = ports
         return cls(
             amqp_url=f"amqp://guest:guest@127.0.0.1:{amqp_port}/",
             management_url=f"http://guest:guest@127.0.0.1:{management_port}",
@@ -169,6 +176,7 @@ class PrivateBackends(Backends):
             kind="private",
             amqp_port=amqp_port,
             management_port=management_port,
+            dist_port=dist_port,
             pg_port=pg_port,
         )
 
@@ -184,7 +192,7 @@ class PrivateBackends(Backends):
             "RABBITMQ_CONF_ENV_FILE": str(d / "env.conf"),
             "RABBITMQ_NODENAME": self.node,
             "RABBITMQ_NODE_PORT": str(self.amqp_port),
-            "RABBITMQ_DIST_PORT": str(self.amqp_port + 20_000),
+            "RABBITMQ_DIST_PORT": str(self.dist_port),
             "RABBITMQ_CONFIG_FILE": str(d / "rabbitmq.conf"),
             "RABBITMQ_ENABLED_PLUGINS_FILE": str(d / "enabled_plugins"),
             "RABBITMQ_MNESIA_BASE": str(d / "mnesia"),
