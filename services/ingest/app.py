@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from services.ingest.bulk import BulkIngest
-from services.ingest.lanes import LaneSorter
-from shared.amqp.topology import INGEST_QUEUE
+import os
+
+from services.ingest.bulk import PackIngest
+from services.ingest.lanes import FIRST_PASS_BATCH, FIRST_PASS_PREFETCH, FirstPass, LaneSorter
+from shared.amqp.compat.raw import RawConsumer
+from shared.amqp.topology import ADMITTED_QUEUE, INGEST_QUEUE
 from shared.lanes import Lane, LiveFirst
 from shared.service import Runtime
 
@@ -12,14 +15,36 @@ from shared.service import Runtime
 async def setup(runtime: Runtime) -> None:
     lanes = LiveFirst()
     runtime.background(lambda: lanes.watch(runtime.connection))
-    live = LaneSorter(runtime)
+    if os.environ.get("VI_INGEST_FIRST_PASS", "raw") == "runtime":
+        live = LaneSorter(runtime)
+        runtime.consume(
+            INGEST_QUEUE,
+            lanes.serve(Lane.LIVE, live),
+            batch_handler=lanes.serve(Lane.LIVE, live.handle_batch),
+            on_acked=live.acked,
+        )
+    else:
+        first = FirstPass(runtime)
+        reader = RawConsumer(
+            runtime.connection,
+            INGEST_QUEUE,
+            first.handle_batch,
+            prefetch=FIRST_PASS_PREFETCH,
+            batch_size=FIRST_PASS_BATCH,
+            service_user=runtime.settings.service_broker_user,
+            on_acked=first.acked,
+            redeclare=runtime.declare_topology,
+        )
+        runtime.background(reader.run)
+        runtime.checks["first_pass_consuming"] = reader.is_consuming
+    admitted = PackIngest(runtime, ADMITTED_QUEUE, Lane.LIVE, lanes)
     runtime.consume(
-        INGEST_QUEUE,
-        lanes.serve(Lane.LIVE, live),
-        batch_handler=lanes.serve(Lane.LIVE, live.handle_batch),
-        on_acked=live.acked,
+        ADMITTED_QUEUE,
+        lanes.serve(Lane.LIVE, admitted),
+        batch_handler=lanes.serve(Lane.LIVE, admitted.handle_batch),
+        on_acked=admitted.acked,
     )
-    bulk = BulkIngest(runtime, lanes)
+    bulk = PackIngest(runtime, Lane.BULK.of(INGEST_QUEUE), Lane.BULK, lanes)
     runtime.consume(
         Lane.BULK.of(INGEST_QUEUE),
         lanes.serve(Lane.BULK, bulk),
