@@ -6,6 +6,7 @@ import os
 
 from services.ingest.bulk import PackIngest
 from services.ingest.lanes import FIRST_PASS_BATCH, FIRST_PASS_PREFETCH, FirstPass, LaneSorter
+from shared import metrics
 from shared.amqp.compat.raw import RawConsumer
 from shared.amqp.topology import ADMITTED_QUEUE, INGEST_QUEUE
 from shared.lanes import Lane, LiveFirst
@@ -34,7 +35,11 @@ async def setup(runtime: Runtime) -> None:
             service_user=runtime.settings.service_broker_user,
             on_acked=first.acked,
             redeclare=runtime.declare_topology,
+            on_outcome=lambda queue, outcome, seconds: metrics.observe(
+                runtime.service, queue, outcome, seconds
+            ),
         )
+        metrics.watch_queue(runtime.service, INGEST_QUEUE)
         runtime.background(reader.run)
         runtime.checks["first_pass_consuming"] = reader.is_consuming
     admitted = PackIngest(runtime, ADMITTED_QUEUE, Lane.LIVE, lanes)

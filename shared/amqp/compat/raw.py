@@ -31,7 +31,7 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobus
 from aiormq.abc import DeliveredMessage
 
 from shared.amqp import compat
-from shared.amqp.consumer import Delivery
+from shared.amqp.consumer import Delivery, OutcomeHook
 from shared.logs import describe_error, get_logger
 
 log = get_logger(__name__)
@@ -104,6 +104,7 @@ class RawConsumer:
         service_user: str,
         on_acked: AckedHook | None = None,
         redeclare: Redeclare | None = None,
+        on_outcome: OutcomeHook | None = None,
     ) -> None:
         self.queue_name = queue
         self._connection = connection
@@ -113,6 +114,7 @@ class RawConsumer:
         self._service_user = service_user
         self._on_acked = on_acked
         self._redeclare = redeclare
+        self._on_outcome = on_outcome
         self._channel: AbstractChannel | None = None
         self._underlay: aiormq.Channel | None = None
         self._consumer_tag: str | None = None
@@ -247,12 +249,13 @@ class RawConsumer:
         """Hand `batch` over until the handler returns (True) or its channel is gone
         (False: the broker delivers it again)."""
         deliveries = [delivery for _, delivery in batch]
+        loop = asyncio.get_running_loop()
         for attempt in itertools.count():
             if batch[0][0].channel.is_closed:
                 return False
+            started = loop.time()
             try:
                 await self._handler(deliveries)
-                return True
             except Exception as exc:
                 pause = RETRY_SECONDS[min(attempt, len(RETRY_SECONDS) - 1)]
                 log.warning(
@@ -263,6 +266,12 @@ class RawConsumer:
                     error=describe_error(exc),
                 )
                 await asyncio.sleep(pause)
+                continue
+            if self._on_outcome is not None:
+                seconds = loop.time() - started
+                for _ in deliveries:
+                    self._on_outcome(self.queue_name, "ok", seconds)
+            return True
         raise AssertionError("unreachable")
 
     async def _ack(self, batch: list[Held]) -> None:
