@@ -138,15 +138,20 @@ class RawConsumer:
         handing = asyncio.create_task(self._hand_over())
         try:
             while True:
+                subscribed = False
                 try:
                     await self._subscribe()
+                    subscribed = True
                     await self._watch()
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
-                    log.warning(
-                        "raw_consumer_lost", queue=self.queue_name, error=describe_error(exc)
-                    )
+                    # Once per loss, not once a second while the broker is away (the
+                    # runtime reports the broker's state).
+                    if subscribed:
+                        log.warning(
+                            "raw_consumer_lost", queue=self.queue_name, error=describe_error(exc)
+                        )
                 await self._close_channel()
                 await asyncio.sleep(REOPEN_SECONDS)
         finally:
