@@ -14,7 +14,8 @@ batches in hand at once did not read faster: the pass waits on the CPU.)
 What it shares with the services' consumer (`shared.amqp.consuming`) it takes from
 there: each message is read as a `Delivery` (which headers to trust, whether it may
 have been handled before), acked and confirmed by `Acks`, and configured by
-`ConsumerSettings` (its prefetch, batch size and the services' login).
+`ConsumerSettings` (its prefetch, batch size and the services' login; not its retry
+delays: a failing batch is handed over again, unacked, instead).
 
 The channel is the robust connection's, but aio-pika does not restore a consumer it
 did not make: after a reconnect, or when the broker cancels the consumer (its queue
