@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from aio_pika.abc import AbstractRobustConnection
 
 from shared.amqp.topology import (
+    ADMITTED_QUEUE,
     INGEST_QUEUE,
     INTERNAL_EXCHANGE,
     MATCHER_QUEUE,
@@ -35,7 +36,7 @@ log = get_logger(__name__)
 
 # The live queues whose backlog holds back bulk work in every service: the stages
 # that share the CPU and the database. (Not vi.email: its pace is the mail relay's.)
-WATCHED_LIVE_QUEUES = (INGEST_QUEUE, MATCHER_QUEUE, NOTIFIER_QUEUE)
+WATCHED_LIVE_QUEUES = (INGEST_QUEUE, ADMITTED_QUEUE, MATCHER_QUEUE, NOTIFIER_QUEUE)
 WATCH_INTERVAL_SECONDS = 0.1
 # A look at the live queues older than this is not trusted: bulk work that comes after
 # a pause waits for a fresh one. Younger looks are, so back-to-back bulk batches do not

@@ -103,10 +103,7 @@ class IngestHandler:
 
     async def acked(self, deliveries: Sequence[Inbound]) -> None:
         """The broker confirmed the acks: these publishes cannot be delivered again."""
-        ids = [d.binding.arrival_id for d in deliveries if d.binding.arrival_id is not None]
-        if ids:
-            async with self._pool.acquire() as conn:
-                await arrivals.close(conn, ids)
+        await close_arrivals(self._pool, deliveries)
 
     async def _forward(self, valid: Sequence[tuple[Inbound, Command]]) -> None:
         """Record the arrivals of valid messages, then hand them to the matcher."""
@@ -259,3 +256,12 @@ def _id_without_message_id(partner_id: str, delivery: Inbound, receipt: Receipt)
     ):
         digest.update(len(part).to_bytes(8, "big") + part)
     return uuid.uuid5(_NO_ID_NS, f"{partner_id}/{digest.hexdigest()}")
+
+
+async def close_arrivals(pool: asyncpg.Pool[Any], messages: Sequence[Inbound]) -> None:
+    """Close the arrivals `messages` are bound to: the broker confirmed the ack of
+    their publishes, which cannot be delivered again (`shared.db.arrivals`)."""
+    ids = [m.binding.arrival_id for m in messages if m.binding.arrival_id is not None]
+    if ids:
+        async with pool.acquire() as conn:
+            await arrivals.close(conn, ids)

@@ -1,11 +1,12 @@
-"""Packs: a partner's beyond-share messages moved, unvalidated and many per broker
-message, from `vi.ingest` to `vi.ingest.bulk` (free of I/O).
+"""Packs: partner messages moved, unvalidated and many per broker message, from
+`vi.ingest` to `vi.ingest.admitted` or, beyond their partner's share, to
+`vi.ingest.bulk` (free of I/O).
 
 Ingest's first pass over `vi.ingest` looks at a message's `user_id` and its partner's
-token bucket only; what lies beyond the share is packed here, so the pass costs
-little more than reading the message and the other partners' messages behind a flood
-are reached sooner (see `services/ingest/lanes.py`). The bulk lane unpacks a pack into
-`PackedMessage`s and handles them like any delivery.
+token bucket only and packs the message here, so the pass costs little more than
+reading it and the other partners' messages behind a flood are reached sooner (see
+`services/ingest/lanes.py`). Those queues unpack a pack into `PackedMessage`s and
+handle them like any delivery (`services/ingest/bulk.py`).
 
 A packed message keeps what ingest reads: the sender's `user_id`, `message_id`,
 routing key, correlation id, body, whether it may have been handled before, the

@@ -33,11 +33,15 @@ INBOUND_LIVE_EXCHANGE = "vi.inbound.live"
 ONBOARD_PATTERN = "onboard.#"
 
 INGEST_QUEUE = "vi.ingest"
+# Ingest's first pass packs the partner messages within their fair share to here, a
+# live queue, unvalidated (`services/ingest/lanes.py`).
+ADMITTED_QUEUE = "vi.ingest.admitted"
 MATCHER_QUEUE = "vi.matcher"
 NOTIFIER_QUEUE = "vi.notifier"
 EMAIL_QUEUE = "vi.email"
 
 # Internal routing keys on vi.internal, one per work queue.
+ADMITTED_KEY = "ingest.admitted"
 MATCHER_KEY = "matcher"
 NOTIFIER_KEY = "notifier"
 EMAIL_KEY = "email"
@@ -52,6 +56,7 @@ def bulk(name: str) -> str:
 
 WORK_QUEUES: dict[str, tuple[str, str]] = {
     INGEST_QUEUE: (INBOUND_LIVE_EXCHANGE, ""),
+    ADMITTED_QUEUE: (INTERNAL_EXCHANGE, ADMITTED_KEY),
     MATCHER_QUEUE: (INTERNAL_EXCHANGE, MATCHER_KEY),
     NOTIFIER_QUEUE: (INTERNAL_EXCHANGE, NOTIFIER_KEY),
     EMAIL_QUEUE: (INTERNAL_EXCHANGE, EMAIL_KEY),

@@ -34,7 +34,7 @@ from shared.amqp.consuming import (
     USER_ID_HEADER,
     Delivery,
 )
-from shared.amqp.topology import INGEST_QUEUE, REJECTED_QUEUE, parked_queue
+from shared.amqp.topology import ADMITTED_QUEUE, INGEST_QUEUE, REJECTED_QUEUE, parked_queue
 from shared.contract.errors import ErrorCode
 from shared.contract.inbound import INBOUND_TYPES
 from shared.contract.outbound import OUTBOUND_TYPES, load_outbound
@@ -357,7 +357,8 @@ async def test_bytes_that_are_not_text_in_amqp_properties_do_not_stall_ingest(
     await eventually(rejected)
     assert kept[0].message_id == latin1_id and kept[0].body == register
     assert "no user_id" in str(kept[0].headers[ERROR_HEADER])
-    assert await queue_depth(ingest, parked_queue(INGEST_QUEUE)) == (0, 0)
+    for queue in (INGEST_QUEUE, ADMITTED_QUEUE):
+        assert await queue_depth(ingest, parked_queue(queue)) == (0, 0)
 
 
 # --- 2. every front-door error through the pipeline -----------------------------------
@@ -625,7 +626,9 @@ async def test_no_receipt_while_the_outcome_cannot_be_stored(
     pipeline: System, partners: dict[str, PartnerClient], db: asyncpg.Connection[Any]
 ) -> None:
     """A rejection is answered only once it is stored: when the database refuses the
-    inbox row, the partner hears nothing and the message is parked whole."""
+    inbox row, the partner hears nothing and the message is parked whole (where ingest
+    handles it: the first pass moved it to vi.ingest.admitted, in a pack it leaves
+    alone when it fails alone)."""
     await db.execute(
         """CREATE FUNCTION refuse_doomed() RETURNS trigger LANGUAGE plpgsql AS $$
            BEGIN
@@ -642,7 +645,7 @@ async def test_no_receipt_while_the_outcome_cannot_be_stored(
     parked: list[aio_pika.abc.AbstractIncomingMessage] = []
 
     async def is_parked() -> bool:
-        parked.extend(await drain(ingest, parked_queue(INGEST_QUEUE)))
+        parked.extend(await drain(ingest, parked_queue(ADMITTED_QUEUE)))
         return bool(parked)
 
     await eventually(is_parked)

@@ -5,25 +5,33 @@ does not hold up the others."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from typing import Any
 
 import asyncpg
 from prometheus_client import REGISTRY
 
-from services.ingest.lanes import LaneSorter
+from services.ingest.lanes import FirstPass
 from services.ingest.quota import PartnerQuotas
-from shared.amqp.consuming import Delivery
-from shared.amqp.topology import INBOUND_EXCHANGE, INGEST_QUEUE, MATCHER_QUEUE, bulk
+from shared.amqp.consuming import ATTEMPT_HEADER, ERROR_HEADER, Delivery
+from shared.amqp.topology import (
+    ADMITTED_QUEUE,
+    INBOUND_EXCHANGE,
+    INGEST_QUEUE,
+    MATCHER_QUEUE,
+    bulk,
+    parked_queue,
+)
 from shared.contract.inbound import ONBOARDING_ROUTING_KEY
 from shared.lanes import WATCHED_LIVE_QUEUES, Lane, LiveFirst
 from shared.partner_client import PartnerClient, Received
+from shared.service import Runtime
 from tests.conftest import System, apply_region
 from tests.support import (
     RegionUnderTest,
     drain,
     eventually,
-    ingest_of,
     mails,
     no_consumers,
     queued_messages,
@@ -273,15 +281,7 @@ async def test_a_packed_message_forwarded_twice_is_answered_once(
     jgz = partners["jgz"]
     quotas = PartnerQuotas()
     assert quotas.admit("jgz", rate=rate, burst=burst, now=time.monotonic())  # the burst spent
-    sorter = LaneSorter(
-        ingest_of(tool),
-        tool.pool,
-        tool.publisher,
-        tool.region,
-        service=tool.name,
-        service_user=tool.settings.service_broker_user,
-        quotas=quotas,
-    )
+    sorter = _first_pass(tool, quotas)
     sent = await jgz.send(register_body("J-TWICE", bsn=valid_bsn(4_820_000)))
 
     async with tool.connection.channel() as channel:
@@ -305,6 +305,67 @@ async def test_a_packed_message_forwarded_twice_is_answered_once(
         lambda: _all_empty(tool, [bulk(INGEST_QUEUE), bulk(MATCHER_QUEUE)]), timeout=15
     )
     assert _new(await jgz.quiet(1.0), [receipt]) == []  # no `duplicate` for the second copy
+
+
+async def test_a_message_failing_alone_leaves_its_pack_and_its_neighbours_are_answered(
+    system: System, partners: dict[str, PartnerClient], db: asyncpg.Connection[Any]
+) -> None:
+    """A pack of messages within their share, one of which ingest cannot store the
+    answer of: that one is retried and parked on its own, whole; the others are
+    answered once (a failing pack used to be retried and parked as a whole)."""
+    await db.execute(
+        """CREATE FUNCTION refuse_doomed() RETURNS trigger LANGUAGE plpgsql AS $$
+           BEGIN
+             IF NEW.message_id = 'doomed-2' THEN RAISE EXCEPTION 'disk full'; END IF;
+             RETURN NEW;
+           END $$;
+           CREATE TRIGGER refuse_doomed BEFORE INSERT ON inbox
+             FOR EACH ROW EXECUTE FUNCTION refuse_doomed();"""
+    )
+    tool = await system.start("tool", setup=no_consumers)
+    school = partners["school"]
+    doomed_body = register_body("P-DOOMED", bsn="123456789")  # rejected: ingest stores it
+    await school.send(doomed_body, message_id="doomed-2")
+    good = await school.send(register_body("P-GOOD", bsn=valid_bsn(4_830_000)))
+    first = _first_pass(tool)
+    async with tool.connection.channel() as channel:
+        queue = await channel.get_queue(INGEST_QUEUE, ensure=False)
+        originals = [await queue.get(timeout=5), await queue.get(timeout=5)]
+        deliveries = [Delivery(m, tool.settings.service_broker_user) for m in originals]
+        await first(deliveries)
+        for message in originals:
+            await message.ack()
+    await first.acked(deliveries)
+    assert await queued_messages(tool, ADMITTED_QUEUE) == 1  # one pack of both
+
+    await system.start("ingest")
+    await system.start("matcher")
+    receipt = await school.receipt_for(good, timeout=30)
+    assert receipt.body["status"] == "accepted"
+    parked: list[Any] = []
+
+    async def is_parked() -> bool:
+        parked.extend(await drain(tool, parked_queue(ADMITTED_QUEUE)))
+        return bool(parked)
+
+    await eventually(is_parked, timeout=15)
+    [kept] = parked
+    assert kept.message_id == "doomed-2" and kept.body == json.dumps(doomed_body).encode()
+    assert kept.headers[ATTEMPT_HEADER] == 3  # its own retries, after it left the pack
+    assert "disk full" in str(kept.headers[ERROR_HEADER])
+    assert _new(await school.quiet(0.5), [receipt]) == []
+
+
+def _first_pass(tool: Runtime, quotas: PartnerQuotas | None = None) -> FirstPass:
+    return FirstPass(
+        tool.pool,
+        tool.publisher,
+        tool.region,
+        service=tool.name,
+        service_user=tool.settings.service_broker_user,
+        pack_size=tool.settings.batch_size,
+        quotas=quotas,
+    )
 
 
 async def _all_empty(runtime: Any, queues: list[str]) -> bool:

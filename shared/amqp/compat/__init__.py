@@ -4,8 +4,9 @@ Three things need more than aio-pika's public API:
 
 * messages published together go out in one socket write (`together`), a quarter to
   a fifth of the CPU per message for client and broker (docs/performance.md);
-* the consumer asks the channel which consumers the broker still knows
-  (`consumer_registered`);
+* the consumers ask the channel which consumers the broker still knows
+  (`consumer_registered`; ingest's raw consumer, `raw`, on aiormq's channel:
+  `consumer_on`);
 * frames a partner's odd client puts on the wire decode without dropping the
   connection (`wire`);
 * the partner clients of the tests and the chaos run send a message without a
@@ -139,6 +140,12 @@ async def _publish_one(channel: AbstractChannel, message: OutboundMessage) -> An
 async def consumer_registered(channel: AbstractChannel, consumer_tag: str) -> bool:
     """True when the broker still knows the consumer `consumer_tag` on `channel`."""
     underlay = await asyncio.wait_for(channel.get_underlay_channel(), 1.0)
+    return consumer_on(underlay, consumer_tag)
+
+
+def consumer_on(underlay: aiormq.abc.AbstractChannel, consumer_tag: str) -> bool:
+    """True when the broker still knows the consumer `consumer_tag` on aiormq's
+    channel `underlay` (without internals: while the channel is open)."""
     if INTERNALS:
         return consumer_tag in cast(aiormq.Channel, underlay).consumers
     report_fallback()

@@ -27,7 +27,7 @@ The parts: `delivery` (a received message and which of its headers to trust),
 `consumer` (the subscription and its supervision).
 """
 
-from shared.amqp.consuming.acks import AckedHook
+from shared.amqp.consuming.acks import AckedHook, Acks
 from shared.amqp.consuming.codec import DELIVERIES, BatchHandler, Codec, bundles
 from shared.amqp.consuming.consumer import Consumer, ConsumerSettings
 from shared.amqp.consuming.delivery import (
@@ -42,6 +42,8 @@ from shared.amqp.consuming.delivery import (
     Binding,
     Delivery,
 )
+from shared.amqp.consuming.failures import Failures
+from shared.amqp.consuming.handling import OutcomeHook
 from shared.amqp.consuming.signals import PoisonMessage, Unfinished
 
 __all__ = [
@@ -55,12 +57,15 @@ __all__ = [
     "RUNTIME_HEADERS",
     "USER_ID_HEADER",
     "AckedHook",
+    "Acks",
     "BatchHandler",
     "Binding",
     "Codec",
     "Consumer",
     "ConsumerSettings",
     "Delivery",
+    "Failures",
+    "OutcomeHook",
     "PoisonMessage",
     "Unfinished",
     "bundles",

@@ -39,12 +39,20 @@ class Acks:
             self._unsettled.discard((delivery.channel_key, tag))
 
     async def ack_all(self, deliveries: Sequence[Delivery]) -> None:
+        """Ack handled deliveries (`ack`), then report each channel's group once its
+        acks are confirmed."""
+        for group in await self.ack(deliveries):
+            await self.report_acked(group)
+
+    async def ack(self, deliveries: Sequence[Delivery]) -> list[list[Delivery]]:
         """Ack handled deliveries, channel by channel (after a reconnect a batch can
         hold deliveries of the old channel and of the new one, whose tags both count
         from 1): with one `multiple` ack when they are every unsettled delivery of that
         channel up to the highest (the usual case), else one ack each. (One `multiple`
         ack on the old channel once left the new channel's deliveries of the batch
-        unacked for good: a stalled queue with a healthy-looking consumer.)"""
+        unacked for good: a stalled queue with a healthy-looking consumer.) The groups,
+        one per channel, whose acks were all sent."""
+        sent = []
         for channel_key, group in by_channel(deliveries).items():
             tags = {d.message.delivery_tag for d in group if d.message.delivery_tag is not None}
             unsettled = {tag for key, tag in self._unsettled if key == channel_key}
@@ -56,9 +64,10 @@ class Acks:
             else:
                 settled = await asyncio.gather(*(settle(d.message.ack(), "ack") for d in group))
             if all(settled):
-                await self._report_acked(group)
+                sent.append(group)
+        return sent
 
-    async def _report_acked(self, deliveries: Sequence[Delivery]) -> None:
+    async def report_acked(self, deliveries: Sequence[Delivery]) -> None:
         """Tell `on_acked` once the broker confirmed the acks (see the module doc).
         Unconfirmed (the channel went away): say nothing, the delivery may come back."""
         if self._on_acked is None or not deliveries:
