@@ -29,14 +29,14 @@ from shared.amqp.consuming import (
     USER_ID_HEADER,
     Binding,
 )
-from shared.contract.portal import ACTOR_HEADER, ON_BEHALF_OF_HEADER
+from shared.contract.portal import ACTOR_HEADER, COORDINATOR_HEADER, ON_BEHALF_OF_HEADER
 from shared.outgoing import OutboundMessage, new_message_id
 
 # The message type of a pack on vi.ingest.bulk (published with the services' login,
 # which no partner can use, so a partner cannot forge one).
 PACK_TYPE = "ingest.pack"
 # The headers a pack keeps: the only ones ingest reads (`services/ingest/sender.py`).
-KEPT_HEADERS = (ON_BEHALF_OF_HEADER, ACTOR_HEADER)
+KEPT_HEADERS = (ON_BEHALF_OF_HEADER, ACTOR_HEADER, COORDINATOR_HEADER)
 
 
 class Inbound(Protocol):
