@@ -41,7 +41,11 @@ async def test_a_backend_lost_during_start_up_starts_the_service_again(
 
     async def ready() -> bool:
         assert not serving.done(), serving
-        status, body = await http_get(readyz)
+        try:
+            status, body = await http_get(readyz)
+        except OSError:
+            return False  # the endpoint is not up yet
+
         return status == 200 and json.loads(body)["ready"] is True
 
     await eventually(ready, timeout=20)
